@@ -1,0 +1,100 @@
+"""The login contract: how the flow hands the user an authorization URL and gets the answer.
+
+A :class:`Login` is started once per interactive authorization. ``start`` fixes the redirect
+URI (a loopback listener binds its port here, before registration needs the URI); the
+session's ``complete`` shows the authorization URL to the user and returns the full URL the
+browser was sent back to (with ``code``, ``state``, ``iss`` or ``error``). The flow, not the
+login, checks ``state`` and ``iss``; a login that can tell a forged callback from the real one
+(the loopback listener) also checks ``state`` itself so a wrong one does not end the wait.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import inspect
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Union
+
+__all__ = ["CallbackLogin", "Login", "LoginCallable", "LoginSession", "loopback_redirect_uri"]
+
+LoginCallable = Callable[[str], Union[str, Awaitable[str]]]
+
+
+def loopback_redirect_uri(port: int) -> str:
+    """The redirect URI of a loopback listener on ``port`` (RFC 8252 7.3: an IP literal)."""
+    return f"http://127.0.0.1:{port}/callback"
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LoginSession(abc.ABC):
+    """One interactive authorization in progress."""
+
+    redirect_uri: str
+
+    @abc.abstractmethod
+    async def complete(self, authorization_url: str, *, state: str, timeout: float) -> str:
+        """Take the user through ``authorization_url``; return the URL they were sent back to."""
+
+    async def aclose(self) -> None:
+        """Release what ``start`` acquired (a listening socket, say). Safe to call twice."""
+        return None
+
+
+class Login(abc.ABC):
+    """A strategy for the interactive step: browser, paste-back, device code, or your own."""
+
+    @abc.abstractmethod
+    async def start(self, *, redirect_uri: str | None, redirect_port: int | None) -> LoginSession:
+        """Prepare a login; ``redirect_uri`` is the stored registration's, when there is one."""
+
+
+class _CallbackSession(LoginSession):
+    def __init__(self, func: LoginCallable, redirect_uri: str) -> None:
+        self._func = func
+        self.redirect_uri = redirect_uri
+
+    async def complete(self, authorization_url: str, *, state: str, timeout: float) -> str:
+        async def call() -> str:
+            if inspect.iscoroutinefunction(self._func):
+                result = await self._func(authorization_url)
+            else:
+                result = await asyncio.to_thread(self._func, authorization_url)
+                if inspect.isawaitable(result):
+                    result = await result
+            return str(result)
+
+        from ..errors import AuthorizationError
+
+        try:
+            return await asyncio.wait_for(call(), timeout)
+        except asyncio.TimeoutError:
+            raise AuthorizationError(
+                f"the login did not finish within {timeout:g} s; try again"
+            ) from None
+
+
+class CallbackLogin(Login):
+    """Adapts a plain callable ``(authorization_url) -> redirected_url``, sync or async.
+
+    With no redirect URI given, the redirect URI is ``http://127.0.0.1:{port}/callback``, on a
+    free port unless ``redirect_port`` fixes one. Nothing listens there: the callable is the
+    whole login.
+    """
+
+    def __init__(self, func: LoginCallable) -> None:
+        self._func = func
+
+    async def start(self, *, redirect_uri: str | None, redirect_port: int | None) -> LoginSession:
+        uri = redirect_uri or loopback_redirect_uri(redirect_port or free_loopback_port())
+        return _CallbackSession(self._func, uri)
+
+    def __repr__(self) -> str:
+        return f"CallbackLogin({getattr(self._func, '__qualname__', 'callable')})"

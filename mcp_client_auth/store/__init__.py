@@ -1,0 +1,7 @@
+"""Token storage: :class:`TokenStore` over any py-key-value-aio store."""
+
+from __future__ import annotations
+
+from .token_store import TokenStore
+
+__all__ = ["TokenStore"]

@@ -1,0 +1,196 @@
+"""The stored model: tokens, client registrations and everything needed to reconnect.
+
+All three are plain frozen dataclasses that serialise to JSON-compatible dicts, so any
+py-key-value-aio store can hold them. Their ``repr`` never shows a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["ClientRegistration", "ServerRecord", "TokenSet"]
+
+DEFAULT_LEEWAY = 60.0
+
+
+def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _opt_float(data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True, repr=False)
+class TokenSet:
+    """An access token with its absolute expiry, and the refresh token that renews it."""
+
+    access_token: str
+    token_type: str = "Bearer"
+    expires_at: float | None = None
+    refresh_token: str | None = None
+    scope: str | None = None
+
+    def is_valid(self, now: float, leeway: float = DEFAULT_LEEWAY) -> bool:
+        """True while the access token can be sent: not expired, counting ``leeway`` seconds."""
+        return self.expires_at is None or now + leeway < self.expires_at
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset((self.scope or "").split())
+
+    def with_refresh_fallback(self, previous: TokenSet | None) -> TokenSet:
+        """Keep the previous refresh token when a refresh response carried none (RFC 6749 6)."""
+        if self.refresh_token or previous is None or not previous.refresh_token:
+            return self
+        return replace(self, refresh_token=previous.refresh_token)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_at": self.expires_at,
+            "refresh_token": self.refresh_token,
+            "scope": self.scope,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TokenSet:
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise ValueError("stored tokens have no access_token")
+        return cls(
+            access_token=token,
+            token_type=_opt_str(data, "token_type") or "Bearer",
+            expires_at=_opt_float(data, "expires_at"),
+            refresh_token=_opt_str(data, "refresh_token"),
+            scope=_opt_str(data, "scope"),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenSet(token_type={self.token_type!r}, expires_at={self.expires_at!r}, "
+            f"refresh_token={'present' if self.refresh_token else 'absent'}, "
+            f"scope={self.scope!r})"
+        )
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, repr=False)
+class ClientRegistration:
+    """How this client is known to one authorization server (bound to its issuer)."""
+
+    client_id: str
+    client_secret: str | None = None
+    token_endpoint_auth_method: str = "none"
+    redirect_uris: tuple[str, ...] = ()
+    issuer: str | None = None
+    kind: str = "dynamic"  # "pre-registered" | "metadata-document" | "dynamic"
+    client_secret_expires_at: float | None = None
+    registration_access_token: str | None = None
+
+    @property
+    def redirect_uri(self) -> str | None:
+        return self.redirect_uris[0] if self.redirect_uris else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "redirect_uris": list(self.redirect_uris),
+            "issuer": self.issuer,
+            "kind": self.kind,
+            "client_secret_expires_at": self.client_secret_expires_at,
+            "registration_access_token": self.registration_access_token,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClientRegistration:
+        client_id = data.get("client_id")
+        if not isinstance(client_id, str) or not client_id:
+            raise ValueError("stored registration has no client_id")
+        uris = data.get("redirect_uris") or []
+        return cls(
+            client_id=client_id,
+            client_secret=_opt_str(data, "client_secret"),
+            token_endpoint_auth_method=_opt_str(data, "token_endpoint_auth_method") or "none",
+            redirect_uris=tuple(u for u in uris if isinstance(u, str)),
+            issuer=_opt_str(data, "issuer"),
+            kind=_opt_str(data, "kind") or "dynamic",
+            client_secret_expires_at=_opt_float(data, "client_secret_expires_at"),
+            registration_access_token=_opt_str(data, "registration_access_token"),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientRegistration(client_id={self.client_id!r}, kind={self.kind!r}, "
+            f"issuer={self.issuer!r}, auth_method={self.token_endpoint_auth_method!r}, "
+            f"client_secret={'present' if self.client_secret else 'absent'})"
+        )
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, repr=False)
+class ServerRecord:
+    """Everything needed to reconnect to one protected resource without discovery.
+
+    Keyed in the store by the canonical URL of the protected resource. ``resource_metadata``
+    and ``server_metadata`` are the validated RFC 9728 and RFC 8414 documents as received.
+    """
+
+    resource: str
+    issuer: str | None = None
+    resource_metadata: Mapping[str, Any] | None = None
+    server_metadata: Mapping[str, Any] | None = None
+    client: ClientRegistration | None = None
+    tokens: TokenSet | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "resource": self.resource,
+            "issuer": self.issuer,
+            "resource_metadata": dict(self.resource_metadata) if self.resource_metadata else None,
+            "server_metadata": dict(self.server_metadata) if self.server_metadata else None,
+            "client": self.client.to_dict() if self.client else None,
+            "tokens": self.tokens.to_dict() if self.tokens else None,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServerRecord:
+        resource = data.get("resource")
+        if not isinstance(resource, str) or not resource:
+            raise ValueError("stored record has no resource")
+        client = data.get("client")
+        tokens = data.get("tokens")
+        rm = data.get("resource_metadata")
+        sm = data.get("server_metadata")
+        extra = data.get("extra")
+        return cls(
+            resource=resource,
+            issuer=_opt_str(data, "issuer"),
+            resource_metadata=rm if isinstance(rm, dict) else None,
+            server_metadata=sm if isinstance(sm, dict) else None,
+            client=ClientRegistration.from_dict(client) if isinstance(client, dict) else None,
+            tokens=TokenSet.from_dict(tokens) if isinstance(tokens, dict) else None,
+            extra=extra if isinstance(extra, dict) else {},
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ServerRecord(resource={self.resource!r}, issuer={self.issuer!r}, "
+            f"client={self.client!r}, tokens={self.tokens!r})"
+        )
+
+    __str__ = __repr__
