@@ -1,0 +1,724 @@
+"""Metadata documents, ``WWW-Authenticate`` challenges and the URL rules of MCP authorization.
+
+Everything here is a pure function of its arguments: no network, no disk, no clock. Discovery
+and the flow decide *which* document to fetch and *when*; this module decides what a header or
+a document means and whether it can be trusted. Keeping that judgement free of I/O lets every
+hostile or broken input be tested directly, and keeps one place that says what "valid" means.
+
+The rules come from RFC 9110 section 11 (challenges), RFC 9728 (protected resource metadata),
+RFC 8414 and OpenID Connect Discovery (authorization server metadata), RFC 8707 (resource
+indicators) and the MCP authorization specification (discovery order, fallbacks).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError, DiscoveryError
+
+__all__ = [
+    "MAX_CHALLENGE_HEADER_BYTES",
+    "MAX_DOCUMENT_BYTES",
+    "Challenge",
+    "authorization_server_metadata_urls",
+    "canonical_resource_url",
+    "fallback_server_metadata",
+    "find_challenge",
+    "is_loopback_host",
+    "origin",
+    "parse_json_document",
+    "parse_www_authenticate",
+    "protected_resource_metadata_urls",
+    "require_secure_url",
+    "resource_covers",
+    "validate_resource_metadata",
+    "validate_server_metadata",
+]
+
+#: The largest metadata document we read. Real documents are a few KiB; a cap stops a hostile
+#: or broken server from making the client buffer and parse without bound.
+MAX_DOCUMENT_BYTES = 1024 * 1024
+
+#: The largest total size of the ``WWW-Authenticate`` values we parse, for the same reason.
+MAX_CHALLENGE_HEADER_BYTES = 16 * 1024
+
+PROTECTED_RESOURCE_WELL_KNOWN = "/.well-known/oauth-protected-resource"
+OAUTH_SERVER_WELL_KNOWN = "/.well-known/oauth-authorization-server"
+OPENID_WELL_KNOWN = "/.well-known/openid-configuration"
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_MAX_SHOWN = 200
+
+
+def _show(value: object) -> str:
+    """A value for an error message: quoted (no control characters reach a log) and bounded."""
+    text = repr(value)
+    if len(text) > _MAX_SHOWN:
+        text = text[: _MAX_SHOWN - 3] + "..."
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# WWW-Authenticate (RFC 9110 section 11.6.1)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class Challenge:
+    """One authentication challenge from a ``WWW-Authenticate`` header.
+
+    ``params`` is read-only and keyed by lowercased names, because RFC 9110 makes auth-param
+    names case-insensitive; ``scheme`` keeps the server's spelling so messages can quote it.
+    """
+
+    scheme: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    token68: str | None = None
+
+    def __post_init__(self) -> None:
+        # Normalise here too, so a Challenge built by hand (in a test, or by a caller) obeys
+        # the same lookup rules as a parsed one; the first of a repeated name wins.
+        normalised: dict[str, str] = {}
+        for name, value in self.params.items():
+            normalised.setdefault(name.lower(), value)
+        object.__setattr__(self, "params", MappingProxyType(normalised))
+
+    def param(self, name: str) -> str | None:
+        """The value of auth-param ``name`` (case-insensitive), or None when absent."""
+        return self.params.get(name.lower())
+
+    def __repr__(self) -> str:
+        return (
+            f"Challenge(scheme={self.scheme!r}, params={dict(self.params)!r}, "
+            f"token68={self.token68!r})"
+        )
+
+
+_TCHAR = frozenset("!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits)
+_TOKEN68_CHAR = frozenset("-._~+/" + string.ascii_letters + string.digits)
+_OWS = frozenset(" \t")
+_LIST_SEPARATOR = frozenset(" \t,")
+
+
+class _ChallengeScanner:
+    """A single forward pass over one header value.
+
+    Every method moves ``pos`` forward or looks ahead by a bounded amount that the next step
+    consumes, so a value is parsed in linear time whatever it contains.
+    """
+
+    __slots__ = ("end", "pos", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.end = len(text)
+
+    def fail(self, problem: str) -> NoReturn:
+        near = self.text[self.pos : self.pos + 24]
+        raise DiscoveryError(
+            f"malformed WWW-Authenticate header: {problem} at character {self.pos}"
+            + (f" (near {near!r})" if near else "")
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= self.end
+
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < self.end else ""
+
+    def skip(self, chars: frozenset[str]) -> bool:
+        start = self.pos
+        while self.pos < self.end and self.text[self.pos] in chars:
+            self.pos += 1
+        return self.pos > start
+
+    def _skip_from(self, i: int, chars: frozenset[str]) -> int:
+        while i < self.end and self.text[i] in chars:
+            i += 1
+        return i
+
+    def read_token(self, what: str) -> str:
+        start = self.pos
+        self.skip(_TCHAR)
+        if self.pos == start:
+            self.fail(f"expected {what}")
+        return self.text[start : self.pos]
+
+    def param_ahead(self) -> bool:
+        """Whether an auth-param (``name BWS = BWS value``) starts here.
+
+        This is what tells a further parameter of the current challenge from the scheme of the
+        next challenge after a comma, and a parameter list from a token68 (which may end in
+        ``=`` but is never followed by a value).
+        """
+        i = self._skip_from(self.pos, _TCHAR)
+        if i == self.pos:
+            return False
+        i = self._skip_from(i, _OWS)
+        if i >= self.end or self.text[i] != "=":
+            return False
+        i = self._skip_from(i + 1, _OWS)
+        return i < self.end and (self.text[i] in _TCHAR or self.text[i] == '"')
+
+    def read_param(self) -> tuple[str, str]:
+        name = self.read_token("an auth-param name")
+        self.skip(_OWS)
+        if self.peek() != "=":
+            self.fail("expected '=' after an auth-param name")
+        self.pos += 1
+        self.skip(_OWS)
+        if self.peek() == '"':
+            return name, self.read_quoted()
+        return name, self.read_token("an auth-param value")
+
+    def read_quoted(self) -> str:
+        opening = self.pos
+        self.pos += 1  # the opening quote
+        pieces: list[str] = []
+        text, end = self.text, self.end
+        run_start = self.pos
+        while self.pos < end:
+            char = text[self.pos]
+            if char == '"':
+                pieces.append(text[run_start : self.pos])
+                self.pos += 1
+                return "".join(pieces)
+            if char == "\\":
+                pieces.append(text[run_start : self.pos])
+                if self.pos + 1 >= end:
+                    break
+                escaped = text[self.pos + 1]
+                if _is_control(escaped):
+                    self.pos += 1
+                    self.fail("control character escaped in a quoted string")
+                pieces.append(escaped)
+                self.pos += 2
+                run_start = self.pos
+                continue
+            if _is_control(char):
+                self.fail("control character in a quoted string")
+            self.pos += 1
+        self.pos = opening
+        self.fail("unterminated quoted string")
+
+    def read_token68(self) -> str:
+        start = self.pos
+        self.skip(_TOKEN68_CHAR)
+        if self.pos == start:
+            self.fail("expected a token68 or an auth-param after the auth-scheme")
+        while self.peek() == "=":
+            self.pos += 1
+        return self.text[start : self.pos]
+
+    def parse(self, out: list[Challenge]) -> None:
+        while True:
+            self.skip(_LIST_SEPARATOR)  # empty list elements are allowed (RFC 9110 5.6.1)
+            if self.done:
+                return
+            scheme = self.read_token("an auth-scheme")
+            spaced = self.skip(_OWS)
+            if self.done or self.peek() == ",":
+                out.append(Challenge(scheme))
+                continue
+            if not spaced:
+                self.fail(f"unexpected character after the auth-scheme {scheme!r}")
+            if not self.param_ahead():
+                token68 = self.read_token68()
+                self.skip(_OWS)
+                if not self.done and self.peek() != ",":
+                    self.fail("unexpected character after a token68")
+                out.append(Challenge(scheme, token68=token68))
+                continue
+            params: dict[str, str] = {}
+            while True:
+                name, value = self.read_param()
+                params.setdefault(name.lower(), value)
+                self.skip(_OWS)
+                if self.done:
+                    break
+                if self.peek() != ",":
+                    self.fail("expected ',' after an auth-param")
+                self.skip(_LIST_SEPARATOR)
+                if self.done or not self.param_ahead():
+                    break  # the next element, if any, starts a new challenge
+            out.append(Challenge(scheme, params))
+
+
+def _is_control(char: str) -> bool:
+    return (char < " " and char != "\t") or char == "\x7f"
+
+
+def parse_www_authenticate(headers: str | Sequence[str]) -> list[Challenge]:
+    """Parse ``WWW-Authenticate`` values into challenges, in order.
+
+    ``headers`` is one header value or all of them (a server may send several header lines,
+    and several challenges in one line). Anything that does not follow the RFC 9110 grammar
+    raises :class:`DiscoveryError` naming the problem, so a caller never acts on half a header.
+    """
+    values = [headers] if isinstance(headers, str) else headers
+    try:
+        values = list(values)
+    except TypeError:
+        raise DiscoveryError("WWW-Authenticate: expected a string or a list of strings") from None
+    total = 0
+    for value in values:
+        if not isinstance(value, str):
+            raise DiscoveryError(
+                f"WWW-Authenticate: expected header values as strings, got {type(value).__name__}"
+            )
+        # len() first (a character is at least one byte): a huge value is refused unencoded.
+        if len(value) <= MAX_CHALLENGE_HEADER_BYTES:
+            total += len(value.encode("utf-8", "surrogatepass"))
+        if len(value) > MAX_CHALLENGE_HEADER_BYTES or total > MAX_CHALLENGE_HEADER_BYTES:
+            raise DiscoveryError(
+                f"WWW-Authenticate header is larger than {MAX_CHALLENGE_HEADER_BYTES} bytes"
+            )
+    challenges: list[Challenge] = []
+    for value in values:
+        _ChallengeScanner(value).parse(challenges)
+    return challenges
+
+
+def find_challenge(
+    challenges: Sequence[Challenge], schemes: Sequence[str] = ("bearer", "dpop")
+) -> Challenge | None:
+    """The first challenge whose scheme is one of ``schemes`` (case-insensitive).
+
+    The server's order is kept because RFC 9110 leaves preference to the server's listing.
+    """
+    wanted = {scheme.lower() for scheme in schemes}
+    for challenge in challenges:
+        if challenge.scheme.lower() in wanted:
+            return challenge
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# URLs
+# --------------------------------------------------------------------------------------------
+
+_HOST_CHARS = frozenset(string.ascii_letters + string.digits + "-._~")
+
+
+@dataclass(frozen=True)
+class _URL:
+    scheme: str
+    host: str  # lowercased; an IPv6 literal keeps its brackets
+    port: int | None  # None for the scheme's default port
+    path: str
+    query: str
+
+    @property
+    def origin(self) -> str:
+        port = "" if self.port is None else f":{self.port}"
+        return f"{self.scheme}://{self.host}{port}"
+
+
+def _split_url(url: object) -> _URL:
+    """Split an absolute http(s) URL, canonicalising scheme, host and port.
+
+    Raises ValueError with a short reason. Whitespace and control characters are refused
+    rather than silently stripped (as :func:`urllib.parse.urlsplit` would), so the URL we use
+    is always the URL we were given.
+    """
+    if not isinstance(url, str):
+        raise ValueError(f"expected a string, got {type(url).__name__}")
+    if not url:
+        raise ValueError("empty")
+    if any(char <= " " or char == "\x7f" for char in url):
+        raise ValueError("contains whitespace or a control character")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"unparsable: {exc}") from None
+    if parts.scheme not in _DEFAULT_PORTS:
+        raise ValueError("not an absolute http or https URL")
+    if not parts.netloc:
+        raise ValueError("no host")
+    if "@" in parts.netloc:
+        raise ValueError("user information (user:password@) is not allowed")
+    host, port = _split_netloc(parts.netloc)
+    if port == _DEFAULT_PORTS[parts.scheme]:
+        port = None
+    return _URL(parts.scheme, host, port, parts.path, parts.query)
+
+
+def _split_netloc(netloc: str) -> tuple[str, int | None]:
+    port_text: str | None
+    if netloc.startswith("["):
+        close = netloc.find("]")
+        if close < 0:
+            raise ValueError("unterminated IPv6 literal")
+        literal, rest = netloc[1:close], netloc[close + 1 :]
+        if "%" in literal:
+            raise ValueError("IPv6 zone identifiers are not allowed")
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            raise ValueError("invalid IPv6 literal") from None
+        host = f"[{literal.lower()}]"
+        if rest and not rest.startswith(":"):
+            raise ValueError("unexpected text after the IPv6 literal")
+        port_text = rest[1:] if rest else None
+    else:
+        host, colon, port_text = netloc.rpartition(":")
+        if not colon:
+            host, port_text = netloc, None
+        if not host:
+            raise ValueError("no host")
+        host = host.lower()
+        if not host.isascii():
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError:
+                raise ValueError("invalid internationalised host name") from None
+        if not set(host) <= _HOST_CHARS:
+            raise ValueError("invalid character in the host")
+    if not port_text:
+        return host, None
+    if not (port_text.isascii() and port_text.isdigit()):
+        raise ValueError("invalid port")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError("port out of range")
+    return host, port
+
+
+def canonical_resource_url(url: str) -> str:
+    """The canonical form of a protected resource URL (RFC 8707, MCP authorization).
+
+    Tokens are stored under this form and sent as the ``resource`` parameter, so two spellings
+    of one server (``HTTPS://Example.com:443/mcp`` and ``https://example.com/mcp``) share one
+    login. Only what URL semantics say is irrelevant changes: scheme and host case, the default
+    port, the fragment. The path is kept exactly: ``/mcp`` and ``/mcp/`` may be different
+    resources.
+    """
+    try:
+        parts = _split_url(url)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"not a usable resource URL ({exc}): {_show(url)}; "
+            "expected an absolute http:// or https:// URL such as https://example.com/mcp"
+        ) from None
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.origin}{parts.path}{query}"
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, canonicalised as in :func:`canonical_resource_url`."""
+    try:
+        return _split_url(url).origin
+    except ValueError as exc:
+        raise ConfigurationError(f"not a usable URL ({exc}): {_show(url)}") from None
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine: 127.0.0.0/8, ::1 (bracketed or not), localhost.
+
+    OAuth 2.1 allows plain http only for loopback, where nothing crosses a network.
+    """
+    if not isinstance(host, str):
+        return False
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if name.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def require_secure_url(url: str, *, what: str) -> str:
+    """Return ``url`` when it is https, or http to a loopback host; else :class:`DiscoveryError`.
+
+    Every URL the client will send a credential or an authorization request to goes through
+    this check, so a server cannot steer tokens over plain http to the network.
+    """
+    try:
+        parts = _split_url(url)
+    except ValueError as exc:
+        raise DiscoveryError(f"{what} is not an absolute https URL ({exc}): {_show(url)}") from None
+    if parts.scheme == "http" and not is_loopback_host(parts.host):
+        raise DiscoveryError(
+            f"{what} must use https: {url} (plain http is allowed only for loopback hosts)"
+        )
+    return url
+
+
+def _path_with_slash(path: str) -> str:
+    return path if path.endswith("/") else path + "/"
+
+
+def resource_covers(resource: str, server_url: str) -> bool:
+    """Whether the metadata ``resource`` identifies the MCP server at ``server_url``.
+
+    RFC 9728 section 3.3 requires the client to check this before trusting the metadata, or a
+    server could send us to an authorization server meant for another resource. Same origin, and
+    the server's path is the resource's path or below it on a segment boundary (``/mcp`` covers
+    ``/mcp/x`` but not ``/mcpx``). Queries are ignored. Never raises: anything unparsable is
+    simply not covered.
+    """
+    try:
+        res = _split_url(resource)
+        srv = _split_url(server_url)
+    except ValueError:
+        return False
+    if res.origin != srv.origin:
+        return False
+    return _path_with_slash(srv.path).startswith(_path_with_slash(res.path))
+
+
+def protected_resource_metadata_urls(server_url: str, header_url: str | None = None) -> list[str]:
+    """Where to look for the protected resource metadata, in the order to try them.
+
+    The ``resource_metadata`` URL from the challenge first (the server told us), then the
+    RFC 9728 well-known URL with the server's path inserted, then the one at the root, as the
+    MCP authorization specification orders them.
+    """
+    parts = _split_url_or_configuration_error(server_url)
+    urls: list[str] = []
+    if header_url:
+        urls.append(header_url)
+    if parts.path and parts.path != "/":
+        urls.append(f"{parts.origin}{PROTECTED_RESOURCE_WELL_KNOWN}{parts.path}")
+    urls.append(f"{parts.origin}{PROTECTED_RESOURCE_WELL_KNOWN}")
+    return _unique(urls)
+
+
+def authorization_server_metadata_urls(issuer: str) -> list[str]:
+    """Where to look for an authorization server's metadata, in the MCP specification's order.
+
+    RFC 8414 with path insertion, then OpenID Connect Discovery with path insertion, then
+    OpenID Connect Discovery with the path appended (the original OIDC form). Without a path,
+    the two well-known URLs at the root.
+    """
+    parts = _split_url_or_configuration_error(issuer)
+    path = parts.path.rstrip("/")
+    base = parts.origin
+    if not path:
+        return [f"{base}{OAUTH_SERVER_WELL_KNOWN}", f"{base}{OPENID_WELL_KNOWN}"]
+    return _unique(
+        [
+            f"{base}{OAUTH_SERVER_WELL_KNOWN}{path}",
+            f"{base}{OPENID_WELL_KNOWN}{path}",
+            f"{base}{path}{OPENID_WELL_KNOWN}",
+        ]
+    )
+
+
+def _split_url_or_configuration_error(url: str) -> _URL:
+    try:
+        return _split_url(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"not a usable URL ({exc}): {_show(url)}") from None
+
+
+def _unique(urls: list[str]) -> list[str]:
+    return list(dict.fromkeys(urls))
+
+
+def fallback_server_metadata(server_url: str) -> dict[str, Any]:
+    """Metadata for a server without any (MCP 2025-03-26): default paths at the server's origin.
+
+    Older MCP servers act as their own authorization server and may publish no metadata at
+    all; that revision of the specification told clients to assume these endpoints.
+    """
+    base = origin(server_url)
+    return {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/authorize",
+        "token_endpoint": f"{base}/token",
+        "registration_endpoint": f"{base}/register",
+        "code_challenge_methods_supported": ["S256"],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Documents
+# --------------------------------------------------------------------------------------------
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_document(
+    body: bytes, *, what: str, url: str, limit: int = MAX_DOCUMENT_BYTES
+) -> dict[str, Any]:
+    """Decode a metadata response body into a JSON object, refusing anything else.
+
+    The size is checked before decoding, so an oversized body costs nothing to refuse.
+    """
+    if len(body) > limit:
+        raise DiscoveryError(f"{what} at {url} is larger than {limit} bytes")
+    try:
+        # utf-8-sig: RFC 8259 lets a parser ignore a byte order mark, and some servers send one.
+        text = bytes(body).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DiscoveryError(f"{what} at {url} is not UTF-8 text") from None
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise DiscoveryError(f"{what} at {url} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise DiscoveryError(f"{what} at {url} must be a JSON object, got {_json_type(document)}")
+    return document
+
+
+class _Fields:
+    """Typed reads of one document's fields, each failure naming the field and the document.
+
+    A JSON ``null`` counts as absent for optional fields: servers send it for "not supported"
+    and it carries no other meaning.
+    """
+
+    def __init__(self, doc: object, *, what: str, url: str) -> None:
+        if not isinstance(doc, Mapping):
+            raise DiscoveryError(f"{what} at {url} must be a JSON object, got {_json_type(doc)}")
+        self.doc: Mapping[Any, Any] = doc
+        self.what = what
+        self.url = url
+        self.out: dict[str, Any] = {}
+
+    def _wrong(self, name: str, expected: str, value: object) -> NoReturn:
+        raise DiscoveryError(
+            f"{self.what} at {self.url}: field {name!r} must be {expected}, got {_json_type(value)}"
+        )
+
+    def required_str(self, name: str) -> str:
+        value = self.doc.get(name)
+        if value is None:
+            raise DiscoveryError(f"{self.what} at {self.url}: required field {name!r} is missing")
+        if not isinstance(value, str) or not value:
+            self._wrong(name, "a non-empty string", value)
+        self.out[name] = value
+        return value
+
+    def optional_str(self, name: str) -> None:
+        value = self.doc.get(name)
+        if value is None:
+            return
+        if not isinstance(value, str):
+            self._wrong(name, "a string", value)
+        self.out[name] = value
+
+    def required_url(self, name: str) -> None:
+        value = self.required_str(name)
+        require_secure_url(value, what=f"{name} in the {self.what} at {self.url}")
+
+    def optional_url(self, name: str) -> None:
+        self.optional_str(name)
+        if name in self.out:
+            require_secure_url(self.out[name], what=f"{name} in the {self.what} at {self.url}")
+
+    def optional_str_list(self, name: str) -> list[str] | None:
+        value = self.doc.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self._wrong(name, "an array of strings", value)
+        items = list(value)
+        self.out[name] = items
+        return items
+
+    def optional_bool(self, name: str) -> None:
+        value = self.doc.get(name)
+        if value is None:
+            return
+        if not isinstance(value, bool):
+            self._wrong(name, "a boolean", value)
+        self.out[name] = value
+
+
+def validate_resource_metadata(doc: Mapping[str, Any], *, url: str) -> dict[str, Any]:
+    """Check an RFC 9728 protected resource metadata document; return its known fields.
+
+    Whether ``resource`` matches the server is a separate question (:func:`resource_covers`),
+    because the caller knows which server it asked about.
+    """
+    fields = _Fields(doc, what="protected resource metadata", url=url)
+    fields.required_str("resource")
+    servers = fields.optional_str_list("authorization_servers")
+    for server in servers or ():
+        require_secure_url(
+            server, what=f"authorization server listed in the protected resource metadata at {url}"
+        )
+    fields.optional_str_list("scopes_supported")
+    fields.optional_str_list("bearer_methods_supported")
+    fields.optional_str("resource_name")
+    fields.optional_str_list("dpop_signing_alg_values_supported")
+    return fields.out
+
+
+_SERVER_OPTIONAL_URLS = (
+    "registration_endpoint",
+    "revocation_endpoint",
+    "introspection_endpoint",
+    "device_authorization_endpoint",
+    "jwks_uri",
+)
+_SERVER_OPTIONAL_LISTS = (
+    "scopes_supported",
+    "response_types_supported",
+    "grant_types_supported",
+    "code_challenge_methods_supported",
+    "token_endpoint_auth_methods_supported",
+    "dpop_signing_alg_values_supported",
+)
+_SERVER_OPTIONAL_BOOLS = (
+    "client_id_metadata_document_supported",
+    "authorization_response_iss_parameter_supported",
+)
+
+
+def validate_server_metadata(doc: Mapping[str, Any], *, issuer: str, url: str) -> dict[str, Any]:
+    """Check an RFC 8414 / OpenID Connect Discovery document; return its known fields.
+
+    The ``issuer`` must equal the issuer we asked about, character for character (RFC 8414
+    section 3.3): this is what stops one server's metadata from impersonating another's. Every
+    endpoint must be https (or loopback http), since credentials are sent to them.
+    """
+    fields = _Fields(doc, what="authorization server metadata", url=url)
+    found = fields.required_str("issuer")
+    if found != issuer:
+        raise DiscoveryError(
+            f"authorization server metadata at {url} is for issuer {_show(found)}, "
+            f"but {_show(issuer)} was expected (RFC 8414 section 3.3 requires an exact match)"
+        )
+    fields.required_url("authorization_endpoint")
+    fields.required_url("token_endpoint")
+    for name in _SERVER_OPTIONAL_URLS:
+        fields.optional_url(name)
+    for name in _SERVER_OPTIONAL_LISTS:
+        fields.optional_str_list(name)
+    for name in _SERVER_OPTIONAL_BOOLS:
+        fields.optional_bool(name)
+    return fields.out
