@@ -1,0 +1,623 @@
+"""The encrypted file store: one Fernet-encrypted file per entry, under a hashed name.
+
+Why our own store rather than py-key-value-aio's ``FileTreeStore`` + ``FernetEncryptionWrapper``:
+that pair costs about 3x ``import httpx`` to import, is 17-21x slower to read and list, and
+names its files by key, so the URL of every server a person uses sits in clear on disk. This
+store implements the same ``AsyncKeyValue`` protocol (so py-key-value-aio's wrappers compose
+with it) with nothing but json, hmac and Fernet:
+
+* a file's name is an HMAC of (collection, key) under a key derived from the store key, so a
+  directory listing reveals nothing; the key itself lives only inside the encrypted content;
+* its content is a ``MultiFernet`` token of the entry's JSON, so the key can be rotated;
+* folders are 0700 and files 0600, set explicitly whatever the umask;
+* writes go to a temp file in the same folder, are fsynced, then ``os.replace``-d: a process
+  killed mid-write leaves the old entry or the new one, never a broken one;
+* an entry that cannot be read (corrupt, truncated, wrong key) is moved aside, reported by a
+  WARNING naming the file, and treated as absent: the user logs in again instead of crashing,
+  and nothing is deleted.
+
+File I/O happens inside the ``async`` methods without a thread hop: reading or writing a small
+local file takes a few microseconds, a hop to a worker thread costs more than that, and doing
+no awaiting keeps the store usable from asyncio and trio alike.
+
+Layout of a store folder::
+
+    store.json                          which key the store was written with (its id, no secret)
+    entries/<hmac(collection)>/<hmac(collection, key)>            one entry
+    entries/<hmac(collection)>/<name>.unreadable-<time>-<rand>    an entry moved aside
+    locks/<hmac(collection, key)>.lock  cross-process locks (see locks.py)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import errno
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, SupportsFloat
+
+from ..errors import StorageError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+__all__ = ["DEFAULT_COLLECTION", "EncryptedFileStore", "key_id", "parse_keys"]
+
+logger = logging.getLogger("mcp_client_auth.store")
+
+DEFAULT_COLLECTION = "default"
+FORMAT = 1
+MARKER = "store.json"
+ENTRIES = "entries"
+LOCKS = "locks"
+UNREADABLE = ".unreadable-"
+_NAME_LEN = 40  # hex characters of HMAC-SHA256 kept in a file name (160 bits)
+_HEX = frozenset("0123456789abcdef")
+
+
+def _derive(master: bytes, label: bytes) -> bytes:
+    """A sub-key for one purpose, so the name key and the encryption key never coincide."""
+    return hmac.digest(master, b"mcp-client-auth/v1/" + label, "sha256")
+
+
+def key_id(master: bytes) -> str:
+    """A public fingerprint of a store key: tells keys apart without revealing them."""
+    return _derive(master, b"key-id").hex()[:16]
+
+
+def parse_keys(text: str, *, source: str) -> tuple[bytes, ...]:
+    """Store keys from their text form: Fernet keys (url-safe base64 of 32 bytes), newest first.
+
+    Several keys (separated by commas or newlines; ``#`` starts a comment line) allow rotation:
+    the first encrypts, all decrypt. ``source`` names where the text came from, for the error.
+    The text is never echoed in the error.
+    """
+    keys: list[bytes] = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        for part in line.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                raw = base64.urlsafe_b64decode(part.encode("ascii"))
+            except (binascii.Error, UnicodeEncodeError, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise StorageError(
+                    f"{source} does not hold a valid key (expected a Fernet key: url-safe base64 "
+                    'of 32 bytes). Make one with: python -c "from cryptography.fernet import '
+                    'Fernet; print(Fernet.generate_key().decode())"'
+                )
+            keys.append(raw)
+    if not keys:
+        raise StorageError(f"{source} is empty: it should hold a Fernet key")
+    return tuple(keys)
+
+
+def format_key(master: bytes) -> str:
+    """The text form of a store key (a Fernet key), as kept in the keyring or a key file."""
+    return base64.urlsafe_b64encode(master).decode("ascii")
+
+
+def _storage_error(action: str, path: Path, exc: OSError) -> StorageError:
+    """An error a person can act on: what failed, where, and what to do about it."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free some disk space (or raise the quota) and try again"
+    elif exc.errno == errno.EROFS:
+        hint = (
+            "the file system is read-only: point MCP_CLIENT_AUTH_HOME at a writable folder, "
+            "or pass store=TokenStore.memory()"
+        )
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        hint = f"check that this user owns {path.parent} and may write to it (it should be 0700)"
+    else:
+        hint = "check the folder and the disk"
+    return StorageError(
+        f"could not {action} {path}: {reason}; {hint}. Existing entries are intact."
+    )
+
+
+def _make_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) as 0700, whatever the umask."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)
+
+
+def write_file_atomically(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Replace ``path`` with ``data``: temp file in the same folder, fsync, ``os.replace``.
+
+    A crash at any point leaves either the old file or the new one. The file is 0600. The
+    folder is fsynced after the rename (``sync_dir``) so that the new entry also survives a
+    power cut: a rotated refresh token that is lost makes the user log in again.
+    """
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    except OSError as exc:
+        raise _storage_error("create a file in", path.parent, exc) from exc
+    try:
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise _storage_error("write", path, exc) from exc
+    if sync_dir:
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":
+        return  # Windows cannot open a folder; NTFS journals the rename itself
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class _Key:
+    """One store key and what is derived from it. Never printed."""
+
+    __slots__ = ("id", "master", "name_key")
+
+    def __init__(self, master: bytes) -> None:
+        self.master = master
+        self.name_key = _derive(master, b"names")
+        self.id = key_id(master)
+
+    def fernet_key(self) -> bytes:
+        return base64.urlsafe_b64encode(_derive(self.master, b"fernet"))
+
+    def __repr__(self) -> str:
+        return f"<store key {self.id}>"
+
+
+class EncryptedFileStore:
+    """py-key-value-aio ``AsyncKeyValue`` over encrypted files, one per entry.
+
+    ``keys`` are 32-byte store keys, newest first: the first encrypts and names new entries,
+    all of them decrypt (rotation: add a new key in front, call :meth:`rotate`, drop the old
+    one). The caller gets the keys from :mod:`mcp_client_auth.store.keys`.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        keys: Sequence[bytes],
+        *,
+        default_collection: str = DEFAULT_COLLECTION,
+        durable: bool = True,
+    ) -> None:
+        if not keys:
+            raise ValueError("EncryptedFileStore needs at least one key")
+        if any(len(k) != 32 for k in keys):
+            raise ValueError("store keys are 32 bytes each")
+        self.directory = Path(directory).absolute()
+        self.default_collection = default_collection
+        self.durable = durable
+        self._keys = tuple(_Key(k) for k in keys)
+        self._fernet: MultiFernet | None = None
+        self._dirs: dict[tuple[int, str], Path] = {}
+        self._made: set[Path] = set()
+        self.unreadable_seen = 0
+        """Entries this process found unreadable and moved aside (see :meth:`unreadable`)."""
+        self._check_marker()
+
+    # --- keys, names, marker ---------------------------------------------------------------
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(k.id for k in self._keys)
+
+    def _multi_fernet(self) -> MultiFernet:
+        # cryptography is imported at first use: `import mcp_client_auth` stays light.
+        if self._fernet is None:
+            from cryptography.fernet import Fernet, MultiFernet
+
+            self._fernet = MultiFernet([Fernet(k.fernet_key()) for k in self._keys])
+        return self._fernet
+
+    def _collection_dir(self, collection: str, key_index: int = 0) -> Path:
+        cached = self._dirs.get((key_index, collection))
+        if cached is None:
+            digest = hmac.digest(
+                self._keys[key_index].name_key, b"c\0" + collection.encode("utf-8"), "sha256"
+            )
+            cached = self.directory / ENTRIES / digest.hex()[:_NAME_LEN]
+            self._dirs[(key_index, collection)] = cached
+        return cached
+
+    def entry_name(self, key: str, collection: str | None = None, *, key_index: int = 0) -> str:
+        """The file name of an entry: a keyed hash, so the name says nothing about the key."""
+        coll = collection or self.default_collection
+        msg = b"e\0" + coll.encode("utf-8") + b"\0" + key.encode("utf-8")
+        return hmac.digest(self._keys[key_index].name_key, msg, "sha256").hex()[:_NAME_LEN]
+
+    def _path(self, key: str, collection: str, key_index: int = 0) -> Path:
+        return self._collection_dir(collection, key_index) / self.entry_name(
+            key, collection, key_index=key_index
+        )
+
+    def read_marker(self) -> dict[str, Any] | None:
+        """The store's marker (format, id of its key, where its key is kept), if any."""
+        return read_marker(self.directory)
+
+    def write_marker(self, **fields: Any) -> None:
+        """Record (merged over the existing marker) which key wrote this store and where it is."""
+        marker = read_marker(self.directory) or {}
+        marker.update(fields)
+        marker["format"] = FORMAT
+        marker.setdefault("key_id", self._keys[0].id)
+        _make_dir(self.directory)
+        data = json.dumps(marker, indent=1, sort_keys=True).encode() + b"\n"
+        write_file_atomically(self.directory / MARKER, data, sync_dir=self.durable)
+
+    def _check_marker(self) -> None:
+        """Refuse a key that did not write this store, before any entry is moved aside."""
+        marker = read_marker(self.directory)
+        if marker is None:
+            return
+        expected = marker.get("key_id")
+        if isinstance(expected, str) and expected not in self.key_ids:
+            kept = marker.get("key_kept_in") or "an unknown place"
+            raise StorageError(
+                f"the key given for the token store at {self.directory} is not the key its "
+                f"entries were written with (that key, id {expected}, was kept in {kept}). "
+                "Restore that key (unlock the keyring, or set MCP_CLIENT_AUTH_KEY to it), or "
+                f"move the folder {self.directory} away to start over (you will log in again)."
+            )
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _load(self, key: str, collection: str) -> dict[str, Any] | None:
+        """The decoded entry for ``key``, or None (absent, expired or unreadable)."""
+        for index in range(len(self._keys)):
+            path = self._path(key, collection, index)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise _storage_error("read", path, exc) from exc
+            entry = self._decode(path, data, expect=(collection, key))
+            if entry is None:
+                return None
+            expires = entry.get("expires_at")
+            if isinstance(expires, (int, float)) and expires <= time.time():
+                return None
+            return entry
+        return None
+
+    def _decode(
+        self, path: Path, data: bytes, *, expect: tuple[str, str] | None
+    ) -> dict[str, Any] | None:
+        from cryptography.fernet import InvalidToken
+
+        try:
+            entry = json.loads(self._multi_fernet().decrypt(data))
+        except InvalidToken:
+            self._set_aside(path, data, "it cannot be decrypted with this store's key")
+            return None
+        except (ValueError, UnicodeDecodeError):
+            self._set_aside(path, data, "its content is not valid JSON")
+            return None
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("value"), dict)
+            or not isinstance(entry.get("key"), str)
+            or not isinstance(entry.get("collection"), str)
+        ):
+            self._set_aside(path, data, "its content is not an entry")
+            return None
+        if expect is not None and (entry["collection"], entry["key"]) != expect:
+            self._set_aside(path, data, "it holds a different entry than its name says")
+            return None
+        return entry
+
+    def _set_aside(self, path: Path, data: bytes, why: str) -> None:
+        """Move an unreadable entry aside (never delete it) and say so, naming the file."""
+        try:
+            with open(path, "rb") as f:
+                if f.read() != data:
+                    return  # replaced meanwhile by a writer: the new entry is not ours to move
+        except FileNotFoundError:
+            return
+        except OSError:
+            pass
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        aside = path.with_name(f"{path.name}{UNREADABLE}{stamp}-{secrets.token_hex(2)}")
+        try:
+            os.replace(path, aside)
+        except OSError as exc:
+            logger.warning(
+                "ignoring the unreadable token store entry %s (%s); it could not be moved "
+                "aside (%s)",
+                path,
+                why,
+                exc.strerror,
+            )
+        else:
+            logger.warning(
+                "ignoring the unreadable token store entry %s (%s): moved it to %s; "
+                "the server it was for will ask for a new login",
+                path,
+                why,
+                aside.name,
+            )
+        self.unreadable_seen += 1
+
+    def unreadable(self) -> list[Path]:
+        """Every entry ever moved aside as unreadable (what ``doctor`` reports)."""
+        root = self.directory / ENTRIES
+        found: list[Path] = []
+        try:
+            folders = list(os.scandir(root))
+        except FileNotFoundError:
+            return found
+        for folder in folders:
+            if folder.is_dir(follow_symlinks=False):
+                found.extend(Path(e.path) for e in os.scandir(folder.path) if UNREADABLE in e.name)
+        return sorted(found)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def _encode(
+        self, key: str, value: Mapping[str, Any], collection: str, ttl: SupportsFloat | None
+    ) -> bytes:
+        if not isinstance(key, str):
+            raise TypeError("keys are strings")
+        if not isinstance(value, Mapping):
+            raise TypeError("values are mappings (JSON objects)")
+        now = time.time()
+        expires = None if ttl is None else now + float(ttl)
+        entry = {
+            "collection": collection,
+            "key": key,
+            "value": dict(value),
+            "created_at": now,
+            "expires_at": expires,
+        }
+        try:
+            raw = json.dumps(entry, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"the value stored under {key!r} is not JSON: {exc}") from None
+        return self._multi_fernet().encrypt(raw.encode("utf-8"))
+
+    def _write(self, key: str, token: bytes, collection: str) -> None:
+        path = self._path(key, collection)
+        if path.parent not in self._made:
+            try:
+                _make_dir(path.parent)
+            except OSError as exc:
+                raise _storage_error("create the folder", path.parent, exc) from exc
+            self._made.add(path.parent)
+        write_file_atomically(path, token, sync_dir=self.durable)
+        for index in range(1, len(self._keys)):  # the same entry under an older key's name
+            self._unlink(self._path(key, collection, index))
+
+    def _unlink(self, path: Path) -> bool:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _storage_error("delete", path, exc) from exc
+        return True
+
+    # --- AsyncKeyValue -------------------------------------------------------------------
+
+    async def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
+        entry = self._load(key, collection or self.default_collection)
+        return None if entry is None else entry["value"]
+
+    async def ttl(
+        self, key: str, *, collection: str | None = None
+    ) -> tuple[dict[str, Any] | None, float | None]:
+        entry = self._load(key, collection or self.default_collection)
+        if entry is None:
+            return None, None
+        expires = entry.get("expires_at")
+        remaining = None if expires is None else max(0.0, float(expires) - time.time())
+        return entry["value"], remaining
+
+    async def put(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        coll = collection or self.default_collection
+        self._write(key, self._encode(key, value, coll, ttl), coll)
+
+    async def delete(self, key: str, *, collection: str | None = None) -> bool:
+        coll = collection or self.default_collection
+        found = False
+        for index in range(len(self._keys)):
+            found = self._unlink(self._path(key, coll, index)) or found
+        return found
+
+    async def get_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[dict[str, Any] | None]:
+        return [await self.get(k, collection=collection) for k in keys]
+
+    async def ttl_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[tuple[dict[str, Any] | None, float | None]]:
+        return [await self.ttl(k, collection=collection) for k in keys]
+
+    async def put_many(
+        self,
+        keys: Sequence[str],
+        values: Sequence[Mapping[str, Any]],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        if len(keys) != len(values):
+            raise ValueError("put_many needs as many values as keys")
+        for k, v in zip(keys, values, strict=True):
+            await self.put(k, v, collection=collection, ttl=ttl)
+
+    async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
+        return sum([await self.delete(k, collection=collection) for k in keys])
+
+    async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
+        """Every live key in ``collection`` (decrypts each entry: the names are hashes)."""
+        coll = collection or self.default_collection
+        found: dict[str, None] = {}
+        now = time.time()
+        for _path, entry in self._scan(coll):
+            expires = entry.get("expires_at")
+            if isinstance(expires, (int, float)) and expires <= now:
+                continue
+            found[entry["key"]] = None
+            if limit is not None and len(found) >= limit:
+                break
+        return list(found)
+
+    def _scan(self, collection: str) -> list[tuple[Path, dict[str, Any]]]:
+        folders = [self._collection_dir(collection, i) for i in range(len(self._keys))]
+        return [
+            (path, entry)
+            for path, entry in self._read_all(folders)
+            if entry["collection"] == collection
+        ]
+
+    def _read_all(self, folders: Sequence[Path]) -> list[tuple[Path, dict[str, Any]]]:
+        """Decode every entry file in ``folders`` (unreadable ones are moved aside)."""
+        result: list[tuple[Path, dict[str, Any]]] = []
+        for folder in dict.fromkeys(folders):
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise _storage_error("list", folder, exc) from exc
+            for name in names:
+                if len(name) != _NAME_LEN or not _HEX.issuperset(name):
+                    continue  # temp files, entries moved aside
+                path = folder / name
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise _storage_error("read", path, exc) from exc
+                entry = self._decode(path, data, expect=None)
+                if entry is not None:
+                    result.append((path, entry))
+        return result
+
+    async def cull(self, collection: str | None = None) -> int:
+        """Delete expired entries of ``collection``; returns how many."""
+        coll = collection or self.default_collection
+        now = time.time()
+        gone = 0
+        for path, entry in self._scan(coll):
+            expires = entry.get("expires_at")
+            if isinstance(expires, (int, float)) and expires <= now:
+                gone += self._unlink(path)
+        return gone
+
+    async def rotate(self) -> int:
+        """Re-encrypt every entry with the newest key, under its name; returns how many.
+
+        Afterwards the marker names the newest key, and the older keys can be dropped.
+        """
+        try:
+            folders = [Path(e.path) for e in os.scandir(self.directory / ENTRIES) if e.is_dir()]
+        except FileNotFoundError:
+            folders = []
+        count = 0
+        for path, entry in self._read_all(folders):
+            expires = entry.get("expires_at")
+            if isinstance(expires, (int, float)) and expires <= time.time():
+                self._unlink(path)
+                continue
+            ttl = None if expires is None else float(expires) - time.time()
+            coll = entry["collection"]
+            self._write(entry["key"], self._encode(entry["key"], entry["value"], coll, ttl), coll)
+            if path != self._path(entry["key"], coll):
+                self._unlink(path)
+            count += 1
+        self.write_marker(key_id=self._keys[0].id)
+        return count
+
+    def has_entries(self) -> bool:
+        """True when any entry file exists (used to refuse replacing a lost key silently)."""
+        return store_has_entries(self.directory)
+
+    def __repr__(self) -> str:
+        return f"EncryptedFileStore({str(self.directory)!r}, keys={list(self.key_ids)})"
+
+
+def read_marker(directory: Path) -> dict[str, Any] | None:
+    """The marker of the store in ``directory``, or None (new store, or an unreadable marker)."""
+    path = directory / MARKER
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        logger.warning("ignoring the unreadable token store marker %s: %s", path, exc)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def store_has_entries(directory: Path) -> bool:
+    """True when the store folder holds any entry file, without needing its key."""
+    try:
+        folders = list(os.scandir(directory / ENTRIES))
+    except FileNotFoundError:
+        return False
+    for folder in folders:
+        if folder.is_dir(follow_symlinks=False):
+            for e in os.scandir(folder.path):
+                if len(e.name) == _NAME_LEN:
+                    return True
+    return False
+
+
+def folder_key_hash(directory: Path) -> str:
+    """A stable, non-secret short name for a store folder (used to name its key file)."""
+    return hashlib.sha256(os.fsencode(str(directory))).hexdigest()[:24]
