@@ -3,5 +3,17 @@
 from __future__ import annotations
 
 from .base import CallbackLogin, Login, LoginSession
+from .browser import BrowserLogin, BrowserLoginSession, PortInUseError
+from .device import DeviceLogin
+from .paste import PasteLogin
 
-__all__ = ["CallbackLogin", "Login", "LoginSession"]
+__all__ = [
+    "BrowserLogin",
+    "BrowserLoginSession",
+    "CallbackLogin",
+    "DeviceLogin",
+    "Login",
+    "LoginSession",
+    "PasteLogin",
+    "PortInUseError",
+]

@@ -1,0 +1,253 @@
+"""Paste-back login: for machines with no browser of their own (SSH sessions, containers).
+
+The user opens the authorization URL on any device. The authorization server then sends that
+browser to the loopback redirect URI, where nothing listens on the user's device, so the
+browser shows a "cannot connect" page whose address holds the answer; the user copies that
+address (or just the ``code`` in it) back into the terminal. The answer is parsed and its
+``state`` checked here, so a mistake (the sign-in URL pasted back, an answer from an older
+attempt) gets an explanation and another try rather than a failed token request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import TextIO
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from ..errors import AuthorizationError
+from .base import Login, LoginSession, free_loopback_port, loopback_redirect_uri
+from .terminal import clean, default_input, default_output, describe_duration, read_line
+
+__all__ = ["PasteLogin", "PasteRejected", "authorization_error", "parse_pasted", "read_pasted"]
+
+MAX_ATTEMPTS = 5
+
+
+class PasteRejected(ValueError):
+    """What the user pasted cannot be used; the message says why, for another try.
+
+    ``kind`` is ``"state"`` for an answer from another login (the loopback listener shows its
+    own page for that), else ``"input"``; ``for_browser`` is the message worded for a page.
+    """
+
+    def __init__(self, message: str, *, kind: str = "input", for_browser: str | None = None,
+                 ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.for_browser = for_browser or message
+
+
+def authorization_error(error: str, description: str | None) -> AuthorizationError:
+    """The error for an ``error=`` answer from the authorization server (RFC 6749 4.1.2.1)."""
+    error = clean(error, 100)
+    description = clean(description) if description else None
+    if error == "access_denied":
+        message = "the sign-in was cancelled or refused in the browser (access_denied)"
+    else:
+        message = f"the authorization server refused the sign-in ({error})"
+    if description:
+        message += f": {description}"
+    return AuthorizationError(message, error=error, description=description)
+
+
+def _same_host(a: str | None, b: str | None) -> bool:
+    """Host names equal, counting loopback spellings (localhost, 127.0.0.1, ::1) as one."""
+    if a == b:
+        return True
+
+    def loopback(host: str | None) -> bool:
+        if host is None:
+            return False
+        if host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    return loopback(a) and loopback(b)
+
+
+def _single(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise PasteRejected(
+            f"That address has more than one '{name}'; paste it as it was.",
+            for_browser=f"The answer has more than one '{name}'.",
+        )
+    return values[0]
+
+
+def check_answer(query: str, *, state: str) -> None:
+    """Refuse a callback query that is not this login's answer; raise on ``error=``.
+
+    ``PasteRejected`` (wrong or missing state, no code): the wait goes on.
+    ``AuthorizationError`` (the server's ``error=`` with this login's state, or with none,
+    since some servers omit it on errors): the login is over.
+    """
+    params = parse_qs(query, keep_blank_values=True)
+    got_state = _single(params, "state")
+    error = _single(params, "error")
+    if got_state is not None and got_state != state:
+        raise PasteRejected(
+            "That answer belongs to a different sign-in attempt (its state does not match). "
+            "Use the address from this attempt.",
+            kind="state",
+        )
+    if error is not None:
+        raise authorization_error(error, _single(params, "error_description"))
+    if got_state is None:
+        raise PasteRejected(
+            "That address has no 'state'; copy the whole address from the browser's address bar.",
+            kind="state",
+        )
+    if not _single(params, "code"):
+        raise PasteRejected(
+            "That address has no 'code'; copy the whole address.",
+            for_browser="The answer has neither a 'code' nor an 'error'.",
+        )
+
+
+def parse_pasted(text: str, *, redirect_uri: str, state: str) -> str:
+    """The callback URL from what a user pasted: the full redirected URL, or just the code.
+
+    Returns the URL the browser was sent back to, on the redirect URI's own scheme, host and
+    port (so the flow compares like with like). A bare code becomes
+    ``{redirect_uri}?code=...&state=...`` with this login's state; note that such an answer
+    carries no ``iss``, so a flow that requires ``iss`` (RFC 9207) asks for the full URL.
+    """
+    text = text.strip().strip("'\"<>").strip()
+    if not text:
+        raise PasteRejected("Nothing was pasted.")
+    redirect = urlsplit(redirect_uri)
+    looks_like_query = text.startswith("?") or any(
+        key in text for key in ("code=", "state=", "error=")
+    )
+    if "://" not in text and not looks_like_query:
+        if any(c.isspace() for c in text) or not all(0x21 <= ord(c) <= 0x7E for c in text):
+            raise PasteRejected(
+                "That does not look like an address or a code; paste the whole address."
+            )
+        if text.startswith(("http:", "https:")) or "/" in text:
+            raise PasteRejected("That does not look like the address the browser was sent to.")
+        separator = "&" if redirect.query else ""
+        query = redirect.query + separator + urlencode({"code": text, "state": state})
+        return urlunsplit((redirect.scheme, redirect.netloc, redirect.path, query, ""))
+    if "://" not in text:
+        origin = f"{redirect.scheme}://{redirect.netloc}"
+        head = text.split("/", 1)[0].split("?", 1)[0]
+        if text.startswith("?"):  # just the query
+            text = origin + (redirect.path or "/") + text
+        elif text.startswith("/"):  # the path and query
+            text = origin + text
+        elif "=" in head:  # "code=...&state=..."
+            text = origin + (redirect.path or "/") + "?" + text
+        else:  # "127.0.0.1:8765/callback?code=...": the address bar without its scheme
+            text = f"{redirect.scheme}://{text}"
+    pasted = urlsplit(text)
+    try:
+        pasted_port = pasted.port
+    except ValueError:
+        raise PasteRejected("That address has an invalid port.") from None
+    same_place = (
+        pasted.scheme.lower() == redirect.scheme.lower()
+        and _same_host(pasted.hostname, redirect.hostname)
+        and (pasted_port or _default_port(pasted.scheme))
+        == (redirect.port or _default_port(redirect.scheme))
+        and pasted.path == (redirect.path or "/")
+    )
+    if not same_place:
+        shown = urlunsplit((redirect.scheme, redirect.netloc, redirect.path, "", ""))
+        raise PasteRejected(
+            f"That is not the address the browser was sent back to: it should start with "
+            f"{shown}. (The sign-in URL itself is not the answer.)"
+        )
+    check_answer(pasted.query, state=state)
+    return urlunsplit((redirect.scheme, redirect.netloc, pasted.path, pasted.query, ""))
+
+
+def _default_port(scheme: str) -> int | None:
+    return {"http": 80, "https": 443}.get(scheme.lower())
+
+
+async def read_pasted(input: TextIO, output: TextIO, *, redirect_uri: str, state: str,
+                      prompt: str = "Paste the address here: ") -> str:
+    """Ask until a usable answer is pasted (at most ``MAX_ATTEMPTS`` tries).
+
+    Raises ``AuthorizationError`` when the input ends, the tries run out, or the pasted answer
+    is the server's ``error=``.
+    """
+    for attempt in range(MAX_ATTEMPTS):
+        output.write(prompt)
+        output.flush()
+        line = await read_line(input)
+        if line is None:
+            output.write("\n")
+            raise AuthorizationError(
+                "the input ended before the address was pasted; run the login again"
+            )
+        try:
+            return parse_pasted(line, redirect_uri=redirect_uri, state=state)
+        except PasteRejected as exc:
+            output.write(f"{exc}\n")
+            if attempt + 1 < MAX_ATTEMPTS:
+                output.write("Try again.\n")
+            output.flush()
+    raise AuthorizationError(
+        f"no usable address was pasted in {MAX_ATTEMPTS} tries; run the login again"
+    )
+
+
+class _PasteSession(LoginSession):
+    def __init__(self, redirect_uri: str, input: TextIO | None, output: TextIO | None) -> None:
+        self.redirect_uri = redirect_uri
+        self._input = input
+        self._output = output
+
+    async def complete(self, authorization_url: str, *, state: str, timeout: float) -> str:
+        output = default_output(self._output)
+        shown = urlunsplit(urlsplit(self.redirect_uri)._replace(query="", fragment=""))
+        output.write(
+            "\nOpen this URL in a browser on any device and sign in:\n\n"
+            f"    {authorization_url}\n\n"
+            f"Afterwards the browser is sent to {shown}, which will probably fail to load "
+            "(\"can't connect\" or similar). That is expected: copy the whole address from the "
+            "address bar and paste it below (or just the value of 'code' in it).\n"
+            f"(You have {describe_duration(timeout)}; Ctrl+C cancels.)\n"
+        )
+        output.flush()
+        try:
+            return await asyncio.wait_for(
+                read_pasted(default_input(self._input), output,
+                            redirect_uri=self.redirect_uri, state=state),
+                timeout,
+            )
+        except asyncio.TimeoutError:
+            output.write("\n")
+            raise AuthorizationError(
+                f"the sign-in did not finish within {describe_duration(timeout)}; "
+                "run the login again"
+            ) from None
+
+
+class PasteLogin(Login):
+    """Print the authorization URL; read back the address the browser was sent to.
+
+    For headless machines: the browser can be on any device. The redirect URI is the one
+    given (the stored registration's), else ``http://127.0.0.1:{redirect_port}/callback``,
+    on a free port when none is set. Nothing listens there.
+    """
+
+    def __init__(self, *, input: TextIO | None = None, output: TextIO | None = None) -> None:
+        self._input = input
+        self._output = output
+
+    async def start(self, *, redirect_uri: str | None, redirect_port: int | None) -> LoginSession:
+        uri = redirect_uri or loopback_redirect_uri(redirect_port or free_loopback_port())
+        return _PasteSession(uri, self._input, self._output)
+
+    def __repr__(self) -> str:
+        return "PasteLogin()"

@@ -1,0 +1,197 @@
+"""Terminal manners shared by the login strategies.
+
+A login talks to a person through a terminal (or a log, when there is none): a status line
+that counts down on a TTY and plain, rate-limited lines elsewhere; text from a server printed
+only after control characters are removed (a hostile server must not be able to drive the
+terminal with escape sequences); and a line read from the user that can be cancelled, so Ctrl+C
+or a timeout ends a wait at once instead of when the user next presses Enter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO, TypeVar
+
+__all__ = [
+    "StatusLine",
+    "clean",
+    "default_input",
+    "default_output",
+    "describe_duration",
+    "format_remaining",
+    "is_terminal",
+    "read_line",
+    "run_in_daemon_thread",
+]
+
+T = TypeVar("T")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def is_terminal(stream: object) -> bool:
+    """Whether ``stream`` is an interactive terminal (False for anything that cannot say)."""
+    isatty = getattr(stream, "isatty", None)
+    if isatty is None:
+        return False
+    try:
+        return bool(isatty())
+    except (OSError, ValueError):
+        return False
+
+
+def clean(text: str, limit: int = 300) -> str:
+    """``text`` from a server, safe to print: no control or bidi characters, bounded length."""
+    text = _CONTROL.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_remaining(seconds: float) -> str:
+    """``4:59`` or ``1:02:03``: the time left, as a countdown reads."""
+    total = max(0, int(seconds + 0.999))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def describe_duration(seconds: float) -> str:
+    """``5 min``, ``1 min 30 s``, ``0.5 s``: a duration in a sentence."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min" + (f" {secs} s" if secs else "")
+
+
+class StatusLine:
+    """One line of progress: redrawn in place on a terminal, plain lines in a log.
+
+    On a TTY, ``show`` rewrites the same line (so a countdown does not scroll the screen);
+    ``note`` prints a lasting line above it. Elsewhere (a log file, CI), ``show`` prints a plain
+    line at most every ``plain_every`` seconds, so a five-minute wait adds a handful of lines,
+    not three hundred.
+    """
+
+    def __init__(self, output: TextIO, *, live: bool | None = None,
+                 plain_every: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._output = output
+        self.live = is_terminal(output) if live is None else live
+        self._plain_every = plain_every
+        self._clock = clock
+        self._last_plain: float | None = None
+        self._shown = ""
+
+    def show(self, text: str, *, force: bool = False) -> None:
+        if self.live:
+            self._write("\r\x1b[2K" + text)
+            self._shown = text
+            return
+        now = self._clock()
+        if force or self._last_plain is None or now - self._last_plain >= self._plain_every:
+            self._last_plain = now
+            self._write(text + "\n")
+
+    def note(self, text: str) -> None:
+        shown = self._shown
+        self.clear()
+        self._write(text + "\n")
+        if shown:
+            self.show(shown)
+
+    def clear(self) -> None:
+        if self.live and self._shown:
+            self._write("\r\x1b[2K")
+        self._shown = ""
+
+    def _write(self, text: str) -> None:
+        try:
+            self._output.write(text)
+            self._output.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken output must not end a login
+
+
+def run_in_daemon_thread(func: Callable[[], T]) -> asyncio.Future[T]:
+    """Run ``func`` in a daemon thread; its result as a future of the running loop.
+
+    Not ``asyncio.to_thread``: that uses the default executor, which ``asyncio.run`` joins at
+    exit, so a blocked ``input()`` or a browser launcher that never returns would hang the
+    program after the login was cancelled. A daemon thread is simply abandoned.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: object) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)  # type: ignore[arg-type]
+        else:
+            assert isinstance(value, BaseException)
+            future.set_exception(value)
+
+    def target() -> None:
+        try:
+            result: object = func()
+            ok = True
+        except BaseException as exc:  # handed to the awaiting task
+            result, ok = exc, False
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(settle, ok, result)
+
+    threading.Thread(target=target, name="mcp-client-auth-login", daemon=True).start()
+    return future
+
+
+def _fileno(stream: TextIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+async def read_line(stream: TextIO) -> str | None:
+    """Read one line from ``stream``; ``None`` at end of input. Cancelling stops the read.
+
+    On a POSIX terminal the reading thread waits with ``select`` and a stop flag, so after a
+    cancel it exits and does not swallow the next line the user types into the program.
+    Elsewhere (pipes, StringIO, Windows) it reads in an abandoned daemon thread.
+    """
+    stop = threading.Event()
+    fd = _fileno(stream)
+    selectable = os.name == "posix" and fd is not None and is_terminal(stream)
+
+    def read() -> str | None:
+        if selectable:
+            import select
+
+            while not stop.is_set():
+                ready, _, _ = select.select([stream], [], [], 0.2)
+                if ready:
+                    break
+            else:
+                return None
+        line = stream.readline()
+        return line if line else None
+
+    future = run_in_daemon_thread(read)
+    try:
+        return await future
+    finally:
+        stop.set()
+
+
+def default_output(output: TextIO | None) -> TextIO:
+    """``output``, or the current ``sys.stderr`` (looked up late, so redirection applies)."""
+    return output if output is not None else sys.stderr
+
+
+def default_input(input: TextIO | None) -> TextIO:
+    """``input``, or the current ``sys.stdin``."""
+    return input if input is not None else sys.stdin
