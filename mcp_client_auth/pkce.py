@@ -61,7 +61,7 @@ class PKCE:
                 f"PKCE method {self.method!r} is not supported; only S256 is (MCP requires it)"
             )
         _check_verifier(self.verifier)
-        if not secrets.compare_digest(self.challenge, s256_challenge(self.verifier)):
+        if self.challenge != s256_challenge(self.verifier):
             raise ConfigurationError("the PKCE code challenge does not match its verifier")
 
     @classmethod
