@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["ClientRegistration", "ServerRecord", "TokenSet"]
+__all__ = ["ClientRegistration", "ServerRecord", "TokenSet", "token_set_from_response"]
 
 DEFAULT_LEEWAY = 60.0
 
@@ -155,6 +155,15 @@ class ServerRecord:
     tokens: TokenSet | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def resource_indicator(self) -> str:
+        """The ``resource`` parameter (RFC 8707): the metadata's resource, else the server URL."""
+        if self.resource_metadata:
+            value = self.resource_metadata.get("resource")
+            if isinstance(value, str) and value:
+                return value
+        return self.resource
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": 1,
@@ -194,3 +203,48 @@ class ServerRecord:
         )
 
     __str__ = __repr__
+
+
+# Far enough in the future for any real token; keeps a hostile ``expires_in`` from overflowing.
+MAX_LIFETIME = 366 * 24 * 3600.0
+
+
+def token_set_from_response(
+    answer: Mapping[str, Any], *, now: float, requested_scope: str | None
+) -> TokenSet:
+    """Validate an RFC 6749 5.1 token response; raises ``ValueError`` naming the bad field.
+
+    The expiry is stored as an absolute time (``now + expires_in``), never as a lifetime, so a
+    token read back later is judged correctly.
+    """
+    token = answer.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise ValueError("the token response has no access_token")
+    token_type = answer.get("token_type")
+    if not isinstance(token_type, str) or token_type.lower() not in ("bearer", "dpop"):
+        raise ValueError(
+            f"the token response has token_type {str(token_type)[:40]!r}; only Bearer is supported"
+        )
+    lifetime = answer.get("expires_in")
+    expires_at: float | None = None
+    if lifetime is not None:
+        if isinstance(lifetime, str) and lifetime.strip().isdigit():
+            lifetime = int(lifetime.strip())
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
+            raise ValueError("the token response has a non-numeric expires_in")
+        if lifetime != lifetime or lifetime < 0:  # NaN or negative
+            raise ValueError("the token response has a negative expires_in")
+        expires_at = now + min(float(lifetime), MAX_LIFETIME)
+    refresh = answer.get("refresh_token")
+    if refresh is not None and not isinstance(refresh, str):
+        raise ValueError("the token response has a refresh_token that is not a string")
+    scope = answer.get("scope")
+    if scope is not None and not isinstance(scope, str):
+        raise ValueError("the token response has a scope that is not a string")
+    return TokenSet(
+        access_token=token,
+        token_type="DPoP" if token_type.lower() == "dpop" else "Bearer",
+        expires_at=expires_at,
+        refresh_token=refresh or None,
+        scope=scope if scope is not None else requested_scope,
+    )

@@ -1,0 +1,510 @@
+"""The authorization state machine: from a 401 to a stored token, refresh and step-up.
+
+Sans-IO: every step is a generator that yields :mod:`effects` (send this request, read the
+store, show the login) and receives their results. The drivers in ``provider.py`` perform
+them with httpx or httpx2, sync or async; the clock is passed in. The provider calls
+:meth:`AuthFlow.obtain` with its refresh lock held, so one process refreshes at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from .discovery import Discovered, discover
+from .effects import (
+    CompleteLogin,
+    Effect,
+    HttpRequest,
+    HttpResponse,
+    LoadRecord,
+    SaveRecord,
+    ShowDeviceCode,
+    Sleep,
+    StartLogin,
+)
+from .errors import (
+    AuthorizationError,
+    DiscoveryError,
+    LoginRequiredError,
+    TokenError,
+)
+from .metadata import Challenge, require_secure_url
+from .pkce import PKCE, new_state
+from .registration import ClientSettings, choose_client, client_auth, register_dynamically
+from .tokens import ClientRegistration, ServerRecord, TokenSet, token_set_from_response
+
+__all__ = ["AuthFlow", "FlowSettings"]
+
+logger = logging.getLogger("mcp_client_auth.flow")
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """The provider's configuration, as the flow needs it."""
+
+    server_url: str                       # canonical URL of the protected resource
+    client: ClientSettings
+    scopes: tuple[str, ...] | None = None  # the user's scopes: never replaced
+    redirect_uri: str | None = None
+    leeway: float = 60.0
+    login_timeout: float = 300.0
+    interactive: bool = True              # False: raise LoginRequiredError instead of a login
+    device: bool = False                  # the login is the device authorization grant
+    prefer_device: bool = False           # no browser here: use the device grant if offered
+    protocol_version: str | None = None
+    extra_scopes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _error_fields(response: HttpResponse) -> tuple[str | None, str | None]:
+    try:
+        answer = json.loads(response.body[:65536])
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(answer, dict):
+        return None, None
+    error = answer.get("error")
+    description = answer.get("error_description")
+    return (
+        error[:100] if isinstance(error, str) else None,
+        description[:300] if isinstance(description, str) else None,
+    )
+
+
+def _unique(items: Sequence[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for item in items:
+        if item:
+            seen.setdefault(item, None)
+    return tuple(seen)
+
+
+def _with_query(url: str, params: Mapping[str, str]) -> str:
+    parts = urlsplit(url)
+    query = parts.query + ("&" if parts.query else "") + urlencode(params)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+class AuthFlow:
+    """The authorization state of one protected resource, and the steps that change it."""
+
+    def __init__(self, settings: FlowSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.record: ServerRecord | None = None
+
+    # -- what the provider reads without any I/O ------------------------------------------
+
+    @property
+    def tokens(self) -> TokenSet | None:
+        return self.record.tokens if self.record else None
+
+    def valid_tokens(self) -> TokenSet | None:
+        """The in-memory tokens when they can be sent now; no I/O, no lock."""
+        tokens = self.record.tokens if self.record else None
+        if tokens is not None and tokens.is_valid(self.clock(), self.settings.leeway):
+            return tokens
+        return None
+
+    # -- the store -----------------------------------------------------------------------
+
+    def load(self) -> Generator[Effect, Any, ServerRecord | None]:
+        """Read the record from the store: another process may have refreshed it."""
+        record: ServerRecord | None = yield LoadRecord()
+        if record is not None:
+            self.record = record
+        return record
+
+    def _save(self, record: ServerRecord) -> Generator[Effect, Any, None]:
+        self.record = record
+        yield SaveRecord(record)
+
+    # -- the entry point -----------------------------------------------------------------
+
+    def obtain(
+        self,
+        *,
+        failed: TokenSet | None,
+        challenge: Challenge | None,
+        allow_refresh: bool = True,
+    ) -> Generator[Effect, Any, TokenSet | None]:
+        """A token to send, called with the refresh lock held.
+
+        ``failed`` is the token the server just refused (or the expired one), ``challenge``
+        the server's challenge (``None`` when the token merely expired). Returns ``None``
+        when the request should go out without a token to learn the server's challenge.
+        """
+        insufficient = bool(challenge and challenge.param("error") == "insufficient_scope")
+        current = self.valid_tokens()
+        if current is not None and current != failed and not insufficient:
+            return current  # another task refreshed while this one waited for the lock
+        yield from self.load()
+        current = self.valid_tokens()
+        if current is not None and current != failed and not insufficient:
+            return current  # another process refreshed
+        stored = self.tokens
+        if allow_refresh and not insufficient and stored is not None and stored.refresh_token:
+            refreshed = yield from self.refresh()
+            if refreshed is not None:
+                return refreshed
+        if challenge is None and (self.record is None or self.record.server_metadata is None):
+            return None
+        return (yield from self.authorize(challenge, step_up=insufficient))
+
+    # -- refresh -------------------------------------------------------------------------
+
+    def refresh(self) -> Generator[Effect, Any, TokenSet | None]:
+        """Refresh the stored tokens; ``None`` when the server refused the refresh token."""
+        record = self.record
+        if record is None or record.tokens is None or not record.tokens.refresh_token:
+            return None
+        metadata, client = record.server_metadata, record.client
+        if not metadata or client is None or client.issuer not in (None, record.issuer):
+            return None
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": record.tokens.refresh_token,
+            "resource": record.resource_indicator,
+        }
+        old = record.tokens
+        try:
+            new = yield from self._token_request(
+                metadata, client, form, requested_scope=old.scope, what="token refresh"
+            )
+        except TokenError as exc:
+            if exc.error == "invalid_grant":
+                logger.info("the refresh token for %s was refused; a new login is needed",
+                            record.resource)
+                yield from self._save(replace(record, tokens=None))
+                return None
+            if exc.error == "invalid_client" and client.kind == "dynamic":
+                logger.info("the client registration for %s was refused; forgetting it",
+                            record.resource)
+                yield from self._save(replace(record, tokens=None, client=None))
+                return None
+            raise
+        new = new.with_refresh_fallback(old)
+        yield from self._save(replace(record, tokens=new))
+        logger.debug("refreshed the access token for %s", record.resource)
+        return new
+
+    # -- the interactive authorization ---------------------------------------------------
+
+    def authorize(
+        self, challenge: Challenge | None, *, step_up: bool = False, _retry: bool = True
+    ) -> Generator[Effect, Any, TokenSet]:
+        """Discovery, registration, login and code exchange; the tokens are stored."""
+        settings = self.settings
+        if not settings.interactive:
+            raise LoginRequiredError(
+                f"{settings.server_url} needs a login; run "
+                f"`mcp-client-auth login {settings.server_url}`"
+            )
+        header_url = challenge.param("resource_metadata") if challenge else None
+        found = yield from discover(settings.server_url, header_url)
+        record = self._bind_issuer(found)
+        metadata = found.server_metadata
+        methods = metadata.get("code_challenge_methods_supported")
+        if not methods or "S256" not in methods:
+            raise DiscoveryError(
+                f"the authorization server {found.issuer} does not advertise PKCE S256 "
+                "(code_challenge_methods_supported); refusing to authorize without it"
+            )
+        scope = self._scope(challenge, found, step_up=step_up)
+        yield from self._save(record)
+        if settings.device or (settings.prefer_device and
+                               metadata.get("device_authorization_endpoint")):
+            return (yield from self._device_grant(record, scope))
+
+        stored_client = record.client
+        preferred = settings.redirect_uri
+        if preferred is None and stored_client is not None and stored_client.issuer == found.issuer:
+            preferred = stored_client.redirect_uri
+        session = yield StartLogin(preferred)
+        redirect_uri = session.redirect_uri
+        client = choose_client(
+            settings.client, stored_client, issuer=found.issuer,
+            server_metadata=metadata, redirect_uri=redirect_uri,
+        )
+        if client is None:
+            client = yield from register_dynamically(
+                settings.client, issuer=found.issuer, server_metadata=metadata,
+                redirect_uri=redirect_uri, scope=scope,
+                protocol_version=settings.protocol_version,
+            )
+        record = replace(record, client=client)
+        yield from self._save(record)
+
+        pkce = PKCE.generate()
+        state = new_state()
+        params = {
+            "response_type": "code",
+            "client_id": client.client_id,
+            "redirect_uri": redirect_uri,
+            "state": state,
+            "code_challenge": pkce.challenge,
+            "code_challenge_method": "S256",
+            "resource": record.resource_indicator,
+        }
+        if scope:
+            params["scope"] = scope
+        endpoint = require_secure_url(
+            metadata["authorization_endpoint"], what="the authorization endpoint"
+        )
+        callback = yield CompleteLogin(
+            session, _with_query(endpoint, params), state, settings.login_timeout
+        )
+        code = self._check_callback(callback, state=state, issuer=found.issuer,
+                                    metadata=metadata)
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": pkce.verifier,
+            "resource": record.resource_indicator,
+        }
+        try:
+            tokens = yield from self._token_request(
+                metadata, client, form, requested_scope=scope, what="authorization code exchange"
+            )
+        except TokenError as exc:
+            if exc.error == "invalid_client" and client.kind == "dynamic" and _retry:
+                logger.info("the authorization server forgot this client; registering again")
+                yield from self._save(replace(record, client=None, tokens=None))
+                return (yield from self.authorize(challenge, step_up=step_up, _retry=False))
+            raise
+        yield from self._save(replace(record, tokens=tokens))
+        return tokens
+
+    def _bind_issuer(self, found: Discovered) -> ServerRecord:
+        """The record updated with fresh metadata; what another issuer gave us is dropped."""
+        record = self.record or ServerRecord(resource=self.settings.server_url)
+        client = record.client
+        tokens = record.tokens
+        if record.issuer is not None and record.issuer != found.issuer:
+            logger.info("%s moved from %s to %s: dropping what the old server issued",
+                        record.resource, record.issuer, found.issuer)
+            tokens = None
+            client = None
+        if client is not None and client.issuer not in (None, found.issuer):
+            client = None
+        return replace(
+            record,
+            issuer=found.issuer,
+            resource_metadata=found.resource_metadata,
+            server_metadata=found.server_metadata,
+            client=client,
+            tokens=tokens,
+        )
+
+    def _scope(self, challenge: Challenge | None, found: Discovered, *, step_up: bool) -> str:
+        settings = self.settings
+        if settings.scopes is not None:
+            scopes: tuple[str, ...] = settings.scopes
+        else:
+            from_challenge = challenge.param("scope") if challenge else None
+            if from_challenge:
+                scopes = tuple(from_challenge.split())
+            elif found.resource_metadata and found.resource_metadata.get("scopes_supported"):
+                scopes = tuple(found.resource_metadata["scopes_supported"])
+            else:
+                scopes = ()
+        if step_up:
+            if challenge is not None and challenge.param("scope"):
+                scopes = (*scopes, *(challenge.param("scope") or "").split())
+            previous = self.record.tokens if self.record else None
+            if previous is not None and previous.scope:
+                scopes = (*previous.scope.split(), *scopes)
+        scopes = (*scopes, *settings.extra_scopes)
+        supported = found.server_metadata.get("scopes_supported") or ()
+        if (
+            settings.scopes is None
+            and scopes
+            and "offline_access" in supported
+            and "offline_access" not in scopes
+        ):
+            scopes = (*scopes, "offline_access")
+        return " ".join(_unique(scopes))
+
+    def _check_callback(
+        self, callback: str, *, state: str, issuer: str, metadata: Mapping[str, Any]
+    ) -> str:
+        query = parse_qs(urlsplit(callback).query, keep_blank_values=True)
+        if not query and "?" not in callback and "=" not in callback:
+            raise AuthorizationError("the login returned no authorization response")
+
+        def one(name: str) -> str | None:
+            values = query.get(name)
+            return values[0] if values else None
+
+        if one("state") != state:
+            raise AuthorizationError(
+                "the authorization response's state does not match this login "
+                "(a stale or forged callback); try the login again"
+            )
+        error = one("error")
+        if error is not None:
+            description = one("error_description")
+            detail = f": {description[:300]}" if description else ""
+            raise AuthorizationError(
+                f"the authorization server refused the login ({error[:100]}{detail})",
+                error=error[:100], description=description[:300] if description else None,
+            )
+        iss = one("iss")
+        if iss is not None and iss != issuer:
+            raise AuthorizationError(
+                f"the authorization response came from issuer {iss[:200]!r}, "
+                f"not {issuer!r} (RFC 9207 mix-up protection); refusing it"
+            )
+        if iss is None and metadata.get("authorization_response_iss_parameter_supported"):
+            raise AuthorizationError(
+                f"the authorization response has no iss parameter although {issuer} "
+                "advertises it (RFC 9207); refusing it"
+            )
+        code = one("code")
+        if not code:
+            raise AuthorizationError("the authorization response has no code")
+        return code
+
+    # -- the token endpoint --------------------------------------------------------------
+
+    def _token_request(
+        self,
+        metadata: Mapping[str, Any],
+        client: ClientRegistration,
+        form: Mapping[str, str],
+        *,
+        requested_scope: str | None,
+        what: str,
+    ) -> Generator[Effect, Any, TokenSet]:
+        endpoint = require_secure_url(metadata["token_endpoint"], what="the token endpoint")
+        auth_form, headers = client_auth(client)
+        response: HttpResponse = yield HttpRequest.post_form(
+            endpoint, {**form, **auth_form}, what=what, error=TokenError, headers=headers
+        )
+        return self._parse_token_response(response, what=what, requested_scope=requested_scope)
+
+    def _parse_token_response(
+        self, response: HttpResponse, *, what: str, requested_scope: str | None
+    ) -> TokenSet:
+        if response.status_code != 200:
+            error, description = _error_fields(response)
+            retry = " The stored tokens are kept; try again later." if (
+                response.status_code >= 500 or error is None) else ""
+            detail = f": {error}" if error else ""
+            detail += f" ({description})" if description else ""
+            raise TokenError(
+                f"the {what} at {response.url} failed with HTTP {response.status_code}"
+                f"{detail}.{retry}",
+                error=error, description=description, status_code=response.status_code,
+            )
+        if response.truncated:
+            raise TokenError(f"the {what} response from {response.url} is too large")
+        try:
+            answer = json.loads(response.body)
+        except (ValueError, UnicodeDecodeError):
+            raise TokenError(
+                f"the {what} response from {response.url} is not JSON"
+            ) from None
+        if not isinstance(answer, dict):
+            raise TokenError(f"the {what} response from {response.url} is not a JSON object")
+        try:
+            return token_set_from_response(answer, now=self.clock(),
+                                           requested_scope=requested_scope or None)
+        except ValueError as exc:
+            raise TokenError(f"invalid {what} response from {response.url}: {exc}") from None
+
+    # -- the device authorization grant (RFC 8628) ---------------------------------------
+
+    def _device_grant(self, record: ServerRecord, scope: str) -> Generator[Effect, Any, TokenSet]:
+        metadata = record.server_metadata or {}
+        endpoint = metadata.get("device_authorization_endpoint")
+        if not endpoint:
+            raise AuthorizationError(
+                f"the authorization server {record.issuer} does not offer the device flow; "
+                "use the browser or paste-back login"
+            )
+        require_secure_url(endpoint, what="the device authorization endpoint")
+        client = record.client
+        if client is None or client.issuer != record.issuer:
+            client = choose_client(self.settings.client, None, issuer=record.issuer or "",
+                                   server_metadata=metadata, redirect_uri="")
+        if client is None:
+            client = yield from register_dynamically(
+                replace(self.settings.client, application_type="native"),
+                issuer=record.issuer or "", server_metadata=metadata,
+                redirect_uri=None, scope=scope, grant_types=[DEVICE_GRANT, "refresh_token"],
+            )
+            record = replace(record, client=client)
+            yield from self._save(record)
+        auth_form, headers = client_auth(client)
+        form = {"resource": record.resource_indicator, **auth_form}
+        if scope:
+            form["scope"] = scope
+        response: HttpResponse = yield HttpRequest.post_form(
+            endpoint, form, what="device authorization", error=AuthorizationError,
+            headers=headers,
+        )
+        if response.status_code != 200:
+            error, description = _error_fields(response)
+            raise AuthorizationError(
+                f"the device authorization request failed with HTTP {response.status_code}"
+                + (f": {error}" if error else "") + (f" ({description})" if description else ""),
+                error=error, description=description,
+            )
+        try:
+            answer = json.loads(response.body)
+        except (ValueError, UnicodeDecodeError):
+            answer = None
+        if not isinstance(answer, dict) or not all(
+            isinstance(answer.get(k), str) for k in ("device_code", "user_code", "verification_uri")
+        ):
+            raise AuthorizationError("the device authorization response is incomplete")
+        interval = answer.get("interval", 5)
+        interval = float(interval) if isinstance(interval, (int, float)) and interval > 0 else 5.0
+        lifetime = answer.get("expires_in")
+        expires_in = float(lifetime) if isinstance(lifetime, (int, float)) else None
+        complete = answer.get("verification_uri_complete")
+        yield ShowDeviceCode(
+            answer["verification_uri"], answer["user_code"],
+            complete if isinstance(complete, str) else None, expires_in,
+        )
+        deadline = self.clock() + min(expires_in or self.settings.login_timeout,
+                                      self.settings.login_timeout)
+        form = {
+            "grant_type": DEVICE_GRANT,
+            "device_code": answer["device_code"],
+            "resource": record.resource_indicator,
+        }
+        while True:
+            if self.clock() >= deadline:
+                raise AuthorizationError("the device code expired before the login was approved")
+            yield Sleep(interval)
+            try:
+                tokens = yield from self._token_request(
+                    metadata, client, form, requested_scope=scope, what="device code exchange"
+                )
+            except TokenError as exc:
+                if exc.error == "authorization_pending":
+                    continue
+                if exc.error == "slow_down":
+                    interval += 5
+                    continue
+                if exc.error == "expired_token":
+                    raise AuthorizationError(
+                        "the device code expired before the login was approved; try again",
+                        error=exc.error) from None
+                if exc.error == "access_denied":
+                    raise AuthorizationError("the login was denied on the other device",
+                                             error=exc.error) from None
+                raise
+            yield from self._save(replace(record, tokens=tokens))
+            return tokens
+

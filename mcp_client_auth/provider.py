@@ -1,0 +1,476 @@
+"""OAuthClientProvider: drives the sans-IO flow for httpx and httpx2, sync and async.
+
+The request path with a valid token reads two attributes and the clock: no lock, no I/O.
+Everything else (loading the store, refresh, login) runs with the refresh lock held: an
+in-process lock (so 200 concurrent requests on an expired token make one token request) and
+the store's cross-process lock (so 8 processes do too). Inside the lock the flow re-reads the
+store first: a token another task or process just obtained is used, not fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
+from typing import Any, Protocol
+
+from ._http_compat import AuthBase
+from ._portal import run_sync
+from .effects import (
+    CompleteLogin,
+    HttpRequest,
+    HttpResponse,
+    LoadRecord,
+    SaveRecord,
+    ShowDeviceCode,
+    Sleep,
+    StartLogin,
+)
+from .errors import AuthorizationError, DiscoveryError, MCPAuthError
+from .flow import AuthFlow, FlowSettings
+from .login.base import CallbackLogin, Login, LoginCallable, LoginSession
+from .metadata import Challenge, canonical_resource_url, find_challenge, parse_www_authenticate
+from .registration import ClientSettings
+from .store.token_store import TokenStore
+from .tokens import ServerRecord, TokenSet
+
+__all__ = ["OAuthClientProvider"]
+
+logger = logging.getLogger("mcp_client_auth")
+
+MAX_BODY = 1024 * 1024
+MAX_AUTH_ROUNDS = 3        # re-authorizations for one request before giving up
+_LOCK = object()
+_UNLOCK = object()
+_EMPTY_CHALLENGE = Challenge("Bearer", {})
+
+
+class _Request(Protocol):  # what httpx.Request and httpx2.Request share, as used here
+    @property
+    def url(self) -> Any: ...
+    @property
+    def headers(self) -> Any: ...
+    def read(self) -> bytes: ...
+    async def aread(self) -> bytes: ...
+
+
+class _Response(Protocol):
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Any: ...
+    @property
+    def url(self) -> Any: ...
+    def iter_bytes(self) -> Any: ...
+    def aiter_bytes(self) -> Any: ...
+    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+def _resolve_login(login: Login | LoginCallable | None, port: int | None) -> Login:
+    if isinstance(login, Login):
+        return login
+    if login is not None:
+        return CallbackLogin(login)
+    from .login.browser import BrowserLogin
+
+    return BrowserLogin(port=port)
+
+
+def _scopes(scopes: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if scopes is None:
+        return None
+    if isinstance(scopes, str):
+        return tuple(scopes.split())
+    return tuple(s for scope in scopes for s in scope.split())
+
+
+class OAuthClientProvider(AuthBase):
+    """OAuth for one protected resource, as ``auth=`` of any httpx or httpx2 client.
+
+    On a 401 it runs the MCP authorization flow (discovery, registration, PKCE login, token
+    exchange), keeps the tokens in ``store`` and refreshes them when they expire. A new
+    process with the same store sends its first request with the stored token.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        *,
+        scopes: str | Sequence[str] | None = None,
+        client_name: str = "mcp-client-auth",
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        client_metadata_url: str | None = None,
+        redirect_uri: str | None = None,
+        redirect_port: int | None = None,
+        store: TokenStore | None = None,
+        login: Login | Callable[[str], str | Awaitable[str]] | None = None,
+        timeout: float = 300.0,
+        leeway: float = 60.0,
+        interactive: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.server_url = canonical_resource_url(server_url)
+        self._login_arg = login
+        self._login: Login | None = None
+        self._redirect_port = redirect_port
+        self._store = store
+        self._clock = clock
+        device = type(login).__name__ == "DeviceLogin"
+        self._flow = AuthFlow(
+            FlowSettings(
+                server_url=self.server_url,
+                client=ClientSettings(
+                    client_name=client_name,
+                    client_id=client_id,
+                    client_secret=client_secret,
+                    client_metadata_url=client_metadata_url,
+                ),
+                scopes=_scopes(scopes),
+                redirect_uri=redirect_uri,
+                leeway=leeway,
+                login_timeout=timeout,
+                interactive=interactive,
+                device=device,
+            ),
+            clock,
+        )
+        self._init_url_match()
+        self._thread_lock = threading.Lock()
+        self._async_locks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Lock
+        ] = weakref.WeakKeyDictionary()
+
+    # -- public helpers ------------------------------------------------------------------
+
+    @property
+    def store(self) -> TokenStore:
+        """The token store (``TokenStore.default()`` unless one was given), made on first use."""
+        if self._store is None:
+            self._store = TokenStore.default()
+        return self._store
+
+    @property
+    def tokens(self) -> TokenSet | None:
+        """The tokens in memory (no secret in their repr), ``None`` before the first use."""
+        return self._flow.tokens
+
+    @property
+    def record(self) -> ServerRecord | None:
+        return self._flow.record
+
+    def __repr__(self) -> str:
+        return f"OAuthClientProvider({self.server_url!r})"
+
+    # -- which requests get the token ----------------------------------------------------
+
+    def _init_url_match(self) -> None:
+        import httpx
+
+        url = httpx.URL(self.server_url)
+        self._scheme = url.scheme
+        self._host = url.host
+        self._port = url.port or (443 if url.scheme == "https" else 80)
+        path = url.path or "/"
+        self._path = path
+        self._path_prefix = path.rstrip("/") + "/"
+
+    def _covers(self, url: Any) -> bool:
+        """True for requests to the protected resource itself: the token goes nowhere else."""
+        if url.scheme != self._scheme or url.host != self._host:
+            return False
+        port = url.port or (443 if url.scheme == "https" else 80)
+        if port != self._port:
+            return False
+        path = url.path or "/"
+        return path == self._path or path.startswith(self._path_prefix)
+
+    @staticmethod
+    def _authorize(request: _Request, tokens: TokenSet) -> None:
+        request.headers["Authorization"] = f"{tokens.token_type} {tokens.access_token}"
+
+    # -- the flow, as one generator both drivers run ---------------------------------------
+
+    def _steps(
+        self, request: _Request, sent: TokenSet | None, response: _Response | None
+    ) -> Generator[Any, Any, None]:
+        """Everything after the fast path: yields the request to send, effects, and locks."""
+        flow = self._flow
+        if response is None:
+            yield _LOCK
+            sent = yield from flow.obtain(failed=flow.tokens, challenge=None)
+            yield _UNLOCK
+            if sent is not None:
+                self._authorize(request, sent)
+            response = yield request
+        refreshed = False
+        for _ in range(MAX_AUTH_ROUNDS):
+            assert response is not None
+            status = response.status_code
+            if status not in (401, 403):
+                return
+            challenge = self._challenge(response)
+            if status == 403 and (challenge is None or
+                                  challenge.param("error") != "insufficient_scope"):
+                return
+            yield _LOCK
+            tokens = yield from flow.obtain(
+                failed=sent, challenge=challenge or _EMPTY_CHALLENGE,
+                allow_refresh=not refreshed,
+            )
+            yield _UNLOCK
+            if tokens is None:
+                return
+            refreshed = refreshed or (sent is not None and tokens.access_token != sent.access_token
+                                      and status == 401)
+            sent = tokens
+            self._authorize(request, tokens)
+            response = yield request
+        assert response is not None
+        if response.status_code in (401, 403):
+            raise AuthorizationError(
+                f"{self.server_url} kept refusing freshly issued tokens (HTTP "
+                f"{response.status_code} after {MAX_AUTH_ROUNDS} authorizations); "
+                "check the scopes it requires and the account's permissions"
+            )
+
+    @staticmethod
+    def _challenge(response: _Response) -> Challenge | None:
+        values = response.headers.get_list("www-authenticate")
+        if not values:
+            return None
+        try:
+            return find_challenge(parse_www_authenticate(values))
+        except DiscoveryError as exc:
+            logger.warning("ignoring a malformed WWW-Authenticate header: %s", exc)
+            return None
+
+    # -- sync driver -----------------------------------------------------------------------
+
+    def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
+        if not self._covers(request.url):
+            yield request
+            return
+        tokens = self._flow.valid_tokens()
+        response = None
+        if tokens is not None:
+            request.read()
+            self._authorize(request, tokens)
+            response = yield request
+            if response.status_code not in (401, 403):
+                return
+        else:
+            request.read()
+        yield from self._drive_sync(self._steps(request, tokens, response), request)
+
+    def _drive_sync(self, steps: Generator[Any, Any, None], request: Any) -> Generator[Any, Any, None]:
+        locked: Any = None
+        sessions: list[LoginSession] = []
+        value: Any = None
+        try:
+            while True:
+                try:
+                    item = steps.send(value)
+                except StopIteration:
+                    return
+                value = None
+                if item is request:
+                    value = yield request
+                elif isinstance(item, HttpRequest):
+                    own = yield self._build(request, item)
+                    value = self._read_sync(own)
+                elif item is _LOCK:
+                    self._thread_lock.acquire()
+                    try:
+                        cm = self.store.lock(self.server_url)
+                        run_sync(cm.__aenter__())
+                    except BaseException:
+                        self._thread_lock.release()
+                        raise
+                    locked = cm
+                elif item is _UNLOCK:
+                    self._close_sessions_sync(sessions)
+                    self._unlock_sync(locked)
+                    locked = None
+                elif isinstance(item, Sleep):
+                    time.sleep(item.seconds)
+                else:
+                    value = run_sync(self._perform(item, sessions))
+        finally:
+            self._close_sessions_sync(sessions)
+            if locked is not None:
+                self._unlock_sync(locked)
+
+    def _unlock_sync(self, cm: Any) -> None:
+        try:
+            run_sync(cm.__aexit__(None, None, None))
+        finally:
+            self._thread_lock.release()
+
+    @staticmethod
+    def _close_sessions_sync(sessions: list[LoginSession]) -> None:
+        while sessions:
+            run_sync(sessions.pop().aclose())
+
+    @staticmethod
+    def _read_sync(response: Any) -> HttpResponse:
+        chunks: list[bytes] = []
+        size = 0
+        truncated = False
+        try:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    truncated = True
+                    break
+                chunks.append(chunk)
+        finally:
+            response.close()
+        return _to_effect_response(response, b"".join(chunks), truncated)
+
+    # -- async driver ----------------------------------------------------------------------
+
+    async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
+        if not self._covers(request.url):
+            yield request
+            return
+        tokens = self._flow.valid_tokens()
+        response = None
+        await request.aread()
+        if tokens is not None:
+            self._authorize(request, tokens)
+            response = yield request
+            if response.status_code not in (401, 403):
+                return
+        steps = self._steps(request, tokens, response)
+        locked: Any = None
+        sessions: list[LoginSession] = []
+        value: Any = None
+        try:
+            while True:
+                try:
+                    item = steps.send(value)
+                except StopIteration:
+                    return
+                value = None
+                if item is request:
+                    value = yield request
+                elif isinstance(item, HttpRequest):
+                    own = yield self._build(request, item)
+                    value = await self._read_async(own)
+                elif item is _LOCK:
+                    lock = self._async_lock()
+                    await lock.acquire()
+                    try:
+                        cm = self.store.lock(self.server_url)
+                        await cm.__aenter__()
+                    except BaseException:
+                        lock.release()
+                        raise
+                    locked = (lock, cm)
+                elif item is _UNLOCK:
+                    await self._close_sessions(sessions)
+                    await self._unlock_async(locked)
+                    locked = None
+                elif isinstance(item, Sleep):
+                    await asyncio.sleep(item.seconds)
+                else:
+                    value = await self._perform(item, sessions)
+        finally:
+            await self._close_sessions(sessions)
+            if locked is not None:
+                await self._unlock_async(locked)
+
+    def _async_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._async_locks.get(loop)
+        if lock is None:
+            lock = self._async_locks[loop] = asyncio.Lock()
+        return lock
+
+    @staticmethod
+    async def _unlock_async(locked: Any) -> None:
+        lock, cm = locked
+        try:
+            await cm.__aexit__(None, None, None)
+        finally:
+            lock.release()
+
+    @staticmethod
+    async def _close_sessions(sessions: list[LoginSession]) -> None:
+        while sessions:
+            await sessions.pop().aclose()
+
+    @staticmethod
+    async def _read_async(response: Any) -> HttpResponse:
+        chunks: list[bytes] = []
+        size = 0
+        truncated = False
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    truncated = True
+                    break
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return _to_effect_response(response, b"".join(chunks), truncated)
+
+    # -- effects shared by both drivers ------------------------------------------------------
+
+    @staticmethod
+    def _build(request: Any, effect: HttpRequest) -> Any:
+        """The flow's request, built with the library of the request being authorized."""
+        return type(request)(effect.method, effect.url, headers=dict(effect.headers),
+                             content=effect.body)
+
+    def _get_login(self) -> Login:
+        if self._login is None:
+            self._login = _resolve_login(self._login_arg, self._redirect_port)
+        return self._login
+
+    async def _perform(self, effect: Any, sessions: list[LoginSession]) -> Any:
+        if isinstance(effect, LoadRecord):
+            return await self.store.get(self.server_url)
+        if isinstance(effect, SaveRecord):
+            await self.store.put(effect.record)
+            return None
+        if isinstance(effect, StartLogin):
+            session = await self._get_login().start(
+                redirect_uri=effect.redirect_uri, redirect_port=self._redirect_port
+            )
+            sessions.append(session)
+            return session
+        if isinstance(effect, CompleteLogin):
+            return await effect.session.complete(
+                effect.url, state=effect.state, timeout=effect.timeout
+            )
+        if isinstance(effect, ShowDeviceCode):
+            login: Any = self._get_login()
+            show = getattr(login, "show", None)
+            if show is not None:
+                show(effect.verification_uri, effect.user_code,
+                     effect.verification_uri_complete, effect.expires_in)
+            else:
+                where = effect.verification_uri_complete or effect.verification_uri
+                print(f"To sign in, open {where} and enter the code {effect.user_code}",
+                      file=sys.stderr)
+            return None
+        raise MCPAuthError(f"unknown flow effect {type(effect).__name__}")  # pragma: no cover
+
+
+def _to_effect_response(response: Any, body: bytes, truncated: bool) -> HttpResponse:
+    return HttpResponse(
+        status_code=response.status_code,
+        headers={k.lower(): v for k, v in response.headers.items()},
+        body=body,
+        url=str(response.url),
+        challenges=tuple(response.headers.get_list("www-authenticate")),
+        truncated=truncated,
+    )

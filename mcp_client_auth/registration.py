@@ -1,0 +1,196 @@
+"""Who this client is to an authorization server, in the MCP specification's preference.
+
+1. pre-registered: the user's ``client_id`` (and ``client_secret``);
+2. a client ID metadata document: the ``client_metadata_url`` is the client id, where the
+   server advertises ``client_id_metadata_document_supported``;
+3. dynamic registration (RFC 7591) as a native application with a loopback redirect URI.
+
+Also: how the client authenticates at the token endpoint, as it was registered.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from .effects import Effect, HttpRequest, HttpResponse
+from .errors import RegistrationError
+from .metadata import parse_json_document, require_secure_url
+from .tokens import ClientRegistration
+
+__all__ = ["ClientSettings", "choose_client", "client_auth", "register_dynamically"]
+
+
+@dataclass(frozen=True, repr=False)
+class ClientSettings:
+    """What the user told the provider about the client."""
+
+    client_name: str
+    client_id: str | None = None
+    client_secret: str | None = None
+    client_metadata_url: str | None = None
+    application_type: str = "native"
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientSettings(client_name={self.client_name!r}, client_id={self.client_id!r}, "
+            f"client_metadata_url={self.client_metadata_url!r})"
+        )
+
+
+def _auth_method_for_secret(server_metadata: Mapping[str, Any]) -> str:
+    supported = server_metadata.get("token_endpoint_auth_methods_supported")
+    if not supported or "client_secret_basic" in supported:
+        return "client_secret_basic"
+    if "client_secret_post" in supported:
+        return "client_secret_post"
+    return "client_secret_basic"
+
+
+def choose_client(
+    settings: ClientSettings,
+    stored: ClientRegistration | None,
+    *,
+    issuer: str,
+    server_metadata: Mapping[str, Any],
+    redirect_uri: str,
+) -> ClientRegistration | None:
+    """The registration to use without a registration request, or ``None`` to register.
+
+    A stored registration counts only when it was issued by this same issuer and lists this
+    redirect URI: nothing issued by one authorization server is ever sent to another.
+    """
+    if settings.client_id:
+        method = _auth_method_for_secret(server_metadata) if settings.client_secret else "none"
+        return ClientRegistration(
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            token_endpoint_auth_method=method,
+            redirect_uris=(redirect_uri,),
+            issuer=issuer,
+            kind="pre-registered",
+        )
+    if settings.client_metadata_url and server_metadata.get(
+        "client_id_metadata_document_supported"
+    ):
+        return ClientRegistration(
+            client_id=settings.client_metadata_url,
+            token_endpoint_auth_method="none",
+            redirect_uris=(redirect_uri,),
+            issuer=issuer,
+            kind="metadata-document",
+        )
+    if (
+        stored is not None
+        and stored.kind == "dynamic"
+        and stored.issuer == issuer
+        and redirect_uri in stored.redirect_uris
+    ):
+        return stored
+    return None
+
+
+def register_dynamically(
+    settings: ClientSettings,
+    *,
+    issuer: str,
+    server_metadata: Mapping[str, Any],
+    redirect_uri: str | None,
+    scope: str | None,
+    protocol_version: str | None = None,
+    grant_types: list[str] | None = None,
+) -> Generator[Effect, Any, ClientRegistration]:
+    """RFC 7591 registration as a public native client (PKCE, no secret requested)."""
+    endpoint = server_metadata.get("registration_endpoint")
+    if not endpoint:
+        hint = (
+            " (it does not accept client ID metadata documents either)"
+            if settings.client_metadata_url
+            else ""
+        )
+        raise RegistrationError(
+            f"the authorization server {issuer} offers no dynamic client registration{hint}; "
+            "register a client there and pass client_id= (and client_secret=)"
+        )
+    require_secure_url(endpoint, what="the registration endpoint")
+    document: dict[str, Any] = {
+        "client_name": settings.client_name,
+        "grant_types": grant_types or ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "none",
+    }
+    if redirect_uri is not None:
+        document["redirect_uris"] = [redirect_uri]
+        document["response_types"] = ["code"]
+    else:
+        document["response_types"] = []
+    if settings.application_type:
+        document["application_type"] = settings.application_type
+    if scope:
+        document["scope"] = scope
+    response: HttpResponse = yield HttpRequest.post_json(
+        endpoint, document, what="client registration", error=RegistrationError
+    )
+    if response.status_code not in (200, 201):
+        detail = _error_detail(response)
+        raise RegistrationError(
+            f"the authorization server {issuer} refused to register this client "
+            f"(HTTP {response.status_code}{detail})"
+        )
+    try:
+        answer = parse_json_document(response.body, what="registration response", url=endpoint)
+    except Exception as exc:
+        raise RegistrationError(str(exc)) from None
+    client_id = answer.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        raise RegistrationError(
+            f"the registration response from {endpoint} has no client_id"
+        )
+    secret = answer.get("client_secret")
+    method = answer.get("token_endpoint_auth_method")
+    if not isinstance(method, str):
+        method = "client_secret_basic" if isinstance(secret, str) else "none"
+    uris = answer.get("redirect_uris")
+    registered_uris = (
+        tuple(u for u in uris if isinstance(u, str)) if isinstance(uris, list) else ()
+    ) or ((redirect_uri,) if redirect_uri else ())
+    expires = answer.get("client_secret_expires_at")
+    rat = answer.get("registration_access_token")
+    return ClientRegistration(
+        client_id=client_id,
+        client_secret=secret if isinstance(secret, str) else None,
+        token_endpoint_auth_method=method,
+        redirect_uris=registered_uris,
+        issuer=issuer,
+        kind="dynamic",
+        client_secret_expires_at=float(expires)
+        if isinstance(expires, (int, float)) and not isinstance(expires, bool) and expires > 0
+        else None,
+        registration_access_token=rat if isinstance(rat, str) else None,
+    )
+
+
+def _error_detail(response: HttpResponse) -> str:
+    try:
+        answer = parse_json_document(response.body, what="error response", url=response.url)
+    except Exception:
+        return ""
+    error = answer.get("error")
+    description = answer.get("error_description")
+    parts = [p for p in (error, description) if isinstance(p, str) and p]
+    return (": " + ": ".join(parts)[:300]) if parts else ""
+
+
+def client_auth(client: ClientRegistration) -> tuple[dict[str, str], dict[str, str]]:
+    """Form fields and headers that authenticate ``client`` at the token endpoint."""
+    method = client.token_endpoint_auth_method
+    if client.client_secret and method == "client_secret_basic":
+        user = quote(client.client_id, safe="")
+        password = quote(client.client_secret, safe="")
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return {}, {"Authorization": f"Basic {basic}"}
+    if client.client_secret and method == "client_secret_post":
+        return {"client_id": client.client_id, "client_secret": client.client_secret}, {}
+    return {"client_id": client.client_id}, {}
