@@ -541,6 +541,8 @@ class DemoAuthorizationServer:
         basic = request.headers.get("authorization", "")
         form_id = _single(params, "client_id")
         form_secret = _single(params, "client_secret")
+        client_id: str | None
+        secret: str | None
         if basic.lower().startswith("basic "):
             try:
                 raw = base64.b64decode(basic[6:], validate=True).decode("utf-8")
