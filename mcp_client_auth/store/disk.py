@@ -212,7 +212,10 @@ class EncryptedFileStore:
 
     ``keys`` are 32-byte store keys, newest first: the first encrypts and names new entries,
     all of them decrypt (rotation: add a new key in front, call :meth:`rotate`, drop the old
-    one). The caller gets the keys from :mod:`mcp_client_auth.store.keys`.
+    one). The caller gets the keys from :mod:`mcp_client_auth.store.keys`. With
+    ``check_marker`` the store refuses, with a :class:`StorageError`, keys other than the one
+    its ``store.json`` names, before any entry could be mistaken for a corrupt one. ``durable``
+    fsyncs the folder after each write, so a new entry also survives a power cut.
     """
 
     def __init__(
@@ -222,6 +225,7 @@ class EncryptedFileStore:
         *,
         default_collection: str = DEFAULT_COLLECTION,
         durable: bool = True,
+        check_marker: bool = True,
     ) -> None:
         if not keys:
             raise ValueError("EncryptedFileStore needs at least one key")
@@ -236,7 +240,8 @@ class EncryptedFileStore:
         self._made: set[Path] = set()
         self.unreadable_seen = 0
         """Entries this process found unreadable and moved aside (see :meth:`unreadable`)."""
-        self._check_marker()
+        if check_marker:
+            self._check_marker()
 
     # --- keys, names, marker ---------------------------------------------------------------
 

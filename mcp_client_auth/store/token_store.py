@@ -17,9 +17,13 @@ from ..errors import StorageError
 from ..tokens import ServerRecord
 
 if TYPE_CHECKING:
+    import os
     from contextlib import AbstractAsyncContextManager
+    from pathlib import Path
 
     from key_value.aio.protocols.key_value import AsyncKeyValue
+
+    from .keys import Protection
 
 __all__ = ["TokenStore"]
 
@@ -49,11 +53,42 @@ class TokenStore:
         collection: str = COLLECTION,
         lock: LockFactory | None = None,
         description: str | None = None,
+        protection: Protection | None = None,
     ) -> None:
         self._kv = kv
         self._collection = collection
         self._lock_factory: LockFactory = lock or _no_lock
         self.description = description or type(kv).__name__
+        self._protection = protection
+
+    @classmethod
+    def default(
+        cls,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        require_keyring: bool = False,
+        lock_timeout: float = 360.0,
+    ) -> TokenStore:
+        """Encrypted files on disk, the key in the system keyring: what a provider uses by default.
+
+        ``directory``: the argument, else ``$MCP_CLIENT_AUTH_HOME``, else the platform's user
+        data folder. Without a working keyring the key goes into a 0600 key file in the user
+        config folder (a WARNING says so once per process), or comes from
+        ``$MCP_CLIENT_AUTH_KEY``; ``require_keyring=True`` refuses both with a
+        :class:`StorageError`. ``lock_timeout`` bounds the wait for another process's refresh
+        or login. :attr:`protection` says which protection is in force.
+        """
+        from .default import open_default
+
+        kv, locks, key = open_default(
+            directory, require_keyring=require_keyring, lock_timeout=lock_timeout
+        )
+        return cls(
+            kv,
+            lock=locks,
+            description=f"encrypted files in {kv.directory}",
+            protection=key.protection,
+        )
 
     @classmethod
     def memory(cls) -> TokenStore:
@@ -66,6 +101,41 @@ class TokenStore:
     def kv(self) -> AsyncKeyValue:
         return self._kv
 
+    @property
+    def protection(self) -> Protection:
+        """Where the key protecting these records is kept, and how safe that is."""
+        if self._protection is None:
+            from .keys import Protection
+
+            if type(self._kv).__name__ == "MemoryStore":
+                self._protection = Protection("memory", "this process")
+            else:
+                self._protection = Protection("custom", self.description)
+        return self._protection
+
+    @property
+    def directory(self) -> Path | None:
+        """The folder of an on-disk store, else None."""
+        directory = getattr(self._kv, "directory", None)
+        if directory is None:
+            return None
+        from pathlib import Path
+
+        return Path(directory)
+
+    def unreadable_files(self) -> list[Path]:
+        """Entries found unreadable and moved aside, kept for inspection (``doctor`` lists them)."""
+        finder: Any = getattr(self._kv, "unreadable", None)
+        if finder is None:
+            return []
+        found: list[Path] = finder()
+        return found
+
+    @property
+    def unreadable(self) -> int:
+        """How many entries were found unreadable and moved aside (0 where unknown)."""
+        return len(self.unreadable_files())
+
     def lock(self, resource: str) -> AbstractAsyncContextManager[None]:
         """Hold this across read-refresh-write so other processes do not refresh too."""
         return self._lock_factory(resource)
@@ -77,7 +147,9 @@ class TokenStore:
         except StorageError:
             raise
         except Exception as exc:
-            raise StorageError(f"could not read the token store ({self.description}): {exc}") from exc
+            raise StorageError(
+                f"could not read the token store ({self.description}): {exc}"
+            ) from exc
         if data is None:
             return None
         try:
@@ -103,7 +175,7 @@ class TokenStore:
             raise
         except Exception as exc:
             raise StorageError(
-                f"could not delete from the token store ({self.description}): {exc}"
+                f"could not remove a record from the token store ({self.description}): {exc}"
             ) from exc
 
     async def resources(self) -> list[str]:

@@ -1,0 +1,545 @@
+"""The store key: where it is kept, how well that protects it, and the keyring probe.
+
+One 32-byte key per store folder, made on first use. Where it is kept, best first:
+
+1. ``MCP_CLIENT_AUTH_KEY`` (a Fernet key; several, comma-separated, newest first, to rotate):
+   an explicit override for CI and containers, where a secret is injected by the platform.
+2. The system keyring (service ``mcp-client-auth``, user = the store folder), when a real one
+   works: macOS Keychain, Windows Credential Locker, the freedesktop Secret Service.
+3. A key file (0600) in the user config folder, apart from the data, announced by one WARNING
+   per process: only file permissions protect it.
+
+The key is read once per process and kept in memory. ``keyring`` is imported only when a key
+is needed, and its backend discovery (50-70 ms, most of it importing every platform's backend)
+is skipped: we load the platform's own backend directly, unless the user chose one
+(``PYTHON_KEYRING_BACKEND`` or a keyringrc file), which we then honour. A keyring counts only
+when it really works (see :func:`probe_keyring`), and every keyring call runs under a timeout,
+so a locked or hanging keyring never hangs the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from ..errors import StorageError
+from .disk import folder_key_hash, format_key, parse_keys, write_file_atomically
+
+__all__ = [
+    "ENV_KEY",
+    "KEYRING_TIMEOUT",
+    "SERVICE",
+    "KeyringProbe",
+    "Protection",
+    "StoreKey",
+    "forget_keys",
+    "key_file_path",
+    "load_key",
+    "probe_keyring",
+]
+
+logger = logging.getLogger("mcp_client_auth.store")
+
+SERVICE = "mcp-client-auth"
+ENV_KEY = "MCP_CLIENT_AUTH_KEY"
+KEYRING_TIMEOUT = 3.0
+_PROBE_USER = "mcp-client-auth keyring probe"
+
+Verdict = Literal["works", "missing", "locked", "slow"]
+T = TypeVar("T")
+
+
+# --- what protection is in force ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Protection:
+    """Where a store's key is kept and how well that protects it (what ``doctor`` prints).
+
+    ``kind`` is one of ``"keyring"``, ``"key file"``, ``"environment"``, ``"memory"``,
+    ``"custom"``; ``where`` names the keyring backend, the key file or the variable; ``note``
+    says why a weaker kind is in force.
+    """
+
+    kind: Literal["keyring", "key file", "environment", "memory", "custom"]
+    where: str
+    note: str = ""
+
+    @property
+    def in_keyring(self) -> bool:
+        """True when the key is in a working system keyring (the protection we aim for)."""
+        return self.kind == "keyring"
+
+    @property
+    def place(self) -> str:
+        """Where the key is, as a phrase: 'the system keyring (...)', 'the key file ...'."""
+        if self.kind == "keyring":
+            return f"the system keyring ({self.where})"
+        if self.kind == "key file":
+            return f"the key file {self.where}"
+        if self.kind == "environment":
+            return f"the {self.where} environment variable"
+        return self.where
+
+    def __str__(self) -> str:
+        if self.kind == "keyring":
+            return f"encrypted; key in {self.place}"
+        if self.kind == "key file":
+            text = f"encrypted; key in {self.place}, protected only by file permissions (0600)"
+            return f"{text}: {self.note}" if self.note else text
+        if self.kind == "environment":
+            return f"encrypted; key from {self.place}"
+        if self.kind == "memory":
+            return "in memory only; forgotten when the process exits"
+        return f"as protected by {self.where}"
+
+
+@dataclass(frozen=True, repr=False)
+class StoreKey:
+    """The keys of one store (newest first) and the protection they have. Never printed."""
+
+    keys: tuple[bytes, ...]
+    protection: Protection
+
+    def __repr__(self) -> str:
+        return f"StoreKey({len(self.keys)} key(s), {self.protection})"
+
+    __str__ = __repr__
+
+
+# --- the keyring probe ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyringProbe:
+    """The verdict on the system keyring: ``works``, ``missing``, ``locked`` or ``slow``.
+
+    ``backend`` is the keyring backend's class (or ``"none"``), ``reason`` one line saying why
+    the verdict is what it is, and what to do where there is something to do.
+    """
+
+    verdict: Verdict
+    backend: str
+    reason: str
+
+    @property
+    def works(self) -> bool:
+        return self.verdict == "works"
+
+    def __str__(self) -> str:
+        return f"{self.verdict} ({self.backend}): {self.reason}"
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _within(timeout: float, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a daemon thread and wait at most ``timeout`` seconds for it.
+
+    A daemon thread, not an executor: an executor's threads are joined at interpreter exit,
+    so a keyring call that hangs would hang the exit too. A call that times out is abandoned.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="mcp-client-auth-keyring", daemon=True).start()
+    if not done.wait(timeout):
+        raise _Timeout
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]
+
+
+_backend_lock = threading.Lock()
+_backend: Any = None
+
+
+def _user_configured_backend() -> bool:
+    """True when the user chose a keyring backend (environment variable or keyringrc)."""
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return True
+    from keyring.util import platform_
+
+    return bool((platform_.config_root() / "keyringrc.cfg").exists())
+
+
+def _keyringrc_exists_xdg() -> bool:
+    """keyring's own config path on Linux and the BSDs, found without importing keyring."""
+    root = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.exists(os.path.join(root, "python_keyring", "keyringrc.cfg"))
+
+
+class _NoKeyring(Exception):
+    """No keyring backend can be used here; the message says why."""
+
+
+def _platform_backend() -> Any:
+    """The keyring backend, loaded directly (no discovery), or raise :class:`_NoKeyring`.
+
+    Runs in the timeout thread: checking a backend's viability may talk to D-Bus.
+    """
+    global _backend
+    with _backend_lock:
+        if _backend is not None:
+            return _backend
+        if sys.platform.startswith("linux") or "bsd" in sys.platform:
+            if not (
+                os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+                or os.environ.get("PYTHON_KEYRING_BACKEND")
+                or _keyringrc_exists_xdg()
+            ):
+                # Checked before importing keyring: on headless machines this is the common
+                # case, and it costs nothing.
+                raise _NoKeyring(
+                    "no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set), so no "
+                    "Secret Service keyring"
+                )
+        import keyring
+
+        if _user_configured_backend():
+            try:
+                backend = keyring.get_keyring()  # honours the user's choice, no discovery
+            except (RuntimeError, ImportError, ValueError) as exc:
+                raise _NoKeyring(f"the configured keyring backend cannot be used: {exc}") from exc
+        else:
+            if sys.platform == "darwin":
+                from keyring.backends import macOS as module
+            elif sys.platform == "win32":
+                from keyring.backends import Windows as module
+            else:
+                from keyring.backends import SecretService as module
+            cls = getattr(module, "WinVaultKeyring", None) or module.Keyring
+            try:
+                cls.priority  # noqa: B018  (viability check: raises when unusable here)
+            except (RuntimeError, ImportError, AttributeError) as exc:
+                raise _NoKeyring(str(exc)) from exc
+            backend = cls()
+        _backend = backend
+        return backend
+
+
+def _backend_name(backend: Any) -> str:
+    cls = type(backend)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _refusal(backend: Any) -> str | None:
+    """Why ``backend`` does not count as a keyring, or None when it may."""
+    name = _backend_name(backend)
+    module = type(backend).__module__
+    if module.startswith(("keyring.backends.fail", "keyring.backends.null")):
+        return "no keyring backend is available"
+    if "plaintext" in name.lower():
+        return f"{name} keeps secrets in plain text, which protects nothing"
+    try:
+        priority = float(backend.priority)
+    except Exception as exc:  # a backend's viability check may raise anything
+        return f"{name} cannot be used here: {exc}"
+    if priority < 1:
+        return f"{name} is not recommended by keyring (priority {priority:g})"
+    return None
+
+
+def _failure(exc: BaseException, backend: str) -> KeyringProbe:
+    """The verdict for an exception from a keyring call."""
+    if isinstance(exc, _Timeout):
+        return KeyringProbe(
+            "slow",
+            backend,
+            "the keyring did not answer in time (is an unlock prompt waiting?)",
+        )
+    if isinstance(exc, _NoKeyring):
+        return KeyringProbe("missing", backend, str(exc))
+    from keyring.errors import InitError, KeyringLocked
+
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, KeyringLocked):
+        return KeyringProbe(
+            "locked", backend, f"the keyring is locked ({text}); unlock it and try again"
+        )
+    if isinstance(exc, InitError) and "dismissed" in text.lower():
+        return KeyringProbe(
+            "locked",
+            backend,
+            f"the keyring needs an unlock prompt that could not be shown ({text})",
+        )
+    return KeyringProbe("missing", backend, f"{type(exc).__name__}: {text}")
+
+
+def probe_keyring(*, timeout: float = KEYRING_TIMEOUT) -> KeyringProbe:
+    """Whether the system keyring really works: one verdict, never an exception, never a hang.
+
+    Works means: a backend that is not fail, null or plaintext, recommended by keyring
+    (priority >= 1), and a trial set, get and delete that succeed within ``timeout`` seconds.
+    """
+    found: dict[str, str] = {"backend": "none"}
+
+    def trial() -> KeyringProbe:
+        backend = _platform_backend()
+        name = found["backend"] = _backend_name(backend)
+        refused = _refusal(backend)
+        if refused:
+            return KeyringProbe("missing", name, refused)
+        secret = secrets.token_urlsafe(16)
+        backend.set_password(SERVICE, _PROBE_USER, secret)
+        try:
+            got = backend.get_password(SERVICE, _PROBE_USER)
+        finally:
+            try:
+                backend.delete_password(SERVICE, _PROBE_USER)
+            except Exception as exc:
+                logger.debug("keyring probe: could not delete the trial entry: %s", exc)
+        if got != secret:
+            return KeyringProbe("missing", name, "the keyring returned something else")
+        return KeyringProbe("works", name, "a trial set, get and delete succeeded")
+
+    try:
+        return _within(timeout, trial)
+    except Exception as exc:
+        return _failure(exc, found["backend"])
+
+
+def _keyring_call(
+    timeout: float, call: Callable[[Any], T]
+) -> tuple[T | None, KeyringProbe | None, str]:
+    """``call(backend)`` under a timeout: (result, None, backend) or (None, failure, backend)."""
+    found: dict[str, str] = {"backend": "none"}
+
+    def run() -> T | KeyringProbe:
+        backend = _platform_backend()
+        found["backend"] = _backend_name(backend)
+        refused = _refusal(backend)
+        if refused:
+            return KeyringProbe("missing", found["backend"], refused)
+        return call(backend)
+
+    try:
+        result = _within(timeout, run)
+    except Exception as exc:
+        return None, _failure(exc, found["backend"]), found["backend"]
+    if isinstance(result, KeyringProbe):
+        return None, result, found["backend"]
+    return result, None, found["backend"]
+
+
+def _short_backend(name: str) -> str:
+    """'keyring.backends.SecretService.Keyring' -> 'SecretService' (for messages)."""
+    parts = name.split(".")
+    if len(parts) >= 2 and parts[-1] in ("Keyring", "WinVaultKeyring", "DBusKeyring"):
+        return parts[-2]
+    return parts[-1]
+
+
+# --- the key file ---------------------------------------------------------------------------
+
+
+def key_file_path(directory: Path) -> Path:
+    """Where the key of the store in ``directory`` goes when there is no keyring.
+
+    In the user config folder, apart from the data, so that a copy or backup of the data
+    folder alone does not carry its key.
+    """
+    import platformdirs
+
+    base = Path(platformdirs.user_config_dir("mcp-client-auth", appauthor=False))
+    return base / "keys" / f"{folder_key_hash(directory)}.key"
+
+
+def _read_key_file(path: Path) -> tuple[bytes, ...] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageError(f"could not read the key file {path}: {exc.strerror}") from exc
+    if os.name == "posix":
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            logger.warning(
+                "the key file %s was readable by other users (mode %o); made it 0600",
+                path,
+                mode,
+            )
+            os.chmod(path, 0o600)
+    return parse_keys(text, source=f"the key file {path}")
+
+
+def _write_key_file(path: Path, keys: tuple[bytes, ...], directory: Path) -> None:
+    from .disk import _make_dir
+
+    try:
+        _make_dir(path.parent)
+    except OSError as exc:
+        raise StorageError(
+            f"could not create the folder {path.parent} for the store key: {exc.strerror}"
+        ) from exc
+    text = (
+        f"# mcp-client-auth: the key of the token store in {directory}\n"
+        "# Anyone who can read this file can read the tokens in that store. Keep it 0600.\n"
+        + "".join(format_key(k) + "\n" for k in keys)
+    )
+    write_file_atomically(path, text.encode("utf-8"))
+
+
+# --- choosing the key -------------------------------------------------------------------------
+
+_cache_lock = threading.Lock()
+_cache: dict[str, StoreKey] = {}
+_warned: set[str] = set()
+
+
+def forget_keys() -> None:
+    """Drop the keys kept in memory (tests; a long-lived process after a key rotation)."""
+    global _backend
+    with _cache_lock:
+        _cache.clear()
+        _warned.clear()
+    with _backend_lock:
+        _backend = None
+
+
+def _warn_key_file(directory: Path, key: StoreKey) -> None:
+    if str(directory) in _warned:
+        return
+    _warned.add(str(directory))
+    logger.warning(
+        "%s; so the key of the token store %s is in %s, protected only by its file "
+        "permissions: anyone who can read that file can read the tokens. "
+        "Set up a keyring (`mcp-client-auth doctor` says what is wrong) or set %s.",
+        key.protection.note,
+        directory,
+        key.protection.where,
+        ENV_KEY,
+    )
+
+
+def load_key(
+    directory: Path,
+    *,
+    require_keyring: bool = False,
+    kept_in: str | None = None,
+    has_entries: bool = False,
+    timeout: float = KEYRING_TIMEOUT,
+) -> StoreKey:
+    """The key of the store in ``directory``, made on first use (see the module docstring).
+
+    ``kept_in`` (from the store's marker) and ``has_entries`` say whether the store already
+    holds data: then a key that cannot be found is an error naming where it was, never
+    silently replaced by a new key that would make every entry unreadable.
+    """
+    env = os.environ.get(ENV_KEY)
+    if env:
+        if require_keyring:
+            raise StorageError(
+                f"require_keyring=True refuses a key from {ENV_KEY}: unset it to use the "
+                "system keyring"
+            )
+        return StoreKey(parse_keys(env, source=ENV_KEY), Protection("environment", ENV_KEY))
+    folder = str(directory)
+    with _cache_lock:
+        key = _cache.get(folder)
+    if key is None:
+        key = _load_key(directory, require_keyring, kept_in, has_entries, timeout)
+        with _cache_lock:
+            _cache[folder] = key
+    if require_keyring and not key.protection.in_keyring:
+        raise StorageError(
+            f"require_keyring=True, but the key of the token store {directory} is in "
+            f"{key.protection.place}: {key.protection.note or 'no working keyring'}"
+        )
+    if key.protection.kind == "key file":
+        _warn_key_file(directory, key)
+    return key
+
+
+def _missing_key(directory: Path, kept_in: str | None, probe: KeyringProbe | None) -> StorageError:
+    where = f"it was kept in {kept_in}" if kept_in else "it was not found"
+    now = f"; the keyring is {probe.verdict}: {probe.reason}" if probe and not probe.works else ""
+    return StorageError(
+        f"the token store at {directory} holds entries, but its key is missing ({where}{now}). "
+        f"Unlock or restore the keyring, or set {ENV_KEY} to that key; to start over, move the "
+        f"folder {directory} away (you will log in again)."
+    )
+
+
+def _load_key(
+    directory: Path,
+    require_keyring: bool,
+    kept_in: str | None,
+    has_entries: bool,
+    timeout: float,
+) -> StoreKey:
+    user = str(directory)
+    key_file = key_file_path(directory)
+    value, probe, backend = _keyring_call(timeout, lambda b: b.get_password(SERVICE, user))
+    in_keyring = Protection("keyring", _short_backend(backend))
+    if value is not None:
+        keys = parse_keys(value, source=f"the keyring entry {SERVICE!r}/{user!r}")
+        _drop_duplicate_key_file(key_file, keys)
+        return StoreKey(keys, in_keyring)
+    if probe is None:  # the keyring answered "no such key": make sure it can hold one
+        probe = probe_keyring(timeout=timeout)
+    if probe.works:
+        from_file = _read_key_file(key_file)
+        if from_file is None and has_entries:
+            raise _missing_key(directory, kept_in, None)
+        moving = from_file is not None
+        keys = from_file or (os.urandom(32),)
+        text = ",".join(format_key(k) for k in keys)
+        stored, failure, _ = _keyring_call(timeout, lambda b: _set_and_check(b, user, text))
+        if stored:
+            if moving:
+                logger.info("moved the key of the token store %s into the system keyring", user)
+                try:
+                    key_file.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    logger.warning("could not remove the key file %s: %s", key_file, exc)
+            return StoreKey(keys, in_keyring)
+        probe = failure or KeyringProbe("missing", backend, "the keyring did not keep the key")
+    if require_keyring:
+        raise StorageError(
+            f"require_keyring=True, but there is no working system keyring for the token store "
+            f"{directory}: {probe.verdict} ({probe.backend}): {probe.reason}. "
+            "Run `mcp-client-auth doctor` for details."
+        )
+    note = f"the system keyring is {probe.verdict}: {probe.reason}"
+    from_file = _read_key_file(key_file)
+    if from_file is None:
+        if has_entries:
+            raise _missing_key(directory, kept_in, probe)
+        from_file = (os.urandom(32),)
+        _write_key_file(key_file, from_file, directory)
+    return StoreKey(from_file, Protection("key file", str(key_file), note))
+
+
+def _set_and_check(backend: Any, user: str, text: str) -> bool:
+    backend.set_password(SERVICE, user, text)
+    return bool(backend.get_password(SERVICE, user) == text)
+
+
+def _drop_duplicate_key_file(key_file: Path, keys: tuple[bytes, ...]) -> None:
+    """Remove a key file left from a fallback once the same key is safe in the keyring."""
+    try:
+        if _read_key_file(key_file) == keys:
+            key_file.unlink()
+            logger.info("removed %s: the same key is in the system keyring", key_file)
+    except (OSError, StorageError):
+        pass
