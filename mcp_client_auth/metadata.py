@@ -90,6 +90,9 @@ class Challenge:
             normalised.setdefault(name.lower(), value)
         object.__setattr__(self, "params", MappingProxyType(normalised))
 
+    def __hash__(self) -> int:
+        return hash((self.scheme, frozenset(self.params.items()), self.token68))
+
     def param(self, name: str) -> str | None:
         """The value of auth-param ``name`` (case-insensitive), or None when absent."""
         return self.params.get(name.lower())
@@ -219,6 +222,20 @@ class _ChallengeScanner:
             self.pos += 1
         return self.text[start : self.pos]
 
+    def read_params(self) -> dict[str, str]:
+        params: dict[str, str] = {}
+        while True:
+            name, value = self.read_param()
+            params.setdefault(name.lower(), value)  # a repeated name keeps its first value
+            self.skip(_OWS)
+            if self.done:
+                return params
+            if self.peek() != ",":
+                self.fail("expected ',' after an auth-param")
+            self.skip(_LIST_SEPARATOR)
+            if self.done or not self.param_ahead():
+                return params  # the next element, if any, starts a new challenge
+
     def parse(self, out: list[Challenge]) -> None:
         while True:
             self.skip(_LIST_SEPARATOR)  # empty list elements are allowed (RFC 9110 5.6.1)
@@ -226,31 +243,29 @@ class _ChallengeScanner:
                 return
             scheme = self.read_token("an auth-scheme")
             spaced = self.skip(_OWS)
-            if self.done or self.peek() == ",":
+            if self.done:
                 out.append(Challenge(scheme))
+                return
+            if self.peek() == ",":
+                # Either the challenge ends here, or empty list elements come before its first
+                # auth-param ("Bearer , realm=x"): an auth-param cannot begin a challenge, so
+                # one found after the commas can only belong to this scheme.
+                self.skip(_LIST_SEPARATOR)
+                if self.done or not self.param_ahead():
+                    out.append(Challenge(scheme))
+                    continue
+                out.append(Challenge(scheme, self.read_params()))
                 continue
             if not spaced:
                 self.fail(f"unexpected character after the auth-scheme {scheme!r}")
-            if not self.param_ahead():
-                token68 = self.read_token68()
-                self.skip(_OWS)
-                if not self.done and self.peek() != ",":
-                    self.fail("unexpected character after a token68")
-                out.append(Challenge(scheme, token68=token68))
+            if self.param_ahead():
+                out.append(Challenge(scheme, self.read_params()))
                 continue
-            params: dict[str, str] = {}
-            while True:
-                name, value = self.read_param()
-                params.setdefault(name.lower(), value)
-                self.skip(_OWS)
-                if self.done:
-                    break
-                if self.peek() != ",":
-                    self.fail("expected ',' after an auth-param")
-                self.skip(_LIST_SEPARATOR)
-                if self.done or not self.param_ahead():
-                    break  # the next element, if any, starts a new challenge
-            out.append(Challenge(scheme, params))
+            token68 = self.read_token68()
+            self.skip(_OWS)
+            if not self.done and self.peek() != ",":
+                self.fail("unexpected character after a token68")
+            out.append(Challenge(scheme, token68=token68))
 
 
 def _is_control(char: str) -> bool:
@@ -295,6 +310,8 @@ def find_challenge(
 
     The server's order is kept because RFC 9110 leaves preference to the server's listing.
     """
+    if isinstance(schemes, str):  # find_challenge(cs, "bearer") means one scheme, not letters
+        schemes = (schemes,)
     wanted = {scheme.lower() for scheme in schemes}
     for challenge in challenges:
         if challenge.scheme.lower() in wanted:

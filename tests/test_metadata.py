@@ -153,6 +153,18 @@ def test_empty_list_elements_tolerated() -> None:
     assert dict(challenges[0].params) == {"realm": "a", "scope": "s"}
 
 
+@pytest.mark.parametrize("header", ["Bearer , realm=x", "Bearer ,, , realm=x", "Bearer,realm=x"])
+def test_empty_list_elements_before_the_first_param(header: str) -> None:
+    # RFC 9110: "Bearer" 1*SP #auth-param, and a list may begin with empty elements. A param
+    # never starts a challenge, so it belongs to the scheme before the commas.
+    assert one(header) == Challenge("Bearer", {"realm": "x"})
+
+
+def test_empty_list_elements_before_the_next_challenge() -> None:
+    challenges = parse_www_authenticate("Bearer , , Basic realm=x")
+    assert challenges == [Challenge("Bearer"), Challenge("Basic", {"realm": "x"})]
+
+
 def test_empty_header_yields_no_challenges() -> None:
     assert parse_www_authenticate("") == []
     assert parse_www_authenticate([]) == []
@@ -200,7 +212,7 @@ def test_challenge_constructed_by_hand_is_normalised_and_read_only() -> None:
         ('"Bearer"', "expected an auth-scheme"),
         ("Bearer a=b, c=", "unexpected character after the auth-scheme 'c'"),
         ("Bearer =x", "token68"),
-        ("Bearer, realm=x", "unexpected character after the auth-scheme"),
+        ("Basic abc=, realm=x", "unexpected character after the auth-scheme 'realm'"),
         ("Bearer=x", "unexpected character after the auth-scheme"),
         ("Basic abc==def", "after a token68"),
         ("Basic abc def", "after a token68"),
@@ -288,6 +300,15 @@ def test_find_challenge_order_and_schemes() -> None:
     assert find_challenge(challenges, ["basic"]) is challenges[0]
     assert find_challenge(challenges, ("negotiate",)) is None
     assert find_challenge([]) is None
+    assert find_challenge(challenges, "bearer") is challenges[2]  # one scheme, not its letters
+
+
+def test_challenges_are_hashable_values() -> None:
+    a = Challenge("Bearer", {"Scope": "x"})
+    b = Challenge("Bearer", {"scope": "x"})
+    assert a == b
+    assert hash(a) == hash(b)
+    assert len({a, b, Challenge("Bearer")}) == 2
 
 
 def test_challenge_errors_are_mcp_auth_errors() -> None:

@@ -106,7 +106,9 @@ def rendered_challenge(draw: st.DrawFn) -> tuple[str, Challenge]:
     rendered = parts[0]
     for part in parts[1:]:
         rendered += draw(separators) + draw(ows) + part
-    return f"{scheme} {draw(ows)}{rendered}", Challenge(scheme, params)
+    # Empty list elements may come before the first auth-param too (RFC 9110 section 5.6.1).
+    leading = draw(st.sampled_from(["", "", ", ", ",, "]))
+    return f"{scheme} {draw(ows)}{leading}{rendered}", Challenge(scheme, params)
 
 
 @st.composite
