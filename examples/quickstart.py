@@ -1,0 +1,319 @@
+"""mcp-client-auth in one command: log in to an MCP server, reuse the tokens, refresh them.
+
+    python examples/quickstart.py            # consent approved automatically
+    python examples/quickstart.py --browser  # your browser opens; click Approve
+
+Nothing outside this machine is involved: the script starts, on 127.0.0.1, a demo OAuth 2.1
+authorization server and a demo MCP server (the ``mcp`` SDK's own, acting as a resource server),
+then walks through what a user of the library sees:
+
+1. a first client meets a 401, discovers the authorization server, registers, logs in (PKCE)
+   and calls a tool;
+2. a second client, a new object sharing only the token store, calls a tool with the stored
+   token: no login, no discovery, no request to the authorization server;
+3. the access token expires, and the next client refreshes it silently (one token request);
+4. a tool that needs one more scope: the server answers 403 ``insufficient_scope`` and the
+   client logs in again for exactly that (step-up).
+
+It counts every HTTP request the clients make (an httpx2 event hook) so each claim is a number,
+and it never prints a token. The tokens go to the default encrypted store (``$MCP_CLIENT_AUTH_HOME``
+or the platform's user data folder, or ``--home``); the demo's record is removed at the end,
+because the demo servers, and so its tokens, are gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+try:
+    import httpx2
+    from demo_servers import PROFILE_SCOPE, DemoServers, start_demo_servers
+    from mcp.client.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+except ImportError as exc:  # pragma: no cover - a set-up message, not logic
+    sys.exit(
+        f"The quickstart needs the demo extra ({exc.name} is missing): "
+        "pip install -e '.[demo]' (from a checkout) or pip install 'mcp-client-auth[demo]'"
+    )
+
+from mcp_client_auth import MCPAuthError, OAuthClientProvider, TokenStore
+
+CLIENT_NAME = "mcp-client-auth quickstart"
+
+
+# -- counting requests -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Traffic:
+    """Every request the clients send, sorted by where it went (via an httpx2 event hook)."""
+
+    mcp_url: str
+    issuer: str
+    seen: list[str] = dataclasses.field(default_factory=list)
+
+    async def hook(self, request: httpx2.Request) -> None:
+        self.seen.append(self.kind(str(request.url)))
+
+    def kind(self, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.path.startswith("/.well-known/"):
+            return "discovery"
+        if url.split("?")[0] == self.mcp_url:
+            return "mcp"
+        if url.startswith(self.issuer + "/"):
+            return parts.path.strip("/")  # register, token, revoke
+        return "other"
+
+    @contextmanager
+    def window(self) -> Iterator[Counter[str]]:
+        """Count what is sent inside the ``with`` block."""
+        counts: Counter[str] = Counter()
+        start = len(self.seen)
+        try:
+            yield counts
+        finally:
+            counts.update(self.seen[start:])
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# -- the login: a browser, or a stand-in for one -------------------------------------------------
+
+
+class AutoApprove:
+    """Plays the user's browser when consent is automatic.
+
+    A login callable receives the authorization URL and returns the URL the browser was sent
+    back to. The demo authorization server approves at once and redirects, so one GET (without
+    following the redirect) gives that URL: the ``Location`` header, with ``code``, ``state``
+    and ``iss``. It only visits the demo server, so it cannot be pointed elsewhere.
+    """
+
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+
+    async def __call__(self, authorization_url: str) -> str:
+        if not authorization_url.startswith(self.issuer + "/"):
+            raise RuntimeError(f"refusing to visit {authorization_url}: not the demo server")
+        async with httpx2.AsyncClient(timeout=10.0) as browser:
+            response = await browser.get(authorization_url)
+        location = response.headers.get("location")
+        if response.status_code not in (302, 303) or not location:
+            raise RuntimeError(f"the authorization server answered {response.status_code}")
+        return location
+
+
+# -- the walk-through --------------------------------------------------------------------------
+
+
+def open_store(home: str | None) -> TokenStore:
+    """The default encrypted store (``TokenStore.default``), else an in-memory one."""
+    default: Callable[..., TokenStore] | None = getattr(TokenStore, "default", None)
+    if default is None:  # an older checkout without the disk store
+        return TokenStore.memory()
+    return default(home)
+
+
+def store_summary(store: TokenStore) -> str:
+    protection: Any = getattr(store, "protection", None)
+    where = store.description
+    if protection is not None and getattr(protection, "kind", None):
+        where += f"; key: {protection.kind} ({protection.where})"
+    return where
+
+
+async def call(
+    provider: OAuthClientProvider, traffic: Traffic, tool: str, arguments: dict[str, Any]
+) -> str:
+    """Connect with the mcp SDK over httpx2, ``auth=provider``; call one tool; return its text."""
+    async with (
+        httpx2.AsyncClient(auth=provider, event_hooks={"request": [traffic.hook]}) as http,
+        Client(streamable_http_client(traffic.mcp_url, http_client=http)) as client,
+    ):
+        result = await client.call_tool(tool, arguments)
+    if result.is_error:
+        raise RuntimeError(f"{tool} failed: {result.content}")
+    value = result.structured_content
+    if value is not None and "result" in value:
+        return str(value["result"])
+    if value is not None and "subject" in value:  # whoami: who, and with which scopes
+        return f"subject {value['subject']}, scopes {' '.join(value['scopes'])}"
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+async def expire_stored_token(store: TokenStore, resource: str) -> str | None:
+    """Mark the stored access token expired, as if an hour had gone by; keep the refresh token.
+
+    Why not wait for a real expiry: the provider renews tokens a minute before they expire, so
+    a short-lived token would be refreshed on every request and step 2 could not show reuse.
+    Returns the refresh token (compared, never printed) so step 3 can tell it was rotated.
+    """
+    record = await store.get(resource)
+    if record is None or record.tokens is None:
+        raise RuntimeError("no stored tokens to expire")
+    tokens = dataclasses.replace(record.tokens, expires_at=time.time() - 1)
+    await store.put(dataclasses.replace(record, tokens=tokens))
+    return record.tokens.refresh_token
+
+
+def say(text: str) -> None:
+    """Print one paragraph of narration, indented under its step."""
+    print(textwrap.fill(text, width=92, initial_indent="   ", subsequent_indent="   "))
+
+
+def describe(counts: Counter[str]) -> str:
+    """'7 HTTP requests: 4 to the MCP server, 2 discovery, 1 token' (or 'all to the MCP server')."""
+    total = sum(counts.values())
+    if total and counts["mcp"] == total:
+        return f"{plural(total, 'HTTP request')}, all to the MCP server"
+    names = {"mcp": "to the MCP server", "discovery": "discovery", "register": "registration"}
+    parts = [f"{n} {names.get(k, k)}" for k, n in counts.most_common()]
+    return f"{plural(total, 'HTTP request')}: {', '.join(parts)}"
+
+
+async def walk_through(demo: DemoServers, store: TokenStore, browser: bool) -> None:
+    traffic = Traffic(demo.mcp_url, demo.issuer)
+    stats = demo.authorization_server.stats
+    url = demo.mcp_url
+    login = None if browser else AutoApprove(demo.issuer)
+
+    def delta(before: Counter[str], key: str) -> int:
+        return stats[key] - before[key]
+
+    print("\n1. First client: no tokens yet, so it logs in")
+    if browser:
+        say("Your browser opens on the demo server's consent page: click Approve.")
+    before = Counter(stats)
+    first = OAuthClientProvider(url, client_name=CLIENT_NAME, store=store, login=login)
+    with traffic.window() as counts:
+        text = await call(first, traffic, "add", {"a": 2, "b": 3})
+    say(f"add(2, 3) = {text}")
+    say(
+        f"Logged in: the MCP server answered 401, and its challenge led the client to the "
+        f"authorization server ({plural(counts['discovery'], 'metadata request')}). The client "
+        f"registered itself ({plural(delta(before, 'registrations'), 'registration')}), "
+        f"{'you approved' if browser else 'consent was approved automatically'} "
+        f"({plural(delta(before, 'authorizations'), 'login')}, PKCE S256, resource indicator), "
+        f"and it exchanged the code for tokens. {describe(counts)}."
+    )
+    say(f"Tokens stored in {store_summary(store)}.")
+
+    print("\n2. Second client: a new provider that shares only the token store")
+    before = Counter(stats)
+    second = OAuthClientProvider(url, client_name=CLIENT_NAME, store=store, interactive=False)
+    with traffic.window() as counts:
+        text = await call(second, traffic, "echo", {"text": "hello again"})
+    say(f"echo('hello again') = {text}")
+    say(
+        f"Reused the stored tokens: {describe(counts)}; "
+        f"{plural(delta(before, 'authorizations'), 'login')}, "
+        f"{plural(counts['discovery'], 'discovery request')}, "
+        f"{plural(delta(before, 'access_tokens'), 'token request')}. "
+        "(This provider may not even start a login: interactive=False.)"
+    )
+
+    print("\n3. Silent refresh: the access token has expired")
+    old_refresh = await expire_stored_token(store, url)
+    say("The demo marks the stored access token expired, as if an hour had passed.")
+    before = Counter(stats)
+    third = OAuthClientProvider(url, client_name=CLIENT_NAME, store=store, interactive=False)
+    with traffic.window() as counts:
+        text = await call(third, traffic, "add", {"a": 40, "b": 2})
+    record = await store.get(url)
+    new_refresh = record.tokens.refresh_token if record and record.tokens else None
+    say(f"add(40, 2) = {text}")
+    rotation = (
+        "rotated, and the new one stored"
+        if new_refresh and new_refresh != old_refresh
+        else "kept (the server sent no new one)"
+    )
+    say(
+        f"Refreshed silently before sending: {plural(delta(before, 'refreshes'), 'refresh')}, "
+        f"{plural(delta(before, 'authorizations'), 'login')}; the refresh token was {rotation}. "
+        f"{describe(counts)}."
+    )
+
+    print(f"\n4. Step-up: whoami needs the {PROFILE_SCOPE} scope, which nobody asked for yet")
+    if browser:
+        say("Your browser opens again, for the wider scope: click Approve.")
+    before = Counter(stats)
+    fourth = OAuthClientProvider(url, client_name=CLIENT_NAME, store=store, login=login)
+    with traffic.window() as counts:
+        text = await call(fourth, traffic, "whoami", {})
+    say(f"whoami() = {text}")
+    say(
+        f"The server answered 403 insufficient_scope; the client logged in again for the wider "
+        f"scope ({plural(delta(before, 'authorizations'), 'login')}) and retried. "
+        f"{describe(counts)}."
+    )
+
+
+def find_reason(exc: BaseException) -> BaseException | None:
+    """The library's error (or ours) inside what the mcp SDK raised: its task groups wrap
+    errors in exception groups, and a person should read the message, not the traceback."""
+    if isinstance(exc, (MCPAuthError, RuntimeError)):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = find_reason(inner)
+        if found is not None:
+            return found
+    return None
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--browser", action="store_true", help="log in with your browser (click Approve)"
+    )
+    parser.add_argument(
+        "--home", help="token store folder (default: $MCP_CLIENT_AUTH_HOME or the platform's)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the demo's tokens in the store at the end"
+    )
+    args = parser.parse_args(argv)
+
+    demo = start_demo_servers(auto_approve=not args.browser)
+    print("mcp-client-auth quickstart: everything runs on this machine, on 127.0.0.1")
+    print(f"   demo authorization server  {demo.issuer}")
+    print(f"   demo MCP server            {demo.mcp_url}")
+    print(
+        "   consent                    "
+        + ("in your browser" if args.browser else "approved automatically (--browser to click)")
+    )
+    store: TokenStore | None = None
+    try:
+        store = open_store(args.home)
+        await walk_through(demo, store, args.browser)
+    except Exception as exc:
+        reason = find_reason(exc)
+        if reason is None:
+            raise
+        print(f"\nStopped: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        if store is not None and not args.keep:
+            await store.delete(demo.mcp_url)
+        demo.stop()
+    print(
+        "\nDone. No token was printed; the demo's record was "
+        + ("kept in the store." if args.keep else "removed from the store (its servers are gone).")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
