@@ -111,7 +111,7 @@ class AutoApprove:
         async with httpx2.AsyncClient(timeout=10.0) as browser:
             response = await browser.get(authorization_url)
         location = response.headers.get("location")
-        if response.status_code not in (302, 303) or not location:
+        if response.status_code not in (302, 303) or not isinstance(location, str):
             raise RuntimeError(f"the authorization server answered {response.status_code}")
         return location
 
@@ -171,7 +171,16 @@ async def expire_stored_token(store: TokenStore, resource: str) -> str | None:
 
 def say(text: str) -> None:
     """Print one paragraph of narration, indented under its step."""
-    print(textwrap.fill(text, width=92, initial_indent="   ", subsequent_indent="   "))
+    print(
+        textwrap.fill(
+            text,
+            width=92,
+            initial_indent="   ",
+            subsequent_indent="   ",
+            break_long_words=False,
+            break_on_hyphens=False,  # keep URLs and paths whole
+        )
+    )
 
 
 def describe(counts: Counter[str]) -> str:
