@@ -220,6 +220,8 @@ class BrowserLoginSession(LoginSession):
         self._target = target
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._closing = False
         self._result: asyncio.Future[_Outcome] | None = None
         self._state: str | None = None
         self._claimed = False
@@ -346,45 +348,65 @@ class BrowserLoginSession(LoginSession):
 
     async def aclose(self) -> None:
         """Stop listening and drop every open connection. Safe to call twice."""
+        self._closing = True
         if self._sock is not None:
             self._sock.close()
             self._sock = None
         server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            for task in list(self._connections):
+        if server is None:
+            return
+        server.close()
+        # Abort rather than cancel: a handler whose connection is gone returns on its own
+        # (cancelling it makes Python 3.11's asyncio.streams log a spurious error).
+        for writer in list(self._writers):
+            writer.transport.abort()
+        tasks = list(self._connections)
+        if tasks:
+            _, stragglers = await asyncio.wait(tasks, timeout=2.0)
+            for task in stragglers:
                 task.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 2.0)
+        # Closing a transport closes its socket on a later turn of the loop; take those
+        # turns now, so nothing is left open when the caller's loop ends.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 2.0)
 
     # -- the listener ------------------------------------------------------------------------
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
+        if self._closing or not _is_loopback_peer(writer.get_extra_info("peername")):
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
+        self._writers.add(writer)
         outcome: _Outcome | None = None
+        answered = False
         try:
-            if not _is_loopback_peer(writer.get_extra_info("peername")):
-                writer.transport.abort()
-                return
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
             except asyncio.LimitOverrunError:
-                page = bad_request_page("The request was too large.")
-                await self._send(writer, page, head_only=False)
+                await self._send(writer, bad_request_page("The request was too large."),
+                                 head_only=False)
                 return
             except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 return
             method, page, outcome = self._answer(head)
             await self._send(writer, page, head_only=method == "HEAD")
+            answered = True
         except (ConnectionError, OSError):
             pass
         finally:
             if outcome is not None and self._result is not None and not self._result.done():
                 self._result.set_result(outcome)
-            writer.close()
+            if answered:
+                writer.close()  # flushes the page, then closes
+            else:
+                writer.transport.abort()
+            self._writers.discard(writer)
             if task is not None:
                 self._connections.discard(task)
 

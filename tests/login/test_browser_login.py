@@ -1,0 +1,547 @@
+"""BrowserLogin's loopback listener, driven by real HTTP requests over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from mcp_client_auth.errors import AuthorizationError, ConfigurationError
+from mcp_client_auth.login import BrowserLogin, BrowserLoginSession, PortInUseError
+from mcp_client_auth.login.browser import _is_loopback_peer, system_browser_available
+
+STATE = "state-Zx81"
+CODE = "code-SECRET-4711"
+AUTH_URL = "https://as.example/authorize?client_id=abc&state=" + STATE
+
+pytestmark = pytest.mark.usefixtures("no_stdin_terminal")
+
+
+def port_is_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def callback(session: BrowserLoginSession, **params: str) -> str:
+    return str(httpx.URL(session.redirect_uri, params=params))
+
+
+def never_opens(url: str) -> bool:
+    return False
+
+
+def opens(url: str) -> bool:
+    return True
+
+
+@pytest.fixture
+def output() -> io.StringIO:
+    return io.StringIO()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as c:
+        yield c
+
+
+async def start(login: BrowserLogin, redirect_uri: str | None = None,
+                redirect_port: int | None = None) -> BrowserLoginSession:
+    return await login.start(redirect_uri=redirect_uri, redirect_port=redirect_port)
+
+
+def completing(session: BrowserLoginSession, timeout: float = 10.0,
+               state: str = STATE) -> asyncio.Task[str]:
+    return asyncio.ensure_future(session.complete(AUTH_URL, state=state, timeout=timeout))
+
+
+async def wait_listening(session: BrowserLoginSession) -> None:
+    """``complete`` starts serving at its first await; let it get there."""
+    for _ in range(100):
+        if session._server is not None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the listener never started")
+
+
+# -- the happy path and what must not consume the login --------------------------------------
+
+async def test_callback_returns_full_url_and_closes(output: io.StringIO,
+                                                    client: httpx.AsyncClient) -> None:
+    session = await start(BrowserLogin(opener=opens, output=output))
+    assert session.redirect_uri == f"http://127.0.0.1:{session.port}/callback"
+    task = completing(session)
+    await wait_listening(session)
+    response = await client.get(callback(session, code=CODE, state=STATE, iss="https://as.example"))
+    assert response.status_code == 200
+    assert "Signed in" in response.text
+    url = await task
+    assert urlsplit(url).path == "/callback"
+    assert parse_qs(urlsplit(url).query) == {
+        "code": [CODE], "state": [STATE], "iss": ["https://as.example"],
+    }
+    assert url.startswith(session.redirect_uri + "?")
+    assert session.port is not None and not port_is_open(session.port)
+    # a second callback finds nobody listening
+    with pytest.raises(httpx.ConnectError):
+        await client.get(callback(session, code=CODE, state=STATE))
+
+
+async def test_other_paths_404_and_do_not_consume(output: io.StringIO,
+                                                  client: httpx.AsyncClient) -> None:
+    session = await start(BrowserLogin(opener=opens, output=output))
+    task = completing(session)
+    await wait_listening(session)
+    base = session.redirect_uri.rsplit("/", 1)[0]
+    for path in ("/favicon.ico", "/", "/callback/extra", "/Callback"):
+        response = await client.get(base + path + f"?code={CODE}&state={STATE}")
+        assert response.status_code == 404, path
+    assert not task.done()
+    head = await client.head(callback(session, code=CODE, state=STATE))
+    assert head.status_code == 200  # a prefetch: answered, not consumed
+    post = await client.post(callback(session, code=CODE, state=STATE))
+    assert post.status_code == 405
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    assert (await client.get(callback(session, code=CODE, state=STATE))).status_code == 200
+    assert CODE in await task
+
+
+async def test_wrong_state_refused_then_right_accepted(output: io.StringIO,
+                                                       client: httpx.AsyncClient) -> None:
+    session = await start(BrowserLogin(opener=opens, output=output))
+    task = completing(session)
+    await wait_listening(session)
+    wrong = await client.get(callback(session, code="forged", state="not-" + STATE))
+    assert wrong.status_code == 400
+    assert "not the current one" in wrong.text
+    missing = await client.get(callback(session, code="forged"))
+    assert missing.status_code == 400
+    forged_error = await client.get(callback(session, error="access_denied", state="other"))
+    assert forged_error.status_code == 400
+    no_code = await client.get(callback(session, state=STATE))
+    assert no_code.status_code == 400
+    twice = await client.get(session.redirect_uri + f"?code=a&state={STATE}&state={STATE}")
+    assert twice.status_code == 400
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    assert (await client.get(callback(session, code=CODE, state=STATE))).status_code == 200
+    assert parse_qs(urlsplit(await task).query)["code"] == [CODE]
+    assert "state does not match" in output.getvalue()
+
+
+async def test_error_response_shows_page_and_raises(output: io.StringIO,
+                                                    client: httpx.AsyncClient) -> None:
+    session = await start(BrowserLogin(opener=opens, output=output))
+    task = completing(session)
+    await wait_listening(session)
+    response = await client.get(callback(
+        session, error="access_denied", error_description="The user said no", state=STATE,
+    ))
+    assert response.status_code == 400
+    assert "cancelled or refused" in response.text
+    assert "access_denied" in response.text and "The user said no" in response.text
+    with pytest.raises(AuthorizationError) as info:
+        await task
+    assert info.value.error == "access_denied"
+    assert info.value.description == "The user said no"
+    assert "access_denied" in str(info.value)
+    assert session.port is not None and not port_is_open(session.port)
+
+
+async def test_error_without_state_ends_the_login(output: io.StringIO,
+                                                  client: httpx.AsyncClient) -> None:
+    """Some servers omit ``state`` on errors; the user must not wait for the timeout."""
+    session = await start(BrowserLogin(opener=opens, output=output))
+    task = completing(session)
+    await wait_listening(session)
+    await client.get(callback(session, error="invalid_scope", error_description="<b>x</b>"))
+    with pytest.raises(AuthorizationError) as info:
+        await task
+    assert info.value.error == "invalid_scope"
+
+
+async def test_error_description_is_escaped(output: io.StringIO,
+                                            client: httpx.AsyncClient) -> None:
+    session = await start(BrowserLogin(opener=opens, output=output))
+    task = completing(session)
+    await wait_listening(session)
+    response = await client.get(callback(
+        session, error="server_error", state=STATE,
+        error_description="<script>alert(1)</script>\x1b[31m",
+    ))
+    assert "<script>alert" not in response.text
+    assert "&lt;script&gt;" in response.text
+    with pytest.raises(AuthorizationError) as info:
+        await task
+    assert "\x1b" not in str(info.value)
+
+
+async def test_host_header_must_be_loopback(output: io.StringIO,
+                                            client: httpx.AsyncClient) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 is refused."""
+    session = await start(BrowserLogin(opener=opens, output=output))
+    task = completing(session)
+    await wait_listening(session)
+    response = await client.get(callback(session, code=CODE, state=STATE),
+                                headers={"Host": f"evil.example:{session.port}"})
+    assert response.status_code == 400
+    assert not task.done()
+    localhost = callback(session, code=CODE, state=STATE).replace("127.0.0.1", "localhost")
+    assert (await client.get(localhost)).status_code == 200
+    url = await task
+    assert url.startswith(f"http://127.0.0.1:{session.port}/callback?")
+
+
+def test_only_loopback_peers() -> None:
+    assert _is_loopback_peer(("127.0.0.1", 5000))
+    assert _is_loopback_peer(("127.9.8.7", 5000))
+    assert _is_loopback_peer(("::1", 5000, 0, 0))
+    assert _is_loopback_peer(("::ffff:127.0.0.1", 5000, 0, 0))
+    assert not _is_loopback_peer(("10.0.0.2", 5000))
+    assert not _is_loopback_peer(("192.168.1.9", 5000))
+    assert not _is_loopback_peer(("::ffff:10.0.0.2", 5000, 0, 0))
+    assert not _is_loopback_peer(None)
+    assert not _is_loopback_peer("127.0.0.1")
+
+
+# -- timeout, cancel, flood --------------------------------------------------------------------
+
+async def test_timeout_raises_and_closes(output: io.StringIO) -> None:
+    session = await start(BrowserLogin(opener=opens, output=output))
+    started = time.monotonic()
+    with pytest.raises(AuthorizationError, match="did not finish within 0.3 s"):
+        await session.complete(AUTH_URL, state=STATE, timeout=0.3)
+    assert time.monotonic() - started < 3
+    assert session.port is not None and not port_is_open(session.port)
+
+
+async def test_cancel_propagates_and_closes(output: io.StringIO) -> None:
+    session = await start(BrowserLogin(opener=opens, output=output))
+    task = completing(session, timeout=60)
+    await wait_listening(session)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert session.port is not None and not port_is_open(session.port)
+    assert "cancelled" in output.getvalue()
+
+
+async def test_cancel_with_idle_connections_open(output: io.StringIO) -> None:
+    """Half-open connections (browser preconnects) must not hold the shutdown up."""
+    session = await start(BrowserLogin(opener=opens, output=output))
+    task = completing(session, timeout=60)
+    await wait_listening(session)
+    assert session.port is not None
+    idle = [await asyncio.open_connection("127.0.0.1", session.port) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 3
+    for _, writer in idle:
+        writer.close()
+
+
+async def test_flood_of_junk_does_not_stop_the_real_callback(output: io.StringIO) -> None:
+    session = await start(BrowserLogin(opener=opens, output=output))
+    task = completing(session, timeout=30)
+    await wait_listening(session)
+    port = session.port
+    assert port is not None
+
+    async def slowloris() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"GET /callback?code=x HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no end
+            await writer.drain()
+            await asyncio.sleep(5)
+        finally:
+            writer.close()
+
+    async def garbage() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(os.urandom(2000) + b"\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    async def huge_header() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /callback HTTP/1.1\r\nX: " + b"a" * 100_000 + b"\r\n\r\n")
+        try:
+            await writer.drain()
+            await reader.read()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    limits = httpx.Limits(max_connections=500)
+    async with httpx.AsyncClient(timeout=20, limits=limits, trust_env=False) as client:
+        async def junk(i: int) -> None:
+            kind = i % 4
+            try:
+                if kind == 0:
+                    await client.get(callback(session, code=f"x{i}", state=f"wrong{i}"))
+                elif kind == 1:
+                    await client.get(session.redirect_uri.replace("/callback", f"/junk{i}"))
+                elif kind == 2:
+                    await client.get(callback(session, code=f"x{i}"))
+                else:
+                    await client.post(callback(session, code=f"x{i}", state=STATE))
+            except httpx.HTTPError:
+                pass
+
+        tasks = [asyncio.ensure_future(slowloris()) for _ in range(50)]
+        tasks += [asyncio.ensure_future(garbage()) for _ in range(20)]
+        tasks += [asyncio.ensure_future(huge_header()) for _ in range(5)]
+        tasks += [asyncio.ensure_future(junk(i)) for i in range(300)]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        real = await client.get(callback(session, code=CODE, state=STATE))
+        assert real.status_code == 200
+        url = await task
+        assert time.monotonic() - started < 5  # well before the 10 s head timeout
+        assert parse_qs(urlsplit(url).query)["code"] == [CODE]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- ports -------------------------------------------------------------------------------------
+
+def _occupy() -> tuple[socket.socket, int]:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    return holder, holder.getsockname()[1]
+
+
+async def test_fixed_port_taken_is_a_clear_error(output: io.StringIO) -> None:
+    holder, port = _occupy()
+    with holder:
+        with pytest.raises(PortInUseError) as info:
+            await start(BrowserLogin(port=port, output=output))
+        assert info.value.port == port
+        message = str(info.value)
+        assert f"port {port}" in message and "already in use" in message
+        assert "redirect_port" in message
+        with pytest.raises(PortInUseError):
+            await start(BrowserLogin(output=output), redirect_port=port)
+
+
+async def test_registered_port_taken_says_so(output: io.StringIO) -> None:
+    holder, port = _occupy()
+    with holder, pytest.raises(PortInUseError) as info:
+        await start(BrowserLogin(output=output), f"http://127.0.0.1:{port}/callback")
+    assert "stored client registration" in str(info.value)
+    assert isinstance(info.value, AuthorizationError)
+
+
+async def test_port_sources_in_order(output: io.StringIO, client: httpx.AsyncClient) -> None:
+    holder, free = _occupy()
+    holder.close()
+    session = await start(BrowserLogin(port=free, output=output))
+    assert session.port == free
+    await session.aclose()
+    session = await start(BrowserLogin(output=output), redirect_port=free)
+    assert session.redirect_uri == f"http://127.0.0.1:{free}/callback"
+    await session.aclose()
+    # a stored loopback redirect URI wins over the configured port, spelled as stored
+    stored = f"http://localhost:{free}/oauth/cb?tenant=7"
+    session = await start(BrowserLogin(port=1, opener=opens, output=output), stored,
+                          redirect_port=2)
+    assert session.redirect_uri == stored
+    task = completing(session)
+    await wait_listening(session)
+    not_here = await client.get(f"http://127.0.0.1:{free}/callback?code=1&state={STATE}")
+    assert not_here.status_code == 404
+    answer = await client.get(f"http://127.0.0.1:{free}/oauth/cb?tenant=7&code=1&state={STATE}")
+    assert answer.status_code == 200
+    assert await task == f"http://localhost:{free}/oauth/cb?tenant=7&code=1&state={STATE}"
+    with pytest.raises(ConfigurationError, match="two different loopback ports"):
+        await start(BrowserLogin(port=free, output=output), redirect_port=free + 1)
+    with pytest.raises(ConfigurationError):
+        BrowserLogin(port=70000)
+
+
+async def test_aclose_without_complete_releases_port(output: io.StringIO) -> None:
+    session = await start(BrowserLogin(output=output))
+    assert session.port is not None and port_is_open(session.port)
+    await session.aclose()
+    await session.aclose()
+    assert not port_is_open(session.port)
+
+
+def test_complete_on_another_loop(output: io.StringIO) -> None:
+    """``start`` and ``complete`` may run on different loops (the sync portal, asyncio.run)."""
+    session = asyncio.run(start(BrowserLogin(opener=opens, output=output)))
+
+    async def run() -> str:
+        task = completing(session)
+        await wait_listening(session)
+        async with httpx.AsyncClient(trust_env=False) as c:
+            await c.get(callback(session, code=CODE, state=STATE))
+        return await task
+
+    assert CODE in asyncio.run(run())
+
+
+# -- opening the browser, and the fallbacks ---------------------------------------------------
+
+async def test_url_printed_before_browser_opens(output: io.StringIO,
+                                                client: httpx.AsyncClient) -> None:
+    seen: list[str] = []
+
+    def opener(url: str) -> bool:
+        seen.append(output.getvalue())
+        assert url == AUTH_URL
+        return True
+
+    session = await start(BrowserLogin(opener=opener, output=output))
+    task = completing(session)
+    await wait_listening(session)
+    for _ in range(100):
+        if seen:
+            break
+        await asyncio.sleep(0.01)
+    assert seen and AUTH_URL in seen[0]
+    await client.get(callback(session, code=CODE, state=STATE))
+    await task
+
+
+async def test_opener_that_blocks_does_not_hold_the_login(output: io.StringIO,
+                                                          client: httpx.AsyncClient) -> None:
+    """Some launchers only return when the browser closes; the answer must still count."""
+    import threading
+
+    release = threading.Event()
+    session = await start(BrowserLogin(opener=lambda url: release.wait(10), output=output))
+    task = completing(session)
+    await wait_listening(session)
+    await asyncio.sleep(0.05)
+    await client.get(callback(session, code=CODE, state=STATE))
+    assert CODE in await task
+    release.set()
+
+
+async def test_no_browser_and_no_terminal_is_a_clear_error(output: io.StringIO) -> None:
+    session = await start(BrowserLogin(opener=never_opens, output=output))
+    with pytest.raises(AuthorizationError, match="no browser could be opened"):
+        await session.complete(AUTH_URL, state=STATE, timeout=5)
+    text = output.getvalue()
+    assert AUTH_URL in text and "Could not open a browser" in text
+    assert session.port is not None and not port_is_open(session.port)
+
+
+async def test_no_browser_falls_back_to_paste(output: io.StringIO) -> None:
+    session = await start(BrowserLogin(opener=never_opens, output=output,
+                                       input=io.StringIO("")))
+    pasted = callback(session, code=CODE, state=STATE)
+    session._login._input = io.StringIO("not a url at all\n" + pasted + "\n")
+    url = await session.complete(AUTH_URL, state=STATE, timeout=5)
+    assert url == pasted
+    text = output.getvalue()
+    assert "Could not open a browser" in text and "paste it here" in text
+    assert "Try again" in text
+
+
+async def test_paste_fallback_keeps_listening(output: io.StringIO,
+                                              client: httpx.AsyncClient) -> None:
+    read_fd, write_fd = os.pipe()
+    with open(read_fd, encoding="utf-8") as stdin:  # nothing is ever typed
+        session = await start(BrowserLogin(opener=never_opens, output=output, input=stdin))
+        task = completing(session)
+        await wait_listening(session)
+        await asyncio.sleep(0.05)
+        await client.get(callback(session, code=CODE, state=STATE))
+        assert CODE in await task
+        os.close(write_fd)  # lets the abandoned reader thread end
+
+
+async def test_open_browser_false_only_listens(output: io.StringIO,
+                                               client: httpx.AsyncClient) -> None:
+    calls: list[str] = []
+    login = BrowserLogin(open_browser=False, opener=lambda url: bool(calls.append(url)),
+                         output=output)
+    assert not login.browser_available()
+    session = await start(login)
+    task = completing(session)
+    await wait_listening(session)
+    await client.get(callback(session, code=CODE, state=STATE))
+    assert CODE in await task
+    assert calls == []
+    assert "Opening your browser" not in output.getvalue()
+
+
+async def test_non_loopback_redirect_uri_uses_paste(output: io.StringIO) -> None:
+    uri = "https://app.example/oauth/callback"
+    login = BrowserLogin(opener=opens, output=output,
+                         input=io.StringIO(f"{uri}?code={CODE}&state={STATE}\n"))
+    session = await start(login, uri)
+    assert session.redirect_uri == uri and session.port is None
+    assert await session.complete(AUTH_URL, state=STATE, timeout=5) == (
+        f"{uri}?code={CODE}&state={STATE}"
+    )
+    with pytest.raises(AuthorizationError, match="not a loopback address"):
+        await start(BrowserLogin(opener=opens, output=output), uri)
+
+
+def test_browser_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert BrowserLogin(opener=opens).browser_available()
+    assert not BrowserLogin(open_browser=False, opener=opens).browser_available()
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert not system_browser_available()  # a console browser would take the terminal
+    assert not BrowserLogin().browser_available()
+    monkeypatch.setenv("BROWSER", "my-browser")
+    assert system_browser_available()
+
+
+# -- the terminal ------------------------------------------------------------------------------
+
+async def test_status_line_on_a_terminal(tty_output: io.StringIO,
+                                         client: httpx.AsyncClient) -> None:
+    session = await start(BrowserLogin(opener=opens, output=tty_output))
+    task = completing(session, timeout=125)
+    await wait_listening(session)
+    await asyncio.sleep(1.2)
+    await client.get(callback(session, code=CODE, state=STATE))
+    await task
+    text = tty_output.getvalue()
+    assert "\r\x1b[2K" in text and "2:05 left" in text and "2:04 left" in text
+    assert text.endswith("Received the sign-in answer from your browser.\n")
+
+
+async def test_plain_lines_when_not_a_terminal(output: io.StringIO,
+                                               client: httpx.AsyncClient) -> None:
+    session = await start(BrowserLogin(opener=opens, output=output))
+    task = completing(session, timeout=125)
+    await wait_listening(session)
+    await asyncio.sleep(1.2)
+    await client.get(callback(session, code=CODE, state=STATE))
+    await task
+    text = output.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    assert text.count("Waiting for the sign-in") == 1
+
+
+async def test_session_is_single_use(output: io.StringIO,
+                                     client: httpx.AsyncClient) -> None:
+    session = await start(BrowserLogin(opener=opens, output=output))
+    task = completing(session)
+    await wait_listening(session)
+    await client.get(callback(session, code=CODE, state=STATE))
+    await task
+    with pytest.raises(AuthorizationError, match="already used"):
+        await session.complete(AUTH_URL, state=STATE, timeout=1)
