@@ -110,23 +110,29 @@ def format_key(master: bytes) -> str:
     return base64.urlsafe_b64encode(master).decode("ascii")
 
 
-def _storage_error(action: str, path: Path, exc: OSError) -> StorageError:
-    """An error a person can act on: what failed, where, and what to do about it."""
+def _storage_error(action: str, path: Path, exc: OSError, *, folder: bool = False) -> StorageError:
+    """An error a person can act on: what failed, where, and what to do about it.
+
+    ``path`` is the file (or, with ``folder``, the folder) the action was on. Every write goes
+    through a temp file, so when one fails the stored entries are still what they were.
+    """
     reason = exc.strerror or str(exc)
+    where = path if folder else path.parent
+    writing = action not in ("read", "list")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        hint = "free some disk space (or raise the quota) and try again"
+        hint = "free some disk space (or raise the disk quota) and try again"
     elif exc.errno == errno.EROFS:
         hint = (
             "the file system is read-only: point MCP_CLIENT_AUTH_HOME at a writable folder, "
             "or pass store=TokenStore.memory()"
         )
     elif exc.errno in (errno.EACCES, errno.EPERM):
-        hint = f"check that this user owns {path.parent} and may write to it (it should be 0700)"
+        access = "read and write" if writing else "read"
+        hint = f"check that this user owns {where} and may {access} it (it should be 0700)"
     else:
-        hint = "check the folder and the disk"
-    return StorageError(
-        f"could not {action} {path}: {reason}; {hint}. Existing entries are intact."
-    )
+        hint = f"check the folder {where} and its disk"
+    tail = " Stored entries are intact." if writing else ""
+    return StorageError(f"could not {action} {path}: {reason}; {hint}.{tail}")
 
 
 def _make_dir(path: Path) -> None:
@@ -155,7 +161,7 @@ def write_file_atomically(path: Path, data: bytes, *, sync_dir: bool = True) -> 
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     except OSError as exc:
-        raise _storage_error("create a file in", path.parent, exc) from exc
+        raise _storage_error("create a file in", path.parent, exc, folder=True) from exc
     try:
         try:
             if hasattr(os, "fchmod"):
@@ -430,7 +436,7 @@ class EncryptedFileStore:
             try:
                 _make_dir(path.parent)
             except OSError as exc:
-                raise _storage_error("create the folder", path.parent, exc) from exc
+                raise _storage_error("create the folder", path.parent, exc, folder=True) from exc
             self._made.add(path.parent)
         write_file_atomically(path, token, sync_dir=self.durable)
         for index in range(1, len(self._keys)):  # the same entry under an older key's name
@@ -536,7 +542,7 @@ class EncryptedFileStore:
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                raise _storage_error("list", folder, exc) from exc
+                raise _storage_error("list", folder, exc, folder=True) from exc
             for name in names:
                 if len(name) != _NAME_LEN or not _HEX.issuperset(name):
                     continue  # temp files, entries moved aside

@@ -210,14 +210,17 @@ def _platform_backend() -> Any:
                     "no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set), so no "
                     "Secret Service keyring"
                 )
-        import keyring
+        import keyring.core
 
+        backend = None
         if _user_configured_backend():
+            # keyring's own loaders, not get_keyring(): no discovery, and keyring's global
+            # backend is left alone for the application's other uses of keyring.
             try:
-                backend = keyring.get_keyring()  # honours the user's choice, no discovery
-            except (RuntimeError, ImportError, ValueError) as exc:
+                backend = keyring.core.load_env() or keyring.core.load_config()
+            except (RuntimeError, ImportError, ValueError, AttributeError) as exc:
                 raise _NoKeyring(f"the configured keyring backend cannot be used: {exc}") from exc
-        else:
+        if backend is None:
             if sys.platform == "darwin":
                 from keyring.backends import macOS as module
             elif sys.platform == "win32":
