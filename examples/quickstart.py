@@ -51,6 +51,10 @@ from mcp_client_auth import MCPAuthError, OAuthClientProvider, TokenStore
 CLIENT_NAME = "mcp-client-auth quickstart"
 
 
+class DemoError(Exception):
+    """Something in the demo itself went wrong (not the library): said plainly, then exit 1."""
+
+
 # -- counting requests -------------------------------------------------------------------------
 
 
@@ -107,12 +111,12 @@ class AutoApprove:
 
     async def __call__(self, authorization_url: str) -> str:
         if not authorization_url.startswith(self.issuer + "/"):
-            raise RuntimeError(f"refusing to visit {authorization_url}: not the demo server")
+            raise DemoError(f"refusing to visit {authorization_url}: not the demo server")
         async with httpx2.AsyncClient(timeout=10.0) as browser:
             response = await browser.get(authorization_url)
         location = response.headers.get("location")
         if response.status_code not in (302, 303) or not isinstance(location, str):
-            raise RuntimeError(f"the authorization server answered {response.status_code}")
+            raise DemoError(f"the authorization server answered {response.status_code}")
         return location
 
 
@@ -145,7 +149,7 @@ async def call(
     ):
         result = await client.call_tool(tool, arguments)
     if result.is_error:
-        raise RuntimeError(f"{tool} failed: {result.content}")
+        raise DemoError(f"{tool} failed: {result.content}")
     value = result.structured_content
     if value is not None and "result" in value:
         return str(value["result"])
@@ -163,7 +167,7 @@ async def expire_stored_token(store: TokenStore, resource: str) -> str | None:
     """
     record = await store.get(resource)
     if record is None or record.tokens is None:
-        raise RuntimeError("no stored tokens to expire")
+        raise DemoError("no stored tokens to expire")
     tokens = dataclasses.replace(record.tokens, expires_at=time.time() - 1)
     await store.put(dataclasses.replace(record, tokens=tokens))
     return record.tokens.refresh_token
@@ -273,7 +277,7 @@ async def walk_through(demo: DemoServers, store: TokenStore, browser: bool) -> N
 def find_reason(exc: BaseException) -> BaseException | None:
     """The library's error (or ours) inside what the mcp SDK raised: its task groups wrap
     errors in exception groups, and a person should read the message, not the traceback."""
-    if isinstance(exc, (MCPAuthError, RuntimeError)):
+    if isinstance(exc, (MCPAuthError, DemoError)):
         return exc
     for inner in getattr(exc, "exceptions", ()):
         found = find_reason(inner)
@@ -314,9 +318,12 @@ async def main(argv: list[str] | None = None) -> int:
         print(f"\nStopped: {reason}", file=sys.stderr)
         return 1
     finally:
-        if store is not None and not args.keep:
-            await store.delete(demo.mcp_url)
         demo.stop()
+        if store is not None and not args.keep:
+            try:
+                await store.delete(demo.mcp_url)
+            except MCPAuthError as exc:
+                print(f"Could not remove the demo's record: {exc}", file=sys.stderr)
     print(
         "\nDone. No token was printed; the demo's record was "
         + ("kept in the store." if args.keep else "removed from the store (its servers are gone).")
