@@ -61,7 +61,7 @@ def run_quickstart(
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=100,  # under pytest-timeout's 120 s, so the failure says what timed out
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
