@@ -1,0 +1,272 @@
+"""Shared fixtures: the REAL authorization server and a protected resource, on 127.0.0.1.
+
+- ``start_realas(**knobs)``: starts oidc-provider (``tests/realas/server.mjs``, under node) and
+  the protected resource (``tests/realas/rs_server.py``, under uvicorn) wired to each other, each
+  on a free loopback port, and returns a :class:`RealStack`. Knobs are the servers' environment
+  variables (see the header of each file): ``AT_TTL="2"``, ``INTERACTION_MODE="dev"``,
+  ``DEVICE_FLOW="0"``, ``REVOCATION="0"``, ``AS_LOG_EVENTS="1"``, ``RS_VALIDATION="introspect"``,
+  ``RS_REQUIRED_SCOPE="mcp:read"``, ``MCP_SCOPES=...``, ``EXTRA_CLIENTS=json.dumps([...])``...
+  Defaults: ``INTERACTION_MODE=auto`` (every login step is a plain redirect), ``AT_TTL=5``.
+  Everything it started is killed at teardown.
+- ``realas``: the same with the defaults.
+- ``realas_login``: a ``login`` callable (authorization URL -> the URL the browser was sent back
+  to) for ``INTERACTION_MODE=auto``: follows the authorization server's redirects and stops at the
+  first one that leaves it.
+- ``approve_device``: completes an RFC 8628 user step (``verification_uri_complete``) in
+  ``INTERACTION_MODE=auto``, the way a person would in a browser.
+
+The authorization server's packages are installed by ``.ci/run``; by hand:
+``(cd tests/realas && npm ci)``. Without them these fixtures fail (they never skip).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import pytest
+
+REALAS_DIR = Path(__file__).parent / "realas"
+LOOPBACK = "127.0.0.1"
+STARTUP_TIMEOUT = 30.0
+
+StartRealAS = Callable[..., "RealStack"]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def _node() -> str:
+    node = os.environ.get("AS_NODE") or shutil.which("node")
+    if not node:
+        pytest.fail("the real authorization server needs Node.js (`node` on PATH, or AS_NODE)")
+    if not (REALAS_DIR / "node_modules" / "oidc-provider").is_dir():
+        pytest.fail(
+            f"the real authorization server's packages are not installed in "
+            f"{REALAS_DIR / 'node_modules'}: run `(cd tests/realas && npm ci)` (bash .ci/run does)"
+        )
+    return node
+
+
+@dataclass
+class Server:
+    """A server process started by a fixture, with its combined output in ``log_path``."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON lines the server printed (the AS with ``AS_LOG_EVENTS=1``)."""
+        events = []
+        for line in self.log().splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    events.append(json.loads(line))
+        return events
+
+    def fail_if_dead(self) -> None:
+        if self.process.poll() is not None:
+            pytest.fail(
+                f"{self.name} exited with status {self.process.returncode}:\n{self.log()[-3000:]}"
+            )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+@dataclass
+class RealStack:
+    """The authorization server and the protected resource that trusts it."""
+
+    issuer: str  # http://127.0.0.1:<port>, no trailing slash (oidc-provider's issuer)
+    resource: str  # http://127.0.0.1:<port>/mcp: the protected resource (MCP endpoint) URL
+    prm_url: str  # its RFC 9728 metadata, at the path-inserted well-known URL
+    auth_server: Server
+    resource_server: Server
+    settings: dict[str, str] = field(default_factory=dict)  # the knobs it was started with
+
+    @property
+    def rs_base(self) -> str:
+        return self.resource.rsplit("/", 1)[0]
+
+    def as_metadata(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.issuer}/.well-known/oauth-authorization-server", timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.auth_server.events()
+
+
+def _spawn(name: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> Server:
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+    return Server(name, process, log_path)
+
+
+def _wait_for(server: Server, ready: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        server.fail_if_dead()
+        if ready():
+            return
+        time.sleep(0.05)
+    server.stop()
+    pytest.fail(f"{server.name} did not start within {STARTUP_TIMEOUT} s:\n{server.log()[-3000:]}")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def start_realas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartRealAS]:
+    """Factory: start a real AS + protected resource with the given environment knobs."""
+    started: list[Server] = []
+
+    def start(**knobs: str) -> RealStack:
+        node = _node()
+        workdir = tmp_path_factory.mktemp("realas")
+        rs_port = free_port()
+        resource = f"http://{LOOPBACK}:{rs_port}/mcp"
+        settings = {
+            "AS_HOST": LOOPBACK,
+            "AS_PORT": "0",
+            "AS_PORT_FILE": str(workdir / "as.port"),
+            "INTERACTION_MODE": "auto",
+            "MCP_RESOURCE": resource,
+            **knobs,
+        }
+        env = {**os.environ, **settings}
+        auth_server = _spawn(
+            "authorization server (tests/realas/server.mjs)",
+            [node, "server.mjs"],
+            env,
+            REALAS_DIR,
+            workdir / "as.log",
+        )
+        started.append(auth_server)
+        port_file = workdir / "as.port"
+        _wait_for(auth_server, lambda: port_file.exists() and port_file.read_text().strip() != "")
+        issuer = f"http://{LOOPBACK}:{port_file.read_text().strip()}"
+
+        rs_env = {**env, "RS_HOST": LOOPBACK, "RS_PORT": str(rs_port), "AS_ISSUER": issuer}
+        resource_server = _spawn(
+            "protected resource (tests/realas/rs_server.py)",
+            [sys.executable, "rs_server.py"],
+            rs_env,
+            REALAS_DIR,
+            workdir / "rs.log",
+        )
+        started.append(resource_server)
+        _wait_for(resource_server, lambda: _http_ok(f"http://{LOOPBACK}:{rs_port}/healthz"))
+        return RealStack(
+            issuer=issuer,
+            resource=resource,
+            prm_url=f"http://{LOOPBACK}:{rs_port}/.well-known/oauth-protected-resource/mcp",
+            auth_server=auth_server,
+            resource_server=resource_server,
+            settings=settings,
+        )
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def realas(start_realas: StartRealAS) -> RealStack:
+    """A real AS (auto interaction, 5 s access tokens) and the protected resource it serves."""
+    return start_realas()
+
+
+def follow_to_redirect_uri(authorization_url: str, *, max_hops: int = 20) -> str:
+    """What a browser does in INTERACTION_MODE=auto: follow the authorization server's redirects
+    (login, consent) and return the first URL outside it: the redirect URI with the response."""
+    origin = urlsplit(authorization_url)[:2]
+    url = authorization_url
+    with httpx.Client(follow_redirects=False, timeout=10) as browser:  # keeps the AS's cookies
+        for _ in range(max_hops):
+            response = browser.get(url)
+            location = response.headers.get("location")
+            if not response.is_redirect or not location:
+                raise AssertionError(
+                    f"the authorization server answered {response.status_code} at {url} "
+                    f"instead of redirecting: {response.text[:500]}"
+                )
+            url = urljoin(url, location)
+            if urlsplit(url)[:2] != origin:
+                return url
+    raise AssertionError(f"more than {max_hops} redirects from {authorization_url}")
+
+
+@pytest.fixture
+def realas_login() -> Callable[[str], str]:
+    """A ``login`` callable for INTERACTION_MODE=auto (see :func:`follow_to_redirect_uri`)."""
+    return follow_to_redirect_uri
+
+
+_FORM = re.compile(r"<form\b([^>]*)>(.*?)</form>", re.S | re.I)
+_INPUT = re.compile(r"<input\b([^>]*)>", re.I)
+_ATTR = re.compile(r'([\w.-]+)="([^"]*)"')
+
+
+def approve_device_code(verification_uri_complete: str, *, max_forms: int = 5) -> str:
+    """A person's part of the device flow in INTERACTION_MODE=auto: open the verification URI,
+    submit each form the AS shows (the code, the confirmation; login and consent are automatic)
+    and return the final page's HTML ("Sign-in Success")."""
+    with httpx.Client(follow_redirects=True, timeout=10) as browser:
+        response = browser.get(verification_uri_complete)
+        for _ in range(max_forms):
+            form = _FORM.search(response.text)
+            if form is None:
+                if "Success" not in response.text:
+                    raise AssertionError(f"device flow did not succeed: {response.text[:800]}")
+                return response.text
+            action = html.unescape(dict(_ATTR.findall(form.group(1))).get("action", ""))
+            fields = {}
+            for tag in _INPUT.findall(form.group(2)):
+                attrs = dict(_ATTR.findall(tag))
+                if "name" in attrs:
+                    fields[attrs["name"]] = html.unescape(attrs.get("value", ""))
+            response = browser.post(urljoin(str(response.url), action), data=fields)
+    raise AssertionError(f"more than {max_forms} forms from {verification_uri_complete}")
+
+
+@pytest.fixture
+def approve_device() -> Callable[[str], str]:
+    """Completes a device flow's user step (see :func:`approve_device_code`)."""
+    return approve_device_code
