@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .client_credentials import ClientCredentials
 from .errors import (
     AuthorizationError,
     ConfigurationError,
@@ -20,6 +21,7 @@ from .tokens import ClientRegistration, ServerRecord, TokenSet
 __all__ = [
     "AuthorizationError",
     "CallbackLogin",
+    "ClientCredentials",
     "ClientRegistration",
     "ConfigurationError",
     "DiscoveryError",

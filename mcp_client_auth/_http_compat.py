@@ -7,12 +7,13 @@ refuses the other's ``Auth`` objects, so the provider inherits from both: the MR
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-__all__ = ["AuthBase", "TRANSPORT_ERRORS"]
+__all__ = ["TRANSPORT_ERRORS", "AuthBase"]
 
+httpx2: Any
 try:  # pragma: no cover - depends on what is installed
     import httpx2
 except ImportError:  # pragma: no cover

@@ -37,10 +37,10 @@ logger = logging.getLogger("mcp_client_auth.discovery")
 class Discovered:
     """The outcome of discovery for one protected resource."""
 
-    resource: str                          # the resource indicator to send (RFC 8707)
+    resource: str  # the resource indicator to send (RFC 8707)
     issuer: str
     server_metadata: Mapping[str, Any]
-    resource_metadata: Mapping[str, Any] | None   # None: a 2025-03-26 server without RFC 9728
+    resource_metadata: Mapping[str, Any] | None  # None: a 2025-03-26 server without RFC 9728
 
 
 def _fetch(url: str, what: str) -> Generator[Effect, Any, HttpResponse]:
@@ -68,9 +68,7 @@ def discover_resource_metadata(
         if not _found(response):
             logger.debug("no protected resource metadata at %s (%s)", url, response.status_code)
             continue
-        document = parse_json_document(
-            response.body, what="protected resource metadata", url=url
-        )
+        document = parse_json_document(response.body, what="protected resource metadata", url=url)
         metadata = validate_resource_metadata(document, url=url)
         if not resource_covers(metadata["resource"], server_url):
             raise DiscoveryError(
@@ -95,9 +93,7 @@ def discover_server_metadata(
         if not _found(response):
             logger.debug("no authorization server metadata at %s (%s)", url, response.status_code)
             continue
-        document = parse_json_document(
-            response.body, what="authorization server metadata", url=url
-        )
+        document = parse_json_document(response.body, what="authorization server metadata", url=url)
         return validate_server_metadata(document, issuer=issuer, url=url)
     if legacy_server_url is not None:
         logger.debug("no authorization server metadata for %s: using default endpoints", issuer)
@@ -108,16 +104,12 @@ def discover_server_metadata(
     )
 
 
-def discover(
-    server_url: str, header_url: str | None
-) -> Generator[Effect, Any, Discovered]:
+def discover(server_url: str, header_url: str | None) -> Generator[Effect, Any, Discovered]:
     """Run discovery for ``server_url`` from a 401's ``resource_metadata`` (or none)."""
     resource_metadata = yield from discover_resource_metadata(server_url, header_url)
     if resource_metadata is None:
         issuer = origin(server_url)
-        server_metadata = yield from discover_server_metadata(
-            issuer, legacy_server_url=server_url
-        )
+        server_metadata = yield from discover_server_metadata(issuer, legacy_server_url=server_url)
         return Discovered(server_url, server_metadata["issuer"], server_metadata, None)
     servers = resource_metadata.get("authorization_servers") or []
     if not servers:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 from urllib.parse import urlencode
 
 from .errors import MCPAuthError
@@ -48,16 +48,31 @@ class HttpRequest:
     body: bytes | None = None
 
     @classmethod
-    def get_json(cls, url: str, *, what: str, error: type[MCPAuthError],
-                 headers: Mapping[str, str] | None = None) -> HttpRequest:
+    def get_json(
+        cls,
+        url: str,
+        *,
+        what: str,
+        error: type[MCPAuthError],
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpRequest:
         return cls("GET", url, what, error, {"Accept": "application/json", **(headers or {})})
 
     @classmethod
-    def post_form(cls, url: str, form: Mapping[str, str], *, what: str,
-                  error: type[MCPAuthError],
-                  headers: Mapping[str, str] | None = None) -> HttpRequest:
+    def post_form(
+        cls,
+        url: str,
+        form: Mapping[str, str],
+        *,
+        what: str,
+        error: type[MCPAuthError],
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpRequest:
         return cls(
-            "POST", url, what, error,
+            "POST",
+            url,
+            what,
+            error,
             {
                 "Content-Type": "application/x-www-form-urlencoded",
                 "Accept": "application/json",
@@ -67,10 +82,14 @@ class HttpRequest:
         )
 
     @classmethod
-    def post_json(cls, url: str, document: Mapping[str, Any], *, what: str,
-                  error: type[MCPAuthError]) -> HttpRequest:
+    def post_json(
+        cls, url: str, document: Mapping[str, Any], *, what: str, error: type[MCPAuthError]
+    ) -> HttpRequest:
         return cls(
-            "POST", url, what, error,
+            "POST",
+            url,
+            what,
+            error,
             {"Content-Type": "application/json", "Accept": "application/json"},
             json.dumps(document).encode("utf-8"),
         )
@@ -87,7 +106,7 @@ class HttpResponse:
     headers: Mapping[str, str]
     body: bytes
     url: str
-    challenges: tuple[str, ...] = ()   # every WWW-Authenticate value, in order
+    challenges: tuple[str, ...] = ()  # every WWW-Authenticate value, in order
     truncated: bool = False
 
     def __repr__(self) -> str:
@@ -140,7 +159,9 @@ class Sleep:
     seconds: float
 
 
-Effect = Union[HttpRequest, LoadRecord, SaveRecord, StartLogin, CompleteLogin, ShowDeviceCode, Sleep]
+Effect = (
+    HttpRequest | LoadRecord | SaveRecord | StartLogin | CompleteLogin | ShowDeviceCode | Sleep
+)
 
 # A step of the flow: yields effects, receives their results, returns T.
 Step = Generator[Effect, Any, Any]

@@ -34,8 +34,9 @@ class RegistrationError(MCPAuthError):
 class AuthorizationError(MCPAuthError):
     """The interactive authorization step failed: denied, wrong state or issuer, timeout."""
 
-    def __init__(self, message: str, *, error: str | None = None,
-                 description: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, error: str | None = None, description: str | None = None
+    ) -> None:
         super().__init__(message)
         self.error = error
         self.description = description
@@ -44,8 +45,14 @@ class AuthorizationError(MCPAuthError):
 class TokenError(MCPAuthError):
     """The token endpoint refused a request or answered with an invalid token response."""
 
-    def __init__(self, message: str, *, error: str | None = None,
-                 description: str | None = None, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        description: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.error = error
         self.description = description

@@ -50,16 +50,19 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 class FlowSettings:
     """The provider's configuration, as the flow needs it."""
 
-    server_url: str                       # canonical URL of the protected resource
+    server_url: str  # canonical URL of the protected resource
     client: ClientSettings
     scopes: tuple[str, ...] | None = None  # the user's scopes: never replaced
     redirect_uri: str | None = None
     leeway: float = 60.0
     login_timeout: float = 300.0
-    interactive: bool = True              # False: raise LoginRequiredError instead of a login
-    device: bool = False                  # the login is the device authorization grant
-    prefer_device: bool = False           # no browser here: use the device grant if offered
+    interactive: bool = True  # False: raise LoginRequiredError instead of a login
+    device: bool = False  # the login is the device authorization grant
+    prefer_device: bool = False  # no browser here: use the device grant if offered
     protocol_version: str | None = None
+    grant: str = "authorization_code"  # or "client_credentials" (no person present)
+    private_key: str | bytes | None = None  # private_key_jwt client authentication
+    signing_algorithm: str = "RS256"
     extra_scopes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -180,13 +183,15 @@ class AuthFlow:
             )
         except TokenError as exc:
             if exc.error == "invalid_grant":
-                logger.info("the refresh token for %s was refused; a new login is needed",
-                            record.resource)
+                logger.info(
+                    "the refresh token for %s was refused; a new login is needed", record.resource
+                )
                 yield from self._save(replace(record, tokens=None))
                 return None
             if exc.error == "invalid_client" and client.kind == "dynamic":
-                logger.info("the client registration for %s was refused; forgetting it",
-                            record.resource)
+                logger.info(
+                    "the client registration for %s was refused; forgetting it", record.resource
+                )
                 yield from self._save(replace(record, tokens=None, client=None))
                 return None
             raise
@@ -202,6 +207,8 @@ class AuthFlow:
     ) -> Generator[Effect, Any, TokenSet]:
         """Discovery, registration, login and code exchange; the tokens are stored."""
         settings = self.settings
+        if settings.grant == "client_credentials":
+            return (yield from self._client_credentials(challenge, step_up=step_up))
         if not settings.interactive:
             raise LoginRequiredError(
                 f"{settings.server_url} needs a login; run "
@@ -219,8 +226,9 @@ class AuthFlow:
             )
         scope = self._scope(challenge, found, step_up=step_up)
         yield from self._save(record)
-        if settings.device or (settings.prefer_device and
-                               metadata.get("device_authorization_endpoint")):
+        if settings.device or (
+            settings.prefer_device and metadata.get("device_authorization_endpoint")
+        ):
             return (yield from self._device_grant(record, scope))
 
         stored_client = record.client
@@ -230,13 +238,19 @@ class AuthFlow:
         session = yield StartLogin(preferred)
         redirect_uri = session.redirect_uri
         client = choose_client(
-            settings.client, stored_client, issuer=found.issuer,
-            server_metadata=metadata, redirect_uri=redirect_uri,
+            settings.client,
+            stored_client,
+            issuer=found.issuer,
+            server_metadata=metadata,
+            redirect_uri=redirect_uri,
         )
         if client is None:
             client = yield from register_dynamically(
-                settings.client, issuer=found.issuer, server_metadata=metadata,
-                redirect_uri=redirect_uri, scope=scope,
+                settings.client,
+                issuer=found.issuer,
+                server_metadata=metadata,
+                redirect_uri=redirect_uri,
+                scope=scope,
                 protocol_version=settings.protocol_version,
             )
         record = replace(record, client=client)
@@ -261,8 +275,7 @@ class AuthFlow:
         callback = yield CompleteLogin(
             session, _with_query(endpoint, params), state, settings.login_timeout
         )
-        code = self._check_callback(callback, state=state, issuer=found.issuer,
-                                    metadata=metadata)
+        code = self._check_callback(callback, state=state, issuer=found.issuer, metadata=metadata)
         form = {
             "grant_type": "authorization_code",
             "code": code,
@@ -289,8 +302,12 @@ class AuthFlow:
         client = record.client
         tokens = record.tokens
         if record.issuer is not None and record.issuer != found.issuer:
-            logger.info("%s moved from %s to %s: dropping what the old server issued",
-                        record.resource, record.issuer, found.issuer)
+            logger.info(
+                "%s moved from %s to %s: dropping what the old server issued",
+                record.resource,
+                record.issuer,
+                found.issuer,
+            )
             tokens = None
             client = None
         if client is not None and client.issuer not in (None, found.issuer):
@@ -355,7 +372,8 @@ class AuthFlow:
             detail = f": {description[:300]}" if description else ""
             raise AuthorizationError(
                 f"the authorization server refused the login ({error[:100]}{detail})",
-                error=error[:100], description=description[:300] if description else None,
+                error=error[:100],
+                description=description[:300] if description else None,
             )
         iss = one("iss")
         if iss is not None and iss != issuer:
@@ -396,30 +414,88 @@ class AuthFlow:
     ) -> TokenSet:
         if response.status_code != 200:
             error, description = _error_fields(response)
-            retry = " The stored tokens are kept; try again later." if (
-                response.status_code >= 500 or error is None) else ""
+            retry = (
+                " The stored tokens are kept; try again later."
+                if (response.status_code >= 500 or error is None)
+                else ""
+            )
             detail = f": {error}" if error else ""
             detail += f" ({description})" if description else ""
             raise TokenError(
                 f"the {what} at {response.url} failed with HTTP {response.status_code}"
                 f"{detail}.{retry}",
-                error=error, description=description, status_code=response.status_code,
+                error=error,
+                description=description,
+                status_code=response.status_code,
             )
         if response.truncated:
             raise TokenError(f"the {what} response from {response.url} is too large")
         try:
             answer = json.loads(response.body)
         except (ValueError, UnicodeDecodeError):
-            raise TokenError(
-                f"the {what} response from {response.url} is not JSON"
-            ) from None
+            raise TokenError(f"the {what} response from {response.url} is not JSON") from None
         if not isinstance(answer, dict):
             raise TokenError(f"the {what} response from {response.url} is not a JSON object")
         try:
-            return token_set_from_response(answer, now=self.clock(),
-                                           requested_scope=requested_scope or None)
+            return token_set_from_response(
+                answer, now=self.clock(), requested_scope=requested_scope or None
+            )
         except ValueError as exc:
             raise TokenError(f"invalid {what} response from {response.url}: {exc}") from None
+
+    # -- the client credentials grant (machine to machine) ----------------------------------
+
+    def _client_credentials(
+        self, challenge: Challenge | None, *, step_up: bool
+    ) -> Generator[Effect, Any, TokenSet]:
+        settings = self.settings
+        header_url = challenge.param("resource_metadata") if challenge else None
+        found = yield from discover(settings.server_url, header_url)
+        record = self._bind_issuer(found)
+        scope = self._scope(challenge, found, step_up=step_up)
+        client_id = settings.client.client_id or ""
+        secret = settings.client.client_secret
+        method = (
+            "private_key_jwt"
+            if settings.private_key is not None
+            else ("client_secret_basic" if secret else "none")
+        )
+        if secret and method == "client_secret_basic":
+            supported = found.server_metadata.get("token_endpoint_auth_methods_supported")
+            if (
+                supported
+                and "client_secret_basic" not in supported
+                and ("client_secret_post" in supported)
+            ):
+                method = "client_secret_post"
+        client = ClientRegistration(
+            client_id=client_id,
+            client_secret=secret,
+            token_endpoint_auth_method=method,
+            issuer=found.issuer,
+            kind="pre-registered",
+        )
+        record = replace(record, client=client)
+        form = {"grant_type": "client_credentials", "resource": record.resource_indicator}
+        if scope:
+            form["scope"] = scope
+        if settings.private_key is not None:
+            from .jwt import client_assertion
+
+            form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+            form["client_assertion"] = client_assertion(
+                client_id, found.issuer, settings.private_key, settings.signing_algorithm
+            )
+            client = replace(client, token_endpoint_auth_method="none")
+        tokens = yield from self._token_request(
+            found.server_metadata,
+            client,
+            form,
+            requested_scope=scope,
+            what="client credentials grant",
+        )
+        yield from self._save(replace(record, tokens=tokens))
+        return tokens
 
     # -- the device authorization grant (RFC 8628) ---------------------------------------
 
@@ -434,13 +510,21 @@ class AuthFlow:
         require_secure_url(endpoint, what="the device authorization endpoint")
         client = record.client
         if client is None or client.issuer != record.issuer:
-            client = choose_client(self.settings.client, None, issuer=record.issuer or "",
-                                   server_metadata=metadata, redirect_uri="")
+            client = choose_client(
+                self.settings.client,
+                None,
+                issuer=record.issuer or "",
+                server_metadata=metadata,
+                redirect_uri="",
+            )
         if client is None:
             client = yield from register_dynamically(
                 replace(self.settings.client, application_type="native"),
-                issuer=record.issuer or "", server_metadata=metadata,
-                redirect_uri=None, scope=scope, grant_types=[DEVICE_GRANT, "refresh_token"],
+                issuer=record.issuer or "",
+                server_metadata=metadata,
+                redirect_uri=None,
+                scope=scope,
+                grant_types=[DEVICE_GRANT, "refresh_token"],
             )
             record = replace(record, client=client)
             yield from self._save(record)
@@ -449,15 +533,20 @@ class AuthFlow:
         if scope:
             form["scope"] = scope
         response: HttpResponse = yield HttpRequest.post_form(
-            endpoint, form, what="device authorization", error=AuthorizationError,
+            endpoint,
+            form,
+            what="device authorization",
+            error=AuthorizationError,
             headers=headers,
         )
         if response.status_code != 200:
             error, description = _error_fields(response)
             raise AuthorizationError(
                 f"the device authorization request failed with HTTP {response.status_code}"
-                + (f": {error}" if error else "") + (f" ({description})" if description else ""),
-                error=error, description=description,
+                + (f": {error}" if error else "")
+                + (f" ({description})" if description else ""),
+                error=error,
+                description=description,
             )
         try:
             answer = json.loads(response.body)
@@ -473,11 +562,14 @@ class AuthFlow:
         expires_in = float(lifetime) if isinstance(lifetime, (int, float)) else None
         complete = answer.get("verification_uri_complete")
         yield ShowDeviceCode(
-            answer["verification_uri"], answer["user_code"],
-            complete if isinstance(complete, str) else None, expires_in,
+            answer["verification_uri"],
+            answer["user_code"],
+            complete if isinstance(complete, str) else None,
+            expires_in,
         )
-        deadline = self.clock() + min(expires_in or self.settings.login_timeout,
-                                      self.settings.login_timeout)
+        deadline = self.clock() + min(
+            expires_in or self.settings.login_timeout, self.settings.login_timeout
+        )
         form = {
             "grant_type": DEVICE_GRANT,
             "device_code": answer["device_code"],
@@ -500,11 +592,12 @@ class AuthFlow:
                 if exc.error == "expired_token":
                     raise AuthorizationError(
                         "the device code expired before the login was approved; try again",
-                        error=exc.error) from None
+                        error=exc.error,
+                    ) from None
                 if exc.error == "access_denied":
-                    raise AuthorizationError("the login was denied on the other device",
-                                             error=exc.error) from None
+                    raise AuthorizationError(
+                        "the login was denied on the other device", error=exc.error
+                    ) from None
                 raise
             yield from self._save(replace(record, tokens=tokens))
             return tokens
-

@@ -43,7 +43,7 @@ __all__ = ["OAuthClientProvider"]
 logger = logging.getLogger("mcp_client_auth")
 
 MAX_BODY = 1024 * 1024
-MAX_AUTH_ROUNDS = 3        # re-authorizations for one request before giving up
+MAX_AUTH_ROUNDS = 3  # re-authorizations for one request before giving up
 _LOCK = object()
 _UNLOCK = object()
 _EMPTY_CHALLENGE = Challenge("Bearer", {})
@@ -142,9 +142,9 @@ class OAuthClientProvider(AuthBase):
         )
         self._init_url_match()
         self._thread_lock = threading.Lock()
-        self._async_locks: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, asyncio.Lock
-        ] = weakref.WeakKeyDictionary()
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- public helpers ------------------------------------------------------------------
 
@@ -215,19 +215,22 @@ class OAuthClientProvider(AuthBase):
             if status not in (401, 403):
                 return
             challenge = self._challenge(response)
-            if status == 403 and (challenge is None or
-                                  challenge.param("error") != "insufficient_scope"):
+            if status == 403 and (
+                challenge is None or challenge.param("error") != "insufficient_scope"
+            ):
                 return
             yield _LOCK
             tokens = yield from flow.obtain(
-                failed=sent, challenge=challenge or _EMPTY_CHALLENGE,
+                failed=sent,
+                challenge=challenge or _EMPTY_CHALLENGE,
                 allow_refresh=not refreshed,
             )
             yield _UNLOCK
             if tokens is None:
                 return
-            refreshed = refreshed or (sent is not None and tokens.access_token != sent.access_token
-                                      and status == 401)
+            refreshed = refreshed or (
+                sent is not None and tokens.access_token != sent.access_token and status == 401
+            )
             sent = tokens
             self._authorize(request, tokens)
             response = yield request
@@ -268,7 +271,9 @@ class OAuthClientProvider(AuthBase):
             request.read()
         yield from self._drive_sync(self._steps(request, tokens, response), request)
 
-    def _drive_sync(self, steps: Generator[Any, Any, None], request: Any) -> Generator[Any, Any, None]:
+    def _drive_sync(
+        self, steps: Generator[Any, Any, None], request: Any
+    ) -> Generator[Any, Any, None]:
         locked: Any = None
         sessions: list[LoginSession] = []
         value: Any = None
@@ -283,7 +288,7 @@ class OAuthClientProvider(AuthBase):
                     value = yield request
                 elif isinstance(item, HttpRequest):
                     own = yield self._build(request, item)
-                    value = self._read_sync(own)
+                    value = self._read_sync(own, item)
                 elif item is _LOCK:
                     self._thread_lock.acquire()
                     try:
@@ -318,20 +323,10 @@ class OAuthClientProvider(AuthBase):
             run_sync(sessions.pop().aclose())
 
     @staticmethod
-    def _read_sync(response: Any) -> HttpResponse:
-        chunks: list[bytes] = []
-        size = 0
-        truncated = False
-        try:
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    truncated = True
-                    break
-                chunks.append(chunk)
-        finally:
-            response.close()
-        return _to_effect_response(response, b"".join(chunks), truncated)
+    def _read_sync(response: Any, effect: HttpRequest) -> HttpResponse:
+        _refuse_large(response, effect)
+        response.read()
+        return _to_effect_response(response, effect)
 
     # -- async driver ----------------------------------------------------------------------
 
@@ -362,7 +357,7 @@ class OAuthClientProvider(AuthBase):
                     value = yield request
                 elif isinstance(item, HttpRequest):
                     own = yield self._build(request, item)
-                    value = await self._read_async(own)
+                    value = await self._read_async(own, item)
                 elif item is _LOCK:
                     lock = self._async_lock()
                     await lock.acquire()
@@ -407,28 +402,19 @@ class OAuthClientProvider(AuthBase):
             await sessions.pop().aclose()
 
     @staticmethod
-    async def _read_async(response: Any) -> HttpResponse:
-        chunks: list[bytes] = []
-        size = 0
-        truncated = False
-        try:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    truncated = True
-                    break
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
-        return _to_effect_response(response, b"".join(chunks), truncated)
+    async def _read_async(response: Any, effect: HttpRequest) -> HttpResponse:
+        _refuse_large(response, effect)
+        await response.aread()
+        return _to_effect_response(response, effect)
 
     # -- effects shared by both drivers ------------------------------------------------------
 
     @staticmethod
     def _build(request: Any, effect: HttpRequest) -> Any:
         """The flow's request, built with the library of the request being authorized."""
-        return type(request)(effect.method, effect.url, headers=dict(effect.headers),
-                             content=effect.body)
+        return type(request)(
+            effect.method, effect.url, headers=dict(effect.headers), content=effect.body
+        )
 
     def _get_login(self) -> Login:
         if self._login is None:
@@ -455,22 +441,47 @@ class OAuthClientProvider(AuthBase):
             login: Any = self._get_login()
             show = getattr(login, "show", None)
             if show is not None:
-                show(effect.verification_uri, effect.user_code,
-                     effect.verification_uri_complete, effect.expires_in)
+                show(
+                    effect.verification_uri,
+                    effect.user_code,
+                    effect.verification_uri_complete,
+                    effect.expires_in,
+                )
             else:
                 where = effect.verification_uri_complete or effect.verification_uri
-                print(f"To sign in, open {where} and enter the code {effect.user_code}",
-                      file=sys.stderr)
+                print(
+                    f"To sign in, open {where} and enter the code {effect.user_code}",
+                    file=sys.stderr,
+                )
             return None
         raise MCPAuthError(f"unknown flow effect {type(effect).__name__}")  # pragma: no cover
 
 
-def _to_effect_response(response: Any, body: bytes, truncated: bool) -> HttpResponse:
+def _refuse_large(response: Any, effect: HttpRequest) -> None:
+    """Refuse a body announced as over 1 MiB before anything reads it.
+
+    The HTTP client reads every response of an auth flow itself once the flow moves on, so
+    the cap is enforced on the announced length; a larger body without one is refused after
+    reading, before it is parsed.
+    """
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        response.close()
+        raise effect.error(
+            f"the {effect.what} response from {effect.url} is larger than 1 MiB; refusing it"
+        )
+
+
+def _to_effect_response(response: Any, effect: HttpRequest) -> HttpResponse:
+    body: bytes = response.content
+    if len(body) > MAX_BODY:
+        raise effect.error(
+            f"the {effect.what} response from {effect.url} is larger than 1 MiB; refusing it"
+        )
     return HttpResponse(
         status_code=response.status_code,
         headers={k.lower(): v for k, v in response.headers.items()},
         body=body,
         url=str(response.url),
         challenges=tuple(response.headers.get_list("www-authenticate")),
-        truncated=truncated,
     )

@@ -145,9 +145,7 @@ def register_dynamically(
         raise RegistrationError(str(exc)) from None
     client_id = answer.get("client_id")
     if not isinstance(client_id, str) or not client_id:
-        raise RegistrationError(
-            f"the registration response from {endpoint} has no client_id"
-        )
+        raise RegistrationError(f"the registration response from {endpoint} has no client_id")
     secret = answer.get("client_secret")
     method = answer.get("token_endpoint_auth_method")
     if not isinstance(method, str):

@@ -42,7 +42,7 @@ class FakeServers:
 
     access_ttl: int = 3600
     scopes_supported: list[str] = field(default_factory=lambda: ["read", "write"])
-    required_scope: str | None = None          # a scope the resource demands (403 otherwise)
+    required_scope: str | None = None  # a scope the resource demands (403 otherwise)
     issue_refresh: bool = True
     dcr: bool = True
     iss_supported: bool = True
@@ -91,8 +91,14 @@ class FakeServers:
         if url.startswith(RESOURCE):
             return self._resource(seen, reply)
         if url == "https://mcp.example.com/.well-known/oauth-protected-resource/mcp":
-            return reply(200, {"resource": RESOURCE, "authorization_servers": [ISSUER],
-                               "scopes_supported": self.scopes_supported})
+            return reply(
+                200,
+                {
+                    "resource": RESOURCE,
+                    "authorization_servers": [ISSUER],
+                    "scopes_supported": self.scopes_supported,
+                },
+            )
         if url == f"{ISSUER}/.well-known/oauth-authorization-server":
             doc: dict[str, Any] = {
                 "issuer": ISSUER,
@@ -129,18 +135,31 @@ class FakeServers:
         if grant["resource"] != RESOURCE:
             return reply(401, {"error": "wrong audience"}, {"www-authenticate": challenge})
         if self.required_scope and self.required_scope not in grant["scope"].split():
-            return reply(403, {"error": "insufficient_scope"}, {
-                "www-authenticate": f'Bearer error="insufficient_scope", '
-                f'scope="{self.required_scope}", resource_metadata="https://mcp.example.com/'
-                '.well-known/oauth-protected-resource/mcp"'})
+            return reply(
+                403,
+                {"error": "insufficient_scope"},
+                {
+                    "www-authenticate": f'Bearer error="insufficient_scope", '
+                    f'scope="{self.required_scope}", resource_metadata="https://mcp.example.com/'
+                    '.well-known/oauth-protected-resource/mcp"'
+                },
+            )
         return reply(200, {"ok": True, "scope": grant["scope"]})
 
     def _issue(self, client_id: str, scope: str, resource: str) -> dict[str, Any]:
         token = "at-" + secrets.token_urlsafe(12)
-        self.access[token] = {"exp": time.time() + self.access_ttl, "scope": scope,
-                              "resource": resource, "client_id": client_id}
-        doc = {"access_token": token, "token_type": "Bearer", "expires_in": self.access_ttl,
-               "scope": scope}
+        self.access[token] = {
+            "exp": time.time() + self.access_ttl,
+            "scope": scope,
+            "resource": resource,
+            "client_id": client_id,
+        }
+        doc = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.access_ttl,
+            "scope": scope,
+        }
         if self.issue_refresh:
             rt = "rt-" + secrets.token_urlsafe(12)
             self.refresh[rt] = {"client_id": client_id, "scope": scope, "resource": resource}
@@ -162,8 +181,9 @@ class FakeServers:
                 return reply(400, {"error": "invalid_target"})
             if form.get("client_id") != query["client_id"]:
                 return reply(401, {"error": "invalid_client"})
-            return reply(200, self._issue(query["client_id"], query.get("scope", ""),
-                                          form["resource"]))
+            return reply(
+                200, self._issue(query["client_id"], query.get("scope", ""), form["resource"])
+            )
         if grant == "refresh_token":
             old = self.refresh.pop(form.get("refresh_token", ""), None)
             if old is None or self.refuse_refresh:

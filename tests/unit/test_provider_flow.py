@@ -34,11 +34,11 @@ def call(combo: str, servers: FakeServers, auth: Any, url: str = RESOURCE) -> An
     return asyncio.run(run())
 
 
-def provider(servers: FakeServers, store: TokenStore | None = None,
-             **kwargs: Any) -> OAuthClientProvider:
+def provider(
+    servers: FakeServers, store: TokenStore | None = None, **kwargs: Any
+) -> OAuthClientProvider:
     login: Callable[[str], str] = kwargs.pop("login", servers.approve)
-    return OAuthClientProvider(RESOURCE, store=store or TokenStore.memory(), login=login,
-                               **kwargs)
+    return OAuthClientProvider(RESOURCE, store=store or TokenStore.memory(), login=login, **kwargs)
 
 
 @pytest.mark.parametrize("combo", COMBOS)
@@ -76,7 +76,7 @@ def test_second_provider_with_same_store_sends_one_request(combo: str) -> None:
 
 @pytest.mark.parametrize("combo", COMBOS)
 def test_expired_token_is_refreshed_before_the_request(combo: str) -> None:
-    servers = FakeServers(access_ttl=30)   # inside the 60 s leeway: always "expired"
+    servers = FakeServers(access_ttl=30)  # inside the 60 s leeway: always "expired"
     store = TokenStore.memory()
     assert call(combo, servers, provider(servers, store)).status_code == 200
     servers.seen.clear()
@@ -96,7 +96,7 @@ def test_refused_refresh_falls_back_to_login(combo: str) -> None:
     assert call(combo, servers, provider(servers, store)).status_code == 200
     paths = [s.path for s in servers.seen]
     assert paths[0] == "/token" and paths[-1] == "/mcp"
-    assert servers.count("/register") == 0    # the stored registration is reused
+    assert servers.count("/register") == 0  # the stored registration is reused
     assert paths.count("/token") == 2
 
 

@@ -1,0 +1,61 @@
+"""ClientCredentials: the provider for machine-to-machine use, where no person is present.
+
+The same discovery, storage and token handling as :class:`OAuthClientProvider`, with the
+client_credentials grant in place of the browser login: ``client_secret_basic`` with a secret,
+``private_key_jwt`` (RFC 7523) with a private key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from .errors import ConfigurationError
+from .provider import OAuthClientProvider
+from .store.token_store import TokenStore
+
+__all__ = ["ClientCredentials"]
+
+
+class ClientCredentials(OAuthClientProvider):
+    """``auth=`` for a service account: tokens from the client_credentials grant."""
+
+    def __init__(
+        self,
+        server_url: str,
+        *,
+        client_id: str,
+        client_secret: str | None = None,
+        private_key: str | bytes | None = None,
+        signing_algorithm: str = "RS256",
+        scopes: str | Sequence[str] | None = None,
+        store: TokenStore | None = None,
+        leeway: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not client_id:
+            raise ConfigurationError("ClientCredentials needs a client_id")
+        if client_secret is None and private_key is None:
+            raise ConfigurationError(
+                "ClientCredentials needs a client_secret or a private_key to authenticate"
+            )
+        super().__init__(
+            server_url,
+            scopes=scopes,
+            client_id=client_id,
+            client_secret=client_secret,
+            store=store,
+            interactive=False,
+            leeway=leeway,
+            clock=clock,
+        )
+        self._flow.settings = replace(
+            self._flow.settings,
+            grant="client_credentials",
+            private_key=private_key,
+            signing_algorithm=signing_algorithm,
+        )
+
+    def __repr__(self) -> str:
+        return f"ClientCredentials({self.server_url!r})"
