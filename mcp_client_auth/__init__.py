@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .client_credentials import ClientCredentials
+from .client_credentials import ClientCredentials, IdentityAssertion
 from .errors import (
     AuthorizationError,
     ConfigurationError,
@@ -25,6 +25,7 @@ __all__ = [
     "ClientRegistration",
     "ConfigurationError",
     "DiscoveryError",
+    "IdentityAssertion",
     "Login",
     "LoginRequiredError",
     "LoginSession",

@@ -8,14 +8,15 @@ client_credentials grant in place of the browser login: ``client_secret_basic`` 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from .errors import ConfigurationError
+from .flow import JWT_BEARER_GRANT
 from .provider import OAuthClientProvider
 from .store.token_store import TokenStore
 
-__all__ = ["ClientCredentials"]
+__all__ = ["ClientCredentials", "IdentityAssertion"]
 
 
 class ClientCredentials(OAuthClientProvider):
@@ -59,3 +60,53 @@ class ClientCredentials(OAuthClientProvider):
 
     def __repr__(self) -> str:
         return f"ClientCredentials({self.server_url!r})"
+
+
+AssertionSource = Callable[[str, str], "str | Awaitable[str]"]
+
+
+class IdentityAssertion(OAuthClientProvider):
+    """``auth=`` for the JWT bearer grant (RFC 7523): an identity assertion the caller supplies.
+
+    ``assertion(audience, resource)`` returns the JWT to present: an ID-JAG from an
+    enterprise identity provider (enterprise-managed authorization), or a workload identity
+    token. ``audience`` is the authorization server's issuer. A refused assertion raises
+    :class:`TokenError`; no other grant is tried.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        *,
+        assertion: str | AssertionSource,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scopes: str | Sequence[str] | None = None,
+        store: TokenStore | None = None,
+        leeway: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            server_url,
+            scopes=scopes,
+            client_id=client_id,
+            client_secret=client_secret,
+            store=store,
+            interactive=False,
+            leeway=leeway,
+            clock=clock,
+        )
+        self._assertion: AssertionSource
+        if isinstance(assertion, str):
+            fixed = assertion
+
+            def assertion_source(_audience: str, _resource: str) -> str:
+                return fixed
+
+            self._assertion = assertion_source
+        else:
+            self._assertion = assertion
+        self._flow.settings = replace(self._flow.settings, grant=JWT_BEARER_GRANT)
+
+    def __repr__(self) -> str:
+        return f"IdentityAssertion({self.server_url!r})"

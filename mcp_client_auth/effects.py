@@ -21,6 +21,7 @@ from .tokens import ServerRecord
 __all__ = [
     "CompleteLogin",
     "Effect",
+    "GetAssertion",
     "HttpRequest",
     "HttpResponse",
     "LoadRecord",
@@ -153,6 +154,14 @@ class ShowDeviceCode:
 
 
 @dataclass(frozen=True)
+class GetAssertion:
+    """Ask the caller for a JWT assertion for ``audience`` and ``resource`` (returns ``str``)."""
+
+    audience: str
+    resource: str
+
+
+@dataclass(frozen=True)
 class Sleep:
     """Wait this many seconds (the device flow's polling interval)."""
 
@@ -160,7 +169,14 @@ class Sleep:
 
 
 Effect = (
-    HttpRequest | LoadRecord | SaveRecord | StartLogin | CompleteLogin | ShowDeviceCode | Sleep
+    HttpRequest
+    | LoadRecord
+    | SaveRecord
+    | StartLogin
+    | CompleteLogin
+    | ShowDeviceCode
+    | GetAssertion
+    | Sleep
 )
 
 # A step of the flow: yields effects, receives their results, returns T.

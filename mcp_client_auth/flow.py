@@ -20,6 +20,7 @@ from .discovery import Discovered, discover
 from .effects import (
     CompleteLogin,
     Effect,
+    GetAssertion,
     HttpRequest,
     HttpResponse,
     LoadRecord,
@@ -44,6 +45,7 @@ __all__ = ["AuthFlow", "FlowSettings"]
 logger = logging.getLogger("mcp_client_auth.flow")
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ class AuthFlow:
     ) -> Generator[Effect, Any, TokenSet]:
         """Discovery, registration, login and code exchange; the tokens are stored."""
         settings = self.settings
-        if settings.grant == "client_credentials":
+        if settings.grant in ("client_credentials", JWT_BEARER_GRANT):
             return (yield from self._client_credentials(challenge, step_up=step_up))
         if not settings.interactive:
             raise LoginRequiredError(
@@ -476,9 +478,12 @@ class AuthFlow:
             kind="pre-registered",
         )
         record = replace(record, client=client)
-        form = {"grant_type": "client_credentials", "resource": record.resource_indicator}
+        form = {"grant_type": settings.grant, "resource": record.resource_indicator}
         if scope:
             form["scope"] = scope
+        if settings.grant == JWT_BEARER_GRANT:
+            # RFC 7523 2.1: the caller's assertion (an ID-JAG, a workload identity token)
+            form["assertion"] = yield GetAssertion(found.issuer, record.resource_indicator)
         if settings.private_key is not None:
             from .jwt import client_assertion
 
@@ -492,7 +497,9 @@ class AuthFlow:
             client,
             form,
             requested_scope=scope,
-            what="client credentials grant",
+            what="jwt-bearer grant"
+            if settings.grant == JWT_BEARER_GRANT
+            else "client credentials grant",
         )
         yield from self._save(replace(record, tokens=tokens))
         return tokens

@@ -10,6 +10,7 @@ store first: a token another task or process just obtained is used, not fetched 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import sys
 import threading
@@ -22,6 +23,7 @@ from ._http_compat import AuthBase
 from ._portal import run_sync
 from .effects import (
     CompleteLogin,
+    GetAssertion,
     HttpRequest,
     HttpResponse,
     LoadRecord,
@@ -437,6 +439,14 @@ class OAuthClientProvider(AuthBase):
             return await effect.session.complete(
                 effect.url, state=effect.state, timeout=effect.timeout
             )
+        if isinstance(effect, GetAssertion):
+            source = getattr(self, "_assertion", None)
+            if source is None:  # pragma: no cover - only IdentityAssertion asks
+                raise MCPAuthError("this provider has no assertion to present")
+            result = source(effect.audience, effect.resource)
+            if inspect.isawaitable(result):
+                result = await result
+            return str(result)
         if isinstance(effect, ShowDeviceCode):
             login: Any = self._get_login()
             show = getattr(login, "show", None)
