@@ -242,7 +242,9 @@ class EncryptedFileStore:
         self.durable = durable
         self._keys = tuple(_Key(k) for k in keys)
         self._fernet: MultiFernet | None = None
+        self._invalid_token: type[Exception] = Exception  # set with the Fernet objects
         self._dirs: dict[tuple[int, str], Path] = {}
+        self._paths: dict[tuple[str, str], tuple[str, ...]] = {}
         self._made: set[Path] = set()
         self.unreadable_seen = 0
         """Entries this process found unreadable and moved aside (see :meth:`unreadable`)."""
@@ -258,8 +260,9 @@ class EncryptedFileStore:
     def _multi_fernet(self) -> MultiFernet:
         # cryptography is imported at first use: `import mcp_client_auth` stays light.
         if self._fernet is None:
-            from cryptography.fernet import Fernet, MultiFernet
+            from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+            self._invalid_token = InvalidToken
             self._fernet = MultiFernet([Fernet(k.fernet_key()) for k in self._keys])
         return self._fernet
 
@@ -315,17 +318,26 @@ class EncryptedFileStore:
 
     # --- reading -------------------------------------------------------------------------
 
+    def _read_paths(self, key: str, collection: str) -> tuple[str, ...]:
+        """Where ``key`` may be, newest key's name first; cached (names cost an HMAC each)."""
+        paths = self._paths.get((collection, key))
+        if paths is None:
+            if len(self._paths) > 4096:
+                self._paths.clear()
+            paths = tuple(str(self._path(key, collection, i)) for i in range(len(self._keys)))
+            self._paths[(collection, key)] = paths
+        return paths
+
     def _load(self, key: str, collection: str) -> dict[str, Any] | None:
         """The decoded entry for ``key``, or None (absent, expired or unreadable)."""
-        for index in range(len(self._keys)):
-            path = self._path(key, collection, index)
+        for path in self._read_paths(key, collection):
             try:
                 with open(path, "rb") as f:
                     data = f.read()
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                raise _storage_error("read", path, exc) from exc
+                raise _storage_error("read", Path(path), exc) from exc
             entry = self._decode(path, data, expect=(collection, key))
             if entry is None:
                 return None
@@ -336,33 +348,50 @@ class EncryptedFileStore:
         return None
 
     def _decode(
-        self, path: Path, data: bytes, *, expect: tuple[str, str] | None
+        self,
+        path: str | Path,
+        data: bytes,
+        *,
+        expect: tuple[str, str] | None,
+        value: bool = True,
     ) -> dict[str, Any] | None:
-        from cryptography.fernet import InvalidToken
+        """The entry in ``data`` (``value`` left out unless asked), or None once set aside.
 
+        The plain text is a header line (collection, key, times) then the value's JSON, so
+        listing parses only the small header: Fernet's MAC already proves the rest intact.
+        """
+        fernet = self._multi_fernet()
         try:
-            entry = json.loads(self._multi_fernet().decrypt(data))
-        except InvalidToken:
+            plain = fernet.decrypt(data)
+        except self._invalid_token:
             self._set_aside(path, data, "it cannot be decrypted with this store's key")
             return None
-        except (ValueError, UnicodeDecodeError):
+        head, newline, body = plain.partition(b"\n")
+        try:
+            entry = json.loads(head)
+            parsed = json.loads(body) if value and newline else None
+        except ValueError:  # includes UnicodeDecodeError
             self._set_aside(path, data, "its content is not valid JSON")
             return None
         if (
-            not isinstance(entry, dict)
-            or not isinstance(entry.get("value"), dict)
+            not newline
+            or not isinstance(entry, dict)
             or not isinstance(entry.get("key"), str)
             or not isinstance(entry.get("collection"), str)
+            or (value and not isinstance(parsed, dict))
         ):
             self._set_aside(path, data, "its content is not an entry")
             return None
         if expect is not None and (entry["collection"], entry["key"]) != expect:
             self._set_aside(path, data, "it holds a different entry than its name says")
             return None
+        if value:
+            entry["value"] = parsed
         return entry
 
-    def _set_aside(self, path: Path, data: bytes, why: str) -> None:
+    def _set_aside(self, path: str | Path, data: bytes, why: str) -> None:
         """Move an unreadable entry aside (never delete it) and say so, naming the file."""
+        path = Path(path)
         try:
             with open(path, "rb") as f:
                 if f.read() != data:
@@ -416,19 +445,19 @@ class EncryptedFileStore:
         if not isinstance(value, Mapping):
             raise TypeError("values are mappings (JSON objects)")
         now = time.time()
-        expires = None if ttl is None else now + float(ttl)
-        entry = {
+        head = {
             "collection": collection,
             "key": key,
-            "value": dict(value),
             "created_at": now,
-            "expires_at": expires,
+            "expires_at": None if ttl is None else now + float(ttl),
         }
         try:
-            raw = json.dumps(entry, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            # compact JSON escapes every newline, so the first b"\n" ends the header
+            body = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"the value stored under {key!r} is not JSON: {exc}") from None
-        return self._multi_fernet().encrypt(raw.encode("utf-8"))
+        plain = json.dumps(head, separators=(",", ":"), ensure_ascii=False) + "\n" + body
+        return self._multi_fernet().encrypt(plain.encode("utf-8"))
 
     def _write(self, key: str, token: bytes, collection: str) -> None:
         path = self._path(key, collection)
@@ -516,7 +545,7 @@ class EncryptedFileStore:
         coll = collection or self.default_collection
         found: dict[str, None] = {}
         now = time.time()
-        for _path, entry in self._scan(coll):
+        for _path, entry in self._scan(coll, value=False):
             expires = entry.get("expires_at")
             if isinstance(expires, (int, float)) and expires <= now:
                 continue
@@ -525,17 +554,20 @@ class EncryptedFileStore:
                 break
         return list(found)
 
-    def _scan(self, collection: str) -> list[tuple[Path, dict[str, Any]]]:
+    def _scan(self, collection: str, *, value: bool = True) -> list[tuple[str, dict[str, Any]]]:
         folders = [self._collection_dir(collection, i) for i in range(len(self._keys))]
         return [
             (path, entry)
-            for path, entry in self._read_all(folders)
+            for path, entry in self._read_all(folders, value=value)
             if entry["collection"] == collection
         ]
 
-    def _read_all(self, folders: Sequence[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    def _read_all(
+        self, folders: Sequence[Path], *, value: bool = True
+    ) -> list[tuple[str, dict[str, Any]]]:
         """Decode every entry file in ``folders`` (unreadable ones are moved aside)."""
-        result: list[tuple[Path, dict[str, Any]]] = []
+        result: list[tuple[str, dict[str, Any]]] = []
+        join = os.path.join
         for folder in dict.fromkeys(folders):
             try:
                 names = os.listdir(folder)
@@ -546,15 +578,15 @@ class EncryptedFileStore:
             for name in names:
                 if len(name) != _NAME_LEN or not _HEX.issuperset(name):
                     continue  # temp files, entries moved aside
-                path = folder / name
+                path = join(folder, name)
                 try:
                     with open(path, "rb") as f:
                         data = f.read()
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
-                    raise _storage_error("read", path, exc) from exc
-                entry = self._decode(path, data, expect=None)
+                    raise _storage_error("read", Path(path), exc) from exc
+                entry = self._decode(path, data, expect=None, value=value)
                 if entry is not None:
                     result.append((path, entry))
         return result
@@ -564,10 +596,10 @@ class EncryptedFileStore:
         coll = collection or self.default_collection
         now = time.time()
         gone = 0
-        for path, entry in self._scan(coll):
+        for path, entry in self._scan(coll, value=False):
             expires = entry.get("expires_at")
             if isinstance(expires, (int, float)) and expires <= now:
-                gone += self._unlink(path)
+                gone += self._unlink(Path(path))
         return gone
 
     async def rotate(self) -> int:
@@ -583,13 +615,13 @@ class EncryptedFileStore:
         for path, entry in self._read_all(folders):
             expires = entry.get("expires_at")
             if isinstance(expires, (int, float)) and expires <= time.time():
-                self._unlink(path)
+                self._unlink(Path(path))
                 continue
             ttl = None if expires is None else float(expires) - time.time()
             coll = entry["collection"]
             self._write(entry["key"], self._encode(entry["key"], entry["value"], coll, ttl), coll)
-            if path != self._path(entry["key"], coll):
-                self._unlink(path)
+            if path != str(self._path(entry["key"], coll)):
+                self._unlink(Path(path))
             count += 1
         self.write_marker(key_id=self._keys[0].id)
         return count
