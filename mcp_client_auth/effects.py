@@ -20,6 +20,7 @@ from .tokens import ServerRecord
 
 __all__ = [
     "CompleteLogin",
+    "DeleteRecord",
     "Effect",
     "GetAssertion",
     "HttpRequest",
@@ -127,6 +128,11 @@ class SaveRecord:
 
 
 @dataclass(frozen=True)
+class DeleteRecord:
+    """Forget this resource's record entirely (returns ``None``)."""
+
+
+@dataclass(frozen=True)
 class StartLogin:
     """Start the login strategy (returns a ``LoginSession``, closed by the driver at the end)."""
 
@@ -172,6 +178,7 @@ Effect = (
     HttpRequest
     | LoadRecord
     | SaveRecord
+    | DeleteRecord
     | StartLogin
     | CompleteLogin
     | ShowDeviceCode

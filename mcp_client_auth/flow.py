@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from .discovery import Discovered, discover
 from .effects import (
     CompleteLogin,
+    DeleteRecord,
     Effect,
     GetAssertion,
     HttpRequest,
@@ -40,7 +41,7 @@ from .pkce import PKCE, new_state
 from .registration import ClientSettings, choose_client, client_auth, register_dynamically
 from .tokens import ClientRegistration, ServerRecord, TokenSet, token_set_from_response
 
-__all__ = ["AuthFlow", "FlowSettings"]
+__all__ = ["AuthFlow", "FlowSettings", "LogoutResult"]
 
 logger = logging.getLogger("mcp_client_auth.flow")
 
@@ -66,6 +67,16 @@ class FlowSettings:
     private_key: str | bytes | None = None  # private_key_jwt client authentication
     signing_algorithm: str = "RS256"
     extra_scopes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class LogoutResult:
+    """What a logout did: which tokens the server revoked, and what was forgotten locally."""
+
+    revoked: tuple[str, ...] = ()
+    forgotten: bool = False
+    revocation_supported: bool = False
+    errors: tuple[str, ...] = ()
 
 
 def _error_fields(response: HttpResponse) -> tuple[str | None, str | None]:
@@ -444,6 +455,51 @@ class AuthFlow:
             )
         except ValueError as exc:
             raise TokenError(f"invalid {what} response from {response.url}: {exc}") from None
+
+    # -- logout (RFC 7009) ---------------------------------------------------------------
+
+    def logout(
+        self, *, revoke: bool = True, forget_client: bool = False
+    ) -> Generator[Effect, Any, LogoutResult]:
+        """Revoke the refresh token, then the access token, where the server can; forget them."""
+        record = yield from self.load()
+        if record is None:
+            return LogoutResult()
+        metadata = record.server_metadata or {}
+        endpoint = metadata.get("revocation_endpoint")
+        revoked: list[str] = []
+        errors: list[str] = []
+        tokens, client = record.tokens, record.client
+        if revoke and endpoint and tokens is not None and client is not None:
+            require_secure_url(endpoint, what="the revocation endpoint")
+            auth_form, headers = client_auth(client)
+            candidates = (
+                ("refresh_token", tokens.refresh_token),
+                ("access_token", tokens.access_token),
+            )
+            for hint, value in candidates:
+                if not value:
+                    continue
+                response: HttpResponse = yield HttpRequest.post_form(
+                    endpoint,
+                    {"token": value, "token_type_hint": hint, **auth_form},
+                    what="token revocation",
+                    error=TokenError,
+                    headers=headers,
+                )
+                if response.status_code == 200:
+                    revoked.append(hint)
+                else:
+                    error, _ = _error_fields(response)
+                    errors.append(
+                        f"{hint}: HTTP {response.status_code}" + (f" ({error})" if error else "")
+                    )
+        if forget_client:
+            yield DeleteRecord()
+            self.record = None
+        else:
+            yield from self._save(replace(record, tokens=None))
+        return LogoutResult(tuple(revoked), True, bool(endpoint), tuple(errors))
 
     # -- the client credentials grant (machine to machine) ----------------------------------
 

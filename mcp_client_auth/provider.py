@@ -23,6 +23,7 @@ from ._http_compat import AuthBase
 from ._portal import run_sync
 from .effects import (
     CompleteLogin,
+    DeleteRecord,
     GetAssertion,
     HttpRequest,
     HttpResponse,
@@ -33,7 +34,7 @@ from .effects import (
     StartLogin,
 )
 from .errors import AuthorizationError, DiscoveryError, MCPAuthError
-from .flow import AuthFlow, FlowSettings
+from .flow import AuthFlow, FlowSettings, LogoutResult
 from .login.base import CallbackLogin, Login, LoginCallable, LoginSession
 from .metadata import Challenge, canonical_resource_url, find_challenge, parse_www_authenticate
 from .registration import ClientSettings
@@ -168,6 +169,113 @@ class OAuthClientProvider(AuthBase):
 
     def __repr__(self) -> str:
         return f"OAuthClientProvider({self.server_url!r})"
+
+    # -- without a request: for command-line tools and explicit logins --------------------
+
+    async def aget_token(self) -> TokenSet:
+        """A valid token: from memory or the store, refreshed when expired, else a login.
+
+        With ``interactive=False`` a needed login raises :class:`LoginRequiredError`.
+        """
+        tokens = self._flow.valid_tokens()
+        if tokens is not None:
+            return tokens
+        return await self._run_standalone(self._token_steps())  # type: ignore[no-any-return]
+
+    def get_token(self) -> TokenSet:
+        """:meth:`aget_token` for synchronous code."""
+        tokens = self._flow.valid_tokens()
+        if tokens is not None:
+            return tokens
+        return run_sync(self.aget_token())
+
+    async def alogin(self) -> TokenSet:
+        """Run a fresh interactive login now and store the tokens."""
+        return await self._run_standalone(self._login_steps())  # type: ignore[no-any-return]
+
+    def login(self) -> TokenSet:
+        """:meth:`alogin` for synchronous code."""
+        return run_sync(self.alogin())
+
+    async def alogout(self, *, revoke: bool = True, forget_client: bool = False) -> LogoutResult:
+        """Revoke the tokens where the server allows (RFC 7009) and forget them."""
+        return await self._run_standalone(  # type: ignore[no-any-return]
+            self._logout_steps(revoke=revoke, forget_client=forget_client)
+        )
+
+    def logout(self, *, revoke: bool = True, forget_client: bool = False) -> LogoutResult:
+        """:meth:`alogout` for synchronous code."""
+        return run_sync(self.alogout(revoke=revoke, forget_client=forget_client))
+
+    def _token_steps(self) -> Generator[Any, Any, TokenSet]:
+        yield _LOCK
+        tokens = yield from self._flow.obtain(failed=None, challenge=None)
+        if tokens is None:
+            tokens = yield from self._flow.authorize(None)
+        yield _UNLOCK
+        return tokens
+
+    def _login_steps(self) -> Generator[Any, Any, TokenSet]:
+        yield _LOCK
+        yield from self._flow.load()
+        tokens = yield from self._flow.authorize(None)
+        yield _UNLOCK
+        return tokens
+
+    def _logout_steps(self, *, revoke: bool, forget_client: bool) -> Generator[Any, Any, Any]:
+        yield _LOCK
+        result = yield from self._flow.logout(revoke=revoke, forget_client=forget_client)
+        yield _UNLOCK
+        return result
+
+    async def _run_standalone(self, steps: Generator[Any, Any, Any]) -> Any:
+        """Drive ``steps`` with an httpx client of the provider's own (no caller's request)."""
+        import httpx
+
+        locked: Any = None
+        sessions: list[LoginSession] = []
+        value: Any = None
+        async with httpx.AsyncClient(timeout=30.0, follow_redirects=False) as client:
+            try:
+                while True:
+                    try:
+                        item = steps.send(value)
+                    except StopIteration as stop:
+                        return stop.value
+                    value = None
+                    if isinstance(item, HttpRequest):
+                        request = client.build_request(
+                            item.method, item.url, headers=dict(item.headers), content=item.body
+                        )
+                        try:
+                            response = await client.send(request, stream=True)
+                        except httpx.TransportError as exc:
+                            raise item.error(
+                                f"could not reach {item.url} for the {item.what}: {exc}"
+                            ) from None
+                        value = await self._read_async(response, item)
+                    elif item is _LOCK:
+                        lock = self._async_lock()
+                        await lock.acquire()
+                        try:
+                            cm = self.store.lock(self.server_url)
+                            await cm.__aenter__()
+                        except BaseException:
+                            lock.release()
+                            raise
+                        locked = (lock, cm)
+                    elif item is _UNLOCK:
+                        await self._close_sessions(sessions)
+                        await self._unlock_async(locked)
+                        locked = None
+                    elif isinstance(item, Sleep):
+                        await asyncio.sleep(item.seconds)
+                    else:
+                        value = await self._perform(item, sessions)
+            finally:
+                await self._close_sessions(sessions)
+                if locked is not None:
+                    await self._unlock_async(locked)
 
     # -- which requests get the token ----------------------------------------------------
 
@@ -426,6 +534,9 @@ class OAuthClientProvider(AuthBase):
     async def _perform(self, effect: Any, sessions: list[LoginSession]) -> Any:
         if isinstance(effect, LoadRecord):
             return await self.store.get(self.server_url)
+        if isinstance(effect, DeleteRecord):
+            await self.store.delete(self.server_url)
+            return None
         if isinstance(effect, SaveRecord):
             await self.store.put(effect.record)
             return None

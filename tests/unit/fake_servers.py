@@ -52,6 +52,8 @@ class FakeServers:
     access: dict[str, dict[str, Any]] = field(default_factory=dict)
     refresh: dict[str, dict[str, Any]] = field(default_factory=dict)
     refuse_refresh: bool = False
+    revocation: bool = True
+    revoked: list[str] = field(default_factory=list)
 
     # -- helpers for tests -----------------------------------------------------------------
 
@@ -110,12 +112,20 @@ class FakeServers:
             }
             if self.dcr:
                 doc["registration_endpoint"] = f"{ISSUER}/register"
+            if self.revocation:
+                doc["revocation_endpoint"] = f"{ISSUER}/revoke"
             return reply(200, doc)
         if url == f"{ISSUER}/register" and self.dcr:
             info = json.loads(body)
             client_id = "client-" + secrets.token_hex(4)
             self.clients[client_id] = info
             return reply(201, {"client_id": client_id, **info})
+        if url == f"{ISSUER}/revoke" and self.revocation:
+            token = seen.form.get("token", "")
+            self.revoked.append(seen.form.get("token_type_hint", ""))
+            self.access.pop(token, None)
+            self.refresh.pop(token, None)
+            return reply(200)
         if url == f"{ISSUER}/token":
             return self._token(seen.form, reply)
         if path.startswith("/.well-known/"):
