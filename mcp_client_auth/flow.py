@@ -61,7 +61,8 @@ class FlowSettings:
     login_timeout: float = 300.0
     interactive: bool = True  # False: raise LoginRequiredError instead of a login
     device: bool = False  # the login is the device authorization grant
-    prefer_device: bool = False  # no browser here: use the device grant if offered
+    # asked at login time: True when no browser can be opened, so the device grant is better
+    prefer_device: Callable[[], bool] = field(default=lambda: False)
     protocol_version: str | None = None
     grant: str = "authorization_code"  # or "client_credentials" (no person present)
     private_key: str | bytes | None = None  # private_key_jwt client authentication
@@ -240,7 +241,7 @@ class AuthFlow:
         scope = self._scope(challenge, found, step_up=step_up)
         yield from self._save(record)
         if settings.device or (
-            settings.prefer_device and metadata.get("device_authorization_endpoint")
+            settings.prefer_device() and metadata.get("device_authorization_endpoint")
         ):
             return (yield from self._device_grant(record, scope))
 

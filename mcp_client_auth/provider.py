@@ -124,7 +124,9 @@ class OAuthClientProvider(AuthBase):
         self._redirect_port = redirect_port
         self._store = store
         self._clock = clock
-        device = type(login).__name__ == "DeviceLogin"
+        from .login.device import DeviceLogin
+
+        device = isinstance(login, DeviceLogin)
         self._flow = AuthFlow(
             FlowSettings(
                 server_url=self.server_url,
@@ -140,6 +142,7 @@ class OAuthClientProvider(AuthBase):
                 login_timeout=timeout,
                 interactive=interactive,
                 device=device,
+                prefer_device=self._browser_unavailable,
             ),
             clock,
         )
@@ -268,8 +271,6 @@ class OAuthClientProvider(AuthBase):
                         await self._close_sessions(sessions)
                         await self._unlock_async(locked)
                         locked = None
-                    elif isinstance(item, Sleep):
-                        await asyncio.sleep(item.seconds)
                     else:
                         value = await self._perform(item, sessions)
             finally:
@@ -412,8 +413,6 @@ class OAuthClientProvider(AuthBase):
                     self._close_sessions_sync(sessions)
                     self._unlock_sync(locked)
                     locked = None
-                elif isinstance(item, Sleep):
-                    time.sleep(item.seconds)
                 else:
                     value = run_sync(self._perform(item, sessions))
         finally:
@@ -482,8 +481,6 @@ class OAuthClientProvider(AuthBase):
                     await self._close_sessions(sessions)
                     await self._unlock_async(locked)
                     locked = None
-                elif isinstance(item, Sleep):
-                    await asyncio.sleep(item.seconds)
                 else:
                     value = await self._perform(item, sessions)
         finally:
@@ -526,6 +523,13 @@ class OAuthClientProvider(AuthBase):
             effect.method, effect.url, headers=dict(effect.headers), content=effect.body
         )
 
+    def _browser_unavailable(self) -> bool:
+        """No browser can be opened here: the device flow is better, where offered."""
+        from .login.browser import BrowserLogin
+
+        login = self._get_login()
+        return isinstance(login, BrowserLogin) and not login.browser_available()
+
     def _get_login(self) -> Login:
         if self._login is None:
             self._login = _resolve_login(self._login_arg, self._redirect_port)
@@ -550,6 +554,13 @@ class OAuthClientProvider(AuthBase):
             return await effect.session.complete(
                 effect.url, state=effect.state, timeout=effect.timeout
             )
+        if isinstance(effect, Sleep):
+            wait = getattr(self._get_login(), "wait", None)
+            if wait is not None:
+                await wait(effect.seconds)
+            else:
+                await asyncio.sleep(effect.seconds)
+            return None
         if isinstance(effect, GetAssertion):
             source = getattr(self, "_assertion", None)
             if source is None:  # pragma: no cover - only IdentityAssertion asks
