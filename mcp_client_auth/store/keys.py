@@ -300,12 +300,13 @@ def probe_keyring(*, timeout: float = KEYRING_TIMEOUT) -> KeyringProbe:
         if refused:
             return KeyringProbe("missing", name, refused)
         secret = secrets.token_urlsafe(16)
-        backend.set_password(SERVICE, _PROBE_USER, secret)
+        user = f"{_PROBE_USER} {os.getpid()} {secrets.token_hex(4)}"  # concurrent probes
+        backend.set_password(SERVICE, user, secret)
         try:
-            got = backend.get_password(SERVICE, _PROBE_USER)
+            got = backend.get_password(SERVICE, user)
         finally:
             try:
-                backend.delete_password(SERVICE, _PROBE_USER)
+                backend.delete_password(SERVICE, user)
             except Exception as exc:
                 logger.debug("keyring probe: could not delete the trial entry: %s", exc)
         if got != secret:

@@ -23,7 +23,7 @@ class _Chosen(KeyringBackend):
 
     @properties.classproperty
     def priority(cls) -> float:
-        if os.environ.get("PYTHON_KEYRING_BACKEND", "").endswith("." + cls.__name__):
+        if os.environ.get("PYTHON_KEYRING_BACKEND", "").endswith("." + cls.__name__):  # type: ignore[attr-defined]
             return 5
         raise RuntimeError("a test backend, only used when chosen explicitly")
 

@@ -86,11 +86,11 @@ async def test_is_a_py_key_value_store(store: EncryptedFileStore) -> None:
 
 async def test_ttl_expires(store: EncryptedFileStore, monkeypatch: pytest.MonkeyPatch) -> None:
     now = time.time()
-    monkeypatch.setattr(disk.time, "time", lambda: now)
+    monkeypatch.setattr("mcp_client_auth.store.disk.time.time", lambda: now)
     await store.put("k", {"a": 1}, ttl=10)
     value, remaining = await store.ttl("k")
     assert value == {"a": 1} and remaining == pytest.approx(10)
-    monkeypatch.setattr(disk.time, "time", lambda: now + 11)
+    monkeypatch.setattr("mcp_client_auth.store.disk.time.time", lambda: now + 11)
     assert await store.get("k") is None
     assert await store.keys() == []
     assert await store.cull() == 1
@@ -302,12 +302,14 @@ async def test_write_failure_keeps_old_entry(
     real_write = os.write
 
     def failing_write(fd: int, data: bytes) -> int:
-        raise OSError(code, os.strerror(code))
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):  # only the store's writes
+            raise OSError(code, os.strerror(code))
+        return real_write(fd, data)
 
-    monkeypatch.setattr(disk.os, "write", failing_write)
+    monkeypatch.setattr("mcp_client_auth.store.disk.os.write", failing_write)
     with pytest.raises(StorageError) as info:
         await store.put("k", {"v": "new"})
-    monkeypatch.setattr(disk.os, "write", real_write)
+    monkeypatch.setattr("mcp_client_auth.store.disk.os.write", real_write)
     message = str(info.value)
     assert str(store._path("k", store.default_collection)) in message
     assert hint in message and "intact" in message

@@ -219,7 +219,14 @@ def test_probe_real_keyring(secret_service: SecretService, monkeypatch: pytest.M
     probe = keys.probe_keyring()
     assert probe.works, probe
     assert probe.backend == "keyring.backends.SecretService.Keyring"
-    assert secret_service.lookup("mcp-client-auth keyring probe") is None  # trial cleaned up
+    out = subprocess.run(  # the trial entry was deleted
+        ["secret-tool", "search", "--all", "service", keys.SERVICE],
+        env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": secret_service.address},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert "keyring probe" not in out.stdout + out.stderr
 
 
 async def test_key_in_real_keyring_and_nowhere_on_disk(
