@@ -20,7 +20,11 @@ except ImportError:  # pragma: no cover
     httpx2 = None
 
 if TYPE_CHECKING:
-    AuthBase = httpx.Auth
+    import httpx2 as _httpx2
+
+    class AuthBase(httpx.Auth, _httpx2.Auth):  # type: ignore[misc]
+        """Both libraries' Auth, so type checkers accept ``auth=`` in either client."""
+
 else:
     _bases = (httpx.Auth,) if httpx2 is None else (httpx.Auth, httpx2.Auth)
     AuthBase = type("AuthBase", _bases, {"__module__": __name__, "__slots__": ()})
