@@ -66,7 +66,7 @@ class SecretService:
     def lookup(self, username: str) -> str | None:
         """The secret stored for ``username`` under our service, read with secret-tool."""
         out = subprocess.run(
-            ["secret-tool", "lookup", "service", keys.SERVICE, "username", username],
+            [_require("secret-tool"), "lookup", "service", keys.SERVICE, "username", username],
             env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": self.address},
             capture_output=True,
             text=True,

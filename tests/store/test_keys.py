@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -220,7 +221,7 @@ def test_probe_real_keyring(secret_service: SecretService, monkeypatch: pytest.M
     assert probe.works, probe
     assert probe.backend == "keyring.backends.SecretService.Keyring"
     out = subprocess.run(  # the trial entry was deleted
-        ["secret-tool", "search", "--all", "service", keys.SERVICE],
+        [shutil.which("secret-tool") or "secret-tool", "search", "--all", "service", keys.SERVICE],
         env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": secret_service.address},
         capture_output=True,
         text=True,
