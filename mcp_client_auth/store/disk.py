@@ -462,14 +462,23 @@ class EncryptedFileStore:
     def _write(self, key: str, token: bytes, collection: str) -> None:
         path = self._path(key, collection)
         if path.parent not in self._made:
-            try:
-                _make_dir(path.parent)
-            except OSError as exc:
-                raise _storage_error("create the folder", path.parent, exc, folder=True) from exc
-            self._made.add(path.parent)
-        write_file_atomically(path, token, sync_dir=self.durable)
+            self._make_folder(path.parent)
+        try:
+            write_file_atomically(path, token, sync_dir=self.durable)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError):
+                raise
+            self._make_folder(path.parent)  # the folder was removed under us: make it again
+            write_file_atomically(path, token, sync_dir=self.durable)
         for index in range(1, len(self._keys)):  # the same entry under an older key's name
             self._unlink(self._path(key, collection, index))
+
+    def _make_folder(self, folder: Path) -> None:
+        try:
+            _make_dir(folder)
+        except OSError as exc:
+            raise _storage_error("create the folder", folder, exc, folder=True) from exc
+        self._made.add(folder)
 
     def _unlink(self, path: Path) -> bool:
         try:

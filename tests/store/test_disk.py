@@ -84,6 +84,14 @@ async def test_is_a_py_key_value_store(store: EncryptedFileStore) -> None:
     assert await store.keys() == ["p__k"]
 
 
+async def test_folder_removed_under_a_running_store(store: EncryptedFileStore) -> None:
+    await store.put("k", {"a": 1})
+    shutil.rmtree(store.directory)
+    assert await store.get("k") is None
+    await store.put("k", {"a": 2})
+    assert await store.get("k") == {"a": 2}
+
+
 async def test_ttl_expires(store: EncryptedFileStore, monkeypatch: pytest.MonkeyPatch) -> None:
     now = time.time()
     monkeypatch.setattr("mcp_client_auth.store.disk.time.time", lambda: now)
