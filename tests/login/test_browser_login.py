@@ -218,7 +218,7 @@ def test_only_loopback_peers() -> None:
 async def test_timeout_raises_and_closes(output: io.StringIO) -> None:
     session = await start(BrowserLogin(opener=opens, output=output))
     started = time.monotonic()
-    with pytest.raises(AuthorizationError, match="did not finish within 0.3 s"):
+    with pytest.raises(AuthorizationError, match=r"did not finish within 0\.3 s"):
         await session.complete(AUTH_URL, state=STATE, timeout=0.3)
     assert time.monotonic() - started < 3
     assert session.port is not None and not port_is_open(session.port)
@@ -260,7 +260,7 @@ async def test_flood_of_junk_does_not_stop_the_real_callback(output: io.StringIO
     assert port is not None
 
     async def slowloris() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             writer.write(b"GET /callback?code=x HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no end
             await writer.drain()
@@ -459,13 +459,15 @@ async def test_paste_fallback_keeps_listening(output: io.StringIO,
                                               client: httpx.AsyncClient) -> None:
     read_fd, write_fd = os.pipe()
     with open(read_fd, encoding="utf-8") as stdin:  # nothing is ever typed
-        session = await start(BrowserLogin(opener=never_opens, output=output, input=stdin))
-        task = completing(session)
-        await wait_listening(session)
-        await asyncio.sleep(0.05)
-        await client.get(callback(session, code=CODE, state=STATE))
-        assert CODE in await task
-        os.close(write_fd)  # lets the abandoned reader thread end
+        try:
+            session = await start(BrowserLogin(opener=never_opens, output=output, input=stdin))
+            task = completing(session)
+            await wait_listening(session)
+            await asyncio.sleep(0.05)
+            await client.get(callback(session, code=CODE, state=STATE))
+            assert CODE in await task
+        finally:
+            os.close(write_fd)  # EOF ends the abandoned reader before its file is closed
 
 
 async def test_open_browser_false_only_listens(output: io.StringIO,
