@@ -167,7 +167,7 @@ def _within(timeout: float, fn: Callable[[], T]) -> T:
 
 
 _backend_lock = threading.Lock()
-_backend: Any = None
+_backend: tuple[Any, str | None] | None = None  # (backend, why it does not count) once found
 
 
 def _user_configured_backend() -> bool:
@@ -189,10 +189,11 @@ class _NoKeyring(Exception):
     """No keyring backend can be used here; the message says why."""
 
 
-def _platform_backend() -> Any:
-    """The keyring backend, loaded directly (no discovery), or raise :class:`_NoKeyring`.
+def _platform_backend() -> tuple[Any, str | None]:
+    """The keyring backend, loaded directly (no discovery), and why it does not count (or None).
 
-    Runs in the timeout thread: checking a backend's viability may talk to D-Bus.
+    Raises :class:`_NoKeyring` when there is none. Runs in the timeout thread: checking a
+    backend's viability may talk to D-Bus. Found once per process (see :func:`forget_keys`).
     """
     global _backend
     with _backend_lock:
@@ -233,8 +234,8 @@ def _platform_backend() -> Any:
             except (RuntimeError, ImportError, AttributeError) as exc:
                 raise _NoKeyring(str(exc)) from exc
             backend = cls()
-        _backend = backend
-        return backend
+        _backend = (backend, _refusal(backend))
+        return _backend
 
 
 def _backend_name(backend: Any) -> str:
@@ -294,9 +295,8 @@ def probe_keyring(*, timeout: float = KEYRING_TIMEOUT) -> KeyringProbe:
     found: dict[str, str] = {"backend": "none"}
 
     def trial() -> KeyringProbe:
-        backend = _platform_backend()
+        backend, refused = _platform_backend()
         name = found["backend"] = _backend_name(backend)
-        refused = _refusal(backend)
         if refused:
             return KeyringProbe("missing", name, refused)
         secret = secrets.token_urlsafe(16)
@@ -326,9 +326,8 @@ def _keyring_call(
     found: dict[str, str] = {"backend": "none"}
 
     def run() -> T | KeyringProbe:
-        backend = _platform_backend()
+        backend, refused = _platform_backend()
         found["backend"] = _backend_name(backend)
-        refused = _refusal(backend)
         if refused:
             return KeyringProbe("missing", found["backend"], refused)
         return call(backend)

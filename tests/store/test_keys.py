@@ -312,3 +312,15 @@ def test_import_stays_light() -> None:
         env={**os.environ, "PYTHONPATH": ""},
     )
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_protection_of_other_stores() -> None:
+    memory = TokenStore.memory()
+    assert memory.protection.kind == "memory" and not memory.protection.in_keyring
+    assert str(memory.protection) == "in memory only; forgotten when the process exits"
+    assert memory.unreadable == 0 and memory.directory is None
+    from key_value.aio.stores.simple import SimpleStore
+
+    custom = TokenStore(SimpleStore(), description="a shared Redis")
+    assert custom.protection.kind == "custom"
+    assert str(custom.protection) == "as protected by a shared Redis"
