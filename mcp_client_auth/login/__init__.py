@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import CallbackLogin, Login, LoginSession
-from .browser import BrowserLogin, BrowserLoginSession, PortInUseError
+from .browser import BrowserLogin, BrowserLoginSession, NoBrowserError, PortInUseError
 from .device import DeviceLogin
 from .paste import PasteLogin
 
@@ -14,6 +14,7 @@ __all__ = [
     "DeviceLogin",
     "Login",
     "LoginSession",
+    "NoBrowserError",
     "PasteLogin",
     "PortInUseError",
 ]

@@ -56,7 +56,13 @@ from .terminal import (
     run_in_daemon_thread,
 )
 
-__all__ = ["BrowserLogin", "BrowserLoginSession", "Opener", "PortInUseError"]
+__all__ = [
+    "BrowserLogin",
+    "BrowserLoginSession",
+    "NoBrowserError",
+    "Opener",
+    "PortInUseError",
+]
 
 Opener = Callable[[str], bool]
 """Opens a URL in a browser; returns whether it could (``webbrowser.open`` fits)."""
@@ -65,6 +71,13 @@ HEAD_TIMEOUT = 10.0  # seconds a connection may take to send its request line an
 WRITE_TIMEOUT = 5.0
 HEAD_LIMIT = 16 * 1024  # bytes of request line and headers
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+class NoBrowserError(AuthorizationError):
+    """No browser could be opened and no terminal is attached to paste the answer into.
+
+    A flow that can offer the device authorization grant catches this and offers it.
+    """
 
 
 class PortInUseError(AuthorizationError):
@@ -101,8 +114,7 @@ def _is_loopback_peer(peer: object) -> bool:
 
 def _console_browser(controller: webbrowser.BaseBrowser) -> bool:
     """A browser that would take over the terminal (lynx, w3m, www-browser) and block."""
-    return (type(controller) is webbrowser.GenericBrowser
-            or type(controller).__name__ == "Elinks")
+    return type(controller) is webbrowser.GenericBrowser or type(controller).__name__ == "Elinks"
 
 
 def system_browser_available() -> bool:
@@ -135,8 +147,15 @@ def _open_system_browser(url: str) -> bool:
 class _Target:
     """Where to listen: from a loopback redirect URI, or a port of our own choosing."""
 
-    def __init__(self, host: str, port: int, path: str, query: str, fixed_by: str | None,
-                 netloc: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        query: str,
+        fixed_by: str | None,
+        netloc: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.path = path
@@ -156,8 +175,14 @@ def _loopback_target(redirect_uri: str) -> _Target | None:
         return None
     host = parts.hostname or "127.0.0.1"
     bind = "127.0.0.1" if host.lower() == "localhost" else host
-    return _Target(bind, port or 0, parts.path or "/", parts.query,
-                   "registration" if port else None, parts.netloc if port else None)
+    return _Target(
+        bind,
+        port or 0,
+        parts.path or "/",
+        parts.query,
+        "registration" if port else None,
+        parts.netloc if port else None,
+    )
 
 
 def _bind(target: _Target) -> socket.socket:
@@ -212,8 +237,13 @@ class _Outcome:
 class BrowserLoginSession(LoginSession):
     """A bound loopback listener (or, for a non-loopback redirect URI, paste-back only)."""
 
-    def __init__(self, login: BrowserLogin, redirect_uri: str, sock: socket.socket | None,
-                 target: _Target | None) -> None:
+    def __init__(
+        self,
+        login: BrowserLogin,
+        redirect_uri: str,
+        sock: socket.socket | None,
+        target: _Target | None,
+    ) -> None:
         self.redirect_uri = redirect_uri
         self._login = login
         self._sock = sock
@@ -253,12 +283,18 @@ class BrowserLoginSession(LoginSession):
                 )
                 self._sock = None  # the server owns and closes it now
             listening = self._server is not None
-            _write(output, "\nOpen this URL in your browser to sign in:\n\n"
-                           f"    {authorization_url}\n\n")
+            _write(
+                output,
+                f"\nOpen this URL in your browser to sign in:\n\n    {authorization_url}\n\n",
+            )
             opened: bool | None = None  # None: not tried (open_browser=False)
-            if login.browser_available():
-                _write(output, "Opening your browser... (if it does not open, copy the URL "
-                               "above into a browser on this machine)\n")
+            # Finding the system browser may run a program (xdg-settings): not on the loop.
+            if await run_in_daemon_thread(login.browser_available):
+                _write(
+                    output,
+                    "Opening your browser... (if it does not open, copy the URL "
+                    "above into a browser on this machine)\n",
+                )
                 opener = login._opener or _open_system_browser
                 verdict = await _first_or_none(
                     run_in_daemon_thread(lambda: _call_opener(opener, authorization_url)),
@@ -271,7 +307,7 @@ class BrowserLoginSession(LoginSession):
             if opened is False and not result.done():
                 _write(output, "Could not open a browser on this machine.\n")
                 if not can_paste:
-                    raise AuthorizationError(
+                    raise NoBrowserError(
                         "no browser could be opened here and no terminal is attached to paste "
                         "the answer into. Open the URL above in a browser on this machine, or "
                         "sign in with DeviceLogin or PasteLogin, or pass your own login callable."
@@ -280,17 +316,27 @@ class BrowserLoginSession(LoginSession):
             if paste:
                 shown = urlunsplit(urlsplit(self.redirect_uri)._replace(query="", fragment=""))
                 if not listening:
-                    _write(output, f"After you sign in, the browser is sent to {shown}. Copy "
-                                   "that whole address from the address bar and paste it here.\n")
+                    _write(
+                        output,
+                        f"After you sign in, the browser is sent to {shown}. Copy "
+                        "that whole address from the address bar and paste it here.\n",
+                    )
                 else:
-                    _write(output, "If your browser is on another machine: after you sign in "
-                                   f"it is sent to {shown}, which will fail to load there; "
-                                   "copy that whole address and paste it here.\n")
+                    _write(
+                        output,
+                        "If your browser is on another machine: after you sign in "
+                        f"it is sent to {shown}, which will fail to load there; "
+                        "copy that whole address and paste it here.\n",
+                    )
                 _write(output, f"(You have {describe_duration(timeout)}; Ctrl+C cancels.)\n")
-                paste_task = asyncio.ensure_future(read_pasted(
-                    default_input(login._input), output,
-                    redirect_uri=self.redirect_uri, state=state,
-                ))
+                paste_task = asyncio.ensure_future(
+                    read_pasted(
+                        default_input(login._input),
+                        output,
+                        redirect_uri=self.redirect_uri,
+                        state=state,
+                    )
+                )
             # On a terminal the countdown redraws one line, which would garble a paste
             # prompt; with a prompt up, only plain lines.
             status = self._status = StatusLine(output, live=False if paste else None)
@@ -301,8 +347,14 @@ class BrowserLoginSession(LoginSession):
                 waiters.add(result)
             if paste_task is not None:
                 waiters.add(paste_task)
+            if not waiters:  # stdin stopped being a terminal since start()
+                raise NoBrowserError(
+                    f"the redirect URI {self.redirect_uri} cannot be received here and no "
+                    "terminal is attached to paste the answer into"
+                )
             done, _ = await asyncio.wait(
-                waiters, timeout=max(0.0, deadline - loop.time()),
+                waiters,
+                timeout=max(0.0, deadline - loop.time()),
                 return_when=asyncio.FIRST_COMPLETED,
             )
             status.clear()
@@ -340,8 +392,9 @@ class BrowserLoginSession(LoginSession):
         while True:
             left = format_remaining(deadline - loop.time())
             if status.live:
-                status.show(f"Waiting for you to sign in in the browser... {left} left "
-                            "(Ctrl+C to cancel)")
+                status.show(
+                    f"Waiting for you to sign in in the browser... {left} left (Ctrl+C to cancel)"
+                )
             else:
                 status.show(f"Waiting for the sign-in in the browser ({left} left).")
             await asyncio.sleep(1.0 if status.live else 5.0)
@@ -374,8 +427,9 @@ class BrowserLoginSession(LoginSession):
 
     # -- the listener ------------------------------------------------------------------------
 
-    async def _serve_connection(self, reader: asyncio.StreamReader,
-                                writer: asyncio.StreamWriter) -> None:
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         if self._closing or not _is_loopback_peer(writer.get_extra_info("peername")):
             writer.transport.abort()
             return
@@ -389,8 +443,9 @@ class BrowserLoginSession(LoginSession):
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
             except asyncio.LimitOverrunError:
-                await self._send(writer, bad_request_page("The request was too large."),
-                                 head_only=False)
+                await self._send(
+                    writer, bad_request_page("The request was too large."), head_only=False
+                )
                 return
             except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 return
@@ -454,8 +509,10 @@ class BrowserLoginSession(LoginSession):
             check_answer(target.query, state=self._state)
         except PasteRejected as exc:
             if exc.kind == "state":
-                self._note("Ignored a sign-in answer that does not belong to this login "
-                           "(its state does not match).")
+                self._note(
+                    "Ignored a sign-in answer that does not belong to this login "
+                    "(its state does not match)."
+                )
                 return method, state_mismatch_page(), None
             return method, bad_request_page(exc.for_browser), None
         except AuthorizationError as exc:
@@ -498,8 +555,9 @@ def _call_opener(opener: Opener, url: str) -> bool:
         return False
 
 
-async def _first_or_none(opener: asyncio.Future[bool],
-                         result: asyncio.Future[_Outcome]) -> bool | None:
+async def _first_or_none(
+    opener: asyncio.Future[bool], result: asyncio.Future[_Outcome]
+) -> bool | None:
     """The opener's verdict, or None if the login's answer arrives first."""
     both: set[asyncio.Future[Any]] = {opener, result}
     await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
@@ -521,9 +579,15 @@ class BrowserLogin(Login):
     from when no browser can be opened (default: stdin, used only when it is a terminal).
     """
 
-    def __init__(self, port: int | None = None, open_browser: bool = True, *,
-                 output: TextIO | None = None, input: TextIO | None = None,
-                 opener: Opener | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        open_browser: bool = True,
+        *,
+        output: TextIO | None = None,
+        input: TextIO | None = None,
+        opener: Opener | None = None,
+    ) -> None:
         if port is not None and not 0 < port < 65536:
             raise ConfigurationError(f"port must be between 1 and 65535, not {port}")
         self.port = port
@@ -544,8 +608,9 @@ class BrowserLogin(Login):
     def _terminal_attached(self) -> bool:
         return self._input is not None or is_terminal(sys.stdin)
 
-    async def start(self, *, redirect_uri: str | None,
-                    redirect_port: int | None) -> BrowserLoginSession:
+    async def start(
+        self, *, redirect_uri: str | None, redirect_port: int | None
+    ) -> BrowserLoginSession:
         target = _loopback_target(redirect_uri) if redirect_uri else None
         if redirect_uri and target is None:
             # Not a loopback http URI (a web redirect URI registered by hand): nothing to

@@ -44,9 +44,14 @@ class DeviceLogin(Login):
     ``opener`` replaces ``webbrowser.open``; ``clock`` is for tests.
     """
 
-    def __init__(self, *, output: TextIO | None = None, open_browser: bool = False,
-                 opener: Callable[[str], bool] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        output: TextIO | None = None,
+        open_browser: bool = False,
+        opener: Callable[[str], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._output = output
         self.open_browser = open_browser
         self._opener = opener
@@ -61,21 +66,39 @@ class DeviceLogin(Login):
             "device_authorization_endpoint); sign in with BrowserLogin or PasteLogin instead"
         )
 
-    def show(self, verification_uri: str, user_code: str,
-             verification_uri_complete: str | None = None,
-             expires_in: float | None = None) -> None:
+    def show(
+        self,
+        verification_uri: str,
+        user_code: str,
+        verification_uri_complete: str | None = None,
+        expires_in: float | None = None,
+    ) -> None:
         """Tell the user where to go and what to enter (RFC 8628 3.3)."""
         uri = clean(verification_uri, 500)
         code = clean(user_code, 64)
         complete = clean(verification_uri_complete, 1000) if verification_uri_complete else None
         lines = ["", "To sign in, use a browser on any device (your phone works too)."]
         if complete:
-            lines += ["Open this page, and check that it shows the code below:", "",
-                      f"    {complete}", "", f"    Code: {code}", "",
-                      f"(Or open {uri} and enter the code yourself.)"]
+            lines += [
+                "Open this page, and check that it shows the code below:",
+                "",
+                f"    {complete}",
+                "",
+                f"    Code: {code}",
+                "",
+                f"(Or open {uri} and enter the code yourself.)",
+            ]
         else:
-            lines += ["Open this page:", "", f"    {uri}", "",
-                      "and enter this code:", "", f"    {code}", ""]
+            lines += [
+                "Open this page:",
+                "",
+                f"    {uri}",
+                "",
+                "and enter this code:",
+                "",
+                f"    {code}",
+                "",
+            ]
         if expires_in is not None and expires_in > 0:
             lines.append(f"The code is valid for {describe_duration(expires_in)}.")
             self._expires_at = self._clock() + expires_in
@@ -91,8 +114,11 @@ class DeviceLogin(Login):
                     opened = bool(opener(target))
                 except Exception:
                     opened = False
-            self._write("Opened the page in your browser.\n" if opened
-                        else "Could not open a browser here; open the page above yourself.\n")
+            self._write(
+                "Opened the page in your browser.\n"
+                if opened
+                else "Could not open a browser here; open the page above yourself.\n"
+            )
 
     async def wait(self, interval: float) -> None:
         """Sleep ``interval`` seconds between polls, showing that the login is waiting.

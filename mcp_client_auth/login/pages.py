@@ -67,21 +67,27 @@ def _render(status: int, reason: str, tone: str, title: str, paragraphs: list[st
     """``paragraphs`` are HTML already escaped by the caller."""
     body = "".join(f"<p>{p}</p>" for p in paragraphs)
     document = (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-        "<meta name=\"referrer\" content=\"no-referrer\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<meta name="referrer" content="no-referrer">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><main class=\"{tone}\"><h1>{html.escape(title)}</h1>{body}</main>"
+        f'<body><main class="{tone}"><h1>{html.escape(title)}</h1>{body}</main>'
         f"<script>{_SCRIPT}</script></body></html>"
     )
     return Page(status, reason, document.encode())
 
 
 def success_page() -> Page:
-    return _render(200, "OK", "ok", "Signed in", [
-        "Your browser has passed the sign-in back to the application.",
-        "You can close this tab and return to where you started.",
-    ])
+    return _render(
+        200,
+        "OK",
+        "ok",
+        "Signed in",
+        [
+            "Your browser has passed the sign-in back to the application.",
+            "You can close this tab and return to where you started.",
+        ],
+    )
 
 
 def error_page(error: str, description: str | None) -> Page:
@@ -93,43 +99,79 @@ def error_page(error: str, description: str | None) -> Page:
     said = f"It said: <code>{html.escape(error)}</code>"
     if description:
         said += f" ({html.escape(description)})"
-    return _render(400, "Bad Request", "bad", "Sign-in did not complete", [
-        html.escape(lead),
-        said + ".",
-        "You can close this tab; the application shows what to do next.",
-    ])
+    return _render(
+        400,
+        "Bad Request",
+        "bad",
+        "Sign-in did not complete",
+        [
+            html.escape(lead),
+            said + ".",
+            "You can close this tab; the application shows what to do next.",
+        ],
+    )
 
 
 def state_mismatch_page() -> Page:
-    return _render(400, "Bad Request", "bad", "This sign-in link is not the current one", [
-        "This answer does not belong to the sign-in the application is waiting for: it may "
-        "come from an older attempt or from another site.",
-        "It was ignored. If you are signing in, finish in the tab that the application "
-        "opened, or start again.",
-    ])
+    return _render(
+        400,
+        "Bad Request",
+        "bad",
+        "This sign-in link is not the current one",
+        [
+            "This answer does not belong to the sign-in the application is waiting for: it may "
+            "come from an older attempt or from another site.",
+            "It was ignored. If you are signing in, finish in the tab that the application "
+            "opened, or start again.",
+        ],
+    )
 
 
 def bad_request_page(reason: str) -> Page:
-    return _render(400, "Bad Request", "bad", "Sign-in answer not understood", [
-        html.escape(reason),
-        "It was ignored; the application is still waiting for the sign-in.",
-    ])
+    return _render(
+        400,
+        "Bad Request",
+        "bad",
+        "Sign-in answer not understood",
+        [
+            html.escape(reason),
+            "It was ignored; the application is still waiting for the sign-in.",
+        ],
+    )
 
 
 def finished_page() -> Page:
-    return _render(409, "Conflict", "bad", "Sign-in already finished", [
-        "The application already received an answer for this sign-in; this one was ignored.",
-        "You can close this tab.",
-    ])
+    return _render(
+        409,
+        "Conflict",
+        "bad",
+        "Sign-in already finished",
+        [
+            "The application already received an answer for this sign-in; this one was ignored.",
+            "You can close this tab.",
+        ],
+    )
 
 
 def not_found_page() -> Page:
-    return _render(404, "Not Found", "bad", "Not found", [
-        "This address is only used to receive a sign-in answer.",
-    ])
+    return _render(
+        404,
+        "Not Found",
+        "bad",
+        "Not found",
+        [
+            "This address is only used to receive a sign-in answer.",
+        ],
+    )
 
 
 def method_not_allowed_page() -> Page:
-    return _render(405, "Method Not Allowed", "bad", "Not supported", [
-        "This address only accepts the browser's return from a sign-in.",
-    ])
+    return _render(
+        405,
+        "Method Not Allowed",
+        "bad",
+        "Not supported",
+        [
+            "This address only accepts the browser's return from a sign-in.",
+        ],
+    )

@@ -31,8 +31,13 @@ class PasteRejected(ValueError):
     own page for that), else ``"input"``; ``for_browser`` is the message worded for a page.
     """
 
-    def __init__(self, message: str, *, kind: str = "input", for_browser: str | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "input",
+        for_browser: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.for_browser = for_browser or message
@@ -173,8 +178,14 @@ def _default_port(scheme: str) -> int | None:
     return {"http": 80, "https": 443}.get(scheme.lower())
 
 
-async def read_pasted(input: TextIO, output: TextIO, *, redirect_uri: str, state: str,
-                      prompt: str = "Paste the address here: ") -> str:
+async def read_pasted(
+    input: TextIO,
+    output: TextIO,
+    *,
+    redirect_uri: str,
+    state: str,
+    prompt: str = "Paste the address here: ",
+) -> str:
     """Ask until a usable answer is pasted (at most ``MAX_ATTEMPTS`` tries).
 
     Raises ``AuthorizationError`` when the input ends, the tries run out, or the pasted answer
@@ -214,15 +225,16 @@ class _PasteSession(LoginSession):
             "\nOpen this URL in a browser on any device and sign in:\n\n"
             f"    {authorization_url}\n\n"
             f"Afterwards the browser is sent to {shown}, which will probably fail to load "
-            "(\"can't connect\" or similar). That is expected: copy the whole address from the "
+            '("can\'t connect" or similar). That is expected: copy the whole address from the '
             "address bar and paste it below (or just the value of 'code' in it).\n"
             f"(You have {describe_duration(timeout)}; Ctrl+C cancels.)\n"
         )
         output.flush()
         try:
             return await asyncio.wait_for(
-                read_pasted(default_input(self._input), output,
-                            redirect_uri=self.redirect_uri, state=state),
+                read_pasted(
+                    default_input(self._input), output, redirect_uri=self.redirect_uri, state=state
+                ),
                 timeout,
             )
         except asyncio.TimeoutError:

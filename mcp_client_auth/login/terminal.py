@@ -78,8 +78,14 @@ class StatusLine:
     not three hundred.
     """
 
-    def __init__(self, output: TextIO, *, live: bool | None = None,
-                 plain_every: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        output: TextIO,
+        *,
+        live: bool | None = None,
+        plain_every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._output = output
         self.live = is_terminal(output) if live is None else live
         self._plain_every = plain_every

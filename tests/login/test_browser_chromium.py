@@ -41,18 +41,26 @@ def driver(tmp_path: Path) -> Iterator[Any]:
     if missing:
         pytest.fail(
             f"the real-browser tests need {', '.join(missing)}: install them with "
-            "`apt-get install -y chromium chromium-driver` (Debian/Ubuntu)", pytrace=False,
+            "`apt-get install -y chromium chromium-driver` (Debian/Ubuntu)",
+            pytrace=False,
         )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=900,700",
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=900,700",
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         options.add_argument(flag)
     browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     browser.set_page_load_timeout(20)
@@ -76,7 +84,8 @@ class _AuthorizePage(BaseHTTPRequestHandler):
         params = {k: v[0] for k, v in parse_qs(url.query).items()}
         hidden = "".join(
             f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-            for k, v in params.items() if k in ("redirect_uri", "state")
+            for k, v in params.items()
+            if k in ("redirect_uri", "state")
         )
         body = (
             "<!doctype html><title>Authorize</title><form method=post action=/decide>"
@@ -95,8 +104,11 @@ class _AuthorizePage(BaseHTTPRequestHandler):
         if form.get("decision") == "approve":
             answer = {"code": CODE, "state": form["state"], "iss": self.server_url()}
         else:
-            answer = {"error": "access_denied", "error_description": "The user clicked Deny",
-                      "state": form["state"]}
+            answer = {
+                "error": "access_denied",
+                "error_description": "The user clicked Deny",
+                "state": form["state"],
+            }
         self.send_response(302)
         self.send_header("Location", form["redirect_uri"] + "?" + urlencode(answer))
         self.send_header("Content-Length", "0")
@@ -125,8 +137,9 @@ def _artifact_dir(tmp_path: Path) -> Path:
     return where
 
 
-async def _login_in_browser(driver: Any, authorization_server: str, button: str,
-                            *, stale_first: bool = False) -> tuple[Any, str, threading.Event]:
+async def _login_in_browser(
+    driver: Any, authorization_server: str, button: str, *, stale_first: bool = False
+) -> tuple[Any, str, threading.Event]:
     """Run one BrowserLogin whose browser is Chromium; the opener clicks ``button``."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
@@ -171,12 +184,14 @@ async def _login_in_browser(driver: Any, authorization_server: str, button: str,
     return result, session.redirect_uri, opened
 
 
-async def test_chromium_completes_the_login(driver: Any, authorization_server: str,
-                                            tmp_path: Path) -> None:
+async def test_chromium_completes_the_login(
+    driver: Any, authorization_server: str, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
 
-    result, redirect_uri, _ = await _login_in_browser(driver, authorization_server, "approve",
-                                                      stale_first=True)
+    result, redirect_uri, _ = await _login_in_browser(
+        driver, authorization_server, "approve", stale_first=True
+    )
     assert isinstance(result, str), result
     query = parse_qs(urlsplit(result).query)
     assert result.startswith(redirect_uri + "?")
@@ -194,8 +209,9 @@ async def test_chromium_completes_the_login(driver: Any, authorization_server: s
     assert shot.stat().st_size > 1000
 
 
-async def test_chromium_denied_login(driver: Any, authorization_server: str,
-                                     tmp_path: Path) -> None:
+async def test_chromium_denied_login(
+    driver: Any, authorization_server: str, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
 
     result, _, _ = await _login_in_browser(driver, authorization_server, "deny")

@@ -14,7 +14,12 @@ import httpx
 import pytest
 
 from mcp_client_auth.errors import AuthorizationError, ConfigurationError
-from mcp_client_auth.login import BrowserLogin, BrowserLoginSession, PortInUseError
+from mcp_client_auth.login import (
+    BrowserLogin,
+    BrowserLoginSession,
+    NoBrowserError,
+    PortInUseError,
+)
 from mcp_client_auth.login.browser import _is_loopback_peer, system_browser_available
 
 STATE = "state-Zx81"
@@ -53,13 +58,15 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def start(login: BrowserLogin, redirect_uri: str | None = None,
-                redirect_port: int | None = None) -> BrowserLoginSession:
+async def start(
+    login: BrowserLogin, redirect_uri: str | None = None, redirect_port: int | None = None
+) -> BrowserLoginSession:
     return await login.start(redirect_uri=redirect_uri, redirect_port=redirect_port)
 
 
-def completing(session: BrowserLoginSession, timeout: float = 10.0,
-               state: str = STATE) -> asyncio.Task[str]:
+def completing(
+    session: BrowserLoginSession, timeout: float = 10.0, state: str = STATE
+) -> asyncio.Task[str]:
     return asyncio.ensure_future(session.complete(AUTH_URL, state=state, timeout=timeout))
 
 
@@ -74,8 +81,10 @@ async def wait_listening(session: BrowserLoginSession) -> None:
 
 # -- the happy path and what must not consume the login --------------------------------------
 
-async def test_callback_returns_full_url_and_closes(output: io.StringIO,
-                                                    client: httpx.AsyncClient) -> None:
+
+async def test_callback_returns_full_url_and_closes(
+    output: io.StringIO, client: httpx.AsyncClient
+) -> None:
     session = await start(BrowserLogin(opener=opens, output=output))
     assert session.redirect_uri == f"http://127.0.0.1:{session.port}/callback"
     task = completing(session)
@@ -86,7 +95,9 @@ async def test_callback_returns_full_url_and_closes(output: io.StringIO,
     url = await task
     assert urlsplit(url).path == "/callback"
     assert parse_qs(urlsplit(url).query) == {
-        "code": [CODE], "state": [STATE], "iss": ["https://as.example"],
+        "code": [CODE],
+        "state": [STATE],
+        "iss": ["https://as.example"],
     }
     assert url.startswith(session.redirect_uri + "?")
     assert session.port is not None and not port_is_open(session.port)
@@ -95,8 +106,9 @@ async def test_callback_returns_full_url_and_closes(output: io.StringIO,
         await client.get(callback(session, code=CODE, state=STATE))
 
 
-async def test_other_paths_404_and_do_not_consume(output: io.StringIO,
-                                                  client: httpx.AsyncClient) -> None:
+async def test_other_paths_404_and_do_not_consume(
+    output: io.StringIO, client: httpx.AsyncClient
+) -> None:
     session = await start(BrowserLogin(opener=opens, output=output))
     task = completing(session)
     await wait_listening(session)
@@ -115,8 +127,9 @@ async def test_other_paths_404_and_do_not_consume(output: io.StringIO,
     assert CODE in await task
 
 
-async def test_wrong_state_refused_then_right_accepted(output: io.StringIO,
-                                                       client: httpx.AsyncClient) -> None:
+async def test_wrong_state_refused_then_right_accepted(
+    output: io.StringIO, client: httpx.AsyncClient
+) -> None:
     session = await start(BrowserLogin(opener=opens, output=output))
     task = completing(session)
     await wait_listening(session)
@@ -138,14 +151,20 @@ async def test_wrong_state_refused_then_right_accepted(output: io.StringIO,
     assert "state does not match" in output.getvalue()
 
 
-async def test_error_response_shows_page_and_raises(output: io.StringIO,
-                                                    client: httpx.AsyncClient) -> None:
+async def test_error_response_shows_page_and_raises(
+    output: io.StringIO, client: httpx.AsyncClient
+) -> None:
     session = await start(BrowserLogin(opener=opens, output=output))
     task = completing(session)
     await wait_listening(session)
-    response = await client.get(callback(
-        session, error="access_denied", error_description="The user said no", state=STATE,
-    ))
+    response = await client.get(
+        callback(
+            session,
+            error="access_denied",
+            error_description="The user said no",
+            state=STATE,
+        )
+    )
     assert response.status_code == 400
     assert "cancelled or refused" in response.text
     assert "access_denied" in response.text and "The user said no" in response.text
@@ -157,8 +176,9 @@ async def test_error_response_shows_page_and_raises(output: io.StringIO,
     assert session.port is not None and not port_is_open(session.port)
 
 
-async def test_error_without_state_ends_the_login(output: io.StringIO,
-                                                  client: httpx.AsyncClient) -> None:
+async def test_error_without_state_ends_the_login(
+    output: io.StringIO, client: httpx.AsyncClient
+) -> None:
     """Some servers omit ``state`` on errors; the user must not wait for the timeout."""
     session = await start(BrowserLogin(opener=opens, output=output))
     task = completing(session)
@@ -169,15 +189,18 @@ async def test_error_without_state_ends_the_login(output: io.StringIO,
     assert info.value.error == "invalid_scope"
 
 
-async def test_error_description_is_escaped(output: io.StringIO,
-                                            client: httpx.AsyncClient) -> None:
+async def test_error_description_is_escaped(output: io.StringIO, client: httpx.AsyncClient) -> None:
     session = await start(BrowserLogin(opener=opens, output=output))
     task = completing(session)
     await wait_listening(session)
-    response = await client.get(callback(
-        session, error="server_error", state=STATE,
-        error_description="<script>alert(1)</script>\x1b[31m",
-    ))
+    response = await client.get(
+        callback(
+            session,
+            error="server_error",
+            state=STATE,
+            error_description="<script>alert(1)</script>\x1b[31m",
+        )
+    )
     assert "<script>alert" not in response.text
     assert "&lt;script&gt;" in response.text
     with pytest.raises(AuthorizationError) as info:
@@ -185,14 +208,14 @@ async def test_error_description_is_escaped(output: io.StringIO,
     assert "\x1b" not in str(info.value)
 
 
-async def test_host_header_must_be_loopback(output: io.StringIO,
-                                            client: httpx.AsyncClient) -> None:
+async def test_host_header_must_be_loopback(output: io.StringIO, client: httpx.AsyncClient) -> None:
     """DNS rebinding: a page on evil.example resolving to 127.0.0.1 is refused."""
     session = await start(BrowserLogin(opener=opens, output=output))
     task = completing(session)
     await wait_listening(session)
-    response = await client.get(callback(session, code=CODE, state=STATE),
-                                headers={"Host": f"evil.example:{session.port}"})
+    response = await client.get(
+        callback(session, code=CODE, state=STATE), headers={"Host": f"evil.example:{session.port}"}
+    )
     assert response.status_code == 400
     assert not task.done()
     localhost = callback(session, code=CODE, state=STATE).replace("127.0.0.1", "localhost")
@@ -214,6 +237,7 @@ def test_only_loopback_peers() -> None:
 
 
 # -- timeout, cancel, flood --------------------------------------------------------------------
+
 
 async def test_timeout_raises_and_closes(output: io.StringIO) -> None:
     session = await start(BrowserLogin(opener=opens, output=output))
@@ -287,6 +311,7 @@ async def test_flood_of_junk_does_not_stop_the_real_callback(output: io.StringIO
 
     limits = httpx.Limits(max_connections=500)
     async with httpx.AsyncClient(timeout=20, limits=limits, trust_env=False) as client:
+
         async def junk(i: int) -> None:
             kind = i % 4
             try:
@@ -318,6 +343,7 @@ async def test_flood_of_junk_does_not_stop_the_real_callback(output: io.StringIO
 
 
 # -- ports -------------------------------------------------------------------------------------
+
 
 def _occupy() -> tuple[socket.socket, int]:
     holder = socket.socket()
@@ -358,8 +384,9 @@ async def test_port_sources_in_order(output: io.StringIO, client: httpx.AsyncCli
     await session.aclose()
     # a stored loopback redirect URI wins over the configured port, spelled as stored
     stored = f"http://localhost:{free}/oauth/cb?tenant=7"
-    session = await start(BrowserLogin(port=1, opener=opens, output=output), stored,
-                          redirect_port=2)
+    session = await start(
+        BrowserLogin(port=1, opener=opens, output=output), stored, redirect_port=2
+    )
     assert session.redirect_uri == stored
     task = completing(session)
     await wait_listening(session)
@@ -398,8 +425,10 @@ def test_complete_on_another_loop(output: io.StringIO) -> None:
 
 # -- opening the browser, and the fallbacks ---------------------------------------------------
 
-async def test_url_printed_before_browser_opens(output: io.StringIO,
-                                                client: httpx.AsyncClient) -> None:
+
+async def test_url_printed_before_browser_opens(
+    output: io.StringIO, client: httpx.AsyncClient
+) -> None:
     seen: list[str] = []
 
     def opener(url: str) -> bool:
@@ -419,8 +448,9 @@ async def test_url_printed_before_browser_opens(output: io.StringIO,
     await task
 
 
-async def test_opener_that_blocks_does_not_hold_the_login(output: io.StringIO,
-                                                          client: httpx.AsyncClient) -> None:
+async def test_opener_that_blocks_does_not_hold_the_login(
+    output: io.StringIO, client: httpx.AsyncClient
+) -> None:
     """Some launchers only return when the browser closes; the answer must still count."""
     import threading
 
@@ -436,7 +466,7 @@ async def test_opener_that_blocks_does_not_hold_the_login(output: io.StringIO,
 
 async def test_no_browser_and_no_terminal_is_a_clear_error(output: io.StringIO) -> None:
     session = await start(BrowserLogin(opener=never_opens, output=output))
-    with pytest.raises(AuthorizationError, match="no browser could be opened"):
+    with pytest.raises(NoBrowserError, match="no browser could be opened"):
         await session.complete(AUTH_URL, state=STATE, timeout=5)
     text = output.getvalue()
     assert AUTH_URL in text and "Could not open a browser" in text
@@ -444,8 +474,7 @@ async def test_no_browser_and_no_terminal_is_a_clear_error(output: io.StringIO) 
 
 
 async def test_no_browser_falls_back_to_paste(output: io.StringIO) -> None:
-    session = await start(BrowserLogin(opener=never_opens, output=output,
-                                       input=io.StringIO("")))
+    session = await start(BrowserLogin(opener=never_opens, output=output, input=io.StringIO("")))
     pasted = callback(session, code=CODE, state=STATE)
     session._login._input = io.StringIO("not a url at all\n" + pasted + "\n")
     url = await session.complete(AUTH_URL, state=STATE, timeout=5)
@@ -455,8 +484,9 @@ async def test_no_browser_falls_back_to_paste(output: io.StringIO) -> None:
     assert "Try again" in text
 
 
-async def test_paste_fallback_keeps_listening(output: io.StringIO,
-                                              client: httpx.AsyncClient) -> None:
+async def test_paste_fallback_keeps_listening(
+    output: io.StringIO, client: httpx.AsyncClient
+) -> None:
     read_fd, write_fd = os.pipe()
     with open(read_fd, encoding="utf-8") as stdin:  # nothing is ever typed
         try:
@@ -470,11 +500,13 @@ async def test_paste_fallback_keeps_listening(output: io.StringIO,
             os.close(write_fd)  # EOF ends the abandoned reader before its file is closed
 
 
-async def test_open_browser_false_only_listens(output: io.StringIO,
-                                               client: httpx.AsyncClient) -> None:
+async def test_open_browser_false_only_listens(
+    output: io.StringIO, client: httpx.AsyncClient
+) -> None:
     calls: list[str] = []
-    login = BrowserLogin(open_browser=False, opener=lambda url: bool(calls.append(url)),
-                         output=output)
+    login = BrowserLogin(
+        open_browser=False, opener=lambda url: bool(calls.append(url)), output=output
+    )
     assert not login.browser_available()
     session = await start(login)
     task = completing(session)
@@ -487,8 +519,9 @@ async def test_open_browser_false_only_listens(output: io.StringIO,
 
 async def test_non_loopback_redirect_uri_uses_paste(output: io.StringIO) -> None:
     uri = "https://app.example/oauth/callback"
-    login = BrowserLogin(opener=opens, output=output,
-                         input=io.StringIO(f"{uri}?code={CODE}&state={STATE}\n"))
+    login = BrowserLogin(
+        opener=opens, output=output, input=io.StringIO(f"{uri}?code={CODE}&state={STATE}\n")
+    )
     session = await start(login, uri)
     assert session.redirect_uri == uri and session.port is None
     assert await session.complete(AUTH_URL, state=STATE, timeout=5) == (
@@ -512,8 +545,10 @@ def test_browser_available(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- the terminal ------------------------------------------------------------------------------
 
-async def test_status_line_on_a_terminal(tty_output: io.StringIO,
-                                         client: httpx.AsyncClient) -> None:
+
+async def test_status_line_on_a_terminal(
+    tty_output: io.StringIO, client: httpx.AsyncClient
+) -> None:
     session = await start(BrowserLogin(opener=opens, output=tty_output))
     task = completing(session, timeout=125)
     await wait_listening(session)
@@ -525,8 +560,9 @@ async def test_status_line_on_a_terminal(tty_output: io.StringIO,
     assert text.endswith("Received the sign-in answer from your browser.\n")
 
 
-async def test_plain_lines_when_not_a_terminal(output: io.StringIO,
-                                               client: httpx.AsyncClient) -> None:
+async def test_plain_lines_when_not_a_terminal(
+    output: io.StringIO, client: httpx.AsyncClient
+) -> None:
     session = await start(BrowserLogin(opener=opens, output=output))
     task = completing(session, timeout=125)
     await wait_listening(session)
@@ -538,8 +574,7 @@ async def test_plain_lines_when_not_a_terminal(output: io.StringIO,
     assert text.count("Waiting for the sign-in") == 1
 
 
-async def test_session_is_single_use(output: io.StringIO,
-                                     client: httpx.AsyncClient) -> None:
+async def test_session_is_single_use(output: io.StringIO, client: httpx.AsyncClient) -> None:
     session = await start(BrowserLogin(opener=opens, output=output))
     task = completing(session)
     await wait_listening(session)

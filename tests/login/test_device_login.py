@@ -13,8 +13,12 @@ from mcp_client_auth.login import DeviceLogin
 
 def test_show_with_complete_uri() -> None:
     out = io.StringIO()
-    DeviceLogin(output=out).show("https://as.example/device", "WDJB-MJHT",
-                                 "https://as.example/device?user_code=WDJB-MJHT", 600)
+    DeviceLogin(output=out).show(
+        "https://as.example/device",
+        "WDJB-MJHT",
+        "https://as.example/device?user_code=WDJB-MJHT",
+        600,
+    )
     text = out.getvalue()
     assert "https://as.example/device?user_code=WDJB-MJHT" in text
     assert "Code: WDJB-MJHT" in text  # still shown, to compare with the page
@@ -33,8 +37,9 @@ def test_show_without_complete_uri() -> None:
 
 def test_server_text_cannot_drive_the_terminal() -> None:
     out = io.StringIO()
-    DeviceLogin(output=out).show("https://as.example/\x1b]0;pwned\x07device",
-                                 "AB\x1b[2JCD", None, 60)
+    DeviceLogin(output=out).show(
+        "https://as.example/\x1b]0;pwned\x07device", "AB\x1b[2JCD", None, 60
+    )
     text = out.getvalue()
     assert "\x1b" not in text and "\x07" not in text
 

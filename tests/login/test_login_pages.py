@@ -33,8 +33,10 @@ def test_pages_are_self_contained(page: pages.Page) -> None:
     assert len(page.body) < 4000
     for external in ("src=", "href=", "url(", "@import", "http://", "https://", "<link", "<img"):
         assert external not in text
-    for inline, kind in ((r"<style>(.*?)</style>", "style-src"),
-                         (r"<script>(.*?)</script>", "script-src")):
+    for inline, kind in (
+        (r"<style>(.*?)</style>", "style-src"),
+        (r"<script>(.*?)</script>", "script-src"),
+    ):
         block = re.search(inline, text, re.S)
         assert block is not None
         digest = base64.b64encode(hashlib.sha256(block.group(1).encode()).digest()).decode()
@@ -46,8 +48,7 @@ async def test_served_pages_contain_no_code_or_state(no_stdin_terminal: None) ->
     session = await BrowserLogin(opener=lambda url: True, output=io.StringIO()).start(
         redirect_uri=None, redirect_port=None
     )
-    task = asyncio.ensure_future(session.complete("https://as/authorize", state=state,
-                                                  timeout=10))
+    task = asyncio.ensure_future(session.complete("https://as/authorize", state=state, timeout=10))
     await asyncio.sleep(0.1)
     async with httpx.AsyncClient(trust_env=False) as client:
         base = session.redirect_uri

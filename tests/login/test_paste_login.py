@@ -19,8 +19,13 @@ REDIRECT = "http://127.0.0.1:8765/callback"
 AUTH_URL = "https://as.example/authorize?client_id=x&state=" + STATE
 
 
-async def run(lines: str, *, redirect_uri: str | None = REDIRECT, redirect_port: int | None = None,
-              timeout: float = 5) -> tuple[str, str]:
+async def run(
+    lines: str,
+    *,
+    redirect_uri: str | None = REDIRECT,
+    redirect_port: int | None = None,
+    timeout: float = 5,
+) -> tuple[str, str]:
     output = io.StringIO()
     login = PasteLogin(input=io.StringIO(lines), output=output)
     session = await login.start(redirect_uri=redirect_uri, redirect_port=redirect_port)
@@ -39,14 +44,17 @@ async def test_full_url() -> None:
     assert "127.0.0.1:8765/callback" in out and "expected" in out
 
 
-@pytest.mark.parametrize("pasted", [
-    f"  '{REDIRECT}?code={CODE}&state={STATE}'  ",             # quoted, padded
-    f"127.0.0.1:8765/callback?code={CODE}&state={STATE}",      # address bar without scheme
-    f"http://localhost:8765/callback?code={CODE}&state={STATE}",  # another loopback spelling
-    f"?code={CODE}&state={STATE}",                             # the query alone
-    f"code={CODE}&state={STATE}",
-    f"/callback?code={CODE}&state={STATE}",
-])
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        f"  '{REDIRECT}?code={CODE}&state={STATE}'  ",  # quoted, padded
+        f"127.0.0.1:8765/callback?code={CODE}&state={STATE}",  # address bar without scheme
+        f"http://localhost:8765/callback?code={CODE}&state={STATE}",  # another loopback spelling
+        f"?code={CODE}&state={STATE}",  # the query alone
+        f"code={CODE}&state={STATE}",
+        f"/callback?code={CODE}&state={STATE}",
+    ],
+)
 def test_forms_of_the_address(pasted: str) -> None:
     assert parse_pasted(pasted, redirect_uri=REDIRECT, state=STATE) == (
         f"{REDIRECT}?code={CODE}&state={STATE}"
@@ -60,18 +68,21 @@ async def test_just_the_code() -> None:
     assert with_query == f"{REDIRECT}?tenant=7&code={CODE}&state={STATE}"
 
 
-@pytest.mark.parametrize(("pasted", "reason"), [
-    ("", "Nothing was pasted"),
-    (f"{REDIRECT}?code={CODE}&state=other", "different sign-in attempt"),
-    (f"{REDIRECT}?code={CODE}", "no 'state'"),
-    (f"{REDIRECT}?state={STATE}", "no 'code'"),
-    (f"{REDIRECT}?code=a&code=b&state={STATE}", "more than one 'code'"),
-    (AUTH_URL, "not the address the browser was sent back to"),
-    (f"http://127.0.0.1:9999/callback?code={CODE}&state={STATE}", "should start with"),
-    (f"http://127.0.0.1:8765/other?code={CODE}&state={STATE}", "should start with"),
-    ("two words", "does not look like"),
-    ("some/path", "does not look like"),
-])
+@pytest.mark.parametrize(
+    ("pasted", "reason"),
+    [
+        ("", "Nothing was pasted"),
+        (f"{REDIRECT}?code={CODE}&state=other", "different sign-in attempt"),
+        (f"{REDIRECT}?code={CODE}", "no 'state'"),
+        (f"{REDIRECT}?state={STATE}", "no 'code'"),
+        (f"{REDIRECT}?code=a&code=b&state={STATE}", "more than one 'code'"),
+        (AUTH_URL, "not the address the browser was sent back to"),
+        (f"http://127.0.0.1:9999/callback?code={CODE}&state={STATE}", "should start with"),
+        (f"http://127.0.0.1:8765/other?code={CODE}&state={STATE}", "should start with"),
+        ("two words", "does not look like"),
+        ("some/path", "does not look like"),
+    ],
+)
 def test_bad_pastes_are_explained(pasted: str, reason: str) -> None:
     with pytest.raises(PasteRejected, match=re.escape(reason)):
         parse_pasted(pasted, redirect_uri=REDIRECT, state=STATE)
