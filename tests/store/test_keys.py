@@ -319,8 +319,9 @@ def test_protection_of_other_stores() -> None:
     assert memory.protection.kind == "memory" and not memory.protection.in_keyring
     assert str(memory.protection) == "in memory only; forgotten when the process exits"
     assert memory.unreadable == 0 and memory.directory is None
-    from key_value.aio.stores.simple import SimpleStore
+    from key_value.aio.stores.memory import MemoryStore
+    from key_value.aio.wrappers.prefix_keys import PrefixKeysWrapper
 
-    custom = TokenStore(SimpleStore(), description="a shared Redis")
+    custom = TokenStore(PrefixKeysWrapper(MemoryStore(), prefix="p"), description="a shared Redis")
     assert custom.protection.kind == "custom"
     assert str(custom.protection) == "as protected by a shared Redis"
