@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import AuthorizationError, ConfigurationError
 from .base import Login, LoginSession
+from .device import DeviceLogin
 from .pages import (
     CONTENT_SECURITY_POLICY,
     Page,
@@ -595,6 +596,7 @@ class BrowserLogin(Login):
         self._output = output
         self._input = input
         self._opener = opener
+        self._device_login: DeviceLogin | None = None
 
     def browser_available(self) -> bool:
         """Whether this login can show the user a browser here (the flow prefers the device
@@ -607,6 +609,28 @@ class BrowserLogin(Login):
 
     def _terminal_attached(self) -> bool:
         return self._input is not None or is_terminal(sys.stdin)
+
+    # When no browser can be opened the flow may switch to the device authorization grant;
+    # these give that fallback the same output and manners as DeviceLogin.
+
+    def show(
+        self,
+        verification_uri: str,
+        user_code: str,
+        verification_uri_complete: str | None = None,
+        expires_in: float | None = None,
+    ) -> None:
+        """Show a device code (the flow's fallback when no browser can be opened)."""
+        self._device().show(verification_uri, user_code, verification_uri_complete, expires_in)
+
+    async def wait(self, interval: float) -> None:
+        """Wait between device-flow polls (the flow's fallback when no browser can be opened)."""
+        await self._device().wait(interval)
+
+    def _device(self) -> DeviceLogin:
+        if self._device_login is None:
+            self._device_login = DeviceLogin(output=self._output)
+        return self._device_login
 
     async def start(
         self, *, redirect_uri: str | None, redirect_port: int | None

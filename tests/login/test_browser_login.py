@@ -582,3 +582,30 @@ async def test_session_is_single_use(output: io.StringIO, client: httpx.AsyncCli
     await task
     with pytest.raises(AuthorizationError, match="already used"):
         await session.complete(AUTH_URL, state=STATE, timeout=1)
+
+
+async def test_no_system_browser_falls_back_to_paste(
+    output: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    opened: list[str] = []
+    monkeypatch.setattr("webbrowser.open", lambda url, *a, **k: bool(opened.append(url)))
+    login = BrowserLogin(output=output, input=io.StringIO())
+    assert not login.browser_available()
+    session = await start(login)
+    login._input = io.StringIO(callback(session, code=CODE, state=STATE) + "\n")
+    assert CODE in await session.complete(AUTH_URL, state=STATE, timeout=5)
+    assert opened == []  # no console browser was started in the terminal
+    assert "Could not open a browser" in output.getvalue()
+
+
+async def test_device_fallback_ui(output: io.StringIO) -> None:
+    """The flow may fall back to the device grant; BrowserLogin then shows the code."""
+    login = BrowserLogin(output=output)
+    login.show("https://as.example/device", "ABCD-EFGH", None, 300)
+    await login.wait(0)
+    text = output.getvalue()
+    assert "https://as.example/device" in text and "ABCD-EFGH" in text
+    assert "Waiting for you to approve" in text
