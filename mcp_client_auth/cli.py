@@ -268,7 +268,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     still valid: the common case costs a file read. Otherwise the provider refreshes it under
     the cross-process lock, or, with ``--login``, logs in.
     """
-    url = _canonical(args.url)
+    url: str = args.url
     store: TokenStore | None = None
     record: ServerRecord | None = None
     if _store_exists(args.store):
@@ -353,7 +353,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     """Run a fresh login, store the tokens, and say where they are and how they are protected."""
     from .provider import OAuthClientProvider
 
-    url = _canonical(args.url)
+    url: str = args.url
     secret = _read_client_secret() if args.client_secret_stdin else None
     store = _open_store(args.store)
     provider = OAuthClientProvider(
@@ -511,7 +511,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     Exit 1 when a URL is given and that server has no usable login (so a script can ask
     "am I logged in?"); with no URL, 0 whatever is stored.
     """
-    url = _canonical(args.url) if args.url else None
+    url: str | None = args.url
     folder = _store_folder(args.store)
     now = time.time()
     if _store_exists(args.store):
@@ -595,7 +595,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
             report.info("Nothing stored, so nothing to log out of.")
             return EXIT_OK
     else:
-        urls = [_canonical(args.url)]
+        urls = [args.url]
     failed = False
     for url in urls:
         try:
@@ -937,7 +937,7 @@ def build_parser() -> argparse.ArgumentParser:
         const="device",
         help="device code flow (RFC 8628), where the server offers it",
     )
-    login.set_defaults(handler=cmd_login)
+    login.set_defaults(handler=cmd_login, parser=login)
 
     token = commands.add_parser(
         "token",
@@ -955,7 +955,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--login", action="store_true", help="log in (browser) when there is no usable token"
     )
-    token.set_defaults(handler=cmd_token)
+    token.set_defaults(handler=cmd_token, parser=token)
 
     status = commands.add_parser(
         "status",
@@ -968,7 +968,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("url", metavar="URL", nargs="?")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(handler=cmd_status)
+    status.set_defaults(handler=cmd_status, parser=status)
 
     logout = commands.add_parser(
         "logout",
@@ -984,7 +984,7 @@ def build_parser() -> argparse.ArgumentParser:
     logout.add_argument(
         "--forget-client", action="store_true", help="drop the client registration too"
     )
-    logout.set_defaults(handler=cmd_logout)
+    logout.set_defaults(handler=cmd_logout, parser=logout)
 
     doctor = commands.add_parser(
         "doctor",
@@ -992,12 +992,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="check versions, the keyring, the store and its permissions",
         description="Check the set-up; exit 1, saying what to do, when something is wrong.",
     )
-    doctor.set_defaults(handler=cmd_doctor)
+    doctor.set_defaults(handler=cmd_doctor, parser=doctor)
     return parser
 
 
-def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """What argparse cannot say by itself; a failure here is a usage error (exit 2)."""
+def _check(args: argparse.Namespace) -> None:
+    """What argparse cannot say by itself; a failure here is a usage error (exit 2).
+
+    Also puts every URL in its canonical form, so a malformed one is a usage error too.
+    """
+    parser: argparse.ArgumentParser = args.parser
+    if getattr(args, "url", None):
+        try:
+            args.url = _canonical(args.url)
+        except UsageError as exc:
+            parser.error(str(exc))
     if args.command == "login":
         if args.client_secret_stdin and not args.client_id:
             parser.error("--client-secret-stdin needs --client-id")
@@ -1016,7 +1025,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the tool; return the exit status (0 success, 1 failure, 2 usage error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check(parser, args)
+    _check(args)
     debug: bool = args.debug
     _configure_logging(debug, quiet_key_file=True)
     report = Reporter()

@@ -1,0 +1,193 @@
+"""Fixtures for the CLI tests: the installed console script, run as a user runs it.
+
+Why subprocesses: what the tool promises (stdout holds exactly the token, exit codes, one-line
+errors, no secret anywhere in the output, no colour in a pipe) is about a process, its streams
+and its exit status; only running it proves them. The servers are the demo authorization server
+and MCP server (``examples/demo_servers``) in this process, on 127.0.0.1, so a test can look at
+what the authorization server saw (registrations, refreshes, revocations).
+
+Every test gets its own store folder and config folder, and no D-Bus session: there is no
+keyring, so the store keeps its key in a key file, and the tests check that the tool says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mcp_client_auth import ServerRecord, TokenStore
+from mcp_client_auth.store import keys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+
+from demo_servers import DemoServers, start_demo_servers
+
+TIMEOUT = 60  # seconds for one CLI run: under pytest-timeout's 120, so the failure says which
+_STORE_ENV = (
+    "MCP_CLIENT_AUTH_KEY",
+    "MCP_CLIENT_AUTH_HOME",
+    "PYTHON_KEYRING_BACKEND",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "NO_COLOR",
+    "BROWSER",
+)
+_AUTHORIZE = re.compile(r"(http://127\.0\.0\.1:\d+/authorize\?\S+)")
+
+
+def console_script() -> list[str]:
+    """The installed ``mcp-client-auth`` next to this interpreter (else ``python -m``)."""
+    found = shutil.which("mcp-client-auth", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "mcp_client_auth"]
+
+
+@dataclass
+class Run:
+    """One finished run of the tool."""
+
+    args: Sequence[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class CLI:
+    """Runs the tool with this test's store; every run is checked for colour in a pipe."""
+
+    home: Path
+    config: Path
+    env: dict[str, str]
+    runs: list[Run]
+
+    def __call__(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> Run:
+        proc = subprocess.run(
+            [*console_script(), *args],
+            input=input,
+            env={**self.env, **(env or {})},
+            cwd=self.home.parent,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        run = Run(args, proc.returncode, proc.stdout, proc.stderr)
+        self.runs.append(run)
+        assert "\x1b[" not in run.output, f"colour or cursor codes in a pipe: {run.output!r}"
+        assert "Traceback" not in run.output or "--debug" in args, run.output
+        return run
+
+    def login(self, url: str, *args: str, secret: str | None = None) -> Run:
+        """``login URL --paste``, playing the browser: GET the authorization URL printed on
+        stderr (the demo AS approves at once) and paste the redirect's Location on stdin."""
+        proc = subprocess.Popen(
+            [*console_script(), "login", url, "--paste", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            cwd=self.home.parent,
+            text=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        if secret is not None:
+            proc.stdin.write(secret + "\n")
+            proc.stdin.flush()
+        stderr: list[str] = []
+        failures: list[BaseException] = []
+
+        def browser() -> None:
+            assert proc.stderr is not None and proc.stdin is not None
+            answered = False
+            for line in proc.stderr:
+                stderr.append(line)
+                found = _AUTHORIZE.search(line)
+                if found and not answered:
+                    answered = True
+                    try:
+                        response = httpx.get(found.group(1), follow_redirects=False, timeout=10)
+                        assert response.status_code == 302, response.text
+                        proc.stdin.write(response.headers["location"] + "\n")
+                        proc.stdin.flush()
+                    except BaseException as exc:
+                        failures.append(exc)
+                        proc.kill()
+
+        reader = threading.Thread(target=browser, daemon=True)
+        reader.start()
+        try:
+            stdout = proc.stdout.read()
+            proc.wait(timeout=TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        reader.join(TIMEOUT)
+        if failures:
+            raise failures[0]
+        run = Run(["login", url, "--paste", *args], proc.returncode, stdout, "".join(stderr))
+        self.runs.append(run)
+        assert "\x1b[" not in run.output, run.output
+        return run
+
+    def record(self, url: str) -> ServerRecord | None:
+        """What the store holds for ``url``, read by this process with the same key."""
+        return asyncio.run(TokenStore.default(self.home).get(url))
+
+    def all_output(self) -> str:
+        return "".join(run.output for run in self.runs)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CLI]:
+    home = tmp_path / "store"
+    config = tmp_path / "config"
+    for name in _STORE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    # This process reads the same store as the CLI: same folder, same key file.
+    monkeypatch.setenv("MCP_CLIENT_AUTH_HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    keys.forget_keys()
+    yield CLI(home, config, dict(os.environ), [])
+    keys.forget_keys()
+
+
+@pytest.fixture
+def demo() -> Iterator[DemoServers]:
+    servers = start_demo_servers()
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def start_demo() -> Iterator[Callable[..., DemoServers]]:
+    """Factory for more (or differently configured) demo server pairs."""
+    started: list[DemoServers] = []
+
+    def start(**options: object) -> DemoServers:
+        servers = start_demo_servers(**options)  # type: ignore[arg-type]
+        started.append(servers)
+        return servers
+
+    yield start
+    for servers in started:
+        servers.stop()
