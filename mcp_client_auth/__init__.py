@@ -16,6 +16,7 @@ from .errors import (
 from .login import CallbackLogin, Login, LoginSession
 from .provider import OAuthClientProvider
 from .store import TokenStore
+from .token_exchange import IdJagExchange
 from .tokens import ClientRegistration, ServerRecord, TokenSet
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ClientRegistration",
     "ConfigurationError",
     "DiscoveryError",
+    "IdJagExchange",
     "IdentityAssertion",
     "Login",
     "LoginRequiredError",

@@ -1,8 +1,10 @@
-"""ClientCredentials: the provider for machine-to-machine use, where no person is present.
+"""ClientCredentials and IdentityAssertion: providers for use where no person is present.
 
-The same discovery, storage and token handling as :class:`OAuthClientProvider`, with the
-client_credentials grant in place of the browser login: ``client_secret_basic`` with a secret,
-``private_key_jwt`` (RFC 7523) with a private key.
+The same discovery, storage, DPoP and token handling as :class:`OAuthClientProvider`, with a
+grant in place of the browser login: ``client_credentials`` (``client_secret_basic`` with a
+secret, ``private_key_jwt`` (RFC 7523) with a private key), or the JWT bearer grant (RFC 7523)
+with an assertion: a workload identity token, or an ID-JAG from the enterprise IdP
+(:class:`~mcp_client_auth.IdJagExchange`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from .errors import ConfigurationError
 from .flow import JWT_BEARER_GRANT
 from .provider import OAuthClientProvider
 from .store.token_store import TokenStore
+from .token_exchange import IdJagExchange
 
 __all__ = ["ClientCredentials", "IdentityAssertion"]
 
@@ -34,6 +37,7 @@ class ClientCredentials(OAuthClientProvider):
         store: TokenStore | None = None,
         leeway: float = 60.0,
         clock: Callable[[], float] = time.time,
+        dpop: bool | None = None,
     ) -> None:
         if not client_id:
             raise ConfigurationError("ClientCredentials needs a client_id")
@@ -50,6 +54,7 @@ class ClientCredentials(OAuthClientProvider):
             interactive=False,
             leeway=leeway,
             clock=clock,
+            dpop=dpop,
         )
         self._flow.settings = replace(
             self._flow.settings,
@@ -68,23 +73,27 @@ AssertionSource = Callable[[str, str], "str | Awaitable[str]"]
 class IdentityAssertion(OAuthClientProvider):
     """``auth=`` for the JWT bearer grant (RFC 7523): an identity assertion the caller supplies.
 
-    ``assertion(audience, resource)`` returns the JWT to present: an ID-JAG from an
-    enterprise identity provider (enterprise-managed authorization), or a workload identity
-    token. ``audience`` is the authorization server's issuer. A refused assertion raises
-    :class:`TokenError`; no other grant is tried.
+    ``assertion`` is the JWT to present, or ``assertion(audience, resource)`` (sync or async)
+    returning a current one: a workload identity token (workload identity federation: the
+    platform's token for this workload, issued for the authorization server), or an ID-JAG
+    (enterprise-managed authorization). ``audience`` is the authorization server's issuer.
+    With an :class:`~mcp_client_auth.IdJagExchange`, the ID-JAG comes from an RFC 8693 token
+    exchange at the enterprise IdP before every grant. A refused assertion raises
+    :class:`TokenError`: it is not retried, and no other grant is tried.
     """
 
     def __init__(
         self,
         server_url: str,
         *,
-        assertion: str | AssertionSource,
+        assertion: str | AssertionSource | IdJagExchange,
         client_id: str | None = None,
         client_secret: str | None = None,
         scopes: str | Sequence[str] | None = None,
         store: TokenStore | None = None,
         leeway: float = 60.0,
         clock: Callable[[], float] = time.time,
+        dpop: bool | None = None,
     ) -> None:
         super().__init__(
             server_url,
@@ -95,9 +104,13 @@ class IdentityAssertion(OAuthClientProvider):
             interactive=False,
             leeway=leeway,
             clock=clock,
+            dpop=dpop,
         )
-        self._assertion: AssertionSource
-        if isinstance(assertion, str):
+        self._assertion: AssertionSource | None = None
+        exchange: IdJagExchange | None = None
+        if isinstance(assertion, IdJagExchange):
+            exchange = assertion
+        elif isinstance(assertion, str):
             fixed = assertion
 
             def assertion_source(_audience: str, _resource: str) -> str:
@@ -106,7 +119,9 @@ class IdentityAssertion(OAuthClientProvider):
             self._assertion = assertion_source
         else:
             self._assertion = assertion
-        self._flow.settings = replace(self._flow.settings, grant=JWT_BEARER_GRANT)
+        self._flow.settings = replace(
+            self._flow.settings, grant=JWT_BEARER_GRANT, token_exchange=exchange
+        )
 
     def __repr__(self) -> str:
         return f"IdentityAssertion({self.server_url!r})"

@@ -9,7 +9,7 @@ and async drivers of both httpx and httpx2.
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +23,7 @@ __all__ = [
     "DeleteRecord",
     "Effect",
     "GetAssertion",
+    "GetSubjectToken",
     "HttpRequest",
     "HttpResponse",
     "LoadRecord",
@@ -167,6 +168,17 @@ class GetAssertion:
     resource: str
 
 
+@dataclass(frozen=True, repr=False)
+class GetSubjectToken:
+    """The subject token of a token exchange: ``source`` itself, or what calling it returns
+    (sync or async); returns ``str``."""
+
+    source: str | Callable[[], str | Awaitable[str]]
+
+    def __repr__(self) -> str:
+        return "GetSubjectToken()"
+
+
 @dataclass(frozen=True)
 class Sleep:
     """Wait this many seconds (the device flow's polling interval)."""
@@ -183,6 +195,7 @@ Effect = (
     | CompleteLogin
     | ShowDeviceCode
     | GetAssertion
+    | GetSubjectToken
     | Sleep
 )
 

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from .discovery import Discovered, discover
+from .dpop import DPOP_ALGORITHM, DPoPKey
 from .effects import (
     CompleteLogin,
     DeleteRecord,
@@ -32,13 +33,15 @@ from .effects import (
 )
 from .errors import (
     AuthorizationError,
+    ConfigurationError,
     DiscoveryError,
     LoginRequiredError,
     TokenError,
 )
-from .metadata import Challenge, require_secure_url
+from .metadata import Challenge, origin, require_secure_url
 from .pkce import PKCE, new_state
 from .registration import ClientSettings, choose_client, client_auth, register_dynamically
+from .token_exchange import IdJagExchange
 from .tokens import ClientRegistration, ServerRecord, TokenSet, token_set_from_response
 
 __all__ = ["AuthFlow", "FlowSettings", "LogoutResult"]
@@ -68,6 +71,10 @@ class FlowSettings:
     private_key: str | bytes | None = None  # private_key_jwt client authentication
     signing_algorithm: str = "RS256"
     extra_scopes: tuple[str, ...] = field(default_factory=tuple)
+    # DPoP (RFC 9449): None = where the authorization server offers it, True = always (a
+    # Bearer token is refused), False = never
+    dpop: bool | None = None
+    token_exchange: IdJagExchange | None = None  # the jwt-bearer assertion is an ID-JAG
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,9 @@ class AuthFlow:
         self.settings = settings
         self.clock = clock
         self.record: ServerRecord | None = None
+        # DPoP nonces (RFC 9449 8, 9) by the origin that gave them: the token endpoint's and
+        # the resource's. Short-lived, so kept in memory only.
+        self.nonces: dict[str, str] = {}
 
     # -- what the provider reads without any I/O ------------------------------------------
 
@@ -166,6 +176,22 @@ class AuthFlow:
         current = self.valid_tokens()
         if current is not None and current != failed and not insufficient:
             return current  # another process refreshed
+        found: Discovered | None = None
+        if (
+            challenge is not None
+            and not insufficient
+            and failed is not None
+            and self.record is not None
+            and self.record.server_metadata is not None
+        ):
+            # The resource refused a token it took before: read its metadata again, since it
+            # may name another authorization server now; what the old one issued is dropped.
+            found = yield from self._discover(challenge)
+            record = self._bind_issuer(found)
+            if record.issuer != self.record.issuer:
+                yield from self._save(record)
+            else:
+                self.record = record
         stored = self.tokens
         if allow_refresh and not insufficient and stored is not None and stored.refresh_token:
             refreshed = yield from self.refresh()
@@ -173,27 +199,33 @@ class AuthFlow:
                 return refreshed
         if challenge is None and (self.record is None or self.record.server_metadata is None):
             return None
-        return (yield from self.authorize(challenge, step_up=insufficient))
+        return (yield from self.authorize(challenge, step_up=insufficient, found=found))
+
+    def _discover(self, challenge: Challenge | None) -> Generator[Effect, Any, Discovered]:
+        header_url = challenge.param("resource_metadata") if challenge else None
+        return (yield from discover(self.settings.server_url, header_url))
 
     # -- refresh -------------------------------------------------------------------------
 
     def refresh(self) -> Generator[Effect, Any, TokenSet | None]:
         """Refresh the stored tokens; ``None`` when the server refused the refresh token."""
         record = self.record
-        if record is None or record.tokens is None or not record.tokens.refresh_token:
+        old = record.tokens if record is not None else None
+        if record is None or old is None or not old.refresh_token:
             return None
+        refresh_token = old.refresh_token
         metadata, client = record.server_metadata, record.client
         if not metadata or client is None or client.issuer not in (None, record.issuer):
             return None
+        record = self._with_dpop_key(record)
         form = {
             "grant_type": "refresh_token",
-            "refresh_token": record.tokens.refresh_token,
+            "refresh_token": refresh_token,
             "resource": record.resource_indicator,
         }
-        old = record.tokens
         try:
             new = yield from self._token_request(
-                metadata, client, form, requested_scope=old.scope, what="token refresh"
+                record, client, form, requested_scope=old.scope, what="token refresh"
             )
         except TokenError as exc:
             if exc.error == "invalid_grant":
@@ -217,19 +249,27 @@ class AuthFlow:
     # -- the interactive authorization ---------------------------------------------------
 
     def authorize(
-        self, challenge: Challenge | None, *, step_up: bool = False, _retry: bool = True
+        self,
+        challenge: Challenge | None,
+        *,
+        step_up: bool = False,
+        _retry: bool = True,
+        found: Discovered | None = None,
     ) -> Generator[Effect, Any, TokenSet]:
-        """Discovery, registration, login and code exchange; the tokens are stored."""
+        """Discovery, registration, login and code exchange; the tokens are stored.
+
+        ``found`` is discovery just done for this same challenge (it is not repeated).
+        """
         settings = self.settings
         if settings.grant in ("client_credentials", JWT_BEARER_GRANT):
-            return (yield from self._client_credentials(challenge, step_up=step_up))
+            return (yield from self._client_credentials(challenge, step_up=step_up, found=found))
         if not settings.interactive:
             raise LoginRequiredError(
                 f"{settings.server_url} needs a login; run "
                 f"`mcp-client-auth login {settings.server_url}`"
             )
-        header_url = challenge.param("resource_metadata") if challenge else None
-        found = yield from discover(settings.server_url, header_url)
+        if found is None:
+            found = yield from self._discover(challenge)
         record = self._bind_issuer(found)
         metadata = found.server_metadata
         methods = metadata.get("code_challenge_methods_supported")
@@ -283,6 +323,8 @@ class AuthFlow:
         }
         if scope:
             params["scope"] = scope
+        if record.dpop_key is not None and self._use_dpop(record):
+            params["dpop_jkt"] = record.dpop_key.thumbprint  # binds the code (RFC 9449 10)
         endpoint = require_secure_url(
             metadata["authorization_endpoint"], what="the authorization endpoint"
         )
@@ -299,7 +341,7 @@ class AuthFlow:
         }
         try:
             tokens = yield from self._token_request(
-                metadata, client, form, requested_scope=scope, what="authorization code exchange"
+                record, client, form, requested_scope=scope, what="authorization code exchange"
             )
         except TokenError as exc:
             if exc.error == "invalid_client" and client.kind == "dynamic" and _retry:
@@ -324,16 +366,60 @@ class AuthFlow:
             )
             tokens = None
             client = None
+            dpop_key = None  # a new key for a new server: the two cannot link the client
+        else:
+            dpop_key = record.dpop_key
         if client is not None and client.issuer not in (None, found.issuer):
             client = None
-        return replace(
-            record,
-            issuer=found.issuer,
-            resource_metadata=found.resource_metadata,
-            server_metadata=found.server_metadata,
-            client=client,
-            tokens=tokens,
+        return self._with_dpop_key(
+            replace(
+                record,
+                issuer=found.issuer,
+                resource_metadata=found.resource_metadata,
+                server_metadata=found.server_metadata,
+                client=client,
+                tokens=tokens,
+                dpop_key=dpop_key,
+            )
         )
+
+    # -- DPoP (RFC 9449) ------------------------------------------------------------------
+
+    def _use_dpop(self, record: ServerRecord) -> bool:
+        """Whether token requests for ``record`` carry DPoP proofs.
+
+        ``dpop=None``: where the authorization server advertises ES256 in
+        ``dpop_signing_alg_values_supported``, or the resource requires DPoP-bound tokens.
+        """
+        setting = self.settings.dpop
+        if setting is False:
+            return False
+        metadata = record.server_metadata or {}
+        algorithms = metadata.get("dpop_signing_alg_values_supported")
+        if algorithms and DPOP_ALGORITHM not in algorithms:
+            if setting:
+                raise ConfigurationError(
+                    f"dpop=True, but the authorization server {record.issuer} accepts DPoP "
+                    f"proofs only as {', '.join(map(str, algorithms))[:200]}, not "
+                    f"{DPOP_ALGORITHM}; pass dpop=None to use bearer tokens there"
+                )
+            logger.info(
+                "%s offers DPoP without %s; using bearer tokens", record.issuer, DPOP_ALGORITHM
+            )
+            return False
+        if setting or algorithms:
+            return True
+        resource_metadata = record.resource_metadata or {}
+        return resource_metadata.get("dpop_bound_access_tokens_required") is True
+
+    def _with_dpop_key(self, record: ServerRecord) -> ServerRecord:
+        """``record`` with a DPoP key pair where DPoP is used and it has none yet."""
+        if record.dpop_key is None and record.server_metadata and self._use_dpop(record):
+            return replace(record, dpop_key=DPoPKey.generate())
+        return record
+
+    def _dpop_key(self, record: ServerRecord) -> DPoPKey | None:
+        return record.dpop_key if self._use_dpop(record) else None
 
     def _scope(self, challenge: Challenge | None, found: Discovered, *, step_up: bool) -> str:
         settings = self.settings
@@ -409,19 +495,53 @@ class AuthFlow:
 
     def _token_request(
         self,
-        metadata: Mapping[str, Any],
+        record: ServerRecord,
         client: ClientRegistration,
         form: Mapping[str, str],
         *,
         requested_scope: str | None,
         what: str,
     ) -> Generator[Effect, Any, TokenSet]:
+        """One token request; with DPoP, a proof, and one retry when the server asks for a
+        nonce (RFC 9449 8)."""
+        metadata = record.server_metadata or {}
         endpoint = require_secure_url(metadata["token_endpoint"], what="the token endpoint")
         auth_form, headers = client_auth(client)
-        response: HttpResponse = yield HttpRequest.post_form(
-            endpoint, {**form, **auth_form}, what=what, error=TokenError, headers=headers
-        )
-        return self._parse_token_response(response, what=what, requested_scope=requested_scope)
+        key = self._dpop_key(record)
+        where = origin(endpoint)
+        for attempt in (1, 2):
+            if key is not None:
+                proof = key.proof("POST", endpoint, nonce=self.nonces.get(where), now=self.clock())
+                headers = {**headers, "DPoP": proof}
+            response: HttpResponse = yield HttpRequest.post_form(
+                endpoint, {**form, **auth_form}, what=what, error=TokenError, headers=headers
+            )
+            if key is None:
+                break
+            nonce = response.headers.get("dpop-nonce")
+            if nonce:
+                self.nonces[where] = nonce
+            if (
+                attempt == 1
+                and nonce
+                and response.status_code in (400, 401)
+                and _error_fields(response)[0] == "use_dpop_nonce"
+            ):
+                logger.debug("the token endpoint %s asked for a DPoP nonce; retrying", endpoint)
+                continue
+            break
+        tokens = self._parse_token_response(response, what=what, requested_scope=requested_scope)
+        if tokens.dpop_bound and key is None:
+            raise TokenError(
+                f"the {what} at {endpoint} returned a DPoP-bound token although no DPoP proof "
+                "was sent; it cannot be used"
+            )
+        if key is not None and not tokens.dpop_bound and self.settings.dpop:
+            raise TokenError(
+                f"the {what} at {endpoint} returned a bearer token, but dpop=True requires "
+                "DPoP-bound tokens; the authorization server does not support DPoP"
+            )
+        return tokens
 
     def _parse_token_response(
         self, response: HttpResponse, *, what: str, requested_scope: str | None
@@ -505,11 +625,11 @@ class AuthFlow:
     # -- the client credentials grant (machine to machine) ----------------------------------
 
     def _client_credentials(
-        self, challenge: Challenge | None, *, step_up: bool
+        self, challenge: Challenge | None, *, step_up: bool, found: Discovered | None = None
     ) -> Generator[Effect, Any, TokenSet]:
         settings = self.settings
-        header_url = challenge.param("resource_metadata") if challenge else None
-        found = yield from discover(settings.server_url, header_url)
+        if found is None:
+            found = yield from self._discover(challenge)
         record = self._bind_issuer(found)
         scope = self._scope(challenge, found, step_up=step_up)
         client_id = settings.client.client_id or ""
@@ -538,7 +658,12 @@ class AuthFlow:
         form = {"grant_type": settings.grant, "resource": record.resource_indicator}
         if scope:
             form["scope"] = scope
-        if settings.grant == JWT_BEARER_GRANT:
+        if settings.grant == JWT_BEARER_GRANT and settings.token_exchange is not None:
+            # SEP-990: the ID token traded for an ID-JAG at the enterprise IdP (RFC 8693)
+            form["assertion"] = yield from settings.token_exchange.exchange(
+                audience=found.issuer, resource=record.resource_indicator, scope=scope or None
+            )
+        elif settings.grant == JWT_BEARER_GRANT:
             # RFC 7523 2.1: the caller's assertion (an ID-JAG, a workload identity token)
             form["assertion"] = yield GetAssertion(found.issuer, record.resource_indicator)
         if settings.private_key is not None:
@@ -550,7 +675,7 @@ class AuthFlow:
             )
             client = replace(client, token_endpoint_auth_method="none")
         tokens = yield from self._token_request(
-            found.server_metadata,
+            record,
             client,
             form,
             requested_scope=scope,
@@ -645,7 +770,7 @@ class AuthFlow:
             yield Sleep(interval)
             try:
                 tokens = yield from self._token_request(
-                    metadata, client, form, requested_scope=scope, what="device code exchange"
+                    record, client, form, requested_scope=scope, what="device code exchange"
                 )
             except TokenError as exc:
                 if exc.error == "authorization_pending":

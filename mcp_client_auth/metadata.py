@@ -692,6 +692,7 @@ def validate_resource_metadata(doc: Mapping[str, Any], *, url: str) -> dict[str,
     fields.optional_str_list("bearer_methods_supported")
     fields.optional_str("resource_name")
     fields.optional_str_list("dpop_signing_alg_values_supported")
+    fields.optional_bool("dpop_bound_access_tokens_required")
     return fields.out
 
 

@@ -25,6 +25,7 @@ from .effects import (
     CompleteLogin,
     DeleteRecord,
     GetAssertion,
+    GetSubjectToken,
     HttpRequest,
     HttpResponse,
     LoadRecord,
@@ -33,10 +34,16 @@ from .effects import (
     Sleep,
     StartLogin,
 )
-from .errors import AuthorizationError, DiscoveryError, MCPAuthError
+from .errors import AuthorizationError, DiscoveryError, MCPAuthError, TokenError
 from .flow import AuthFlow, FlowSettings, LogoutResult
 from .login.base import CallbackLogin, Login, LoginCallable, LoginSession
-from .metadata import Challenge, canonical_resource_url, find_challenge, parse_www_authenticate
+from .metadata import (
+    Challenge,
+    canonical_resource_url,
+    find_challenge,
+    origin,
+    parse_www_authenticate,
+)
 from .registration import ClientSettings
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
@@ -117,8 +124,12 @@ class OAuthClientProvider(AuthBase):
         leeway: float = 60.0,
         interactive: bool = True,
         clock: Callable[[], float] = time.time,
+        dpop: bool | None = None,
     ) -> None:
+        """``dpop``: sender-constrained tokens (RFC 9449): ``None`` uses them where the
+        authorization server offers them, ``True`` requires them, ``False`` never asks."""
         self.server_url = canonical_resource_url(server_url)
+        self._origin = origin(self.server_url)
         self._login_arg = login
         self._login: Login | None = None
         self._redirect_port = redirect_port
@@ -143,6 +154,7 @@ class OAuthClientProvider(AuthBase):
                 interactive=interactive,
                 device=device,
                 prefer_device=self._browser_unavailable,
+                dpop=dpop,
             ),
             clock,
         )
@@ -301,9 +313,32 @@ class OAuthClientProvider(AuthBase):
         path = url.path or "/"
         return path == self._path or path.startswith(self._path_prefix)
 
-    @staticmethod
-    def _authorize(request: _Request, tokens: TokenSet) -> None:
-        request.headers["Authorization"] = f"{tokens.token_type} {tokens.access_token}"
+    def _authorize(self, request: Any, tokens: TokenSet) -> None:
+        """Attach ``tokens``; a DPoP-bound token gets a fresh proof of its key (RFC 9449 7)."""
+        if tokens.token_type != "DPoP":
+            request.headers["Authorization"] = f"{tokens.token_type} {tokens.access_token}"
+            return
+        record = self._flow.record
+        key = record.dpop_key if record is not None else None
+        request.headers["Authorization"] = f"DPoP {tokens.access_token}"
+        if key is not None:  # None only when a migration just dropped the key: a 401 follows
+            request.headers["DPoP"] = key.proof(
+                request.method,
+                str(request.url),
+                access_token=tokens.access_token,
+                nonce=self._flow.nonces.get(self._origin),
+            )
+
+    def _reauthorize(self, request: Any, tokens: TokenSet) -> None:
+        """:meth:`_authorize` a request that was sent before (no stale proof left on it)."""
+        request.headers.pop("DPoP", None)
+        self._authorize(request, tokens)
+
+    def _note_nonce(self, response: Any) -> None:
+        """Keep the resource's newest DPoP nonce (RFC 9449 9) for the next proofs."""
+        nonce = response.headers.get("dpop-nonce")
+        if nonce:
+            self._flow.nonces[self._origin] = nonce
 
     # -- the flow, as one generator both drivers run ---------------------------------------
 
@@ -319,17 +354,43 @@ class OAuthClientProvider(AuthBase):
             if sent is not None:
                 self._authorize(request, sent)
             response = yield request
+            if sent is not None and sent.dpop_bound:
+                self._note_nonce(response)
         refreshed = False
-        for _ in range(MAX_AUTH_ROUNDS):
+        nonce_retried = False
+        rounds = 0
+        while True:
             assert response is not None
             status = response.status_code
             if status not in (401, 403):
                 return
-            challenge = self._challenge(response)
+            challenges = self._challenges(response)
+            if (
+                status == 401
+                and sent is not None
+                and sent.dpop_bound
+                and not nonce_retried
+                and response.headers.get("dpop-nonce")
+                and _asks_for_nonce(challenges)
+            ):
+                # RFC 9449 9: the resource wants its nonce in the proof; once per token
+                nonce_retried = True
+                self._note_nonce(response)
+                self._reauthorize(request, sent)
+                response = yield request
+                continue
+            challenge = find_challenge(challenges)
             if status == 403 and (
                 challenge is None or challenge.param("error") != "insufficient_scope"
             ):
                 return
+            if rounds == MAX_AUTH_ROUNDS:
+                raise AuthorizationError(
+                    f"{self.server_url} kept refusing freshly issued tokens (HTTP "
+                    f"{status} after {MAX_AUTH_ROUNDS} authorizations); "
+                    "check the scopes it requires and the account's permissions"
+                )
+            rounds += 1
             yield _LOCK
             tokens = yield from flow.obtain(
                 failed=sent,
@@ -342,27 +403,24 @@ class OAuthClientProvider(AuthBase):
             refreshed = refreshed or (
                 sent is not None and tokens.access_token != sent.access_token and status == 401
             )
+            if tokens != sent:
+                nonce_retried = False
             sent = tokens
-            self._authorize(request, tokens)
+            self._reauthorize(request, tokens)
             response = yield request
-        assert response is not None
-        if response.status_code in (401, 403):
-            raise AuthorizationError(
-                f"{self.server_url} kept refusing freshly issued tokens (HTTP "
-                f"{response.status_code} after {MAX_AUTH_ROUNDS} authorizations); "
-                "check the scopes it requires and the account's permissions"
-            )
+            if tokens.dpop_bound:
+                self._note_nonce(response)
 
     @staticmethod
-    def _challenge(response: _Response) -> Challenge | None:
+    def _challenges(response: _Response) -> list[Challenge]:
         values = response.headers.get_list("www-authenticate")
         if not values:
-            return None
+            return []
         try:
-            return find_challenge(parse_www_authenticate(values))
+            return parse_www_authenticate(values)
         except DiscoveryError as exc:
             logger.warning("ignoring a malformed WWW-Authenticate header: %s", exc)
-            return None
+            return []
 
     # -- sync driver -----------------------------------------------------------------------
 
@@ -376,6 +434,8 @@ class OAuthClientProvider(AuthBase):
             request.read()
             self._authorize(request, tokens)
             response = yield request
+            if tokens.token_type == "DPoP":
+                self._note_nonce(response)
             if response.status_code not in (401, 403):
                 return
         else:
@@ -449,6 +509,8 @@ class OAuthClientProvider(AuthBase):
         if tokens is not None:
             self._authorize(request, tokens)
             response = yield request
+            if tokens.token_type == "DPoP":
+                self._note_nonce(response)
             if response.status_code not in (401, 403):
                 return
         steps = self._steps(request, tokens, response)
@@ -569,6 +631,15 @@ class OAuthClientProvider(AuthBase):
             if inspect.isawaitable(result):
                 result = await result
             return str(result)
+        if isinstance(effect, GetSubjectToken):
+            subject: Any = effect.source
+            if not isinstance(subject, str):
+                subject = subject()
+                if inspect.isawaitable(subject):
+                    subject = await subject
+            if not isinstance(subject, str) or not subject:
+                raise TokenError("the subject token source returned no token")
+            return subject
         if isinstance(effect, ShowDeviceCode):
             login: Any = self._get_login()
             show = getattr(login, "show", None)
@@ -587,6 +658,12 @@ class OAuthClientProvider(AuthBase):
                 )
             return None
         raise MCPAuthError(f"unknown flow effect {type(effect).__name__}")  # pragma: no cover
+
+
+def _asks_for_nonce(challenges: Sequence[Challenge]) -> bool:
+    return any(
+        c.scheme.lower() == "dpop" and c.param("error") == "use_dpop_nonce" for c in challenges
+    )
 
 
 def _refuse_large(response: Any, effect: HttpRequest) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .dpop import DPoPKey
+
 __all__ = ["ClientRegistration", "ServerRecord", "TokenSet", "token_set_from_response"]
 
 DEFAULT_LEEWAY = 60.0
@@ -44,6 +46,12 @@ class TokenSet:
     @property
     def scopes(self) -> frozenset[str]:
         return frozenset((self.scope or "").split())
+
+    @property
+    def dpop_bound(self) -> bool:
+        """True for a DPoP-bound token (RFC 9449): useless without a proof from its key, so
+        it cannot be sent as a plain bearer token."""
+        return self.token_type == "DPoP"
 
     def with_refresh_fallback(self, previous: TokenSet | None) -> TokenSet:
         """Keep the previous refresh token when a refresh response carried none (RFC 6749 6)."""
@@ -145,6 +153,9 @@ class ServerRecord:
 
     Keyed in the store by the canonical URL of the protected resource. ``resource_metadata``
     and ``server_metadata`` are the validated RFC 9728 and RFC 8414 documents as received.
+    ``issuer`` binds ``client`` and ``tokens``: when the resource names another authorization
+    server, both are dropped. ``dpop_key`` is the DPoP key pair (RFC 9449) that the tokens are
+    bound to, made for this issuer; it is as secret as the refresh token.
     """
 
     resource: str
@@ -154,6 +165,7 @@ class ServerRecord:
     client: ClientRegistration | None = None
     tokens: TokenSet | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    dpop_key: DPoPKey | None = None
 
     @property
     def resource_indicator(self) -> str:
@@ -174,6 +186,7 @@ class ServerRecord:
             "client": self.client.to_dict() if self.client else None,
             "tokens": self.tokens.to_dict() if self.tokens else None,
             "extra": dict(self.extra),
+            "dpop_key": self.dpop_key.to_dict() if self.dpop_key else None,
         }
 
     @classmethod
@@ -186,6 +199,7 @@ class ServerRecord:
         rm = data.get("resource_metadata")
         sm = data.get("server_metadata")
         extra = data.get("extra")
+        dpop_key = data.get("dpop_key")
         return cls(
             resource=resource,
             issuer=_opt_str(data, "issuer"),
@@ -194,12 +208,14 @@ class ServerRecord:
             client=ClientRegistration.from_dict(client) if isinstance(client, dict) else None,
             tokens=TokenSet.from_dict(tokens) if isinstance(tokens, dict) else None,
             extra=extra if isinstance(extra, dict) else {},
+            dpop_key=DPoPKey.from_dict(dpop_key) if isinstance(dpop_key, dict) else None,
         )
 
     def __repr__(self) -> str:
         return (
             f"ServerRecord(resource={self.resource!r}, issuer={self.issuer!r}, "
-            f"client={self.client!r}, tokens={self.tokens!r})"
+            f"client={self.client!r}, tokens={self.tokens!r}, "
+            f"dpop_key={'present' if self.dpop_key else 'absent'})"
         )
 
     __str__ = __repr__
@@ -223,7 +239,8 @@ def token_set_from_response(
     token_type = answer.get("token_type")
     if not isinstance(token_type, str) or token_type.lower() not in ("bearer", "dpop"):
         raise ValueError(
-            f"the token response has token_type {str(token_type)[:40]!r}; only Bearer is supported"
+            f"the token response has token_type {str(token_type)[:40]!r}; "
+            "only Bearer and DPoP are supported"
         )
     lifetime = answer.get("expires_in")
     expires_at: float | None = None

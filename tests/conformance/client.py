@@ -26,8 +26,13 @@ import httpx2
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
-import mcp_client_auth
-from mcp_client_auth import ClientCredentials, OAuthClientProvider, TokenStore
+from mcp_client_auth import (
+    ClientCredentials,
+    IdentityAssertion,
+    IdJagExchange,
+    OAuthClientProvider,
+    TokenStore,
+)
 
 # The client ID metadata document URL that auth/basic-cimd expects as client_id.
 CIMD_URL = "https://conformance-test.local/client-metadata.json"
@@ -40,6 +45,8 @@ IDENTITY_ASSERTION_SCENARIOS = (
     "auth/cross-app-access-complete-flow",
     "auth/enterprise-managed-authorization",
 )
+# SEP-1933 workload identity federation: the JWT bearer grant with the platform's token.
+WORKLOAD_IDENTITY_SCENARIOS = ("auth/wif-jwt-bearer",)
 
 log = logging.getLogger("conformance-client")
 
@@ -62,29 +69,6 @@ def scenario_context() -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-async def exchange_id_token(context: dict[str, Any], audience: str, resource: str) -> str:
-    """SEP-990 leg 1 (RFC 8693): trade the IdP's ID token for an ID-JAG at the IdP.
-
-    Getting the ID-JAG is the application's business (its own IdP login); the library takes it
-    from here: the jwt-bearer grant at the MCP authorization server.
-    """
-    async with httpx2.AsyncClient(timeout=10.0) as http:
-        response = await http.post(
-            context["idp_token_endpoint"],
-            data={
-                "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-                "requested_token_type": "urn:ietf:params:oauth:token-type:id-jag",
-                "subject_token": context["idp_id_token"],
-                "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
-                "audience": audience,
-                "resource": resource,
-                "client_id": context.get("idp_client_id", ""),
-            },
-        )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
-
-
 def build_auth(scenario: str, server_url: str, context: dict[str, Any]) -> httpx2.Auth:
     store = TokenStore.memory()
     if scenario in CLIENT_CREDENTIALS_SCENARIOS:
@@ -97,22 +81,27 @@ def build_auth(scenario: str, server_url: str, context: dict[str, Any]) -> httpx
             store=store,
         )
     if scenario in IDENTITY_ASSERTION_SCENARIOS:
-        # Not in DESIGN.md yet; proposed in README.md ("Enterprise-managed authorization").
-        identity_assertion = getattr(mcp_client_auth, "IdentityAssertion", None)
-        if identity_assertion is None:
-            raise SystemExit(f"{scenario}: mcp_client_auth has no IdentityAssertion (SEP-990) yet")
-
-        async def assertion(audience: str, resource: str) -> str:
-            return await exchange_id_token(context, audience, resource)
-
-        auth: httpx2.Auth = identity_assertion(
+        # SEP-990: the IdP's ID token is traded for an ID-JAG at the IdP (RFC 8693), then the
+        # JWT bearer grant at the MCP server's authorization server; the library does both.
+        return IdentityAssertion(
             server_url,
             client_id=context["client_id"],
             client_secret=context["client_secret"],
-            assertion=assertion,
+            assertion=IdJagExchange(
+                context["idp_token_endpoint"],
+                id_token=context["idp_id_token"],
+                client_id=context.get("idp_client_id", ""),
+            ),
             store=store,
         )
-        return auth
+    if scenario in WORKLOAD_IDENTITY_SCENARIOS:
+        # The platform-issued workload token, audience the authorization server.
+        return IdentityAssertion(
+            server_url,
+            client_id=context.get("client_id"),
+            assertion=context["valid_jwt"],
+            store=store,
+        )
     # Every other auth/* scenario: the authorization code flow. Pre-registered credentials come
     # from the context where the scenario hands them out (auth/pre-registration); the client ID
     # metadata document URL is used only where the server advertises support for it.
