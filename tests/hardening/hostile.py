@@ -152,6 +152,12 @@ class Hostile:
     def requests_to(self, origin: str) -> list[Seen]:
         return [s for s in self.seen if s.origin == origin]
 
+    def on_grant(self, grant: str, reply: Callable[[Seen], Reply | None]) -> None:
+        """Answer token requests of ``grant`` with ``reply`` (the others as usual)."""
+        self.hooks["token"] = lambda seen: (
+            reply(seen) if seen.form.get("grant_type") == grant else None
+        )
+
     def token_requests(self, grant: str | None = None) -> list[Seen]:
         found = [s for s in self.seen if self.route(s) == "token"]
         return [s for s in found if grant is None or s.form.get("grant_type") == grant]
@@ -195,9 +201,13 @@ class Hostile:
         return "other"
 
     def respond(self, seen: Seen) -> Reply:
+        name = self.route(seen)
         with self._lock:
             self.seen.append(seen)
-        name = self.route(seen)
+            if name in ("token", "revoke", "other"):  # what the client sends there is secret
+                for key in ("code_verifier", "client_secret", "refresh_token", "code", "token"):
+                    if seen.form.get(key):
+                        self.secrets.add(seen.form[key])
         hook = self.hooks.get(name)
         if hook is not None:
             reply = hook(seen)
@@ -341,10 +351,6 @@ class Hostile:
 
     def _token(self, seen: Seen) -> Reply:
         form = seen.form
-        for name in ("code_verifier", "client_secret", "refresh_token", "code"):
-            if form.get(name):
-                with self._lock:
-                    self.secrets.add(form[name])
         client_id, authenticated = self._client_of(seen)
         if not authenticated:
             return Reply.json({"error": "invalid_client"}, 401)
