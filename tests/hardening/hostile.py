@@ -227,7 +227,8 @@ class Hostile:
         reply = self.respond(Seen(request.method, str(request.url), headers, body))
         module = sys.modules[type(request).__module__.split(".")[0]]
         content = reply.body if isinstance(reply.body, bytes) else iter(reply.body)
-        return module.Response(reply.status, headers=reply.headers, content=content)
+        headers = [(k, v.encode("utf-8")) for k, v in reply.headers]  # any text a server sends
+        return module.Response(reply.status, headers=headers, content=content)
 
     async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -245,7 +246,7 @@ class Hostile:
             url += "?" + query
         reply = self.respond(Seen(scope["method"], url, headers, body))
         data = reply.body if isinstance(reply.body, bytes) else b"".join(reply.body)
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+        raw = [(k.encode("latin-1"), v.encode("utf-8")) for k, v in reply.headers]
         raw.append((b"content-length", str(len(data)).encode()))
         await send({"type": "http.response.start", "status": reply.status, "headers": raw})
         await send({"type": "http.response.body", "body": data})
