@@ -886,7 +886,6 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         parents=[common],
     )
-    parser.set_defaults(debug=False, store=None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -1025,8 +1024,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the tool; return the exit status (0 success, 1 failure, 2 usage error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Not parser.set_defaults(): the global options' actions are shared with every command's
+    # parser (argparse parents), so a default set there would overwrite `--debug COMMAND`.
+    args.debug = debug = bool(getattr(args, "debug", False))
+    args.store = getattr(args, "store", None)
     _check(args)
-    debug: bool = args.debug
     _configure_logging(debug, quiet_key_file=True)
     report = Reporter()
     try:
