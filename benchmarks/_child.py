@@ -28,9 +28,21 @@ def _wait_for_go() -> None:
 
 
 def _peak_rss_kib() -> int:
+    """This process's peak resident set (VmHWM), in KiB.
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that over an exec from the forked copy of
+    the parent, so a child started by a large runner would report the runner's size.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # -- stores ------------------------------------------------------------------------------------
@@ -95,13 +107,12 @@ def fill_store(directory: str, count: str, keys_file: str) -> None:
     import warnings
     from pathlib import Path
 
-    from mcp_client_auth import TokenStore
+    from mcp_client_auth.store.default import open_default
     from mcp_client_auth.store.disk import EncryptedFileStore
     from mcp_client_auth.store.token_store import COLLECTION
 
-    store = TokenStore.default(directory)
-    kv = store.kv
-    lazy = EncryptedFileStore(Path(directory), list(kv._keys), durable=False)  # type: ignore[attr-defined]
+    _kv, _locks, key = open_default(directory)
+    lazy = EncryptedFileStore(Path(directory), key.keys, durable=False)
     records = [
         record(
             f"https://server-{i}.example.com/mcp",
@@ -186,6 +197,24 @@ def token_library(url: str, directory: str) -> None:
 
     auth = OAuthClientProvider(url, store=TokenStore.default(directory), interactive=False)
     print(auth.get_token().access_token)
+
+
+def cli_lazy_init(*argv: str) -> None:
+    """What-if: the CLI with ``mcp_client_auth/__init__.py`` not run (as a lazy one would be).
+
+    The package is put in ``sys.modules`` as an empty namespace, so ``mcp_client_auth.cli``
+    imports only what its own code asks for, the way it would under a PEP 562 ``__getattr__``.
+    """
+    import os
+    import types
+
+    package = types.ModuleType("mcp_client_auth")
+    here = os.path.dirname(os.path.abspath(__file__))
+    package.__path__ = [os.path.join(os.path.dirname(here), "mcp_client_auth")]
+    sys.modules["mcp_client_auth"] = package
+    from mcp_client_auth.cli import main
+
+    sys.exit(main(list(argv)))
 
 
 # -- (4) 8 processes on an expired token ------------------------------------------------------
@@ -370,6 +399,7 @@ MODES = {
     "reconnect-ours": reconnect_ours,
     "reconnect-static": reconnect_static,
     "token-library": token_library,
+    "cli-lazy-init": cli_lazy_init,
     "concurrent-ours": concurrent_ours,
     "concurrent-static": concurrent_static,
     "status-library": status_library,

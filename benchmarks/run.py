@@ -56,7 +56,7 @@ TOKEN = "eyJ" + "a" * 597  # a JWT-sized access token (600 characters)
 warnings.simplefilter("ignore")  # beartype and deprecation chatter from dependencies
 
 
-# -- the table -----------------------------------------------------------------------------------
+# -- the table ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -100,7 +100,7 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-# -- isolated environments for child processes ---------------------------------------------------
+# -- isolated environments for child processes ----------------------------------------------------
 
 _STORE_ENV = (
     "MCP_CLIENT_AUTH_KEY",
@@ -118,9 +118,7 @@ class Sandbox:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in _STORE_ENV and not k.startswith("XDG_")
+            k: v for k, v in os.environ.items() if k not in _STORE_ENV and not k.startswith("XDG_")
         }
         env.update(
             HOME=str(self.root / "home"),
@@ -195,7 +193,7 @@ def ratio_of(times: dict[str, list[float]], name: str, floor: str) -> float:
     return median([a / b for a, b in zip(times[name], times[floor], strict=True)])
 
 
-# -- a local resource server and token endpoint ------------------------------------------------
+# -- a local resource server and token endpoint ---------------------------------------------------
 
 
 class LocalServer:
@@ -215,10 +213,12 @@ class LocalServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            def _reply(
+                self, status: int, body: bytes, headers: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -348,7 +348,7 @@ def section_per_request(report: Report, quick: bool) -> None:
     import httpx2
     from mcp.shared.auth import OAuthToken
 
-    rounds, batch = (15, 150) if quick else (41, 400)
+    rounds, batch = (30, 30) if quick else (101, 100)
     seen: list[str | None] = []
 
     def handler(request: Any) -> Any:
@@ -495,7 +495,7 @@ def section_per_request(report: Report, quick: bool) -> None:
 
 
 def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalServer) -> None:
-    rounds = 4 if quick else 12
+    rounds = 3 if quick else 12
     home = box.folder("reconnect")
     env = box.env()
     child("setup-store", str(home), server.url, server.token_endpoint, TOKEN, "3600", env=env)
@@ -542,6 +542,12 @@ def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalSe
     def part(name: str, key: str) -> str:
         return fmt(median([b[key] for b in breakdown[name][1:]]))
 
+    total, listed = import_times(commands["ours"], env)
+    report.note(f"2: reconnect (ours) -X importtime: {total * 1e3:.0f} ms; {listed}")
+    total, listed = import_times(commands["static"], env)
+    report.note(f"2: reconnect (static) -X importtime: {total * 1e3:.0f} ms; {listed}")
+    report.note(f"2: reconnect (ours) profile: {profile_parts(commands['ours'], env, box)}")
+    server.take_counts()
     report.note(
         f"2: inside the process (medians): static = imports {part('static', 'imports')} + "
         f"request {part('static', 'request')}; ours = imports {part('ours', 'imports')} + "
@@ -550,7 +556,7 @@ def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalSe
     )
 
 
-# == 3. the token command ==========================================================================
+# == 3. the token command =========================================================================
 
 
 def _cli_argv(*args: str) -> list[str] | None:
@@ -563,22 +569,24 @@ def _cli_argv(*args: str) -> list[str] | None:
 
 
 def import_times(argv: Sequence[str], env: dict[str, str], top: int = 8) -> tuple[float, str]:
-    """``-X importtime``: the total, and the costliest top-level imports."""
+    """``-X importtime``: the total, and the costliest packages (self time of all their modules).
+
+    Summing self times by top-level package says what each dependency costs wherever it is
+    imported from (cumulative times would charge ``httpx`` to whoever imported it first).
+    """
     out = subprocess.run(
         [argv[0], "-X", "importtime", *argv[1:]], env=env, capture_output=True, text=True, cwd=HERE
     )
     total = 0
-    tops: list[tuple[int, str]] = []
+    by_package: Counter[str] = Counter()
     for line in out.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
         if not m:
             continue
-        cumulative, indent, name = int(m.group(2)), len(m.group(3)), m.group(4)
-        if indent == 0:
-            total += cumulative
-            tops.append((cumulative, name))
-    tops.sort(reverse=True)
-    listed = ", ".join(f"{name} {us / 1000:.0f} ms" for us, name in tops[:top])
+        self_us, name = int(m.group(1)), m.group(4)
+        total += self_us
+        by_package[name.split(".")[0]] += self_us
+    listed = ", ".join(f"{name} {us / 1000:.0f} ms" for name, us in by_package.most_common(top))
     return total / 1e6, listed
 
 
@@ -595,20 +603,25 @@ def profile_parts(argv: Sequence[str], env: dict[str, str], box: Sandbox) -> str
         cwd=HERE,
     )
     stats = pstats.Stats(str(prof))
-    wanted = {
-        "load_key": "key (keyring or key file)",
-        "open_default": "TokenStore.default()",
-        "_decode": "decrypt + parse entry",
-        "run_sync": "sync portal",
-    }
+    wanted = (  # (file, function, label), cumulative times
+        ("store/keys.py", "load_key", "key (keyring or key file)"),
+        ("store/default.py", "open_default", "TokenStore.default()"),
+        ("store/token_store.py", "resources", "listing"),
+        ("store/token_store.py", "get", "TokenStore.get"),
+        ("store/disk.py", "_decode", "decrypt + parse"),
+        ("_portal.py", "run_sync", "sync portal (thread + loop)"),
+        ("store/locks.py", "acquire_async", "file lock"),
+        ("httpx/_config.py", "create_ssl_context", "httpx SSL context"),
+    )
     found: dict[str, float] = {}
     total = 0.0
     for (filename, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        if func in wanted and "mcp_client_auth" in filename:
-            found[func] = max(found.get(func, 0.0), ct)
+        for file, name, label in wanted:
+            if func == name and filename.endswith(file):
+                found[label] = max(found.get(label, 0.0), ct)
         if func == "<module>" and filename.endswith(("mcp-client-auth", "_child.py")):
             total = max(total, ct)
-    parts = [f"{label} {found[f] * 1e3:.1f} ms" for f, label in wanted.items() if f in found]
+    parts = [f"{label} {found[label] * 1e3:.1f} ms" for _, _, label in wanted if label in found]
     return "; ".join(parts) + (f" (of {total * 1e3:.0f} ms under cProfile)" if total else "")
 
 
@@ -660,7 +673,7 @@ def secret_service(box: Sandbox) -> Iterator[str | None]:
 
 
 def section_token_cli(report: Report, quick: bool, box: Sandbox, server: LocalServer) -> None:
-    rounds = 4 if quick else 12
+    rounds = 3 if quick else 12
     home = box.folder("cli")
     env = box.env(MCP_CLIENT_AUTH_HOME=str(home))
     child("setup-store", str(home), server.url, server.token_endpoint, TOKEN, "3600", env=env)
@@ -686,6 +699,8 @@ def section_token_cli(report: Report, quick: bool, box: Sandbox, server: LocalSe
         check("cli", probe)
         if "cli" in failures:
             del commands["cli"]
+        else:  # what-if: the same CLI without the package __init__'s eager imports
+            commands["what-if"] = [PY, CHILD, "cli-lazy-init", "token", server.url]
     times = interleaved_processes(commands, env, rounds, check)
     floor = median(times["import httpx"])
     if "cli" in times and "cli" not in failures:
@@ -702,6 +717,19 @@ def section_token_cli(report: Report, quick: bool, box: Sandbox, server: LocalSe
         total, listed = import_times(cli, env)
         report.note(f"3: `mcp-client-auth token` -X importtime: {total * 1e3:.0f} ms; {listed}")
         report.note(f"3: `mcp-client-auth token` profile: {profile_parts(cli, env, box)}")
+        if "what-if" not in failures:
+            r = ratio_of(times, "what-if", "import httpx")
+            report.add(
+                "3",
+                "what-if: CLI token, lazy __init__",
+                fmt(median(times["what-if"])),
+                fmt(floor),
+                f"{r:.2f}x",
+                "<= 1.0x import httpx",
+                "info",
+            )
+            total, listed = import_times(commands["what-if"], env)
+            report.note(f"3: what-if (lazy __init__) -X importtime: {total * 1e3:.0f} ms; {listed}")
     else:
         why = (
             failures.get("cli", "")
@@ -762,7 +790,10 @@ def section_token_cli(report: Report, quick: bool, box: Sandbox, server: LocalSe
         failures.clear()
         ktimes = interleaved_processes(kcommands, kenv, rounds, check)
         kfloor = median(ktimes["import httpx"])
-        for name, label in (("cli", "CLI token, keyring"), ("library", "token via library, keyring")):
+        for name, label in (
+            ("cli", "CLI token, keyring"),
+            ("library", "token via library, keyring"),
+        ):
             if name not in ktimes or name in failures:
                 report.add("3", label, "n/a", fmt(kfloor), "", "<= 1.5x import httpx", "n/a")
                 if name in failures:
@@ -858,14 +889,14 @@ def section_concurrency(report: Report, quick: bool, box: Sandbox, server: Local
             results[name].append(asyncio.run(burst(auth, headers)))
 
     def token_requests(name: str) -> int:
-        return max(sum(v for k, v in c.items() if k.endswith("/token")) for _, c, _ in results[name])
+        return max(
+            sum(v for k, v in c.items() if k.endswith("/token")) for _, c, _ in results[name]
+        )
 
     def failures(name: str) -> int:
         return max(f for _, _, f in results[name])
 
-    per_round = [
-        o[0] / s[0] for o, s in zip(results["ours"], results["static"], strict=True)
-    ]
+    per_round = [o[0] / s[0] for o, s in zip(results["ours"], results["static"], strict=True)]
     per_round_sdk = [
         o[0] / s[0] for o, s in zip(results["mcp SDK"], results["static"], strict=True)
     ]
@@ -954,7 +985,9 @@ def section_concurrency(report: Report, quick: bool, box: Sandbox, server: Local
     )
 
 
-def _run_together(argvs: list[list[str]], env: dict[str, str]) -> tuple[float, list[dict[str, Any]]]:
+def _run_together(
+    argvs: list[list[str]], env: dict[str, str]
+) -> tuple[float, list[dict[str, Any]]]:
     """Start the processes, wait until all are ready, say go; time until the last answer."""
     procs = [
         subprocess.Popen(
@@ -993,7 +1026,7 @@ def _run_together(argvs: list[list[str]], env: dict[str, str]) -> tuple[float, l
                 p.wait()
 
 
-# == 5. first login ================================================================================
+# == 5. first login ===============================================================================
 
 
 def section_first_login(report: Report, quick: bool) -> None:
@@ -1123,11 +1156,11 @@ def section_first_login(report: Report, quick: bool) -> None:
     report.note(f"5: mcp SDK: {describe(c_sdk)}")
 
 
-# == 6. scale =======================================================================================
+# == 6. scale =====================================================================================
 
 
 def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
-    rounds = 3 if quick else 9
+    rounds = 2 if quick else 9
     count = 1000
     home = box.folder("scale") / "store"
     keys_file = box.root / "scale-keys.json"
@@ -1145,7 +1178,9 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
     if cli is not None:
         _, probe = timed_process(cli, env)
         if probe.returncode != 0:
-            cli_error = f"exit {probe.returncode}: " + (probe.stderr.strip().splitlines() or [""])[-1]
+            cli_error = (
+                f"exit {probe.returncode}: " + (probe.stderr.strip().splitlines() or [""])[-1]
+            )
         elif probe.stdout.count("server-") < count:
             cli_error = (
                 f"it listed {probe.stdout.count('server-')} of {count} servers: "
@@ -1175,7 +1210,9 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
         )
     else:
         why = cli_error or "mcp_client_auth/cli.py does not exist yet (being written)"
-        report.add("6", f"CLI status, {count:,} servers", "n/a", f"FT {fmt(t_ft)}", "", "< 0.2 s", "n/a")
+        report.add(
+            "6", f"CLI status, {count:,} servers", "n/a", f"FT {fmt(t_ft)}", "", "< 0.2 s", "n/a"
+        )
         report.note(f"6: CLI status n/a: {why}")
     t_lib = median(times["library"])
     report.add(
@@ -1198,21 +1235,24 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
         ok(lk["ours"] < lk["filetree"]),
     )
     report.note(
-        f"6: calibration in the same run: `python -c \"import httpx\"` {fmt(median(times['import httpx']))} "
+        '6: calibration in the same run: `python -c "import httpx"` '
+        f"{fmt(median(times['import httpx']))} "
         "as a whole process; FT = py-key-value-aio FileTreeStore + FernetEncryptionWrapper "
         "reading all entries (it cannot enumerate keys through the wrapper)."
     )
     if "library" in times:
         total, listed = import_times(commands["library"], env)
         report.note(f"6: status via library -X importtime: {total * 1e3:.0f} ms; {listed}")
-        report.note(f"6: status via library profile: {profile_parts(commands['library'], env, box)}")
+        report.note(
+            f"6: status via library profile: {profile_parts(commands['library'], env, box)}"
+        )
 
 
-# == 7. memory =======================================================================================
+# == 7. memory ====================================================================================
 
 
 def section_memory(report: Report, quick: bool, box: Sandbox, server: LocalServer) -> None:
-    rounds = 2 if quick else 5
+    rounds = 1 if quick else 5
     home = box.folder("memory")
     env = box.env()
     child("setup-store", str(home), server.url, server.token_endpoint, TOKEN, "3600", env=env)
@@ -1258,7 +1298,7 @@ def section_memory(report: Report, quick: bool, box: Sandbox, server: LocalServe
     )
 
 
-# == main =============================================================================================
+# == main =========================================================================================
 
 
 SECTIONS = {
