@@ -670,6 +670,6 @@ def store_has_entries(directory: Path) -> bool:
     return False
 
 
-def folder_key_hash(directory: Path) -> str:
+def folder_key_hash(directory: Path | str) -> str:
     """A stable, non-secret short name for a store folder (used to name its key file)."""
     return hashlib.sha256(os.fsencode(str(directory))).hexdigest()[:24]

@@ -63,12 +63,13 @@ T = TypeVar("T")
 class Protection:
     """Where a store's key is kept and how well that protects it (what ``doctor`` prints).
 
-    ``kind`` is one of ``"keyring"``, ``"key file"``, ``"environment"``, ``"memory"``,
+    ``kind`` is one of ``"keyring"``, ``"key file"``, ``"environment"``, ``"application"``
+    (the application passed the key, ``TokenStore.redis(key=...)``), ``"memory"``,
     ``"custom"``; ``where`` names the keyring backend, the key file or the variable; ``note``
     says why a weaker kind is in force.
     """
 
-    kind: Literal["keyring", "key file", "environment", "memory", "custom"]
+    kind: Literal["keyring", "key file", "environment", "application", "memory", "custom"]
     where: str
     note: str = ""
 
@@ -86,6 +87,8 @@ class Protection:
             return f"the key file {self.where}"
         if self.kind == "environment":
             return f"the {self.where} environment variable"
+        if self.kind == "application":
+            return f"the application ({self.where})"
         return self.where
 
     def __str__(self) -> str:
@@ -94,7 +97,7 @@ class Protection:
         if self.kind == "key file":
             text = f"encrypted; key in {self.place}, protected only by file permissions (0600)"
             return f"{text}: {self.note}" if self.note else text
-        if self.kind == "environment":
+        if self.kind in ("environment", "application"):
             return f"encrypted; key from {self.place}"
         if self.kind == "memory":
             return "in memory only; forgotten when the process exits"
@@ -352,11 +355,12 @@ def _short_backend(name: str) -> str:
 # --- the key file ---------------------------------------------------------------------------
 
 
-def key_file_path(directory: Path) -> Path:
+def key_file_path(directory: Path | str) -> Path:
     """Where the key of the store in ``directory`` goes when there is no keyring.
 
     In the user config folder, apart from the data, so that a copy or backup of the data
-    folder alone does not carry its key.
+    folder alone does not carry its key. ``directory`` may also name a store that is not a
+    folder (a Redis URL without its password).
     """
     import platformdirs
 
@@ -383,7 +387,7 @@ def _read_key_file(path: Path) -> tuple[bytes, ...] | None:
     return parse_keys(text, source=f"the key file {path}")
 
 
-def _write_key_file(path: Path, keys: tuple[bytes, ...], directory: Path) -> None:
+def _write_key_file(path: Path, keys: tuple[bytes, ...], directory: Path | str) -> None:
     from .disk import _make_dir
 
     try:
@@ -417,7 +421,7 @@ def forget_keys() -> None:
         _backend = None
 
 
-def _warn_key_file(directory: Path, key: StoreKey) -> None:
+def _warn_key_file(directory: Path | str, key: StoreKey) -> None:
     if str(directory) in _warned:
         return
     _warned.add(str(directory))
@@ -433,18 +437,21 @@ def _warn_key_file(directory: Path, key: StoreKey) -> None:
 
 
 def load_key(
-    directory: Path,
+    directory: Path | str,
     *,
     require_keyring: bool = False,
     kept_in: str | None = None,
     has_entries: bool = False,
     timeout: float = KEYRING_TIMEOUT,
+    start_over: str | None = None,
 ) -> StoreKey:
     """The key of the store in ``directory``, made on first use (see the module docstring).
 
-    ``kept_in`` (from the store's marker) and ``has_entries`` say whether the store already
-    holds data: then a key that cannot be found is an error naming where it was, never
-    silently replaced by a new key that would make every entry unreadable.
+    ``directory`` names the store: its folder, or for a store that is not a folder (Redis)
+    its URL without the password. ``kept_in`` (from the store's marker) and ``has_entries``
+    say whether the store already holds data: then a key that cannot be found is an error
+    naming where it was, never silently replaced by a new key that would make every entry
+    unreadable; ``start_over`` is that error's last advice (default: move the folder away).
     """
     env = os.environ.get(ENV_KEY)
     if env:
@@ -458,7 +465,7 @@ def load_key(
     with _cache_lock:
         key = _cache.get(folder)
     if key is None:
-        key = _load_key(directory, require_keyring, kept_in, has_entries, timeout)
+        key = _load_key(directory, require_keyring, kept_in, has_entries, timeout, start_over)
         with _cache_lock:
             _cache[folder] = key
     if require_keyring and not key.protection.in_keyring:
@@ -471,22 +478,30 @@ def load_key(
     return key
 
 
-def _missing_key(directory: Path, kept_in: str | None, probe: KeyringProbe | None) -> StorageError:
+def _missing_key(
+    directory: Path | str,
+    kept_in: str | None,
+    probe: KeyringProbe | None,
+    start_over: str | None = None,
+) -> StorageError:
     where = f"it was kept in {kept_in}" if kept_in else "it was not found"
     now = f"; the keyring is {probe.verdict}: {probe.reason}" if probe and not probe.works else ""
+    start_over = start_over or (
+        f"to start over, move the folder {directory} away (you will log in again)"
+    )
     return StorageError(
         f"the token store at {directory} holds entries, but its key is missing ({where}{now}). "
-        f"Unlock or restore the keyring, or set {ENV_KEY} to that key; to start over, move the "
-        f"folder {directory} away (you will log in again)."
+        f"Unlock or restore the keyring, or set {ENV_KEY} to that key; {start_over}."
     )
 
 
 def _load_key(
-    directory: Path,
+    directory: Path | str,
     require_keyring: bool,
     kept_in: str | None,
     has_entries: bool,
     timeout: float,
+    start_over: str | None = None,
 ) -> StoreKey:
     user = str(directory)
     key_file = key_file_path(directory)
@@ -501,7 +516,7 @@ def _load_key(
     if probe.works:
         from_file = _read_key_file(key_file)
         if from_file is None and has_entries:
-            raise _missing_key(directory, kept_in, None)
+            raise _missing_key(directory, kept_in, None, start_over)
         moving = from_file is not None
         keys = from_file or (os.urandom(32),)
         text = ",".join(format_key(k) for k in keys)
@@ -527,7 +542,7 @@ def _load_key(
     from_file = _read_key_file(key_file)
     if from_file is None:
         if has_entries:
-            raise _missing_key(directory, kept_in, probe)
+            raise _missing_key(directory, kept_in, probe, start_over)
         from_file = (os.urandom(32),)
         _write_key_file(key_file, from_file, directory)
     return StoreKey(from_file, Protection("key file", str(key_file), note))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageError
@@ -43,7 +43,8 @@ class TokenStore:
     """Where tokens, client registrations and discovered metadata live.
 
     ``TokenStore(kv)`` wraps any py-key-value-aio ``AsyncKeyValue``; ``TokenStore.memory()``
-    forgets on exit; ``TokenStore.default()`` keeps records encrypted on disk.
+    forgets on exit; ``TokenStore.default()`` keeps records encrypted on disk;
+    ``TokenStore.redis(url)`` keeps them encrypted in Redis, shared by a fleet of hosts.
     """
 
     def __init__(
@@ -89,6 +90,52 @@ class TokenStore:
             description=f"encrypted files in {kv.directory}",
             protection=key.protection,
         )
+
+    @classmethod
+    def redis(
+        cls,
+        url: str,
+        *,
+        key: str | bytes | None = None,
+        require_keyring: bool = False,
+        lock_timeout: float = 360.0,
+        lock_lease: float = 30.0,
+        prefix: str = "mcp-client-auth",
+        redis_options: Mapping[str, Any] | None = None,
+    ) -> TokenStore:
+        """Records in Redis, encrypted, with the refresh and login lock in Redis: for a fleet.
+
+        Every host given the same ``url`` and key shares the logins, and one refresh at a time
+        happens across all of them. ``url``: ``redis://[[user]:password@]host:port/db``,
+        ``rediss://`` (TLS) or ``unix://`` (its password is never shown). ``key``: the store
+        key, a Fernet key (several, comma-separated, newest first, to rotate) or 32 bytes; else
+        ``$MCP_CLIENT_AUTH_KEY``; else, as :meth:`default`, the system keyring or a key file
+        (fine for one host; a fleet needs the same key on every host). Entries are encrypted
+        like the disk store's, under keyed-hash names: Redis sees neither the tokens nor which
+        servers are used. ``lock_timeout`` bounds the wait for another process's refresh or
+        login; ``lock_lease``: a holder that dies (or loses the network) frees the lock within
+        that many seconds. ``redis_options`` go to ``redis.asyncio.Redis.from_url``.
+
+        Needs the ``redis`` extra: ``pip install 'mcp-client-auth[redis]'``.
+        """
+        try:
+            from .redis_store import open_redis
+        except ImportError as exc:
+            raise StorageError(
+                f"TokenStore.redis() needs redis and py-key-value-aio[redis] ({exc}): "
+                "pip install 'mcp-client-auth[redis]'"
+            ) from exc
+
+        kv, locks, protection, description = open_redis(
+            url,
+            key=key,
+            require_keyring=require_keyring,
+            lock_timeout=lock_timeout,
+            lock_lease=lock_lease,
+            prefix=prefix,
+            options=redis_options,
+        )
+        return cls(kv, lock=locks, description=description, protection=protection)
 
     @classmethod
     def memory(cls) -> TokenStore:
@@ -185,6 +232,12 @@ class TokenStore:
             raise StorageError(f"this store ({self.description}) cannot list its entries")
         result: list[str] = await keys(collection=self._collection)
         return sorted(result)
+
+    async def aclose(self) -> None:
+        """Close what the store holds open for the running event loop (a Redis connection)."""
+        close: Any = getattr(self._kv, "aclose", None)
+        if close is not None:
+            await close()
 
     def __repr__(self) -> str:
         return f"TokenStore({self.description})"

@@ -1,0 +1,727 @@
+"""Token records in Redis, for a fleet of hosts that share logins (``TokenStore.redis()``).
+
+Three parts, each usable on its own:
+
+* :class:`RedisConnections`: one redis-py asyncio client, and one py-key-value-aio
+  ``RedisStore`` over it, per event loop. An asyncio client is bound to the loop it first ran
+  on, and a provider uses its store from several loops (the caller's, the sync driver's portal
+  thread, one ``asyncio.run()`` after another in a command-line tool).
+* :class:`EncryptedKeyValue`: an ``AsyncKeyValue`` wrapper that encrypts the way the disk
+  store does. Each value is a ``MultiFernet`` token of a header line (collection, key, times)
+  and the value's JSON; the names it is stored under (collection and key) are keyed hashes,
+  so the Redis key space does not say which servers are used; a marker entry records which
+  key wrote the store, so a host given another key gets a clear error instead of an empty
+  store; an entry that cannot be decrypted is moved aside (renamed, not deleted), reported,
+  and treated as absent.
+* :class:`RedisLocks`: the cross-host lock, taken in Redis itself (redis-py's asyncio
+  ``Lock``). A file lock is not enough once several hosts share the records. The lock is a
+  lease: it expires ``lease`` seconds after its holder stops renewing it (the holder renews
+  it every ``lease / 3`` seconds while it runs), so a holder that died or lost its network
+  cannot block the fleet, while a login that takes minutes keeps it.
+
+Nothing here is imported by ``import mcp_client_auth``: ``TokenStore.redis()`` imports this
+module, and this module imports redis.
+
+The password of a Redis URL is never printed: :func:`redact_url` replaces it in every
+description, repr, log line and error message this module makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, SupportsFloat
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+from key_value.aio.stores.redis import RedisStore
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
+
+from ..errors import StorageError
+from .disk import _Key, parse_keys
+from .keys import ENV_KEY, Protection, load_key
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "EncryptedKeyValue",
+    "RedisConnections",
+    "RedisLock",
+    "RedisLocks",
+    "open_redis",
+    "redact_url",
+]
+
+logger = logging.getLogger("mcp_client_auth.store")
+
+DEFAULT_PREFIX = "mcp-client-auth"
+FORMAT = 1
+UNREADABLE = ".unreadable-"
+_NAME_LEN = 40  # hex characters of HMAC-SHA256 kept in a name (160 bits), as on disk
+_HEX = frozenset("0123456789abcdef")
+SCHEMES = ("redis", "rediss", "unix")
+
+
+# --- URLs --------------------------------------------------------------------------------------
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password=`` query field) as ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    user, at, host = netloc.rpartition("@")
+    if at:
+        name, colon, _password = user.partition(":")
+        netloc = f"{name}:***@{host}" if colon else f"{name}@{host}"
+    query = parts.query
+    if query:
+        fields = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() == "password" for k, _ in fields):
+            query = urlencode(
+                [(k, "***" if k.lower() == "password" else v) for k, v in fields], safe="*"
+            )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def check_url(url: str) -> None:
+    """Refuse, with a clear message, a URL redis-py would not take (without echoing secrets)."""
+    scheme = urlsplit(url).scheme
+    if scheme not in SCHEMES:
+        raise ValueError(
+            f"not a Redis URL: {redact_url(url)!r}; expected redis://host:port/db, "
+            "rediss://... (TLS) or unix:///path/to/socket"
+        )
+
+
+# --- one client per event loop -------------------------------------------------------------------
+
+
+@dataclass
+class _PerLoop:
+    loop: weakref.ref[asyncio.AbstractEventLoop]
+    client: redis.asyncio.Redis
+    kv: RedisStore
+
+
+class RedisConnections:
+    """One redis-py asyncio client, and one ``RedisStore`` over it, per running event loop.
+
+    ``options`` go to ``redis.asyncio.Redis.from_url`` (TLS files, timeouts...). Clients of
+    loops that were closed are dropped when the next one is made; :meth:`aclose` closes the
+    current loop's.
+    """
+
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        check_url(url)
+        self._url = url
+        self.safe_url = redact_url(url)
+        self._options: dict[str, Any] = {
+            "socket_connect_timeout": 5.0,
+            "socket_timeout": 10.0,
+            **(options or {}),
+            "decode_responses": True,  # RedisStore reads str values
+        }
+        self._per_loop: dict[int, _PerLoop] = {}
+        self._lock = threading.Lock()
+
+    def _current(self) -> _PerLoop:
+        loop = asyncio.get_running_loop()
+        entry = self._per_loop.get(id(loop))
+        if entry is not None and entry.loop() is loop:
+            return entry
+        with self._lock:
+            for ident, other in list(self._per_loop.items()):
+                old = other.loop()
+                if old is None or old.is_closed():
+                    del self._per_loop[ident]  # its sockets go with it
+            client = redis.asyncio.Redis.from_url(self._url, **self._options)
+            entry = _PerLoop(weakref.ref(loop), client, RedisStore(client=client))
+            self._per_loop[id(loop)] = entry
+        return entry
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The asyncio client of the running event loop."""
+        return self._current().client
+
+    @property
+    def kv(self) -> RedisStore:
+        """The py-key-value-aio ``RedisStore`` of the running event loop."""
+        return self._current().kv
+
+    def sync_client(self) -> redis.Redis:
+        """A blocking client, for set-up code that runs before any event loop."""
+        return redis.Redis.from_url(self._url, **self._options)
+
+    async def aclose(self) -> None:
+        """Close the running loop's client (the others close with their loops)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._per_loop.pop(id(loop), None)
+        if entry is not None and entry.loop() is loop:
+            await entry.client.aclose()
+
+    def __repr__(self) -> str:
+        return f"RedisConnections({self.safe_url!r})"
+
+
+def _redis_error(action: str, where: str, exc: Exception) -> StorageError:
+    return StorageError(
+        f"could not {action} Redis at {where}: {exc or type(exc).__name__}; check that the "
+        "server is running and reachable from this host, and its password"
+    )
+
+
+# --- encryption with hashed names ------------------------------------------------------------
+
+
+class EncryptedKeyValue:
+    """py-key-value-aio ``AsyncKeyValue`` that encrypts values and hashes names, over Redis.
+
+    ``keys`` are 32-byte store keys, newest first: the first encrypts and names new entries,
+    all of them decrypt (rotation). Stored under the hashed collection
+    ``<prefix>:<hmac(collection)>`` and key ``<hmac(collection, key)>`` of the per-loop
+    ``RedisStore``, as ``{"fernet": token}``; time-to-live is Redis's own. The marker
+    ``<prefix>:store`` names the id (a public fingerprint) of the key that wrote the store.
+    """
+
+    def __init__(
+        self,
+        connections: RedisConnections,
+        keys: Sequence[bytes],
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        default_collection: str = "default",
+    ) -> None:
+        if not keys:
+            raise ValueError("EncryptedKeyValue needs at least one key")
+        if any(len(k) != 32 for k in keys):
+            raise ValueError("store keys are 32 bytes each")
+        self.connections = connections
+        self.prefix = prefix
+        self.default_collection = default_collection
+        self._keys = tuple(_Key(k) for k in keys)
+        self._fernet: MultiFernet | None = None
+        self._invalid_token: type[Exception] = Exception
+        self._checked = False
+        self.unreadable_seen = 0
+        """Entries this process found unreadable and moved aside."""
+
+    # --- names, marker ---------------------------------------------------------------------
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(k.id for k in self._keys)
+
+    @property
+    def marker_key(self) -> str:
+        return f"{self.prefix}:store"
+
+    def _hash(self, message: bytes, key_index: int = 0) -> str:
+        digest = hmac.digest(self._keys[key_index].name_key, message, "sha256")
+        return digest.hex()[:_NAME_LEN]
+
+    def collection_name(self, collection: str, key_index: int = 0) -> str:
+        digest = self._hash(b"c\0" + collection.encode("utf-8"), key_index)
+        return f"{self.prefix}:{digest}"
+
+    def entry_name(self, key: str, collection: str | None = None, *, key_index: int = 0) -> str:
+        """The name of an entry in Redis: a keyed hash, so it says nothing about the key."""
+        coll = collection or self.default_collection
+        message = b"e\0" + coll.encode("utf-8") + b"\0" + key.encode("utf-8")
+        return self._hash(message, key_index)
+
+    def lock_name(self, resource: str) -> str:
+        digest = self._hash(b"l\0" + resource.encode("utf-8"))
+        return f"{self.prefix}:lock:{digest}"
+
+    def _names(self, key: str, collection: str) -> list[tuple[str, str]]:
+        """(collection, name) of ``key`` under every key, newest first."""
+        return [
+            (self.collection_name(collection, i), self.entry_name(key, collection, key_index=i))
+            for i in range(len(self._keys))
+        ]
+
+    async def check_key(self) -> None:
+        """Write the marker on first use; refuse a key other than the one it names."""
+        if self._checked:
+            return
+        client = self.connections.client
+        marker = json.dumps({"format": FORMAT, "key_id": self._keys[0].id})
+        try:
+            await client.set(self.marker_key, marker, nx=True)
+            text = await client.get(self.marker_key)
+        except RedisError as exc:
+            raise _redis_error("reach", self.connections.safe_url, exc) from exc
+        try:
+            found = json.loads(text) if isinstance(text, str) else {}
+        except ValueError:
+            found = {}
+        expected = found.get("key_id") if isinstance(found, dict) else None
+        if isinstance(expected, str) and expected not in self.key_ids:
+            raise StorageError(
+                f"the key given for the token store in Redis at {self.connections.safe_url} is "
+                f"not the key its entries were written with (that key has id {expected}; this "
+                f"one {self.key_ids[0]}). Every host sharing the store needs the same key: pass "
+                "it as TokenStore.redis(key=...) or set MCP_CLIENT_AUTH_KEY to it."
+            )
+        self._checked = True
+
+    async def _kv(self) -> RedisStore:
+        await self.check_key()
+        return self.connections.kv
+
+    # --- encoding --------------------------------------------------------------------------
+
+    def _multi_fernet(self) -> MultiFernet:
+        if self._fernet is None:
+            from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+            self._invalid_token = InvalidToken
+            self._fernet = MultiFernet([Fernet(k.fernet_key()) for k in self._keys])
+        return self._fernet
+
+    def _encode(
+        self, key: str, value: Mapping[str, Any], collection: str, ttl: SupportsFloat | None
+    ) -> dict[str, Any]:
+        if not isinstance(key, str):
+            raise TypeError("keys are strings")
+        if not isinstance(value, Mapping):
+            raise TypeError("values are mappings (JSON objects)")
+        now = time.time()
+        head = {
+            "collection": collection,
+            "key": key,
+            "created_at": now,
+            "expires_at": None if ttl is None else now + float(ttl),
+        }
+        try:
+            body = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"the value stored under {key!r} is not JSON: {exc}") from None
+        plain = json.dumps(head, separators=(",", ":"), ensure_ascii=False) + "\n" + body
+        token = self._multi_fernet().encrypt(plain.encode("utf-8"))
+        return {"fernet": token.decode("ascii")}
+
+    async def _decode(
+        self,
+        stored: Mapping[str, Any],
+        where: tuple[str, str],
+        *,
+        expect: tuple[str, str] | None,
+    ) -> dict[str, Any] | None:
+        """The entry (header fields and ``value``) in ``stored``, or None once set aside."""
+        token = stored.get("fernet")
+        if not isinstance(token, str):
+            await self._set_aside(where, stored, "it is not an encrypted entry")
+            return None
+        try:
+            plain = self._multi_fernet().decrypt(token.encode("ascii"))
+        except (self._invalid_token, UnicodeEncodeError):
+            await self._set_aside(where, stored, "it cannot be decrypted with this store's key")
+            return None
+        head, newline, body = plain.partition(b"\n")
+        try:
+            entry = json.loads(head)
+            value = json.loads(body) if newline else None
+        except ValueError:
+            await self._set_aside(where, stored, "its content is not valid JSON")
+            return None
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("key"), str)
+            or not isinstance(entry.get("collection"), str)
+            or not isinstance(value, dict)
+        ):
+            await self._set_aside(where, stored, "its content is not an entry")
+            return None
+        if expect is not None and (entry["collection"], entry["key"]) != expect:
+            await self._set_aside(where, stored, "it holds a different entry than its name says")
+            return None
+        entry["value"] = value
+        return entry
+
+    async def _set_aside(self, where: tuple[str, str], stored: Mapping[str, Any], why: str) -> None:
+        """Rename an unreadable entry (never delete it) and say so, naming it."""
+        collection, name = where
+        kv = self.connections.kv
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        aside = f"{name}{UNREADABLE}{stamp}-{secrets.token_hex(2)}"
+        try:
+            if await kv.get(name, collection=collection) != dict(stored):
+                return  # replaced meanwhile by a writer: the new entry is not ours to move
+            await kv.put(aside, dict(stored), collection=collection)
+            await kv.delete(name, collection=collection)
+        except Exception as exc:
+            logger.warning(
+                "ignoring the unreadable token store entry %s::%s in Redis at %s (%s); it "
+                "could not be moved aside (%s)",
+                collection,
+                name,
+                self.connections.safe_url,
+                why,
+                exc,
+            )
+        else:
+            logger.warning(
+                "ignoring the unreadable token store entry %s::%s in Redis at %s (%s): moved "
+                "it to %s; the server it was for will ask for a new login",
+                collection,
+                name,
+                self.connections.safe_url,
+                why,
+                aside,
+            )
+        self.unreadable_seen += 1
+
+    async def _load(self, key: str, collection: str) -> tuple[dict[str, Any], float | None] | None:
+        kv = await self._kv()
+        for where in self._names(key, collection):
+            stored, ttl = await kv.ttl(where[1], collection=where[0])
+            if stored is None:
+                continue
+            entry = await self._decode(stored, where, expect=(collection, key))
+            return None if entry is None else (entry, ttl)
+        return None
+
+    # --- AsyncKeyValue -----------------------------------------------------------------------
+
+    async def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
+        found = await self._load(key, collection or self.default_collection)
+        return None if found is None else found[0]["value"]
+
+    async def ttl(
+        self, key: str, *, collection: str | None = None
+    ) -> tuple[dict[str, Any] | None, float | None]:
+        found = await self._load(key, collection or self.default_collection)
+        if found is None:
+            return None, None
+        return found[0]["value"], found[1]
+
+    async def put(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        coll = collection or self.default_collection
+        stored = self._encode(key, value, coll, ttl)
+        kv = await self._kv()
+        names = self._names(key, coll)
+        await kv.put(names[0][1], stored, collection=names[0][0], ttl=ttl)
+        for older_collection, older in names[1:]:  # the same entry under an older key's name
+            await kv.delete(older, collection=older_collection)
+
+    async def delete(self, key: str, *, collection: str | None = None) -> bool:
+        kv = await self._kv()
+        found = False
+        for where in self._names(key, collection or self.default_collection):
+            found = await kv.delete(where[1], collection=where[0]) or found
+        return found
+
+    async def get_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[dict[str, Any] | None]:
+        return [await self.get(k, collection=collection) for k in keys]
+
+    async def ttl_many(
+        self, keys: Sequence[str], *, collection: str | None = None
+    ) -> list[tuple[dict[str, Any] | None, float | None]]:
+        return [await self.ttl(k, collection=collection) for k in keys]
+
+    async def put_many(
+        self,
+        keys: Sequence[str],
+        values: Sequence[Mapping[str, Any]],
+        *,
+        collection: str | None = None,
+        ttl: SupportsFloat | None = None,
+    ) -> None:
+        if len(keys) != len(values):
+            raise ValueError("put_many needs as many values as keys")
+        for k, v in zip(keys, values, strict=True):
+            await self.put(k, v, collection=collection, ttl=ttl)
+
+    async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
+        return sum([await self.delete(k, collection=collection) for k in keys])
+
+    async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
+        """Every live key in ``collection`` (decrypts each entry: the names are hashes)."""
+        coll = collection or self.default_collection
+        kv = await self._kv()
+        found: dict[str, None] = {}
+        for index in range(len(self._keys)):
+            hashed = self.collection_name(coll, index)
+            names = [
+                n
+                for n in await kv.keys(collection=hashed)
+                if len(n) == _NAME_LEN and _HEX.issuperset(n)
+            ]
+            values = await kv.get_many(names, collection=hashed)
+            for name, stored in zip(names, values, strict=True):
+                if stored is None:
+                    continue  # expired meanwhile
+                entry = await self._decode(stored, (hashed, name), expect=None)
+                if entry is not None and entry["collection"] == coll:
+                    found[entry["key"]] = None
+                    if limit is not None and len(found) >= limit:
+                        return list(found)
+        return list(found)
+
+    async def aclose(self) -> None:
+        await self.connections.aclose()
+
+    def __repr__(self) -> str:
+        return f"EncryptedKeyValue({self.connections.safe_url!r}, keys={list(self.key_ids)})"
+
+
+# --- the cross-host lock -------------------------------------------------------------------------
+
+
+class RedisLock:
+    """One resource's lock in Redis: an async context manager, a lease renewed while held.
+
+    Not reentrant. ``timeout`` bounds the wait; ``lease`` is how long the lock outlives a
+    holder that stopped renewing it.
+    """
+
+    def __init__(
+        self,
+        connections: RedisConnections,
+        name: str,
+        *,
+        timeout: float,
+        lease: float,
+        what: str,
+        poll: float = 0.05,
+    ) -> None:
+        self.connections = connections
+        self.name = name
+        self.timeout = timeout
+        self.lease = lease
+        self.what = what
+        self.poll = poll
+        self._lock: redis.asyncio.lock.Lock | None = None
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> None:
+        lock = self.connections.client.lock(
+            self.name,
+            timeout=self.lease,
+            sleep=self.poll,
+            blocking=True,
+            blocking_timeout=self.timeout,
+            thread_local=False,  # taken and released by this object only
+        )
+        try:
+            held = await lock.acquire()
+        except RedisError as exc:
+            raise _redis_error(
+                f"take the lock on {self.what} in", self.connections.safe_url, exc
+            ) from exc
+        if not held:
+            raise StorageError(
+                f"waited {self.timeout:g} s for the lock on {self.what} in Redis at "
+                f"{self.connections.safe_url}: another process (on this host or another) "
+                "holds it, most likely a login waiting for the browser or a slow refresh. "
+                "Finish or stop that process and try again (a holder that dies frees the "
+                f"lock within {self.lease:g} s)."
+            )
+        self._lock = lock
+        self._renewer = asyncio.get_running_loop().create_task(self._renew(lock))
+
+    async def _renew(self, lock: redis.asyncio.lock.Lock) -> None:
+        """Keep the lease while held: reset its time to live every third of it."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await lock.reacquire()
+            except LockNotOwnedError:
+                logger.warning(
+                    "lost the lock on %s in Redis at %s: it expired before it could be "
+                    "renewed (was this process paused for more than %g s?); another process "
+                    "may refresh at the same time",
+                    self.what,
+                    self.connections.safe_url,
+                    self.lease,
+                )
+                return
+            except (RedisError, LockError) as exc:
+                logger.warning(
+                    "could not renew the lock on %s in Redis at %s: %s",
+                    self.what,
+                    self.connections.safe_url,
+                    exc,
+                )
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        lock, self._lock = self._lock, None
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+        if lock is None:
+            return
+        try:
+            await lock.release()
+        except LockNotOwnedError:
+            logger.warning(
+                "the lock on %s in Redis at %s had expired before it was released",
+                self.what,
+                self.connections.safe_url,
+            )
+        except (RedisError, LockError) as exc:
+            logger.warning(
+                "could not release the lock on %s in Redis at %s (it expires within %g s): %s",
+                self.what,
+                self.connections.safe_url,
+                self.lease,
+                exc,
+            )
+
+    @property
+    def locked(self) -> bool:
+        """True while this object holds the lock."""
+        return self._lock is not None
+
+    def __repr__(self) -> str:
+        return f"RedisLock({self.name!r}, locked={self.locked})"
+
+
+class RedisLocks:
+    """The lock factory a :class:`~mcp_client_auth.store.TokenStore` takes as ``lock=``.
+
+    Lock names are keyed hashes of the resource (``<prefix>:lock:<hmac>``), the same on every
+    host that has the store's key.
+    """
+
+    def __init__(
+        self,
+        connections: RedisConnections,
+        kv: EncryptedKeyValue,
+        *,
+        timeout: float = 360.0,
+        lease: float = 30.0,
+    ) -> None:
+        if lease <= 0:
+            raise ValueError("lock_lease must be positive")
+        self.connections = connections
+        self.kv = kv
+        self.timeout = timeout
+        self.lease = lease
+
+    def __call__(self, resource: str) -> RedisLock:
+        return RedisLock(
+            self.connections,
+            self.kv.lock_name(resource),
+            timeout=self.timeout,
+            lease=self.lease,
+            what=resource,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisLocks({self.connections.safe_url!r}, timeout={self.timeout:g}, "
+            f"lease={self.lease:g})"
+        )
+
+
+# --- opening ------------------------------------------------------------------------------------
+
+
+def store_has_entries(connections: RedisConnections, prefix: str) -> bool:
+    """True when Redis holds this store's marker or any of its entries (blocking; set-up)."""
+    client = connections.sync_client()
+    try:
+        if client.exists(f"{prefix}:store"):
+            return True
+        for _ in client.scan_iter(match=f"{prefix}:*::*", count=100):
+            return True
+        return False
+    except RedisError as exc:
+        raise _redis_error("reach", connections.safe_url, exc) from exc
+    finally:
+        client.close()
+
+
+def _given_keys(key: str | bytes) -> tuple[bytes, ...]:
+    """The store keys in ``key=``: Fernet keys (text, comma-separated, newest first) or 32 bytes."""
+    if isinstance(key, bytes):
+        if len(key) == 32:
+            return (key,)
+        try:
+            key = key.decode("ascii")
+        except UnicodeDecodeError:
+            raise StorageError(
+                "key= holds neither 32 raw bytes nor a Fernet key (url-safe base64 of 32 bytes)"
+            ) from None
+    return parse_keys(key, source="key=")
+
+
+def open_redis(
+    url: str,
+    *,
+    key: str | bytes | None = None,
+    require_keyring: bool = False,
+    lock_timeout: float = 360.0,
+    lock_lease: float = 30.0,
+    prefix: str = DEFAULT_PREFIX,
+    options: Mapping[str, Any] | None = None,
+) -> tuple[EncryptedKeyValue, RedisLocks, Protection, str]:
+    """The encrypted Redis store at ``url``, its lock factory, its key's protection and its
+    description.
+
+    The key: ``key``, else ``$MCP_CLIENT_AUTH_KEY``, else the system keyring or a key file
+    (:func:`~mcp_client_auth.store.keys.load_key`, under the URL without its password). Only
+    that last case talks to Redis here (to know whether the store already holds entries, so a
+    missing key is an error rather than a new key); otherwise the first use does.
+    """
+    connections = RedisConnections(url, options)
+    safe = connections.safe_url
+    identity = safe if prefix == DEFAULT_PREFIX else f"{safe} ({prefix})"
+    if key is not None:
+        if require_keyring:
+            raise StorageError("require_keyring=True refuses a key given as key=")
+        keys = _given_keys(key)
+        protection = Protection("application", "key=")
+    else:
+        has_entries = False if os.environ.get(ENV_KEY) else store_has_entries(connections, prefix)
+        store_key = load_key(
+            identity,
+            require_keyring=require_keyring,
+            has_entries=has_entries,
+            start_over=(
+                f"every host sharing this store needs the same key: pass it as "
+                f"TokenStore.redis(key=...) or set {ENV_KEY} to it on each host. To start "
+                f"over, delete the keys {prefix}:* from that Redis (every host logs in again)"
+            ),
+        )
+        keys = store_key.keys
+        protection = store_key.protection
+    kv = EncryptedKeyValue(connections, keys, prefix=prefix)
+    locks = RedisLocks(connections, kv, timeout=lock_timeout, lease=lock_lease)
+    joint = "from" if protection.kind in ("environment", "application") else "in"
+    description = f"Redis at {safe}, encrypted; key {joint} {protection.place}"
+    return kv, locks, protection, description
