@@ -221,19 +221,38 @@ def cli_lazy_init(*argv: str) -> None:
 
 
 def concurrent_ours(url: str, directory: str) -> None:
+    import contextlib
+
     import httpx
 
     from mcp_client_auth import OAuthClientProvider, TokenStore
 
-    auth = OAuthClientProvider(url, store=TokenStore.default(directory), interactive=False)
+    store = TokenStore.default(directory)
+    # instrumentation, not behaviour: when this process asked for, got and gave back the
+    # cross-process lock (the store's own lock, wrapped)
+    marks: dict[str, float] = {}
+    factory = store._lock_factory
+
+    @contextlib.asynccontextmanager
+    async def timed_lock(resource: str):  # type: ignore[no-untyped-def]
+        marks.setdefault("asked", time.time())
+        async with factory(resource):
+            marks.setdefault("got", time.time())
+            try:
+                yield
+            finally:
+                marks.setdefault("gave", time.time())
+
+    store._lock_factory = timed_lock
+    auth = OAuthClientProvider(url, store=store, interactive=False)
     with httpx.Client(auth=auth, timeout=60.0) as client:
         _wait_for_go()
         try:
             status = client.get(url).status_code
         except Exception as exc:
-            _out(status=None, error=f"{type(exc).__name__}: {exc}", done=time.time())
+            _out(status=None, error=f"{type(exc).__name__}: {exc}", done=time.time(), **marks)
             return
-    _out(status=status, done=time.time())
+    _out(status=status, done=time.time(), **marks)
 
 
 def concurrent_static(url: str, token: str) -> None:
