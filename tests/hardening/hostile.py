@@ -87,6 +87,21 @@ class Seen:
 Hook = Callable[[Seen], "Reply | None"]
 
 
+class Unreachable(Exception):
+    """Raised by a hook: the client gets a transport error (``connect`` or ``timeout``)."""
+
+    def __init__(self, kind: str = "connect") -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def unreachable(kind: str = "connect") -> Hook:
+    def hook(seen: Seen) -> Reply:
+        raise Unreachable(kind)
+
+    return hook
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -224,8 +239,13 @@ class Hostile:
         """For ``httpx.MockTransport``, ``httpx2.MockTransport`` and pytest-httpx callbacks."""
         body = request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
-        reply = self.respond(Seen(request.method, str(request.url), headers, body))
         module = sys.modules[type(request).__module__.split(".")[0]]
+        try:
+            reply = self.respond(Seen(request.method, str(request.url), headers, body))
+        except Unreachable as exc:
+            if exc.kind == "timeout":
+                raise module.ReadTimeout("timed out", request=request) from None
+            raise module.ConnectError("[Errno 111] Connection refused", request=request) from None
         content = reply.body if isinstance(reply.body, bytes) else iter(reply.body)
         headers = [(k, v.encode("utf-8")) for k, v in reply.headers]  # any text a server sends
         return module.Response(reply.status, headers=headers, content=content)
@@ -416,6 +436,7 @@ def serve(app: Any, sock: socket.socket, *, certfile: str | None = None) -> Serv
         app,
         log_level="critical",
         lifespan="off",
+        interface="asgi3",
         loop="asyncio",
         http="h11",
         ssl_certfile=certfile,
