@@ -27,7 +27,6 @@ import ipaddress
 import os
 import socket
 import sys
-import webbrowser
 from collections.abc import Callable
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
@@ -54,7 +53,9 @@ from .terminal import (
     describe_duration,
     format_remaining,
     is_terminal,
+    open_system_browser,
     run_in_daemon_thread,
+    system_browser_available,
 )
 
 __all__ = [
@@ -111,38 +112,6 @@ def _is_loopback_peer(peer: object) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.is_loopback
-
-
-def _console_browser(controller: webbrowser.BaseBrowser) -> bool:
-    """A browser that would take over the terminal (lynx, w3m, www-browser) and block."""
-    return type(controller) is webbrowser.GenericBrowser or type(controller).__name__ == "Elinks"
-
-
-def system_browser_available() -> bool:
-    """Whether ``webbrowser`` can open a graphical browser here.
-
-    On Linux and the BSDs without ``DISPLAY`` or ``WAYLAND_DISPLAY`` (SSH sessions,
-    containers, CI) the only candidates are console browsers, which would take over the very
-    terminal the login is printing to; those do not count. A ``BROWSER`` variable is the
-    user's explicit choice and always counts.
-    """
-    if os.environ.get("BROWSER"):
-        return True
-    if sys.platform not in ("darwin", "win32") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
-        return False
-    try:
-        controller = webbrowser.get()
-    except webbrowser.Error:
-        return False
-    return not _console_browser(controller)
-
-
-def _open_system_browser(url: str) -> bool:
-    if not system_browser_available():
-        return False
-    return webbrowser.open(url)
 
 
 class _Target:
@@ -296,7 +265,7 @@ class BrowserLoginSession(LoginSession):
                     "Opening your browser... (if it does not open, copy the URL "
                     "above into a browser on this machine)\n",
                 )
-                opener = login._opener or _open_system_browser
+                opener = login._opener or open_system_browser
                 verdict = await _first_or_none(
                     run_in_daemon_thread(lambda: _call_opener(opener, authorization_url)),
                     result,

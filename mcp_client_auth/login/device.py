@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-import webbrowser
 from collections.abc import Callable
 from typing import TextIO
 from urllib.parse import urlsplit
 
 from ..errors import AuthorizationError
 from .base import Login, LoginSession
-from .terminal import StatusLine, clean, default_output, describe_duration, format_remaining
+from .terminal import (
+    StatusLine,
+    clean,
+    default_output,
+    describe_duration,
+    format_remaining,
+    open_system_browser,
+)
 
 __all__ = ["DeviceLogin"]
 
@@ -41,7 +47,8 @@ class DeviceLogin(Login):
 
     ``open_browser=True`` also opens the verification page in this machine's browser (useful
     on a desktop; the default is off, since this login is chosen for machines without one).
-    ``opener`` replaces ``webbrowser.open``; ``clock`` is for tests.
+    ``opener`` replaces ``webbrowser.open`` (used only for a graphical browser, never one
+    that would take over the terminal); ``clock`` is for tests.
     """
 
     def __init__(
@@ -109,7 +116,7 @@ class DeviceLogin(Login):
             target = verification_uri_complete or verification_uri
             opened = False
             if _openable(target):
-                opener = self._opener or webbrowser.open
+                opener = self._opener or open_system_browser
                 try:
                     opened = bool(opener(target))
                 except Exception:

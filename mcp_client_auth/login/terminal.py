@@ -4,7 +4,9 @@ A login talks to a person through a terminal (or a log, when there is none): a s
 that counts down on a TTY and plain, rate-limited lines elsewhere; text from a server printed
 only after control characters are removed (a hostile server must not be able to drive the
 terminal with escape sequences); and a line read from the user that can be cancelled, so Ctrl+C
-or a timeout ends a wait at once instead of when the user next presses Enter.
+or a timeout ends a wait at once instead of when the user next presses Enter; and a browser
+opened only when it is a graphical one, never a console browser that would take over the
+terminal the login is printing to.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 import sys
 import threading
 import time
+import webbrowser
 from collections.abc import Callable
 from typing import TextIO, TypeVar
 
@@ -27,8 +30,10 @@ __all__ = [
     "describe_duration",
     "format_remaining",
     "is_terminal",
+    "open_system_browser",
     "read_line",
     "run_in_daemon_thread",
+    "system_browser_available",
 ]
 
 T = TypeVar("T")
@@ -67,6 +72,39 @@ def describe_duration(seconds: float) -> str:
         return f"{seconds:g} s"
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} min" + (f" {secs} s" if secs else "")
+
+
+def _console_browser(controller: webbrowser.BaseBrowser) -> bool:
+    """A browser that would take over the terminal (lynx, w3m, www-browser) and block."""
+    return type(controller) is webbrowser.GenericBrowser or type(controller).__name__ == "Elinks"
+
+
+def system_browser_available() -> bool:
+    """Whether ``webbrowser`` can open a graphical browser here.
+
+    On Linux and the BSDs without ``DISPLAY`` or ``WAYLAND_DISPLAY`` (SSH sessions,
+    containers, CI) the only candidates are console browsers, which would take over the very
+    terminal the login is printing to; those do not count. A ``BROWSER`` variable is the
+    user's explicit choice and always counts.
+    """
+    if os.environ.get("BROWSER"):
+        return True
+    if sys.platform not in ("darwin", "win32") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return False
+    try:
+        controller = webbrowser.get()
+    except webbrowser.Error:
+        return False
+    return not _console_browser(controller)
+
+
+def open_system_browser(url: str) -> bool:
+    """``webbrowser.open``, but never a console browser (see ``system_browser_available``)."""
+    if not system_browser_available():
+        return False
+    return webbrowser.open(url)
 
 
 class StatusLine:
