@@ -78,11 +78,6 @@ def test_the_cli_imports_nothing_heavy_for_a_valid_token(cli: CLI, valid_token: 
     assert "heavy: \n" in proc.stderr, proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mcp_client_auth/__init__.py imports the provider (httpx, asyncio) eagerly; "
-    "a lazy __init__ (PEP 562 __getattr__) makes this pass",
-)
 def test_the_whole_token_process_imports_nothing_heavy(cli: CLI, valid_token: str) -> None:
     for argv in (
         [sys.executable, "-m", "mcp_client_auth", "token", URL],
