@@ -15,11 +15,10 @@ import asyncio
 import inspect
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Union
 
 __all__ = ["CallbackLogin", "Login", "LoginCallable", "LoginSession", "loopback_redirect_uri"]
 
-LoginCallable = Callable[[str], Union[str, Awaitable[str]]]
+LoginCallable = Callable[[str], str | Awaitable[str]]
 
 
 def loopback_redirect_uri(port: int) -> str:
