@@ -393,6 +393,9 @@ class Hostile:
             if old is None or old["client_id"] != client_id:
                 return Reply.json({"error": "invalid_grant"}, 400)
             return Reply.json(self._issue(old["client_id"], old["scope"], old["resource"]))
+        if grant == "client_credentials" and client_id in self.clients:
+            return Reply.json(self._issue(client_id or "", form.get("scope", ""),
+                                          form.get("resource", "")))
         return Reply.json({"error": "unsupported_grant_type"}, 400)
 
     def _revoke(self, seen: Seen) -> Reply:
