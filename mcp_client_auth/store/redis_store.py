@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, SupportsFloat
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
 import redis.asyncio
@@ -74,6 +74,7 @@ UNREADABLE = ".unreadable-"
 _NAME_LEN = 40  # hex characters of HMAC-SHA256 kept in a name (160 bits), as on disk
 _HEX = frozenset("0123456789abcdef")
 SCHEMES = ("redis", "rediss", "unix")
+_FIRST_DELAY = 0.002  # the lock's polling back-off: 2 ms doubling up to ``poll``
 
 
 # --- URLs --------------------------------------------------------------------------------------
@@ -94,7 +95,11 @@ def redact_url(url: str) -> str:
             query = urlencode(
                 [(k, "***" if k.lower() == "password" else v) for k, v in fields], safe="*"
             )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    text = f"{parts.scheme}://{netloc}{parts.path}"  # urlunsplit drops unix:///'s empty host
+    text += f"?{query}" if query else ""
+    return text + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def check_url(url: str) -> None:
@@ -524,13 +529,20 @@ class RedisLock:
         lock = self.connections.client.lock(
             self.name,
             timeout=self.lease,
-            sleep=self.poll,
-            blocking=True,
-            blocking_timeout=self.timeout,
+            blocking=False,
             thread_local=False,  # taken and released by this object only
         )
+        # Our own wait rather than redis-py's: it gives up one poll interval early, and a
+        # growing back-off hands the lock over sooner than a fixed interval.
+        deadline = time.monotonic() + self.timeout
+        delay = _FIRST_DELAY
         try:
-            held = await lock.acquire()
+            while not (held := await lock.acquire(blocking=False)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                await asyncio.sleep(min(delay, remaining))
+                delay = min(delay * 2, self.poll)
         except RedisError as exc:
             raise _redis_error(
                 f"take the lock on {self.what} in", self.connections.safe_url, exc

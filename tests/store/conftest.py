@@ -1,5 +1,7 @@
 """Fixtures for the store tests: an isolated home, and real Secret Service keyrings.
 
+``redis_server`` / ``redis_url``: a real ``redis-server`` on 127.0.0.1 (``redis_server.py``).
+
 The keyring tests run against the real thing: a private ``dbus-daemon --session`` and a
 ``gnome-keyring-daemon`` on it, one unlocked and one locked, each with its own HOME. They need
 the Debian packages ``gnome-keyring``, ``dbus-daemon`` and ``libsecret-tools``; when those are
@@ -22,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from mcp_client_auth.store import keys
+
+from .redis_server import RedisServer, start_redis_server
 
 HERE = Path(__file__).parent
 APT_HINT = (
@@ -201,3 +205,24 @@ def fake_keyrings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make tests/store/fake_keyrings.py importable by keyring (PYTHON_KEYRING_BACKEND)."""
     monkeypatch.syspath_prepend(str(HERE))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 for the whole session (killed at teardown)."""
+    server = start_redis_server(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url
