@@ -265,7 +265,7 @@ async def test_key_from_the_environment_needs_no_redis_at_set_up(
     store = TokenStore.redis(dead)  # no I/O yet
     assert store.protection.kind == "environment"
     assert store.description.endswith("key from the MCP_CLIENT_AUTH_KEY environment variable")
-    with pytest.raises(StorageError, match="could not reach Redis at redis://127.0.0.1"):
+    with pytest.raises(StorageError, match=r"could not reach Redis at redis://127\.0\.0\.1"):
         await store.get(URL)
 
 
