@@ -286,6 +286,31 @@ def status_library(directory: str) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+def status_one_pass(directory: str) -> None:
+    """What-if: ``status`` reading each entry once (one scan with values), not list-then-get.
+
+    Uses the disk store's private scan, as a ``TokenStore.records()`` could; with the package
+    ``__init__`` skipped as a lazy one would be (see :func:`cli_lazy_init`).
+    """
+    import os
+    import types
+
+    package = types.ModuleType("mcp_client_auth")
+    here = os.path.dirname(os.path.abspath(__file__))
+    package.__path__ = [os.path.join(os.path.dirname(here), "mcp_client_auth")]
+    sys.modules["mcp_client_auth"] = package
+    from mcp_client_auth.store.token_store import COLLECTION, TokenStore
+    from mcp_client_auth.tokens import ServerRecord
+
+    store = TokenStore.default(directory)
+    lines = []
+    for _path, entry in store.kv._scan(COLLECTION, value=True):  # type: ignore[attr-defined]
+        rec = ServerRecord.from_dict(entry["value"])
+        if rec.tokens is not None:
+            lines.append(f"{rec.resource} {rec.issuer} {rec.tokens.scope} {rec.tokens.expires_at}")
+    sys.stdout.write("\n".join(sorted(lines)) + "\n")
+
+
 def status_filetree(folder: str, keys_file: str) -> None:
     """The same over FileTreeStore + FernetEncryptionWrapper (it cannot list: reads every key)."""
     import asyncio
@@ -331,13 +356,13 @@ def lookup(directory: str, keys_file: str, rounds: str) -> None:
         ours_t, theirs_t = [], []
         for r in range(int(rounds)):
             key = keys[(r * 37) % len(keys)]
-            start = time.perf_counter()
+            start = time.process_time()
             rec = await store.get(key)
-            ours_t.append(time.perf_counter() - start)
+            ours_t.append(time.process_time() - start)
             assert rec is not None and rec.resource == key
-            start = time.perf_counter()
+            start = time.process_time()
             value = await theirs.get(key, collection=COLLECTION)  # type: ignore[attr-defined]
-            theirs_t.append(time.perf_counter() - start)
+            theirs_t.append(time.process_time() - start)
             assert value is not None
         return statistics.median(ours_t), statistics.median(theirs_t)
 
@@ -361,6 +386,15 @@ def memory_floor(url: str, token: str) -> None:
     with httpx.Client(transport=transport, headers={"Authorization": f"Bearer {token}"}) as c:
         status = c.get(url).status_code
     _out(status=status, rss_kib=_peak_rss_kib(), modules=len(sys.modules))
+
+
+def memory_floor_plus(url: str, token: str, *modules: str) -> None:
+    """The floor with ``modules`` imported too: which import the provider's memory goes to."""
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
+    memory_floor(url, token)
 
 
 def memory_ours(url: str, directory: str) -> None:
@@ -423,9 +457,11 @@ MODES = {
     "concurrent-static": concurrent_static,
     "status-library": status_library,
     "status-filetree": status_filetree,
+    "status-one-pass": status_one_pass,
     "lookup": lookup,
     "memory-floor": memory_floor,
     "memory-ours": memory_ours,
+    "memory-floor-plus": memory_floor_plus,
     "memory-sdk": memory_sdk,
     "memory-python": memory_python,
 }
