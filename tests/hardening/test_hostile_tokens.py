@@ -7,6 +7,7 @@ registration kept), the old tokens intact after a bad refresh.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,8 +31,6 @@ def ok(**changes: Any) -> Callable[[Hostile], Callable[[Seen], Reply]]:
     def make(servers: Hostile) -> Callable[[Seen], Reply]:
         def reply(seen: Seen) -> Reply:
             good = servers._token(seen)
-            import json
-
             doc = json.loads(good.body)  # type: ignore[arg-type]
             doc.update(changes)
             return Reply.json({k: v for k, v in doc.items() if v is not None}, good.status)
@@ -250,3 +249,111 @@ def test_code_is_never_sent_twice() -> None:
     assert_clean(error, TokenError, r"HTTP 502", servers.secrets)
     codes = [s.form["code"] for s in servers.token_requests("authorization_code")]
     assert len(codes) == len(set(codes)) == 1
+
+
+# -- the device authorization grant (RFC 8628): a hostile device authorization response --------
+
+
+def device_servers(answer: dict[str, Any] | bytes, token_error: str = "authorization_pending"
+                   ) -> Hostile:
+    servers = Hostile()
+    device = "https://auth.example.com/device_authorization"
+    servers.asm_extra["device_authorization_endpoint"] = device
+
+    def device_answer(seen: Seen) -> Reply | None:
+        if seen.url != device:
+            return None
+        if isinstance(answer, bytes):
+            return Reply.raw(answer)
+        return Reply.json(answer)
+
+    servers.hooks["other"] = device_answer
+    servers.hooks["unknown"] = device_answer
+    servers.on_grant("urn:ietf:params:oauth:grant-type:device_code",
+                     lambda seen: Reply.json({"error": token_error}, 400))
+    return servers
+
+
+def device_login(servers: Hostile, login_timeout: float, deadline: float) -> object:
+    """Run a device login through the provider's own client; the error, or TimeoutError when
+    it is still running after ``deadline`` seconds (it is cancelled then)."""
+    import asyncio
+    import io
+
+    from mcp_client_auth.login.device import DeviceLogin
+
+    auth = provider(servers, login=DeviceLogin(output=io.StringIO()), timeout=login_timeout)
+
+    async def run() -> object:
+        try:
+            return await asyncio.wait_for(auth.aget_token(), deadline)
+        except asyncio.TimeoutError:
+            return TimeoutError(f"still running after {deadline} s")
+        except Exception as exc:
+            return exc
+
+    return asyncio.run(run())
+
+
+GOOD_DEVICE = {"device_code": "dc-1", "user_code": "WDJB-MJHT",
+               "verification_uri": "https://auth.example.com/device", "expires_in": 600}
+
+
+@pytest.fixture
+def mocked(httpx_mock: Any) -> Callable[[Hostile], Hostile]:
+    def use(servers: Hostile) -> Hostile:
+        httpx_mock.add_callback(servers.handler, is_reusable=True, is_optional=True)
+        return servers
+
+    return use
+
+
+def test_device_login_that_is_never_approved_ends_at_the_timeout(
+    mocked: Callable[[Hostile], Hostile]
+) -> None:
+    servers = mocked(device_servers({**GOOD_DEVICE, "interval": 0.05}))
+    error = device_login(servers, login_timeout=1.0, deadline=8)
+    assert_clean(error, MCPAuthError, r"expired before the login was approved", servers.secrets)
+
+
+@pytest.mark.parametrize(
+    ("answer", "pattern"),
+    [
+        (b"<html>", r"device authorization response is incomplete"),
+        ({"device_code": "dc"}, r"incomplete"),
+        ({**GOOD_DEVICE, "user_code": 5}, r"incomplete"),
+        ({**GOOD_DEVICE, "verification_uri": ["x"]}, r"incomplete"),
+    ],
+)
+def test_incomplete_device_answer(
+    mocked: Callable[[Hostile], Hostile], answer: Any, pattern: str
+) -> None:
+    servers = mocked(device_servers(answer))
+    error = device_login(servers, login_timeout=2.0, deadline=8)
+    assert_clean(error, MCPAuthError, pattern, servers.secrets)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "F15: flow._device_grant sleeps the server's interval (and +5 s per slow_down) without "
+    "capping it by the time left: interval=3600 makes a 1 s login wait an hour"))
+@pytest.mark.parametrize(("interval", "token_error"),
+                         [(3600, "authorization_pending"), (0.05, "slow_down")])
+def test_device_polling_never_outlives_the_login_timeout(
+    mocked: Callable[[Hostile], Hostile], interval: float, token_error: str
+) -> None:
+    servers = mocked(device_servers({**GOOD_DEVICE, "interval": interval}, token_error))
+    error = device_login(servers, login_timeout=0.5, deadline=2.5)
+    assert not isinstance(error, TimeoutError), error
+    assert_clean(error, MCPAuthError, r"expired|did not finish", servers.secrets)
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
+    "F3: flow._device_grant float(interval) / float(expires_in) overflow on a 400-digit "
+    "integer: raw OverflowError"))
+def test_device_answer_with_huge_numbers(mocked: Callable[[Hostile], Hostile]) -> None:
+    body = json.dumps({**GOOD_DEVICE, "expires_in": 10**400, "interval": 10**400}).encode()
+    servers = mocked(device_servers(body))
+    error = device_login(servers, login_timeout=1.0, deadline=4)
+    if isinstance(error, Exception) and not isinstance(error, MCPAuthError):
+        raise error
+    assert_clean(error, MCPAuthError, r"interval|expires_in", servers.secrets)
