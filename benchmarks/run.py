@@ -581,10 +581,10 @@ def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalSe
     def part(name: str, key: str) -> str:
         return fmt(median([b[key] for b in breakdown[name][1:]]))
 
-    total, listed = import_times(commands["ours"], env)
-    report.note(f"2: reconnect (ours) -X importtime: {total * 1e3:.0f} ms; {listed}")
     total, listed = import_times(commands["static"], env)
     report.note(f"2: reconnect (static) -X importtime: {total * 1e3:.0f} ms; {listed}")
+    extra = import_difference(commands["ours"], commands["static"], env)
+    report.note(f"2: reconnect (ours) imports beyond static's: {extra}")
     report.note(f"2: reconnect (ours) profile: {profile_parts(commands['ours'], env, box)}")
     server.take_counts()
     report.note(
@@ -619,26 +619,48 @@ def _cli_argv(*args: str) -> list[str] | None:
     return [PY, "-m", "mcp_client_auth", *args]
 
 
-def import_times(argv: Sequence[str], env: dict[str, str], top: int = 8) -> tuple[float, str]:
-    """``-X importtime``: the total, and the costliest packages (self time of all their modules).
+def import_profile(argv: Sequence[str], env: dict[str, str]) -> Counter[str]:
+    """``-X importtime``: self time in microseconds summed by top-level package.
 
     Summing self times by top-level package says what each dependency costs wherever it is
     imported from (cumulative times would charge ``httpx`` to whoever imported it first).
     """
     out = subprocess.run(
-        [argv[0], "-X", "importtime", *argv[1:]], env=env, capture_output=True, text=True, cwd=HERE
+        [argv[0], "-X", "importtime", *argv[1:]],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+        stdin=subprocess.DEVNULL,
     )
-    total = 0
     by_package: Counter[str] = Counter()
     for line in out.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
-        if not m:
-            continue
-        self_us, name = int(m.group(1)), m.group(4)
-        total += self_us
-        by_package[name.split(".")[0]] += self_us
+        if m:
+            by_package[m.group(4).split(".")[0]] += int(m.group(1))
+    return by_package
+
+
+def import_times(argv: Sequence[str], env: dict[str, str], top: int = 8) -> tuple[float, str]:
+    """The total import time, and the costliest packages."""
+    by_package = import_profile(argv, env)
     listed = ", ".join(f"{name} {us / 1000:.0f} ms" for name, us in by_package.most_common(top))
-    return total / 1e6, listed
+    return sum(by_package.values()) / 1e6, listed
+
+
+def import_difference(
+    argv: Sequence[str], floor: Sequence[str], env: dict[str, str], top: int = 8
+) -> str:
+    """What ``argv`` imports beyond ``floor``, by package (the median of three runs each)."""
+    runs = [import_profile(argv, env) for _ in range(3)]
+    bases = [import_profile(floor, env) for _ in range(3)]
+    names = set().union(*runs, *bases)
+    diff = {n: median([r[n] for r in runs]) - median([b[n] for b in bases]) for n in names}
+    total = sum(diff.values())
+    listed = ", ".join(
+        f"{n} +{us / 1000:.0f} ms" for n, us in sorted(diff.items(), key=lambda kv: -kv[1])[:top]
+    )
+    return f"+{total / 1000:.0f} ms in all: {listed}"
 
 
 def profile_parts(argv: Sequence[str], env: dict[str, str], box: Sandbox) -> str:
@@ -1372,7 +1394,13 @@ def section_memory(report: Report, quick: bool, box: Sandbox, server: LocalServe
         "httpx2": ("httpx2",),
         "cryptography.fernet": ("cryptography.fernet",),
         "asyncio": ("asyncio",),
-        "mcp_client_auth": ("mcp_client_auth",),
+        "the provider's modules": ("mcp_client_auth.provider",),
+        "all our modules": (
+            "mcp_client_auth.provider",
+            "mcp_client_auth.store.default",
+            "cryptography.fernet",
+            "asyncio",
+        ),
     }
     plus: dict[str, float] = {}
     for label, mods_ in extras.items():
@@ -1382,7 +1410,7 @@ def section_memory(report: Report, quick: bool, box: Sandbox, server: LocalServe
     report.note(
         "7: the floor plus one import: "
         + ", ".join(f"+{label} {v - mb['floor']:+.1f} MB" for label, v in plus.items())
-        + " (mcp_client_auth includes the ones before it)."
+        + " (the provider's modules include httpx2; the rest is data, threads and the loop)."
     )
     report.add(
         "7",
