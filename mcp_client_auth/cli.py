@@ -276,6 +276,12 @@ def cmd_token(args: argparse.Namespace) -> int:
         opened = store
         record = _run_now(lambda: opened.get(url))
     tokens = record.tokens if record is not None else None
+    if tokens is not None and tokens.dpop_bound:
+        raise CommandError(
+            f"the stored token for {url} is DPoP-bound (RFC 9449): other programs cannot use "
+            f"it, since each request needs a proof signed with its key; {_login_hint(url)} "
+            "for a bearer token"
+        )
     if tokens is None or not tokens.is_valid(time.time()):
         if not args.login and (tokens is None or not tokens.refresh_token):
             if tokens is None:
@@ -291,11 +297,17 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def _obtain_token(url: str, store: TokenStore, *, interactive: bool) -> TokenSet:
-    """The slow path of ``token``: refresh (or, when allowed, log in) through the provider."""
+    """The slow path of ``token``: refresh (or, when allowed, log in) through the provider.
+
+    ``dpop=False``: the token is for other programs (curl, scripts), which cannot make DPoP
+    proofs, so a login started here asks for a plain bearer token.
+    """
     from .errors import LoginRequiredError, TokenError
     from .provider import OAuthClientProvider
 
-    provider = OAuthClientProvider(url, store=store, interactive=interactive)
+    provider = OAuthClientProvider(
+        url, store=store, interactive=interactive, client_name=PROG, dpop=False
+    )
     progress = Progress()
     if not interactive:
         progress.show("Refreshing the access token")
@@ -366,6 +378,9 @@ def cmd_login(args: argparse.Namespace) -> int:
         redirect_port=args.port,
         store=store,
         login=_make_login(args.method, args.port),
+        # Tokens from this tool are mostly handed to other programs (curl, scripts), which
+        # cannot make DPoP proofs: bearer tokens unless asked.
+        dpop=bool(args.dpop),
     )
     tokens = _run(provider.alogin())
     record = provider.record
@@ -436,13 +451,14 @@ def _iso_utc(moment: float) -> str:
 def _expiry_text(tokens: TokenSet | None, now: float, style: Style) -> str:
     if tokens is None:
         return style.warn("none (logged out)")
+    kind = "DPoP-bound" if tokens.dpop_bound else "bearer"
     if tokens.expires_at is None:
-        return style.good("valid") + " (the server gave no expiry)"
+        return f"{style.good('valid')} {kind} (the server gave no expiry)"
     left = tokens.expires_at - now
     when = f"({_absolute(tokens.expires_at)})"
     if left > 0:
-        return f"{style.good('valid')}, expires {_relative(left)} {when}"
-    return f"{style.warn('expired')} {_relative(left)} {when}"
+        return f"{style.good('valid')} {kind}, expires {_relative(left)} {when}"
+    return f"{style.warn('expired')} {kind}, {_relative(left)} {when}"
 
 
 def _state(record: ServerRecord, now: float) -> tuple[str, bool]:
@@ -472,6 +488,7 @@ def _record_json(record: ServerRecord, now: float) -> dict[str, Any]:
     tokens, client = record.tokens, record.client
     access: dict[str, Any] = {"present": tokens is not None}
     if tokens is not None:
+        access["type"] = "DPoP" if tokens.dpop_bound else "Bearer"
         access["expires_at"] = _iso_utc(tokens.expires_at) if tokens.expires_at else None
         access["expires_in"] = (
             round(tokens.expires_at - now) if tokens.expires_at is not None else None
@@ -639,36 +656,48 @@ def _report_logout(
     failure: str | None,
     report: Reporter,
 ) -> bool:
+    """Say what was revoked at the server and what was only forgotten here; False on failure.
+
+    A token the server answers ``unsupported_token_type`` for (RFC 7009 2.2.1: it cannot
+    revoke that kind, typically a self-contained JWT access token) is not a failure: nothing
+    more can be done but wait for it to expire, so the message says how long that is.
+    """
     tokens = before.tokens
     dropped = "; dropped the client registration" if forget_client else ""
     if tokens is None:
         report.success(f"Already logged out of {url}{dropped or '; nothing to revoke'}.")
         return True
     names = {"refresh_token": "the refresh token", "access_token": "the access token"}
-    revoked = " and ".join(names.get(r, r) for r in result.revoked)
-    problems = [*result.errors] + ([failure] if failure else [])
     held = ["refresh_token"] if tokens.refresh_token else []
-    left = [names[kind] for kind in [*held, "access_token"] if kind not in result.revoked]
-    expiry = ""
+    unrevoked = [kind for kind in [*held, "access_token"] if kind not in result.revoked]
+    cannot = [e.split(":", 1)[0] for e in result.errors if "(unsupported_token_type)" in e]
+    problems = [e for e in result.errors if "(unsupported_token_type)" not in e]
+    problems += [failure] if failure else []
+    still = " and ".join(names.get(kind, kind) for kind in unrevoked)
+    until = "until it expires" if unrevoked == ["access_token"] else "until they expire"
     if tokens.expires_at is not None and tokens.expires_at > time.time():
-        expiry = f" (the access token expires {_relative(tokens.expires_at - time.time())})"
+        until += f" (the access token {_relative(tokens.expires_at - time.time())})"
+    parts: list[str] = []
+    if result.revoked:
+        revoked = " and ".join(names.get(kind, kind) for kind in result.revoked)
+        parts.append(f"the authorization server revoked {revoked}")
+    if cannot:
+        parts.append(
+            f"it cannot revoke {' and '.join(names.get(k, k) for k in cannot)} "
+            "(unsupported_token_type)"
+        )
     if problems:
         report.warning(
             f"Logged out of {url} here{dropped}, but revoking failed ({'; '.join(problems)})"
-            + (f"; the server revoked {revoked}" if revoked else "")
-            + f". Still valid on the server until they expire: {' and '.join(left)}{expiry}."
+            + "".join(f"; {part}" for part in parts)
+            + f". Still valid on the server {until}: {still}."
         )
         return False
     if not result.revocation_supported:
-        report.success(
-            f"Logged out of {url}: forgot the tokens here{dropped}. The authorization server "
-            f"has no revocation endpoint, so they were not revoked and stay valid until they "
-            f"expire{expiry}."
-        )
-        return True
+        parts.append("the authorization server has no revocation endpoint, so nothing was revoked")
+    tail = f"; still valid on the server {until}: {still}" if unrevoked else ""
     report.success(
-        f"Logged out of {url}: the authorization server revoked {revoked}; forgot them "
-        f"here{dropped}."
+        f"Logged out of {url}: {'; '.join(parts)}{tail}; forgot the tokens here{dropped}."
     )
     return True
 
@@ -913,6 +942,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     login.add_argument(
         "--port", type=int, metavar="N", help="fixed loopback port for the redirect URI"
+    )
+    login.add_argument(
+        "--dpop",
+        action="store_true",
+        help=(
+            "ask for DPoP-bound tokens (RFC 9449): safer, but usable only by programs using "
+            "this library, not through `token`"
+        ),
     )
     how = login.add_mutually_exclusive_group()
     how.add_argument(

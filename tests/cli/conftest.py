@@ -44,7 +44,7 @@ _STORE_ENV = (
     "NO_COLOR",
     "BROWSER",
 )
-_AUTHORIZE = re.compile(r"(http://127\.0\.0\.1:\d+/authorize\?\S+)")
+_AUTHORIZE = re.compile(r"^ {4}(https?://\S+\?\S+)$")  # PasteLogin prints the URL indented
 
 
 def console_script() -> list[str]:
@@ -94,9 +94,17 @@ class CLI:
         assert "Traceback" not in run.output or "--debug" in args, run.output
         return run
 
-    def login(self, url: str, *args: str, secret: str | None = None) -> Run:
-        """``login URL --paste``, playing the browser: GET the authorization URL printed on
-        stderr (the demo AS approves at once) and paste the redirect's Location on stdin."""
+    def login(
+        self,
+        url: str,
+        *args: str,
+        secret: str | None = None,
+        browser: Callable[[str], str] | None = None,
+    ) -> Run:
+        """``login URL --paste``, playing the user: open the authorization URL printed on
+        stderr with ``browser`` (default: one GET, since the demo AS approves at once and
+        redirects) and paste the address it ends on into stdin."""
+        browse = browser or _one_redirect
         proc = subprocess.Popen(
             [*console_script(), "login", url, "--paste", *args],
             stdin=subprocess.PIPE,
@@ -122,9 +130,7 @@ class CLI:
                 if found and not answered:
                     answered = True
                     try:
-                        response = httpx.get(found.group(1), follow_redirects=False, timeout=10)
-                        assert response.status_code == 302, response.text
-                        proc.stdin.write(response.headers["location"] + "\n")
+                        proc.stdin.write(browse(found.group(1)) + "\n")
                         proc.stdin.flush()
                     except BaseException as exc:
                         failures.append(exc)
@@ -133,11 +139,11 @@ class CLI:
         reader = threading.Thread(target=browser, daemon=True)
         reader.start()
         try:
-            stdout = proc.stdout.read()
-            proc.wait(timeout=TIMEOUT)
+            proc.wait(timeout=TIMEOUT)  # stdout stays empty: the pipe cannot fill up
         finally:
             if proc.poll() is None:
                 proc.kill()
+        stdout = proc.stdout.read()
         reader.join(TIMEOUT)
         if failures:
             raise failures[0]
@@ -152,6 +158,12 @@ class CLI:
 
     def all_output(self) -> str:
         return "".join(run.output for run in self.runs)
+
+
+def _one_redirect(authorization_url: str) -> str:
+    response = httpx.get(authorization_url, follow_redirects=False, timeout=10)
+    assert response.status_code == 302, response.text
+    return str(response.headers["location"])
 
 
 @pytest.fixture
