@@ -8,6 +8,7 @@ what the authorization server saw (registrations, refreshes, revocations).
 
 Every test gets its own store folder and config folder, and no D-Bus session: there is no
 keyring, so the store keeps its key in a key file, and the tests check that the tool says so.
+Tests that want a keyring get a real one (``secret_service``, from ``tests/store``).
 """
 
 from __future__ import annotations
@@ -28,10 +29,17 @@ import pytest
 
 from mcp_client_auth import ServerRecord, TokenStore
 from mcp_client_auth.store import keys
+from tests.store.conftest import (  # real Secret Services (private D-Bus + gnome-keyring)
+    SecretService,
+    locked_secret_service,
+    secret_service,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 from demo_servers import DemoServers, start_demo_servers
+
+__all__ = ["CLI", "TIMEOUT", "Run", "console_script", "locked_secret_service", "secret_service"]
 
 TIMEOUT = 60  # seconds for one CLI run: under pytest-timeout's 120, so the failure says which
 _STORE_ENV = (
@@ -158,6 +166,11 @@ class CLI:
 
     def all_output(self) -> str:
         return "".join(run.output for run in self.runs)
+
+    def use_keyring(self, service: SecretService, monkeypatch: pytest.MonkeyPatch) -> None:
+        """From now on the CLI (and this process) see ``service`` as the system keyring."""
+        service.use(monkeypatch)
+        self.env["DBUS_SESSION_BUS_ADDRESS"] = service.address
 
 
 def _one_redirect(authorization_url: str) -> str:
