@@ -334,7 +334,7 @@ def test_incomplete_device_answer(
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "F15: flow._device_grant sleeps the server's interval (and +5 s per slow_down) without "
+    "F8: flow._device_grant sleeps the server's interval (and +5 s per slow_down) without "
     "capping it by the time left: interval=3600 makes a 1 s login wait an hour"))
 @pytest.mark.parametrize(("interval", "token_error"),
                          [(3600, "authorization_pending"), (0.05, "slow_down")])

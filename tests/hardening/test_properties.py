@@ -37,8 +37,8 @@ from mcp_client_auth.tokens import MAX_LIFETIME
 from .drive import outcome, provider
 from .hostile import ISSUER, RESOURCE, Hostile, Reply
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-SLOW = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+SLOW = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 
 STATE = "state-0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
 REDIRECT = "http://127.0.0.1:53682/callback"
