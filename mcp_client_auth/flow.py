@@ -16,7 +16,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from .discovery import Discovered, discover
+from .discovery import (
+    Discovered,
+    discover,
+    discover_resource_metadata,
+    discover_server_metadata,
+)
 from .dpop import DPOP_ALGORITHM, DPoPKey
 from .effects import (
     CompleteLogin,
@@ -186,12 +191,9 @@ class AuthFlow:
         ):
             # The resource refused a token it took before: read its metadata again, since it
             # may name another authorization server now; what the old one issued is dropped.
-            found = yield from self._discover(challenge)
-            record = self._bind_issuer(found)
-            if record.issuer != self.record.issuer:
-                yield from self._save(record)
-            else:
-                self.record = record
+            found = yield from self._reread(challenge, self.record)
+            if found is not None:
+                yield from self._save(self._bind_issuer(found))
         stored = self.tokens
         if allow_refresh and not insufficient and stored is not None and stored.refresh_token:
             refreshed = yield from self.refresh()
@@ -200,6 +202,32 @@ class AuthFlow:
         if challenge is None and (self.record is None or self.record.server_metadata is None):
             return None
         return (yield from self.authorize(challenge, step_up=insufficient, found=found))
+
+    def _reread(
+        self, challenge: Challenge, record: ServerRecord
+    ) -> Generator[Effect, Any, Discovered | None]:
+        """Discovery for a resource that refused its token: a :class:`Discovered` when it now
+        names another authorization server, else ``None`` (the stored metadata stands).
+
+        Only a valid protected resource metadata document that names a new issuer moves the
+        client; a missing, broken or unreachable one does not (refreshing at the server that
+        issued the token is still safe, and a login runs discovery again and reports it).
+        """
+        header_url = challenge.param("resource_metadata")
+        try:
+            resource_metadata = yield from discover_resource_metadata(
+                self.settings.server_url, header_url
+            )
+            servers = (resource_metadata or {}).get("authorization_servers") or []
+            if resource_metadata is None or not servers or servers[0] == record.issuer:
+                return None
+            issuer = servers[0]
+            logger.info("%s now names the authorization server %s", record.resource, issuer)
+            server_metadata = yield from discover_server_metadata(issuer)
+        except DiscoveryError as exc:
+            logger.warning("could not re-read the metadata of %s: %s", record.resource, exc)
+            return None
+        return Discovered(resource_metadata["resource"], issuer, server_metadata, resource_metadata)
 
     def _discover(self, challenge: Challenge | None) -> Generator[Effect, Any, Discovered]:
         header_url = challenge.param("resource_metadata") if challenge else None

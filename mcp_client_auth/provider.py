@@ -315,12 +315,11 @@ class OAuthClientProvider(AuthBase):
 
     def _authorize(self, request: Any, tokens: TokenSet) -> None:
         """Attach ``tokens``; a DPoP-bound token gets a fresh proof of its key (RFC 9449 7)."""
+        request.headers["Authorization"] = tokens.authorization
         if tokens.token_type != "DPoP":
-            request.headers["Authorization"] = f"{tokens.token_type} {tokens.access_token}"
             return
         record = self._flow.record
         key = record.dpop_key if record is not None else None
-        request.headers["Authorization"] = f"DPoP {tokens.access_token}"
         if key is not None:  # None only when a migration just dropped the key: a 401 follows
             request.headers["DPoP"] = key.proof(
                 request.method,
@@ -378,6 +377,7 @@ class OAuthClientProvider(AuthBase):
                 self._note_nonce(response)
                 self._reauthorize(request, sent)
                 response = yield request
+                self._note_nonce(response)
                 continue
             challenge = find_challenge(challenges)
             if status == 403 and (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from .dpop import DPoPKey
@@ -46,6 +47,12 @@ class TokenSet:
     @property
     def scopes(self) -> frozenset[str]:
         return frozenset((self.scope or "").split())
+
+    @cached_property
+    def authorization(self) -> str:
+        """The ``Authorization`` header value (``Bearer <token>`` or ``DPoP <token>``), made
+        once per token: the request path with a valid token only reads it."""
+        return f"{self.token_type} {self.access_token}"
 
     @property
     def dpop_bound(self) -> bool:

@@ -98,6 +98,7 @@ class FakeServers:
     revocation: bool = True
     revoked: list[str] = field(default_factory=list)
     current_issuer: str = ISSUER  # the authorization server the resource's metadata names
+    prm_status: int = 200  # anything else: the protected resource metadata is unavailable
     # DPoP: the AS advertises these algorithms (None: no DPoP); proofs are checked whenever sent
     dpop_algs: list[str] | None = None
     dpop_issue_bearer: bool = False  # an AS that takes proofs but issues bearer tokens
@@ -167,6 +168,8 @@ class FakeServers:
         path = urlsplit(url).path
         if url.startswith(RESOURCE):
             return self._resource(seen, reply)
+        if url == PRM_URL and self.prm_status != 200:
+            return reply(self.prm_status, {"error": "unavailable"})
         if url == PRM_URL:
             return reply(
                 200,

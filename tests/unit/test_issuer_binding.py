@@ -59,12 +59,31 @@ def test_a_401_from_the_same_server_refreshes_after_re_reading_metadata() -> Non
     assert call("httpx2-async", servers, auth).status_code == 200
     assert [s.path for s in servers.seen] == [
         "/mcp",
-        "/.well-known/oauth-protected-resource/mcp",
-        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-protected-resource/mcp",  # still names the same server
         "/token",
         "/mcp",
     ]
-    assert servers.seen[3].form["grant_type"] == "refresh_token"
+    assert servers.seen[2].form["grant_type"] == "refresh_token"
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_unreadable_metadata_after_a_401_is_no_migration(status: int) -> None:
+    servers = FakeServers()
+    store = TokenStore.memory()
+    auth = provider(servers, store)
+    assert call("httpx-async", servers, auth).status_code == 200
+    servers.access.clear()
+    servers.prm_status = status  # the metadata is gone (404) or the server is failing (500)
+    servers.seen.clear()
+    assert call("httpx-async", servers, auth).status_code == 200
+    # no move to the resource's origin as a 2025-03-26 server: the old server refreshes
+    assert [s.form["grant_type"] for s in servers.seen if s.path == "/token"] == ["refresh_token"]
+    assert all(
+        s.origin != "https://mcp.example.com" or "oauth-authorization" not in s.path
+        for s in servers.seen
+    )
+    record = asyncio.run(store.get(RESOURCE))
+    assert record is not None and record.issuer == ISSUER
 
 
 def test_a_new_process_after_migration_uses_the_stored_new_issuer() -> None:
