@@ -267,3 +267,33 @@ def test_no_token_proof_or_key_in_the_logs(caplog: pytest.LogCaptureFixture) -> 
     secrets += list(servers.access)
     text = caplog.text + repr(auth.record) + repr(auth.tokens)
     assert all(secret not in text for secret in secrets)
+
+
+def test_dpop_key_is_encrypted_at_rest_by_the_default_store(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from mcp_client_auth.store import keys
+
+    monkeypatch.setenv("MCP_CLIENT_AUTH_KEY", Fernet.generate_key().decode())
+    monkeypatch.setenv("HOME", str(tmp_path))
+    keys.forget_keys()
+    try:
+        servers = dpop_servers()
+        store = TokenStore.default(tmp_path / "store")
+        auth = provider(servers, store)
+        assert call("httpx2-async", servers, auth).status_code == 200
+        record = auth.record
+        assert record is not None and record.dpop_key is not None
+        d = record.dpop_key.to_dict()["d"]
+        files = [path for path in (tmp_path / "store").rglob("*") if path.is_file()]
+        assert files
+        x = record.dpop_key.to_dict()["x"]
+        for path in files:
+            data = path.read_bytes()
+            assert d.encode() not in data and x.encode() not in data, path
+        again = asyncio.run(TokenStore.default(tmp_path / "store").get(RESOURCE))
+        assert again is not None and again.dpop_key == record.dpop_key
+    finally:
+        keys.forget_keys()
