@@ -338,3 +338,15 @@ def test_step_up_against_hostile_metadata_keeps_the_tokens() -> None:
     after = stored(store, servers)
     assert after is not None and after.tokens == before.tokens
     assert after.client == before.client
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
+    "F2: the standalone driver (get_token, login, the CLI) is async too: the sync "
+    "response.close() in provider._refuse_large raises RuntimeError"))
+def test_get_token_with_oversized_metadata_is_a_typed_error(httpx_mock: Any) -> None:
+    servers = Hostile()
+    servers.hooks["prm"] = lambda seen: Reply.raw(HUGE)
+    httpx_mock.add_callback(servers.handler, is_reusable=True, is_optional=True)
+    with pytest.raises(MCPAuthError) as info:
+        provider(servers).get_token()
+    assert_clean(info.value, DiscoveryError, r"larger than 1 MiB")
