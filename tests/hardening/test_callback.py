@@ -177,7 +177,7 @@ def test_repeated_callbacks_exchange_the_code_once() -> None:
         right = b.callback(url)
         assert b.get(right) == 200
         for _ in range(3):
-            assert b.get(right) != 200 or True  # a finished page, or the listener is gone
+            b.get(right)  # a "finished" page, or nothing listens any more: never a 2nd login
         second = b.callback(url)  # a second, fresh code with the same state
         b.get(second)
 

@@ -31,7 +31,6 @@ from mcp_client_auth import (
     TokenStore,
 )
 from mcp_client_auth.flow import FlowSettings
-from mcp_client_auth.login import BrowserLogin, CallbackLogin
 from mcp_client_auth.registration import ClientSettings
 
 from .drive import COMBOS, assert_clean, everything_said, leaked, outcome, provider, send, stored
@@ -155,15 +154,6 @@ def test_identity_assertion_is_not_shown() -> None:
     auth = IdentityAssertion("https://mcp.example.com/mcp", assertion=assertion,
                              store=TokenStore.memory())
     assert assertion not in repr(auth) + str(auth) + repr(auth._flow.settings)
-
-
-def test_login_objects_show_nothing_secret() -> None:
-    def login(url: str) -> str:
-        return url
-
-    for obj in (BrowserLogin(port=8765), CallbackLogin(login)):
-        text = repr(obj) + str(obj)
-        assert "code" not in text.lower() or "Login" in text
 
 
 # -- errors that carry what a server said ------
