@@ -583,7 +583,7 @@ def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalSe
 
     total, listed = import_times(commands["static"], env)
     report.note(f"2: reconnect (static) -X importtime: {total * 1e3:.0f} ms; {listed}")
-    extra = import_difference(commands["ours"], commands["static"], env)
+    extra = import_difference(commands["ours"], commands["static"], env, runs_=1 if quick else 3)
     report.note(f"2: reconnect (ours) imports beyond static's: {extra}")
     report.note(f"2: reconnect (ours) profile: {profile_parts(commands['ours'], env, box)}")
     server.take_counts()
@@ -649,11 +649,11 @@ def import_times(argv: Sequence[str], env: dict[str, str], top: int = 8) -> tupl
 
 
 def import_difference(
-    argv: Sequence[str], floor: Sequence[str], env: dict[str, str], top: int = 8
+    argv: Sequence[str], floor: Sequence[str], env: dict[str, str], top: int = 8, runs_: int = 3
 ) -> str:
-    """What ``argv`` imports beyond ``floor``, by package (the median of three runs each)."""
-    runs = [import_profile(argv, env) for _ in range(3)]
-    bases = [import_profile(floor, env) for _ in range(3)]
+    """What ``argv`` imports beyond ``floor``, by package (the median of ``runs_`` runs each)."""
+    runs = [import_profile(argv, env) for _ in range(runs_)]
+    bases = [import_profile(floor, env) for _ in range(runs_)]
     names = set().union(*runs, *bases)
     diff = {n: median([r[n] for r in runs]) - median([b[n] for b in bases]) for n in names}
     total = sum(diff.values())
@@ -899,7 +899,7 @@ def section_concurrency(report: Report, quick: bool, box: Sandbox, server: Local
     from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
     n = 200
-    rounds = 3 if quick else 9
+    rounds = 1 if quick else 9
     latency = 0.005  # the token endpoint's simulated network latency
 
     def make_handler(counts: Counter[str], valid: set[str]) -> Callable[[Any], Any]:
@@ -1061,14 +1061,15 @@ def section_concurrency(report: Report, quick: bool, box: Sandbox, server: Local
         "0",
         ok(max(failed_counts) == 0),
     )
-    # why: one process alone on an expired store (the refresher), then one on the refreshed
-    # store (what each waiter does once it has the lock)
-    solo = box.folder("procs-profile")
-    child("setup-store", str(solo), server.url, server.token_endpoint, "old", "-10", env=env)
-    argv = [PY, CHILD, "concurrent-ours", server.url, str(solo)]
-    report.note(f"4: profile, the refreshing process: {profile_parts(argv, env, box)}")
-    report.note(f"4: profile, a process after the refresh: {profile_parts(argv, env, box)}")
-    server.take_counts()
+    if not quick:
+        # why: one process alone on an expired store (the refresher), then one on the
+        # refreshed store (what each waiter does once it has the lock)
+        solo = box.folder("procs-profile")
+        child("setup-store", str(solo), server.url, server.token_endpoint, "old", "-10", env=env)
+        argv = [PY, CHILD, "concurrent-ours", server.url, str(solo)]
+        report.note(f"4: profile, the refreshing process: {profile_parts(argv, env, box)}")
+        report.note(f"4: profile, a process after the refresh: {profile_parts(argv, env, box)}")
+        server.take_counts()
     report.note(
         "4: 8 processes, when each got its answer after the go (last round): ours "
         + ", ".join(f"{o * 1e3:.0f}" for o in ours_offsets)
@@ -1284,11 +1285,10 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
     child("fill-store", str(home), str(count), str(keys_file), env=env, timeout=300)
     filetree = str(home.parent / "filetree")
 
-    commands: dict[str, Sequence[str]] = {
-        "import httpx": [PY, "-c", "import httpx"],
-        "filetree": [PY, CHILD, "status-filetree", filetree, str(keys_file)],
-        "library": [PY, CHILD, "status-library", str(home)],
-    }
+    commands: dict[str, Sequence[str]] = {"import httpx": [PY, "-c", "import httpx"]}
+    ft_argv = [PY, CHILD, "status-filetree", filetree, str(keys_file)]
+    if not quick:  # FileTree takes seconds per run: --quick times it once, apart
+        commands["filetree"] = ft_argv
     cli = _cli_argv("status")
     cli_error = None
     if cli is not None:
@@ -1304,6 +1304,8 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
             )
         else:
             commands["cli"] = cli
+            if not quick:  # the same through the public interface
+                commands["library"] = [PY, CHILD, "status-library", str(home)]
             # what-ifs: the same CLI without the package __init__'s eager imports; and one
             # pass over the entries (each decrypted once) instead of list-then-get
             if _eager_package_init(env):
@@ -1316,7 +1318,14 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
         if name != "import httpx" and out.stdout.count("server-") < count:
             raise RuntimeError(f"status {name} listed {out.stdout.count('server-')} servers")
 
+    if "cli" not in commands:
+        commands["library"] = [PY, CHILD, "status-library", str(home)]
     times = interleaved_processes(commands, env, rounds, check)
+    if quick:
+        wall, cpu, out = timed_process_cpu(ft_argv, env, timeout=300)
+        check("filetree", out)
+        times["filetree"] = [wall] * rounds
+        times["filetree@cpu"] = [cpu] * rounds
     t_ft = median(times["filetree"])
 
     def status_row(name: str, label: str, verdict: bool = True) -> None:
@@ -1342,7 +1351,8 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
             "6", f"CLI status, {count:,} servers", "n/a", f"FT {fmt(t_ft)}", "", "< 0.2 s", "n/a"
         )
         report.note(f"6: CLI status n/a: {why}")
-    status_row("library", f"status via library, {count:,}")
+    if "library" in times:
+        status_row("library", f"status via library, {count:,}")
     lk = child_json("lookup", str(home), str(keys_file), "300" if quick else "2000", env=env)
     report.add(
         "6",
@@ -1357,7 +1367,8 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
         '6: calibration in the same run: `python -c "import httpx"` '
         f"{fmt(median(times['import httpx']))} "
         "as a whole process; FT = py-key-value-aio FileTreeStore + FernetEncryptionWrapper "
-        "reading all entries (it cannot enumerate keys through the wrapper)."
+        "reading all entries (it cannot enumerate keys through the wrapper)"
+        + (", timed once (--quick)." if quick else ".")
     )
     name = "cli" if "cli" in times else "library"
     total, listed = import_times(commands[name], env)
