@@ -81,6 +81,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MCP_CLIENT_AUTH_HOME": str(Path(tmp) / "home")}
         env.pop("MCP_CLIENT_AUTH_KEY", None)
+        # Bytecode caches, as every installed package has them (a sandbox that sets
+        # PYTHONDONTWRITEBYTECODE would otherwise measure compiling, mostly); kept apart.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         if not args.keyring:
             env["XDG_CONFIG_HOME"] = str(Path(tmp) / "config")
             env.pop("DBUS_SESSION_BUS_ADDRESS", None)

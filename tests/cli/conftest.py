@@ -52,7 +52,8 @@ _STORE_ENV = (
     "NO_COLOR",
     "BROWSER",
 )
-_AUTHORIZE = re.compile(r"^ {4}(https?://\S+\?\S+)$")  # PasteLogin prints the URL indented
+# PasteLogin prints the authorization URL indented, DeviceLogin the verification URL
+_AUTHORIZE = re.compile(r"^ {4}(https?://\S+\?\S+)$")
 
 
 def console_script() -> list[str]:
@@ -107,14 +108,16 @@ class CLI:
         url: str,
         *args: str,
         secret: str | None = None,
-        browser: Callable[[str], str] | None = None,
+        browser: Callable[[str], str | None] | None = None,
+        method: str = "--paste",
     ) -> Run:
-        """``login URL --paste``, playing the user: open the authorization URL printed on
-        stderr with ``browser`` (default: one GET, since the demo AS approves at once and
-        redirects) and paste the address it ends on into stdin."""
+        """``login URL --paste`` (or ``method``), playing the user: open the URL the login
+        prints on stderr with ``browser`` (default: one GET, since the demo AS approves at
+        once and redirects) and paste what it returns, if anything, into stdin."""
         browse = browser or _one_redirect
+        argv = ["login", url, method, *args]
         proc = subprocess.Popen(
-            [*console_script(), "login", url, "--paste", *args],
+            [*console_script(), *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -129,7 +132,7 @@ class CLI:
         stderr: list[str] = []
         failures: list[BaseException] = []
 
-        def browser() -> None:
+        def user() -> None:
             assert proc.stderr is not None and proc.stdin is not None
             answered = False
             for line in proc.stderr:
@@ -138,13 +141,15 @@ class CLI:
                 if found and not answered:
                     answered = True
                     try:
-                        proc.stdin.write(browse(found.group(1)) + "\n")
-                        proc.stdin.flush()
+                        pasted = browse(found.group(1))
+                        if pasted is not None:
+                            proc.stdin.write(pasted + "\n")
+                            proc.stdin.flush()
                     except BaseException as exc:
                         failures.append(exc)
                         proc.kill()
 
-        reader = threading.Thread(target=browser, daemon=True)
+        reader = threading.Thread(target=user, daemon=True)
         reader.start()
         try:
             proc.wait(timeout=TIMEOUT)  # stdout stays empty: the pipe cannot fill up
@@ -155,7 +160,7 @@ class CLI:
         reader.join(TIMEOUT)
         if failures:
             raise failures[0]
-        run = Run(["login", url, "--paste", *args], proc.returncode, stdout, "".join(stderr))
+        run = Run(argv, proc.returncode, stdout, "".join(stderr))
         self.runs.append(run)
         assert "\x1b[" not in run.output, run.output
         return run

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.conftest import follow_to_redirect_uri
+from tests.conftest import approve_device_code, follow_to_redirect_uri
 
 from .conftest import CLI
 
@@ -118,3 +118,16 @@ def test_logout_where_the_access_token_cannot_be_revoked(cli: CLI, start_realas)
     assert "cannot revoke the access token (unsupported_token_type)" in run.stderr
     assert "still valid on the server until it expires (the access token in" in run.stderr
     assert not introspect(stack, record.tokens.refresh_token)
+
+
+def test_login_with_the_device_flow(cli: CLI, realas: RealStack) -> None:
+    def approve(verification_uri_complete: str) -> None:
+        approve_device_code(verification_uri_complete)  # on "another device"; nothing to paste
+
+    run = cli.login(realas.resource, browser=approve, method="--device")
+    assert run.returncode == 0, run.output
+    assert run.stdout == ""
+    assert "Code:" in run.stderr
+    record = cli.record(realas.resource)
+    assert record is not None and record.tokens is not None
+    assert cli("token", realas.resource).returncode == 0
