@@ -8,7 +8,8 @@
   ``RS_REQUIRED_SCOPE="mcp:read"``, ``MCP_SCOPES=...``, ``EXTRA_CLIENTS=json.dumps([...])``...
   Defaults: ``INTERACTION_MODE=auto`` (every login step is a plain redirect), ``AT_TTL=5``.
   Everything it started is killed at teardown.
-- ``realas``: the same with the defaults.
+- ``realas``: one stack with the defaults, shared by the whole session (register your own
+  client; use ``start_realas`` for a fresh or differently configured one).
 - ``realas_login``: a ``login`` callable (authorization URL -> the URL the browser was sent back
   to) for ``INTERACTION_MODE=auto``: follows the authorization server's redirects and stops at the
   first one that leaves it.
@@ -152,14 +153,16 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def start_realas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartRealAS]:
-    """Factory: start a real AS + protected resource with the given environment knobs."""
-    started: list[Server] = []
+class RealASLauncher:
+    """Starts real stacks (see :func:`start_realas`) and stops every one it started."""
 
-    def start(**knobs: str) -> RealStack:
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self._started: list[Server] = []
+
+    def start(self, **knobs: str) -> RealStack:
         node = _node()
-        workdir = tmp_path_factory.mktemp("realas")
+        workdir = self._tmp.mktemp("realas")
         rs_port = free_port()
         resource = f"http://{LOOPBACK}:{rs_port}/mcp"
         settings = {
@@ -178,7 +181,7 @@ def start_realas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartReal
             REALAS_DIR,
             workdir / "as.log",
         )
-        started.append(auth_server)
+        self._started.append(auth_server)
         port_file = workdir / "as.port"
         _wait_for(auth_server, lambda: port_file.exists() and port_file.read_text().strip() != "")
         issuer = f"http://{LOOPBACK}:{port_file.read_text().strip()}"
@@ -191,7 +194,7 @@ def start_realas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartReal
             REALAS_DIR,
             workdir / "rs.log",
         )
-        started.append(resource_server)
+        self._started.append(resource_server)
         _wait_for(resource_server, lambda: _http_ok(f"http://{LOOPBACK}:{rs_port}/healthz"))
         return RealStack(
             issuer=issuer,
@@ -202,15 +205,29 @@ def start_realas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartReal
             settings=settings,
         )
 
-    yield start
-    for server in reversed(started):
-        server.stop()
+    def stop_all(self) -> None:
+        for server in reversed(self._started):
+            server.stop()
+        self._started.clear()
 
 
 @pytest.fixture
-def realas(start_realas: StartRealAS) -> RealStack:
-    """A real AS (auto interaction, 5 s access tokens) and the protected resource it serves."""
-    return start_realas()
+def start_realas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartRealAS]:
+    """Factory: start a real AS + protected resource with the given environment knobs; each
+    test gets its own, stopped at its end."""
+    launcher = RealASLauncher(tmp_path_factory)
+    yield launcher.start
+    launcher.stop_all()
+
+
+@pytest.fixture(scope="session")
+def realas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealStack]:
+    """One real AS (auto interaction, 5 s access tokens) and its protected resource, shared by
+    the whole session: for tests that only register their own clients and log in. A test that
+    needs other knobs, a fresh AS, or to stop it, uses ``start_realas``."""
+    launcher = RealASLauncher(tmp_path_factory)
+    yield launcher.start()
+    launcher.stop_all()
 
 
 def follow_to_redirect_uri(authorization_url: str, *, max_hops: int = 20) -> str:
