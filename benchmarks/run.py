@@ -1013,13 +1013,34 @@ def section_concurrency(report: Report, quick: bool, box: Sandbox, server: Local
     ours_offsets: list[float] = []
     static_offsets: list[float] = []
     ours_marks: list[tuple[float, float, float]] = []
+    warm_times: list[float] = []
+    warm_tokens: list[int] = []
     for r in range(prounds):
         home = box.folder(f"procs-{r}")
         child("setup-store", str(home), server.url, server.token_endpoint, "old", "-10", env=env)
         server.take_counts()
         order = ["static", "ours"] if r % 2 == 0 else ["ours", "static"]
+        if not quick:
+            order.append("warm")
         for name in order:
-            if name == "static":
+            if name == "warm":  # what-if, on its own expired store
+                warm = box.folder(f"procs-warm-{r}")
+                child(
+                    "setup-store",
+                    str(warm),
+                    server.url,
+                    server.token_endpoint,
+                    "old",
+                    "-10",
+                    env=env,
+                )
+                server.take_counts()
+                elapsed, answers = _run_together(
+                    [[PY, CHILD, "concurrent-ours", server.url, str(warm), "warm"]] * procs, env
+                )
+                warm_times.append(elapsed)
+                warm_tokens.append(server.take_counts()["/token"])
+            elif name == "static":
                 elapsed, answers = _run_together(
                     [[PY, CHILD, "concurrent-static", server.url, TOKEN]] * procs, env
                 )
@@ -1098,6 +1119,17 @@ def section_concurrency(report: Report, quick: bool, box: Sandbox, server: Local
         "(report)",
         "info",
     )
+    if warm_times:
+        r = median([o / s for o, s in zip(warm_times, floor_times, strict=True)])
+        report.add(
+            "4",
+            "what-if: Fernet+portal warm first",
+            fmt(median(warm_times)),
+            fmt(median(floor_times)),
+            f"{r:.2f}x",
+            f"({max(warm_tokens)} token req)",
+            "info",
+        )
 
 
 def _run_together(
