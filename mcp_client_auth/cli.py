@@ -276,7 +276,9 @@ def cmd_token(args: argparse.Namespace) -> int:
         opened = store
         record = _run_now(lambda: opened.get(url))
     tokens = record.tokens if record is not None else None
-    if tokens is not None and tokens.dpop_bound:
+    if tokens is not None and tokens.dpop_bound and args.login:
+        tokens = _obtain_token(url, store or _open_store(args.store), interactive=True, fresh=True)
+    elif tokens is not None and tokens.dpop_bound:
         raise CommandError(
             f"the stored token for {url} is DPoP-bound (RFC 9449): other programs cannot use "
             f"it, since each request needs a proof signed with its key; {_login_hint(url)} "
@@ -296,11 +298,14 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _obtain_token(url: str, store: TokenStore, *, interactive: bool) -> TokenSet:
+def _obtain_token(
+    url: str, store: TokenStore, *, interactive: bool, fresh: bool = False
+) -> TokenSet:
     """The slow path of ``token``: refresh (or, when allowed, log in) through the provider.
 
     ``dpop=False``: the token is for other programs (curl, scripts), which cannot make DPoP
-    proofs, so a login started here asks for a plain bearer token.
+    proofs, so a login started here asks for a plain bearer token. ``fresh`` logs in even
+    when the stored token is valid (it is DPoP-bound, so of no use here).
     """
     from .errors import LoginRequiredError, TokenError
     from .provider import OAuthClientProvider
@@ -312,7 +317,7 @@ def _obtain_token(url: str, store: TokenStore, *, interactive: bool) -> TokenSet
     if not interactive:
         progress.show("Refreshing the access token")
     try:
-        return _run(provider.aget_token())
+        return _run(provider.alogin() if fresh else provider.aget_token())
     except LoginRequiredError:
         raise CommandError(
             f"the login for {url} has expired and could not be renewed; {_login_hint(url)}"
@@ -568,8 +573,10 @@ def _print_status(
     if store is None:
         lines.append(f"Store: {folder} (not created yet: nothing stored)")
     else:
+        protection = store.protection
+        shown = style.warn(str(protection)) if protection.kind == "key file" else str(protection)
         lines.append(f"Store: {store.description}")
-        lines.append(f"Key:   {store.protection}")
+        lines.append(f"Key:   {shown}")
     lines.append("")
     if not records:
         if url:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import httpx
@@ -131,3 +132,34 @@ def test_login_with_the_device_flow(cli: CLI, realas: RealStack) -> None:
     record = cli.record(realas.resource)
     assert record is not None and record.tokens is not None
     assert cli("token", realas.resource).returncode == 0
+
+
+FAKE_BROWSER = """
+import sys, httpx
+with httpx.Client(follow_redirects=True, timeout=30, trust_env=False) as browser:
+    browser.get(sys.argv[1]).raise_for_status()
+"""
+
+
+def test_dpop_bound_tokens_are_not_handed_out(cli: CLI, realas: RealStack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run = cli.login(realas.resource, "--dpop", browser=follow_to_redirect_uri)
+    assert run.returncode == 0, run.output
+    record = cli.record(realas.resource)
+    assert record is not None and record.tokens is not None and record.tokens.dpop_bound
+    assert "DPoP-bound" in cli("status").stdout
+    assert json.loads(cli("status", "--json").stdout)["servers"][0]["access_token"]["type"] == (
+        "DPoP"
+    )
+
+    refused = cli("token", realas.resource)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "DPoP-bound" in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+    script = tmp_path / "browser.py"
+    script.write_text(FAKE_BROWSER)
+    browser = {"BROWSER": f"{sys.executable} {script} %s"}
+    run = cli("token", realas.resource, "--login", env=browser)
+    assert run.returncode == 0, run.output
+    record = cli.record(realas.resource)
+    assert record is not None and record.tokens is not None and not record.tokens.dpop_bound
+    assert run.stdout == record.tokens.access_token + "\n"
