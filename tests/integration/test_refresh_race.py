@@ -1,0 +1,345 @@
+"""One refresh across processes, and a restart with no login, against the REAL authorization server.
+
+oidc-provider (tests/realas, started by ``start_realas`` in tests/conftest.py) rotates refresh
+tokens and revokes the whole grant when a rotated one is used again. So when 8 processes find
+the same expired token, only one may refresh: the others must wait for it (the store's lock)
+and then read its tokens from the store. The control runs the same race with the lock taken
+out (a store built with a no-op ``lock=``) and gets ``invalid_grant``: the test can fail.
+
+The access token expires in the children only: they run with a clock 400 s ahead of the
+server's 300 s token lifetime, so no test waits for real time to pass. Refreshes are counted in
+the authorization server's own log (``AS_LOG_EVENTS=1``), and every request a child sends goes
+through its httpx client's event hook.
+
+The Redis variant uses a real redis-server (tests/store/redis_server.py); without Debian's
+``redis-server`` it fails, saying what to install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from mcp_client_auth import OAuthClientProvider, TokenStore
+
+from ..store.redis_server import start_redis_server
+
+if TYPE_CHECKING:
+    from tests.conftest import RealStack, StartRealAS
+
+pytestmark = pytest.mark.integration
+
+# dpop=False throughout: the provider uses DPoP wherever the authorization server advertises it
+# (oidc-provider does), and tests/realas/rs_server.py accepts only Bearer tokens, so a DPoP-bound
+# token is refused there (the known issue of test_mcp_clients.py, DPOP_BUG). Refresh rotation,
+# which these tests are about, is the same either way.
+PROCESSES = 8
+AT_TTL = "300"  # longer than the provider's 60 s leeway: a fresh token is valid
+AHEAD = 400.0  # the children's clock: past the stored token's expiry, within the new one's
+
+CHILD = textwrap.dedent(
+    """
+    import contextlib, hashlib, json, sys, time
+    import httpx
+    from mcp_client_auth import OAuthClientProvider, TokenStore
+
+    kind = sys.argv[1]
+    if kind == "redis":
+        import mcp_client_auth.store.redis_store  # the slow part, before the race
+    print("imported", flush=True)
+    where, resource, lock, ahead = json.loads(sys.stdin.readline())
+
+    @contextlib.asynccontextmanager
+    async def no_lock(_resource):
+        yield
+
+    store = TokenStore.default(where) if kind == "disk" else TokenStore.redis(where)
+    if lock == "none":  # the control: the same store without its cross-process lock
+        store = TokenStore(
+            store.kv, lock=no_lock, description=store.description, protection=store.protection
+        )
+    provider = OAuthClientProvider(
+        resource,
+        store=store,
+        interactive=False,
+        clock=lambda: time.time() + ahead,
+        dpop=False,
+    )
+    sent = []
+    client = httpx.Client(
+        auth=provider,
+        timeout=60,
+        event_hooks={"request": [lambda r: sent.append(f"{r.method} {r.url}")]},
+    )
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together
+    try:
+        response = client.post(resource, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        token = provider.tokens.access_token if provider.tokens else ""
+        result = {
+            "status": response.status_code,
+            "token": hashlib.sha256(token.encode()).hexdigest()[:16],
+        }
+    except Exception as exc:
+        result = {"error": type(exc).__name__, "message": str(exc)[:300]}
+    result["sent"] = sent
+    print(json.dumps(result), flush=True)
+    """
+)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+class Racers:
+    """``PROCESSES`` child processes, started early so that their imports overlap the servers'
+    start and the login; :meth:`race` tells them the store and releases them together."""
+
+    def __init__(self, kind: str, processes: int = PROCESSES) -> None:
+        self.children = [
+            subprocess.Popen(
+                [sys.executable, "-c", CHILD, kind],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(processes)
+        ]
+
+    def _expect(self, word: str) -> None:
+        for proc in self.children:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            if line != word:
+                proc.kill()
+                pytest.fail(
+                    f"a child said {line!r}, not {word!r}:\n{proc.communicate()[1][-3000:]}"
+                )
+
+    def _tell(self, line: str) -> None:
+        for proc in self.children:
+            assert proc.stdin is not None
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+
+    def race(self, where: str, resource: str, *, lock: str = "store") -> list[dict[str, Any]]:
+        self._expect("imported")
+        self._tell(json.dumps([where, resource, lock, AHEAD]))
+        self._expect("ready")
+        self._tell("go")
+        results = []
+        for proc in self.children:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err[-3000:]
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+
+    def kill(self) -> None:
+        for proc in self.children:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
+@pytest.fixture
+def racers() -> Iterator[Callable[[str], Racers]]:
+    started: list[Racers] = []
+
+    def start(kind: str) -> Racers:
+        started.append(Racers(kind))
+        return started[-1]
+
+    yield start
+    for group in started:
+        group.kill()
+
+
+def grants(stack: RealStack) -> list[str]:
+    """Each token request the AS answered: its grant type, with ``!error`` when refused."""
+    found = []
+    for event in stack.events():
+        if event.get("event") == "grant.success":
+            found.append(event["grant_type"])
+        elif event.get("event") == "grant.error":
+            found.append(f"{event['grant_type']}!{event.get('error')}")
+    return found
+
+
+@pytest.fixture
+def store_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stores' key for this process and its children (no keyring, no key file)."""
+    monkeypatch.setenv("MCP_CLIENT_AUTH_KEY", Fernet.generate_key().decode())
+
+
+@pytest.fixture
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = start_redis_server(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+async def log_in(stack: RealStack, store: TokenStore, login: Callable[[str], str]) -> str:
+    """One interactive login (INTERACTION_MODE=auto), kept in ``store``; the access token."""
+    provider = OAuthClientProvider(stack.resource, store=store, login=login, dpop=False)
+    tokens = await provider.aget_token()
+    assert grants(stack) == ["authorization_code"]
+    return tokens.access_token
+
+
+def check_one_refresh(stack: RealStack, results: list[dict[str, Any]], first: str) -> None:
+    errors = [r for r in results if "error" in r or r["status"] != 200]
+    assert not errors, errors
+    assert len({r["token"] for r in results}) == 1  # every process uses the one new token
+    assert results[0]["token"] != token_hash(first)
+    assert grants(stack) == ["authorization_code", "refresh_token"]  # exactly one refresh
+    token_endpoint = stack.as_metadata()["token_endpoint"]
+    refreshers = [r for r in results if f"POST {token_endpoint}" in r["sent"]]
+    assert len(refreshers) == 1
+    for r in results:  # no discovery, no registration: straight from the store
+        assert all(s in (f"POST {token_endpoint}", f"POST {stack.resource}") for s in r["sent"])
+
+
+def check_the_race_is_lost(stack: RealStack, results: list[dict[str, Any]]) -> None:
+    refused = [g for g in grants(stack) if g == "refresh_token!invalid_grant"]
+    failed = [r for r in results if "error" in r]
+    assert refused, grants(stack)  # a rotated refresh token was used again
+    assert failed, results
+    assert {r["error"] for r in failed} <= {"LoginRequiredError", "TokenError"}, failed
+
+
+def stores(kind: str, tmp_path: Path, redis_url: str | None) -> tuple[TokenStore, str]:
+    if kind == "disk":
+        return TokenStore.default(tmp_path / "store"), str(tmp_path / "store")
+    assert redis_url is not None
+    return TokenStore.redis(redis_url), redis_url
+
+
+@pytest.mark.usefixtures("store_key")
+async def test_eight_processes_refresh_once_disk(
+    start_realas: StartRealAS,
+    realas_login: Callable[[str], str],
+    racers: Callable[[str], Racers],
+    tmp_path: Path,
+) -> None:
+    children = racers("disk")
+    stack = start_realas(AT_TTL=AT_TTL, AS_LOG_EVENTS="1")
+    store, where = stores("disk", tmp_path, None)
+    first = await log_in(stack, store, realas_login)
+    check_one_refresh(stack, children.race(where, stack.resource), first)
+
+
+@pytest.mark.usefixtures("store_key")
+async def test_without_the_lock_the_race_revokes_the_grant_disk(
+    start_realas: StartRealAS,
+    realas_login: Callable[[str], str],
+    racers: Callable[[str], Racers],
+    tmp_path: Path,
+) -> None:
+    """The control: the same race with a no-op lock fails, so the test above has teeth."""
+    children = racers("disk")
+    stack = start_realas(AT_TTL=AT_TTL, AS_LOG_EVENTS="1")
+    store, where = stores("disk", tmp_path, None)
+    await log_in(stack, store, realas_login)
+    check_the_race_is_lost(stack, children.race(where, stack.resource, lock="none"))
+
+
+@pytest.mark.usefixtures("store_key")
+async def test_eight_processes_refresh_once_redis(
+    start_realas: StartRealAS,
+    realas_login: Callable[[str], str],
+    racers: Callable[[str], Racers],
+    tmp_path: Path,
+    redis_url: str,
+) -> None:
+    children = racers("redis")
+    stack = start_realas(AT_TTL=AT_TTL, AS_LOG_EVENTS="1")
+    store, where = stores("redis", tmp_path, redis_url)
+    first = await log_in(stack, store, realas_login)
+    await store.aclose()
+    check_one_refresh(stack, children.race(where, stack.resource), first)
+
+
+@pytest.mark.usefixtures("store_key")
+async def test_without_the_lock_the_race_revokes_the_grant_redis(
+    start_realas: StartRealAS,
+    realas_login: Callable[[str], str],
+    racers: Callable[[str], Racers],
+    tmp_path: Path,
+    redis_url: str,
+) -> None:
+    children = racers("redis")
+    stack = start_realas(AT_TTL=AT_TTL, AS_LOG_EVENTS="1")
+    store, where = stores("redis", tmp_path, redis_url)
+    await log_in(stack, store, realas_login)
+    await store.aclose()
+    check_the_race_is_lost(stack, children.race(where, stack.resource, lock="none"))
+
+
+RESTART = textwrap.dedent(
+    """
+    import json, sys, time
+    import httpx
+    from mcp_client_auth import OAuthClientProvider, TokenStore
+
+    where, resource, ahead = sys.argv[1:4]
+    provider = OAuthClientProvider(
+        resource,
+        store=TokenStore.default(where),
+        interactive=False,
+        clock=lambda: time.time() + float(ahead),
+        dpop=False,
+    )
+    sent = []
+    with httpx.Client(
+        auth=provider, event_hooks={"request": [lambda r: sent.append(f"{r.method} {r.url}")]}
+    ) as client:
+        response = client.post(resource, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    print(json.dumps({"status": response.status_code, "sent": sent}))
+    """
+)
+
+
+@pytest.mark.usefixtures("store_key")
+async def test_a_new_process_reuses_the_login_without_discovery(
+    start_realas: StartRealAS, realas_login: Callable[[str], str], tmp_path: Path
+) -> None:
+    stack = start_realas(AT_TTL=AT_TTL, AS_LOG_EVENTS="1")
+    where = str(tmp_path / "store")
+    await log_in(stack, TokenStore.default(where), realas_login)
+
+    def restart(ahead: float) -> dict[str, Any]:
+        out = subprocess.run(
+            [sys.executable, "-c", RESTART, where, stack.resource, str(ahead)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=os.environ,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        result: dict[str, Any] = json.loads(out.stdout)
+        return result
+
+    # a new process: its first request carries the stored token; nothing else is sent
+    assert restart(0) == {"status": 200, "sent": [f"POST {stack.resource}"]}
+    assert grants(stack) == ["authorization_code"]  # no login, no refresh
+    assert [e["event"] for e in stack.events()].count("registration") == 1  # the login's
+
+    # a new process after expiry: one silent refresh, still no discovery and no login
+    token_endpoint = stack.as_metadata()["token_endpoint"]
+    assert restart(AHEAD) == {
+        "status": 200,
+        "sent": [f"POST {token_endpoint}", f"POST {stack.resource}"],
+    }
+    assert grants(stack) == ["authorization_code", "refresh_token"]
