@@ -1,19 +1,29 @@
-"""One run of one real client against the integration MCP server, in its own process.
+"""Real clients against the integration MCP server, step by step, in one process.
 
-``python -m tests.integration.mcp_client_driver CLIENT URL --store DIR --login auto|none
---tool NAME[=TEXT] ...`` builds an :class:`OAuthClientProvider` over ``TokenStore.default(DIR)``
-(``MCP_CLIENT_AUTH_KEY`` in the environment keeps the keyring out of it), connects with CLIENT,
-calls each tool in turn and prints one JSON line: the tool results, how many logins ran, every
-HTTP request the process sent (method, URL, status: recorded at the httpx and httpx2 transports,
-so whatever client library is in use, the provider's own requests included) and the error, if
-one ended the run (with every :class:`MCPAuthError` found in it, exception groups unwrapped).
+``python -m tests.integration.mcp_client_driver CLIENT URL --stores DIR --plan JSON`` runs the
+plan's steps in order and prints one JSON line: each ``call`` step's report, the timeline, and
+the error that stopped the plan, if one did. Steps:
+
+- ``{"call": NAME, "store": S, "login": "auto"|"none", "tools": ["echo=TEXT", ...]}``: a NEW
+  :class:`OAuthClientProvider` (nothing in memory) over ``TokenStore.default(DIR/S)``
+  (``MCP_CLIENT_AUTH_KEY`` in the environment keeps the keyring out of it), CLIENT connects and
+  calls each tool. Its report: the tool results, how many logins ran, every HTTP request sent
+  (method, URL, status, time: recorded at the httpx and httpx2 transports, so whatever client
+  library is in use, the provider's own requests included), the tokens' scope and expiry, and
+  the error that ended the call (with every :class:`MCPAuthError` in it, exception groups and
+  causes unwrapped). ``"must_work": true`` ends the plan when the call fails.
+- ``{"wait_for_go": true}``: import the client's libraries, then wait for a line on standard
+  input: the test starts this process early and lets it go the moment the previous one ends.
+- ``{"revoke": S}``: revoke S's stored refresh token at the authorization server (RFC 7009).
+- ``{"wait_for_expiry": [S, ...], "longest": SECONDS}``: sleep until the stored access tokens
+  count as expired for the provider (its leeway).
 
 CLIENT: ``mcp2`` (mcp 2.x ``Client`` over ``streamable_http_client`` on ``httpx2.AsyncClient``),
 ``fastmcp`` (``fastmcp.Client(url, auth=...)``), ``mcp1`` (mcp 1.x ``streamablehttp_client``;
 run it with the mcp 1.x environment's python), or ``httpx-sync``, ``httpx-async``,
 ``httpx2-sync``, ``httpx2-async`` (MCP JSON-RPC by hand over the plain client).
 
-``--login auto``: the login is a callable that follows the authorization server's redirects (its
+``login: auto``: the login is a callable that follows the authorization server's redirects (its
 ``INTERACTION_MODE=auto``) to the loopback redirect URI; ``none``: ``interactive=False``, so a
 needed login raises :class:`LoginRequiredError`. Imports only what the chosen client needs: the
 mcp 1.x environment has neither mcp 2.x nor httpx2 nor pytest.
@@ -28,12 +38,14 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from mcp_client_auth import MCPAuthError, OAuthClientProvider, TokenStore
+from mcp_client_auth.metadata import canonical_resource_url
 
 CLIENTS = ("mcp2", "fastmcp", "mcp1", "httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async")
 PROTOCOL_VERSION = "2025-06-18"  # for the hand-made JSON-RPC: a handshake-era version
@@ -267,32 +279,35 @@ def describe(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("client", choices=CLIENTS)
-    parser.add_argument("url")
-    parser.add_argument("--store", required=True)
-    parser.add_argument("--login", choices=("auto", "none"), default="auto")
-    parser.add_argument("--tool", action="append", default=[], help="NAME or NAME=TEXT")
-    parser.add_argument("--leeway", type=float, default=2.0)
-    args = parser.parse_args(argv)
+# -- the plan ---------------------------------------------------------------------------------
 
-    instrument(httpx)
-    if args.client != "mcp1":
-        instrument(__import__("httpx2"))
+
+def _record_of(store: Path, url: str) -> Any:
+    record = asyncio.run(TokenStore.default(store).get(canonical_resource_url(url)))
+    if record is None or record.tokens is None or record.client is None:
+        raise RuntimeError(f"no tokens stored in {store}")
+    return record
+
+
+def call(args: argparse.Namespace, step: dict[str, Any]) -> dict[str, Any]:
+    """A new provider over the step's store (nothing in memory), the client, the tools."""
     tools: Tools = []
-    for spec in args.tool:
+    for spec in step.get("tools", []):
         name, sep, text = spec.partition("=")
         tools.append((name, {"text": text} if sep else {}))
     auth = OAuthClientProvider(
         args.url,
         client_name=f"integration test ({args.client})",
-        store=TokenStore.default(args.store),
-        login=follow_redirects if args.login == "auto" else None,
-        interactive=args.login == "auto",
+        client_id=args.client_id,
+        store=TokenStore.default(args.stores / step["store"]),
+        login=follow_redirects if step["login"] == "auto" else None,
+        interactive=step["login"] == "auto",
         leeway=args.leeway,
+        **({"dpop": False} if args.dpop == "off" else {}),
     )
-    report: dict[str, Any] = {"client": args.client, "started": time.time()}
+    requests.clear()
+    logins.clear()
+    report: dict[str, Any] = {"started": time.time()}
     try:
         report["results"] = run(args.client, args.url, auth, tools)
     except BaseException as exc:  # a report either way: the test decides
@@ -300,12 +315,92 @@ def main(argv: list[str] | None = None) -> int:
     tokens = auth.tokens
     report.update(
         logins=len(logins),
-        requests=requests,
+        requests=list(requests),
         scope=tokens.scope if tokens else None,
         expires_at=tokens.expires_at if tokens else None,
         finished=time.time(),
     )
-    print(json.dumps(report), flush=True)
+    return report
+
+
+def revoke(args: argparse.Namespace, store: str) -> None:
+    """Revoke the stored refresh token at the authorization server (RFC 7009)."""
+    record = _record_of(args.stores / store, args.url)
+    response = httpx.post(
+        record.server_metadata["revocation_endpoint"],
+        data={
+            "token": record.tokens.refresh_token,
+            "token_type_hint": "refresh_token",
+            "client_id": record.client.client_id,
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
+def wait_for_expiry(args: argparse.Namespace, stores: list[str], longest: float) -> None:
+    """Sleep until the stored access tokens count as expired (the provider's leeway)."""
+    expiries = [_record_of(args.stores / s, args.url).tokens.expires_at for s in stores]
+    deadline = max(expiries) - args.leeway + 0.5
+    if deadline - time.time() > longest:
+        raise RuntimeError(f"tokens valid for more than {longest} s: {expiries}")
+    time.sleep(max(0.0, deadline - time.time()))
+
+
+PRELOAD = {
+    "mcp2": ("httpx2", "mcp.client.client", "mcp.client.streamable_http"),
+    "fastmcp": ("fastmcp",),
+    "mcp1": ("mcp", "mcp.client.streamable_http"),
+    "httpx2-sync": ("httpx2",),
+    "httpx2-async": ("httpx2",),
+}
+
+
+def wait_for_go(client: str) -> None:
+    for module in PRELOAD.get(client, ()):
+        __import__(module)
+    sys.stdin.readline()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("client", choices=CLIENTS)
+    parser.add_argument("url")
+    parser.add_argument("--stores", type=Path, required=True, help="a folder of token stores")
+    parser.add_argument("--plan", required=True, help="the steps, as JSON: see the tests")
+    parser.add_argument("--leeway", type=float, default=2.0)
+    parser.add_argument("--client-id", help="a pre-registered client (public, PKCE)")
+    parser.add_argument(
+        "--dpop", choices=("default", "off"), default="default", help="off: dpop=False"
+    )
+    args = parser.parse_args(argv)
+
+    instrument(httpx)
+    if args.client != "mcp1":
+        instrument(__import__("httpx2"))
+    output: dict[str, Any] = {"client": args.client, "steps": {}, "timeline": []}
+    try:
+        for step in json.loads(args.plan):
+            output["timeline"].append([next(iter(step)), time.time()])
+            if "call" in step:
+                output["steps"][step["call"]] = call(args, step)
+            elif "wait_for_go" in step:
+                wait_for_go(args.client)
+            elif "revoke" in step:
+                revoke(args, step["revoke"])
+            elif "wait_for_expiry" in step:
+                wait_for_expiry(args, step["wait_for_expiry"], step.get("longest", 60.0))
+            else:
+                raise ValueError(f"unknown step {step}")
+            if (
+                "call" in step
+                and step.get("must_work")
+                and "error" in output["steps"][step["call"]]
+            ):
+                break
+    except Exception as exc:
+        output["error"] = describe(exc)
+    print(json.dumps(output), flush=True)
     return 0
 
 

@@ -21,6 +21,7 @@ serves ``http://127.0.0.1:N/mcp``. ``--log-requests`` prints one JSON line per H
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -56,24 +57,31 @@ class JWKSVerifier(TokenVerifier):
         self._keys: dict[str, Any] = {}
         self._jwks_uri: str | None = None
         self._fetched_at = -1e9
+        self._lock = asyncio.Lock()  # one fetch at a time; the others wait for its keys
 
     async def _key(self, kid: str) -> Any:
-        stale = time.monotonic() - self._fetched_at > self.refetch_interval
-        if kid not in self._keys and stale:
-            self._fetched_at = time.monotonic()
-            async with httpx2.AsyncClient(timeout=5.0) as client:
-                if self._jwks_uri is None:
-                    meta = await client.get(f"{self.issuer}/.well-known/oauth-authorization-server")
-                    meta.raise_for_status()
-                    self._jwks_uri = str(meta.json()["jwks_uri"])
-                response = await client.get(self._jwks_uri)
-            response.raise_for_status()
-            self._keys = {
-                k["kid"]: jwt.PyJWK.from_dict(k).key
-                for k in response.json().get("keys", [])
-                if isinstance(k, dict) and isinstance(k.get("kid"), str)
-            }
+        if kid in self._keys:
+            return self._keys[kid]
+        async with self._lock:
+            stale = time.monotonic() - self._fetched_at > self.refetch_interval
+            if kid not in self._keys and stale:  # an unknown key: a new one, or junk
+                self._fetched_at = time.monotonic()
+                self._keys = await self._fetch()
         return self._keys.get(kid)
+
+    async def _fetch(self) -> dict[str, Any]:
+        async with httpx2.AsyncClient(timeout=5.0) as client:
+            if self._jwks_uri is None:
+                meta = await client.get(f"{self.issuer}/.well-known/oauth-authorization-server")
+                meta.raise_for_status()
+                self._jwks_uri = str(meta.json()["jwks_uri"])
+            response = await client.get(self._jwks_uri)
+        response.raise_for_status()
+        return {
+            k["kid"]: jwt.PyJWK.from_dict(k).key
+            for k in response.json().get("keys", [])
+            if isinstance(k, dict) and isinstance(k.get("kid"), str)
+        }
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
