@@ -148,3 +148,16 @@ def test_colour_on_a_terminal_only(cli: CLI, demo: DemoServers) -> None:
         timeout=60,
     )
     assert "\x1b[" not in no_colour.stdout
+
+
+def test_store_option_beats_the_environment(cli: CLI, demo: DemoServers) -> None:
+    other = cli.home.parent / "other-store"
+    run = cli.login(demo.mcp_url, "--store", str(other))
+    assert run.returncode == 0, run.output
+    assert f"encrypted files in {other}" in run.stderr
+    assert not cli.home.exists()  # $MCP_CLIENT_AUTH_HOME was not used
+    for args in (["--store", str(other), "status"], ["status", "--store", str(other)]):
+        shown = cli(*args)
+        assert shown.returncode == 0 and demo.mcp_url in shown.stdout, shown.output
+    assert cli("token", demo.mcp_url, "--store", str(other)).returncode == 0
+    assert cli("token", demo.mcp_url).returncode == 1  # the default store holds nothing
