@@ -8,8 +8,10 @@ Why it is shaped the way it is:
 
 * It is built on the library's public interface (:class:`OAuthClientProvider`, its
   ``get_token``/``login``/``logout``, :class:`TokenStore`, the login strategies), so it can do
-  nothing a user of the library could not. ``doctor`` alone looks under the hood (the store's
-  keyring probe and folder), because looking under the hood is its job.
+  nothing a user of the library could not. Besides, it uses the library's own rules for the
+  store folder and for the canonical form of a URL, so that it finds exactly the entries the
+  library writes; and ``doctor`` looks under the hood (the keyring probe, the folder's modes),
+  because that is its job.
 * stdout carries only what a command is for (the token, the status, the doctor's report);
   everything meant for a person (progress, confirmations, warnings, errors) goes to stderr. So
   ``$(mcp-client-auth token URL)`` is exactly the token, whatever else happens.
@@ -620,12 +622,16 @@ def cmd_logout(args: argparse.Namespace) -> int:
             return EXIT_OK
     else:
         urls = [args.url]
+    from .errors import MCPAuthError
+
     failed = False
     for url in urls:
         try:
             failed = not _logout_one(url, store, args.forget_client, report) or failed
-        except CommandError as exc:
-            report.error(str(exc))
+        except (MCPAuthError, OSError) as exc:
+            if not args.all:
+                raise
+            report.error(f"{url}: {exc}")  # and go on with the other servers
             failed = True
     return EXIT_FAILURE if failed else EXIT_OK
 
