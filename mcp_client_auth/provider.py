@@ -326,6 +326,7 @@ class OAuthClientProvider(AuthBase):
                 str(request.url),
                 access_token=tokens.access_token,
                 nonce=self._flow.nonces.get(self._origin),
+                now=self._clock(),
             )
 
     def _reauthorize(self, request: Any, tokens: TokenSet) -> None:

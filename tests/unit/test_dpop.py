@@ -71,7 +71,7 @@ def test_key_round_trips_through_the_record_and_never_shows_its_secret() -> None
     assert again.dpop_key == key
     assert again.tokens is not None and again.tokens.dpop_bound
     # the reloaded key signs proofs that verify against the same thumbprint
-    header, _ = decode(again.dpop_key.proof("GET", RESOURCE))  # type: ignore[union-attr]
+    header, _ = decode(again.dpop_key.proof("GET", RESOURCE))
     assert jwk_thumbprint(header["jwk"]) == key.thumbprint
     d = key.to_dict()["d"]
     for text in (repr(key), str(key), repr(record), str(record)):
