@@ -192,7 +192,14 @@ def test_usable_from_one_event_loop_after_another(redis_url: str) -> None:
     asyncio.run(locked())
     run_sync(locked())
     results: list[Any] = []
-    thread = threading.Thread(target=lambda: results.append(asyncio.run(store.get(URL))))
+
+    async def get_and_close() -> ServerRecord | None:
+        try:
+            return await store.get(URL)
+        finally:
+            await store.aclose()
+
+    thread = threading.Thread(target=lambda: results.append(asyncio.run(get_and_close())))
     thread.start()
     thread.join()
     assert results == [record(n=7)]
