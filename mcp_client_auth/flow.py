@@ -131,6 +131,8 @@ class AuthFlow:
         # DPoP nonces (RFC 9449 8, 9) by the origin that gave them: the token endpoint's and
         # the resource's. Short-lived, so kept in memory only.
         self.nonces: dict[str, str] = {}
+        # set by the driver when the resource answered with a DPoP challenge (RFC 9449 7.1)
+        self.resource_offers_dpop = False
 
     # -- what the provider reads without any I/O ------------------------------------------
 
@@ -166,12 +168,15 @@ class AuthFlow:
         failed: TokenSet | None,
         challenge: Challenge | None,
         allow_refresh: bool = True,
+        dpop_refused: bool = False,
     ) -> Generator[Effect, Any, TokenSet | None]:
         """A token to send, called with the refresh lock held.
 
         ``failed`` is the token the server just refused (or the expired one), ``challenge``
-        the server's challenge (``None`` when the token merely expired). Returns ``None``
-        when the request should go out without a token to learn the server's challenge.
+        the server's challenge (``None`` when the token merely expired). ``dpop_refused``: the
+        refused token was DPoP-bound and the resource's challenges name only other schemes.
+        Returns ``None`` when the request should go out without a token to learn the server's
+        challenge.
         """
         insufficient = bool(challenge and challenge.param("error") == "insufficient_scope")
         current = self.valid_tokens()
@@ -193,7 +198,28 @@ class AuthFlow:
             # may name another authorization server now; what the old one issued is dropped.
             found = yield from self._reread(challenge, self.record)
             if found is not None:
-                yield from self._save(self._bind_issuer(found))
+                yield from self._save(self._bind_issuer(found, challenge))
+        record = self.record
+        if (
+            dpop_refused
+            and self.settings.dpop is None
+            and record is not None
+            and record.dpop_key is not None
+            and failed is not None
+            and failed.dpop_bound
+            and not self.resource_offers_dpop
+        ):
+            # RFC 9449 7.1: a resource that takes DPoP says so in its challenge. This one
+            # does not: forget the key and the tokens bound to it; a login gets bearer tokens.
+            logger.info(
+                "%s does not take DPoP-bound tokens; a new login gets bearer tokens",
+                record.resource,
+            )
+            yield from self._save(replace(record, tokens=None, dpop_key=None))
+        elif record is not None and challenge is not None:
+            with_key = self._with_dpop_key(record, challenge)
+            if with_key is not record:  # the resource asks for DPoP: bind from now on
+                yield from self._save(with_key)
         stored = self.tokens
         if allow_refresh and not insufficient and stored is not None and stored.refresh_token:
             refreshed = yield from self.refresh()
@@ -298,7 +324,7 @@ class AuthFlow:
             )
         if found is None:
             found = yield from self._discover(challenge)
-        record = self._bind_issuer(found)
+        record = self._bind_issuer(found, challenge)
         metadata = found.server_metadata
         methods = metadata.get("code_challenge_methods_supported")
         if not methods or "S256" not in methods:
@@ -351,8 +377,9 @@ class AuthFlow:
         }
         if scope:
             params["scope"] = scope
-        if record.dpop_key is not None and self._use_dpop(record):
-            params["dpop_jkt"] = record.dpop_key.thumbprint  # binds the code (RFC 9449 10)
+        dpop_key = self._dpop_key(record)
+        if dpop_key is not None:
+            params["dpop_jkt"] = dpop_key.thumbprint  # binds the code (RFC 9449 10)
         endpoint = require_secure_url(
             metadata["authorization_endpoint"], what="the authorization endpoint"
         )
@@ -380,7 +407,7 @@ class AuthFlow:
         yield from self._save(replace(record, tokens=tokens))
         return tokens
 
-    def _bind_issuer(self, found: Discovered) -> ServerRecord:
+    def _bind_issuer(self, found: Discovered, challenge: Challenge | None = None) -> ServerRecord:
         """The record updated with fresh metadata; what another issuer gave us is dropped."""
         record = self.record or ServerRecord(resource=self.settings.server_url)
         client = record.client
@@ -408,16 +435,20 @@ class AuthFlow:
                 client=client,
                 tokens=tokens,
                 dpop_key=dpop_key,
-            )
+            ),
+            challenge,
         )
 
     # -- DPoP (RFC 9449) ------------------------------------------------------------------
 
-    def _use_dpop(self, record: ServerRecord) -> bool:
-        """Whether token requests for ``record`` carry DPoP proofs.
+    def _wants_dpop(self, record: ServerRecord, challenge: Challenge | None) -> bool:
+        """Whether to bind ``record``'s tokens to a DPoP key (decided when it gets one).
 
-        ``dpop=None``: where the authorization server advertises ES256 in
-        ``dpop_signing_alg_values_supported``, or the resource requires DPoP-bound tokens.
+        ``dpop=True``: always; ``False``: never. ``None``: where the authorization server
+        offers ES256 (``dpop_signing_alg_values_supported``) and the resource takes DPoP: its
+        challenge uses the ``DPoP`` scheme, or its metadata lists ES256 in
+        ``dpop_signing_alg_values_supported`` or sets ``dpop_bound_access_tokens_required``.
+        A resource that only ever says ``Bearer`` gets bearer tokens, whatever the server offers.
         """
         setting = self.settings.dpop
         if setting is False:
@@ -435,19 +466,38 @@ class AuthFlow:
                 "%s offers DPoP without %s; using bearer tokens", record.issuer, DPOP_ALGORITHM
             )
             return False
-        if setting or algorithms:
+        if setting:
             return True
-        resource_metadata = record.resource_metadata or {}
-        return resource_metadata.get("dpop_bound_access_tokens_required") is True
+        resource = record.resource_metadata or {}
+        if resource.get("dpop_bound_access_tokens_required") is True:
+            return True  # even where the server does not say it offers DPoP
+        if not algorithms:
+            return False
+        resource_algorithms = resource.get("dpop_signing_alg_values_supported") or ()
+        return (
+            self.resource_offers_dpop
+            or (challenge is not None and challenge.scheme.lower() == "dpop")
+            or DPOP_ALGORITHM in resource_algorithms
+        )
 
-    def _with_dpop_key(self, record: ServerRecord) -> ServerRecord:
-        """``record`` with a DPoP key pair where DPoP is used and it has none yet."""
-        if record.dpop_key is None and record.server_metadata and self._use_dpop(record):
+    def _with_dpop_key(
+        self, record: ServerRecord, challenge: Challenge | None = None
+    ) -> ServerRecord:
+        """``record`` with a DPoP key pair where it should have one and has none yet.
+
+        The key's presence is the decision, kept in the store: every token request for the
+        record carries a proof of it (unless ``dpop=False``).
+        """
+        if (
+            record.dpop_key is None
+            and record.server_metadata
+            and self._wants_dpop(record, challenge)
+        ):
             return replace(record, dpop_key=DPoPKey.generate())
         return record
 
     def _dpop_key(self, record: ServerRecord) -> DPoPKey | None:
-        return record.dpop_key if self._use_dpop(record) else None
+        return record.dpop_key if self.settings.dpop is not False else None
 
     def _scope(self, challenge: Challenge | None, found: Discovered, *, step_up: bool) -> str:
         settings = self.settings
@@ -658,7 +708,7 @@ class AuthFlow:
         settings = self.settings
         if found is None:
             found = yield from self._discover(challenge)
-        record = self._bind_issuer(found)
+        record = self._bind_issuer(found, challenge)
         scope = self._scope(challenge, found, step_up=step_up)
         client_id = settings.client.client_id or ""
         secret = settings.client.client_secret

@@ -365,6 +365,9 @@ class OAuthClientProvider(AuthBase):
             if status not in (401, 403):
                 return
             challenges = self._challenges(response)
+            offers_dpop = any(c.scheme.lower() == "dpop" for c in challenges)
+            if offers_dpop:
+                flow.resource_offers_dpop = True
             if (
                 status == 401
                 and sent is not None
@@ -397,6 +400,13 @@ class OAuthClientProvider(AuthBase):
                 failed=sent,
                 challenge=challenge or _EMPTY_CHALLENGE,
                 allow_refresh=not refreshed,
+                dpop_refused=bool(
+                    status == 401
+                    and sent is not None
+                    and sent.dpop_bound
+                    and challenges
+                    and not offers_dpop
+                ),
             )
             yield _UNLOCK
             if tokens is None:

@@ -105,6 +105,10 @@ class FakeServers:
     as_nonce: str | None = None  # the token endpoint demands this DPoP nonce
     rs_nonce: str | None = None  # the resource demands this DPoP nonce
     dpop_required: bool = False  # the resource refuses bearer tokens
+    # whether the resource takes DPoP (challenges with the DPoP scheme); None: when the AS
+    # offers DPoP. False: a bearer-only resource (the mcp SDK's), which refuses DPoP tokens
+    rs_dpop: bool | None = None
+    prm_dpop_algs: list[str] | None = None  # dpop_signing_alg_values_supported in the PRM
     jtis: set[str] = field(default_factory=set)
     proofs: list[dict[str, Any]] = field(default_factory=list)  # every verified proof's claims
     # the JWT bearer grant: the assertion the AS accepts (None: refuse every assertion)
@@ -171,14 +175,14 @@ class FakeServers:
         if url == PRM_URL and self.prm_status != 200:
             return reply(self.prm_status, {"error": "unavailable"})
         if url == PRM_URL:
-            return reply(
-                200,
-                {
-                    "resource": RESOURCE,
-                    "authorization_servers": [self.current_issuer],
-                    "scopes_supported": self.scopes_supported,
-                },
-            )
+            prm: dict[str, Any] = {
+                "resource": RESOURCE,
+                "authorization_servers": [self.current_issuer],
+                "scopes_supported": self.scopes_supported,
+            }
+            if self.prm_dpop_algs is not None:
+                prm["dpop_signing_alg_values_supported"] = self.prm_dpop_algs
+            return reply(200, prm)
         if url == f"{IDP}/token":
             return self._idp_token(seen, reply)
         for issuer in (ISSUER, ISSUER2):
@@ -261,11 +265,18 @@ class FakeServers:
     # -- the resource ----------------------------------------------------------------------
 
     def _resource(self, seen: Seen, reply: Any) -> Any:
-        scheme = "DPoP" if self.dpop_algs is not None or self.dpop_required else "Bearer"
+        takes_dpop = (
+            self.rs_dpop
+            if self.rs_dpop is not None
+            else (self.dpop_algs is not None or self.dpop_required)
+        )
+        scheme = "DPoP" if takes_dpop else "Bearer"
         challenge = f'{scheme} resource_metadata="{PRM_URL}"'
         auth = seen.headers.get("authorization", "")
         kind, _, token = auth.partition(" ")
         grant = self.access.get(token)
+        if not takes_dpop and kind != "Bearer":
+            grant = None  # an unknown scheme: as if no token came
         if grant is None or grant["exp"] < time.time():
             return reply(401, {"error": "unauthorized"}, {"www-authenticate": challenge})
         if grant["issuer"] != self.current_issuer:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx2
 import jwt
 import pytest
+from pytest_httpx import HTTPXMock
 
 from mcp_client_auth import ConfigurationError, TokenError, TokenStore
 from mcp_client_auth.dpop import DPoPKey, htu
@@ -297,3 +298,75 @@ def test_dpop_key_is_encrypted_at_rest_by_the_default_store(
         assert again is not None and again.dpop_key == record.dpop_key
     finally:
         keys.forget_keys()
+
+
+# -- which resources get DPoP-bound tokens -----------------------------------------------------
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_bearer_only_resource_gets_bearer_tokens_though_the_server_offers_dpop(combo: str) -> None:
+    """The mcp SDK's resource servers take only Bearer, while oidc-provider offers DPoP."""
+    servers = dpop_servers(rs_dpop=False)
+    auth = provider(servers)
+    assert call(combo, servers, auth).status_code == 200
+    assert all("dpop" not in s.headers for s in servers.seen)
+    assert auth.tokens is not None and auth.tokens.token_type == "Bearer"
+    assert auth.record is not None and auth.record.dpop_key is None
+
+
+@pytest.mark.parametrize("dpop", [None, True])
+def test_dpop_true_binds_tokens_where_the_server_does_not_advertise_it(
+    dpop: bool | None,
+) -> None:
+    servers = FakeServers(rs_dpop=True)  # the AS takes proofs without advertising DPoP
+    auth = provider(servers, dpop=dpop)
+    assert call("httpx-sync", servers, auth).status_code == 200
+    assert auth.tokens is not None and auth.tokens.dpop_bound is bool(dpop)
+
+
+def test_resource_metadata_naming_dpop_binds_tokens_without_a_request(
+    httpx_mock: HTTPXMock,
+) -> None:
+    servers = dpop_servers(prm_dpop_algs=["ES256"])
+    httpx_mock.add_callback(servers.handler, is_reusable=True)
+    tokens = provider(servers).get_token()  # no challenge seen: the PRM says DPoP
+    assert tokens.dpop_bound
+
+
+def test_bearer_tokens_from_get_token_move_to_dpop_when_the_resource_asks(
+    httpx_mock: HTTPXMock,
+) -> None:
+    servers = dpop_servers()  # the resource takes DPoP, its metadata does not say so
+    httpx_mock.add_callback(servers.handler, is_reusable=True, is_optional=True)
+    store = TokenStore.memory()
+    first = provider(servers, store).get_token()
+    assert first.token_type == "Bearer"  # nothing said the resource takes DPoP
+    servers.dpop_required = True  # and it now refuses bearer tokens
+    servers.seen.clear()
+    auth = provider(servers, store)
+    assert call("httpx2-async", servers, auth).status_code == 200
+    # the DPoP challenge bound the refresh to a new key: no second login
+    assert [s.path for s in servers.seen] == [
+        "/mcp",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/token",
+        "/mcp",
+    ]
+    assert "dpop" in servers.seen[2].headers
+    assert auth.tokens is not None and auth.tokens.dpop_bound
+
+
+def test_dpop_tokens_refused_with_a_bearer_challenge_fall_back_to_bearer() -> None:
+    """A stored DPoP-bound token for a resource that turns out to take only Bearer."""
+    servers = dpop_servers()
+    store = TokenStore.memory()
+    assert call("httpx2-sync", servers, provider(servers, store)).status_code == 200
+    servers.rs_dpop = False  # the resource (now) says only Bearer
+    servers.seen.clear()
+    auth = provider(servers, store)
+    assert call("httpx2-sync", servers, auth).status_code == 200
+    assert auth.tokens is not None and auth.tokens.token_type == "Bearer"
+    assert auth.record is not None and auth.record.dpop_key is None
+    assert [s.form["grant_type"] for s in servers.seen if s.path == "/token"] == [
+        "authorization_code"
+    ]

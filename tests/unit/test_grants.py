@@ -177,7 +177,7 @@ def test_id_jag_exchange_without_a_request(httpx_mock: HTTPXMock) -> None:
 
 
 def test_client_credentials_token_request_carries_a_dpop_proof(httpx_mock: HTTPXMock) -> None:
-    servers = FakeServers(dpop_algs=["ES256"])
+    servers = FakeServers(dpop_algs=["ES256"], prm_dpop_algs=["ES256"])
 
     def token(request: Any) -> Any:
         seen = servers.handler(request)
