@@ -1,0 +1,36 @@
+"""Call a tool on an OAuth-protected MCP server with the official MCP SDK (mcp >= 2, httpx2).
+
+    python examples/mcp_sdk_client.py https://mcp.example.com/mcp [TOOL [JSON_ARGUMENTS]]
+
+The first run opens your browser to log in; later runs, in any process, reuse the stored tokens
+and refresh them silently. Without a TOOL it lists the server's tools.
+"""
+
+import asyncio
+import json
+import sys
+
+import httpx2
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from mcp_client_auth import OAuthClientProvider
+
+
+async def main(url: str, tool: str | None, arguments: dict[str, object]) -> None:
+    auth = OAuthClientProvider(url, client_name="mcp-client-auth example")
+    async with (
+        httpx2.AsyncClient(auth=auth) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        if tool is None:
+            for t in (await client.list_tools()).tools:
+                print(f"{t.name}: {t.description or ''}")
+        else:
+            result = await client.call_tool(tool, arguments)
+            print("".join(getattr(c, "text", "") for c in result.content))
+
+
+if __name__ == "__main__":
+    url, tool, args = sys.argv[1], (sys.argv[2:3] or [None])[0], sys.argv[3:4] or ["{}"]
+    asyncio.run(main(url, tool, json.loads(args[0])))

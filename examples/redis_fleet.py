@@ -1,0 +1,64 @@
+"""A fleet of processes sharing one login through Redis.
+
+    pip install 'mcp-client-auth[redis]' mcp
+    python examples/redis_fleet.py https://mcp.example.com/mcp --redis redis://127.0.0.1:6379/0
+
+Every worker runs the same code: a provider over one Redis-backed TokenStore, with a lock in
+Redis held around refresh and login. The first worker that needs a token logs in (one browser
+window); the others wait for the lock, then find the token in Redis. When it expires, one
+worker refreshes it and the others use the new one: a rotated refresh token is never sent
+twice, which a server that detects reuse answers by revoking the login of the whole fleet.
+
+Redis holds the tokens as they are given to it: use a private Redis (or wrap the store in
+py-key-value-aio's encryption wrapper).
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+
+import httpx2
+from key_value.aio.stores.redis import RedisStore
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from redis.asyncio import Redis
+
+from mcp_client_auth import OAuthClientProvider, TokenStore
+
+
+async def worker(number: int, url: str, redis_url: str) -> None:
+    redis = Redis.from_url(redis_url, decode_responses=True)  # RedisStore needs str replies
+    store = TokenStore(
+        RedisStore(client=redis),
+        # One refresh or login at a time across the fleet; the timeout frees a crashed holder's.
+        lock=lambda resource: redis.lock(f"mcp-client-auth:lock:{resource}", timeout=600),
+    )
+    auth = OAuthClientProvider(url, client_name="mcp-client-auth fleet", store=store)
+    try:
+        async with (
+            httpx2.AsyncClient(auth=auth) as http,
+            Client(streamable_http_client(url, http_client=http)) as client,
+        ):
+            tools = (await client.list_tools()).tools
+            print(f"worker {number}: {len(tools)} tools", flush=True)
+    finally:
+        await redis.aclose()
+
+
+def run(number: int, url: str, redis_url: str) -> None:
+    asyncio.run(worker(number, url, redis_url))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="A fleet of MCP clients sharing one login.")
+    parser.add_argument("url")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    spawn = multiprocessing.get_context("spawn")
+    fleet = [spawn.Process(target=run, args=(n, args.url, args.redis)) for n in range(args.workers)]
+    for process in fleet:
+        process.start()
+    for process in fleet:
+        process.join()
+    raise SystemExit(1 if any(process.exitcode != 0 for process in fleet) else 0)
