@@ -351,6 +351,7 @@ class AuthFlow:
             issuer=found.issuer,
             server_metadata=metadata,
             redirect_uri=redirect_uri,
+            scope=scope,
         )
         if client is None:
             client = yield from register_dynamically(

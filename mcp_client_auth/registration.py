@@ -57,11 +57,14 @@ def choose_client(
     issuer: str,
     server_metadata: Mapping[str, Any],
     redirect_uri: str,
+    scope: str | None = None,
 ) -> ClientRegistration | None:
     """The registration to use without a registration request, or ``None`` to register.
 
-    A stored registration counts only when it was issued by this same issuer and lists this
-    redirect URI: nothing issued by one authorization server is ever sent to another.
+    A stored registration counts only when it was issued by this same issuer, lists this
+    redirect URI, and was registered for every scope of ``scope`` (an authorization server may
+    refuse a scope the client was not registered for: a step-up registers again, with the
+    union): nothing issued by one authorization server is ever sent to another.
     """
     if settings.client_id:
         method = _auth_method_for_secret(server_metadata) if settings.client_secret else "none"
@@ -88,6 +91,7 @@ def choose_client(
         and stored.kind == "dynamic"
         and stored.issuer == issuer
         and redirect_uri in stored.redirect_uris
+        and (stored.scope is None or not scope or set(scope.split()) <= set(stored.scope.split()))
     ):
         return stored
     return None
@@ -156,6 +160,9 @@ def register_dynamically(
     ) or ((redirect_uri,) if redirect_uri else ())
     expires = answer.get("client_secret_expires_at")
     rat = answer.get("registration_access_token")
+    registered_scope = answer.get("scope")
+    if not isinstance(registered_scope, str):
+        registered_scope = scope or None  # what was asked for, unless the server says
     return ClientRegistration(
         client_id=client_id,
         client_secret=secret if isinstance(secret, str) else None,
@@ -167,6 +174,7 @@ def register_dynamically(
         if isinstance(expires, (int, float)) and not isinstance(expires, bool) and expires > 0
         else None,
         registration_access_token=rat if isinstance(rat, str) else None,
+        scope=registered_scope,
     )
 
 

@@ -110,6 +110,7 @@ class ClientRegistration:
     kind: str = "dynamic"  # "pre-registered" | "metadata-document" | "dynamic"
     client_secret_expires_at: float | None = None
     registration_access_token: str | None = None
+    scope: str | None = None  # the scope registered (RFC 7591); None: not known or not limited
 
     @property
     def redirect_uri(self) -> str | None:
@@ -125,6 +126,7 @@ class ClientRegistration:
             "kind": self.kind,
             "client_secret_expires_at": self.client_secret_expires_at,
             "registration_access_token": self.registration_access_token,
+            "scope": self.scope,
         }
 
     @classmethod
@@ -142,6 +144,7 @@ class ClientRegistration:
             kind=_opt_str(data, "kind") or "dynamic",
             client_secret_expires_at=_opt_float(data, "client_secret_expires_at"),
             registration_access_token=_opt_str(data, "registration_access_token"),
+            scope=_opt_str(data, "scope"),
         )
 
     def __repr__(self) -> str:

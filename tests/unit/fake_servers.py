@@ -109,6 +109,8 @@ class FakeServers:
     # offers DPoP. False: a bearer-only resource (the mcp SDK's), which refuses DPoP tokens
     rs_dpop: bool | None = None
     prm_dpop_algs: list[str] | None = None  # dpop_signing_alg_values_supported in the PRM
+    # like oidc-provider: a client may ask only for the scopes it was registered with
+    registered_scope_limits: bool = False
     jtis: set[str] = field(default_factory=set)
     proofs: list[dict[str, Any]] = field(default_factory=list)  # every verified proof's claims
     # the JWT bearer grant: the assertion the AS accepts (None: refuse every assertion)
@@ -141,6 +143,10 @@ class FakeServers:
         assert client["issuer"] == issuer, "a client id of another authorization server"
         assert query["redirect_uri"] in client["redirect_uris"]
         assert query["code_challenge_method"] == "S256"
+        asked = set(query.get("scope", "").split())
+        if self.registered_scope_limits and not asked <= set(client.get("scope", "").split()):
+            params = {"error": "invalid_scope", "state": query["state"]}
+            return f"{query['redirect_uri']}?{urlencode(params)}"
         code = secrets.token_urlsafe(16)
         self.codes[code] = {**query, "issuer": issuer}
         params = {"code": code, "state": query["state"]}

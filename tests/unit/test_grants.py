@@ -223,3 +223,20 @@ def test_dynamic_registration_sends_application_type() -> None:
     [client] = servers.clients.values()
     assert client["application_type"] == "native"
     assert client["grant_types"] == ["authorization_code", "refresh_token"]
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_step_up_registers_again_where_the_registration_limits_scopes(combo: str) -> None:
+    """oidc-provider lets a dynamically registered client ask only for its registered scope."""
+    servers = FakeServers(scopes_supported=["read"], registered_scope_limits=True)
+    auth = provider(servers, scopes=None)
+    assert call(combo, servers, auth).status_code == 200
+    servers.scopes_supported = ["read", "write", "admin"]
+    servers.required_scope = "admin"
+    response = call(combo, servers, auth)
+    assert response.status_code == 200 and "admin" in response.json()["scope"].split()
+    registrations = [c["scope"].split() for c in servers.clients.values()]
+    assert len(registrations) == 2 and {"read", "admin"} <= set(registrations[1])
+    servers.seen.clear()
+    assert call(combo, servers, auth).status_code == 200  # and the new one is kept
+    assert servers.count("/register") == 0
