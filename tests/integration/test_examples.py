@@ -1,0 +1,179 @@
+"""Every file in ``examples/`` runs, as a user runs it, against the real servers: the REAL
+authorization server (oidc-provider) and an MCP server of the ``mcp`` SDK (``mcp_server.py``).
+
+The examples use the default login (``BrowserLogin``: a loopback listener and the system
+browser). Here the "browser" is ``$BROWSER``, which ``webbrowser`` honours: a small program
+that does what a browser does with the authorization server's ``INTERACTION_MODE=auto``
+(follows its redirects, with cookies, back to the example's loopback listener) and notes each
+launch, so the tests can count logins. Nothing in the examples knows it is being tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import StartStack
+from .harness import ROOT, Stack, start_stack, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+EXAMPLES = ROOT / "examples"
+
+BROWSER = """\
+import http.cookiejar, os, sys, urllib.request
+with open(os.environ["FAKE_BROWSER_LOG"], "a") as log:
+    log.write(sys.argv[1] + "\\n")
+jar = urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+browser = urllib.request.build_opener(urllib.request.ProxyHandler({}), jar)
+browser.open(sys.argv[1], timeout=30).read()  # redirects end at the loopback listener
+"""
+
+# Until the provider stops sending DPoP-bound tokens to Bearer-only resource servers (see
+# DPOP_BUG in test_mcp_clients.py), the examples run with dpop=False as the default: this file
+# is put first on PYTHONPATH. Remove it, and its use below, once that bug is fixed.
+DPOP_WORKAROUND = """\
+import functools
+import mcp_client_auth
+_init = mcp_client_auth.OAuthClientProvider.__init__
+@functools.wraps(_init)
+def __init__(self, *args, **kwargs):
+    kwargs.setdefault("dpop", False)
+    _init(self, *args, **kwargs)
+mcp_client_auth.OAuthClientProvider.__init__ = __init__
+"""
+
+
+class Runner:
+    """Runs examples with one store folder, one key and one fake browser."""
+
+    def __init__(self, folder: Path, key: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.browser_log = folder / "browser.log"
+        (folder / "browser.py").write_text(BROWSER)
+        shim = folder / "shim"
+        shim.mkdir()
+        (shim / "sitecustomize.py").write_text(DPOP_WORKAROUND)
+        self.env = {
+            **os.environ,
+            "MCP_CLIENT_AUTH_HOME": str(folder / "home"),
+            "MCP_CLIENT_AUTH_KEY": key,
+            "BROWSER": f"{sys.executable} {folder / 'browser.py'} %s",
+            "FAKE_BROWSER_LOG": str(self.browser_log),
+            "PYTHONPATH": str(shim),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def logins(self) -> int:
+        """How many times an example opened the browser."""
+        return len(self.browser_log.read_text().splitlines()) if self.browser_log.exists() else 0
+
+    def run(self, python: str, example: str, *args: str, timeout: float = 120) -> str:
+        proc = subprocess.run(
+            [python, str(EXAMPLES / f"{example}.py"), *args],
+            cwd=self.folder,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert proc.returncode == 0, f"{example} {args}: exit {proc.returncode}\n{proc.stderr}"
+        return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    started = start_stack(tmp_path_factory.mktemp("examples"), AT_TTL="600")
+    yield started
+    started.stop()
+
+
+TOOLS = "echo: Return the text unchanged."
+
+
+@pytest.mark.parametrize(
+    "example", ["mcp_sdk_client", "fastmcp_client", "mcp_v1_client", "httpx_client"]
+)
+def test_example_logs_in_once_then_reuses_the_tokens(
+    example: str, stack: Stack, mcp_v1: str, store_key: str, tmp_path: Path
+) -> None:
+    runner = Runner(tmp_path, store_key)
+    python = mcp_v1 if example == "mcp_v1_client" else sys.executable
+    if example == "httpx_client":
+        assert runner.run(python, example, stack.url).splitlines() == [
+            "server: mcp-client-auth integration server",
+            "tools: echo, whoami, save_note",
+        ]
+    else:
+        out = runner.run(python, example, stack.url, "echo", json.dumps({"text": "hello"}))
+        assert out == "hello\n"
+    assert runner.logins() == 1
+
+    again = runner.run(python, example, stack.url)  # a new process: the stored tokens
+    assert "echo" in again
+    assert runner.logins() == 1
+
+
+def test_every_example_is_tested() -> None:
+    """Each example runs here or is named by another test file (quickstart, cli_tool...)."""
+    here = {"mcp_sdk_client", "fastmcp_client", "mcp_v1_client", "httpx_client", "redis_fleet"}
+    elsewhere = "\n".join(
+        p.read_text() for p in (ROOT / "tests").rglob("test_*.py") if p.name != Path(__file__).name
+    )
+    untested = [
+        p.name
+        for p in sorted(EXAMPLES.glob("*.py"))
+        if p.stem not in here and f"{p.stem}.py" not in elsewhere
+    ]
+    assert untested == [], f"examples no test runs: {untested}"
+
+
+def test_redis_fleet_logs_in_once_and_refreshes_once(
+    mcp_stack: StartStack, redis_url: str, store_key: str, tmp_path: Path
+) -> None:
+    """Four processes share one Redis-backed store: one login; after expiry, one refresh (a
+    second use of the rotated refresh token would make the server revoke the fleet's login)."""
+    # The provider's default leeway is 60 s: these tokens count as expired 20 s after issue.
+    stack = mcp_stack(AT_TTL="80")
+    runner = Runner(tmp_path, store_key)
+    fleet = [stack.url, "--redis", redis_url, "--workers", "4"]
+
+    def grants() -> list[str]:
+        found = []
+        for event in stack.events():
+            if event["event"] == "registration":
+                found.append("registration")
+            elif event["event"] in ("grant.success", "grant.error"):
+                found.append(f"{event['grant_type']}{'!' if 'error' in event else ''}")
+        return found
+
+    out = runner.run(sys.executable, "redis_fleet", *fleet)
+    assert sorted(out.splitlines()) == [f"worker {n}: 3 tools" for n in range(4)]
+    assert runner.logins() == 1
+    assert grants()[:2] == ["registration", "authorization_code"], grants()
+    assert set(grants()[2:]) <= {"refresh_token"}, grants()  # a slow worker may refresh
+
+    from key_value.aio.stores.redis import RedisStore
+
+    from mcp_client_auth import TokenStore
+
+    record = asyncio.run(TokenStore(RedisStore(url=redis_url)).get(stack.url))
+    assert record is not None and record.tokens is not None
+    assert record.tokens.expires_at is not None
+    wait_until(record.tokens.expires_at - 60 + 0.5)
+    before = len(grants())
+    started = time.time()
+    out = runner.run(sys.executable, "redis_fleet", *fleet)
+    assert sorted(out.splitlines()) == [f"worker {n}: 3 tools" for n in range(4)]
+    assert runner.logins() == 1
+    assert grants()[before:] == ["refresh_token"], (grants(), time.time() - started)
