@@ -32,5 +32,6 @@ async def main(url: str, tool: str | None, arguments: dict[str, object]) -> None
 
 
 if __name__ == "__main__":
-    url, tool, args = sys.argv[1], (sys.argv[2:3] or [None])[0], sys.argv[3:4] or ["{}"]
-    asyncio.run(main(url, tool, json.loads(args[0])))
+    tool = sys.argv[2] if len(sys.argv) > 2 else None
+    arguments = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    asyncio.run(main(sys.argv[1], tool, arguments))

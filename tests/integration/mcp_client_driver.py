@@ -103,7 +103,7 @@ def follow_redirects(authorization_url: str, *, max_hops: int = 20) -> str:
             location = response.headers.get("location")
             if not response.is_redirect or not location:
                 raise RuntimeError(f"no redirect at {url}: HTTP {response.status_code}")
-            url = urljoin(url, location)
+            url = urljoin(url, str(location))
             if urlsplit(url)[:2] != origin:
                 return url
     raise RuntimeError(f"more than {max_hops} redirects from {authorization_url}")
@@ -147,7 +147,7 @@ async def run_fastmcp(url: str, auth: OAuthClientProvider, tools: Tools) -> list
 
 async def run_mcp1(url: str, auth: OAuthClientProvider, tools: Tools) -> list[Any]:
     from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
+    from mcp.client.streamable_http import streamablehttp_client  # type: ignore[attr-defined]
 
     results = []
     async with (
@@ -157,7 +157,8 @@ async def run_mcp1(url: str, auth: OAuthClientProvider, tools: Tools) -> list[An
         await session.initialize()
         for name, args in tools:
             result = await session.call_tool(name, args)
-            results.append({"text": _text(result.content), "is_error": result.isError})
+            is_error = result.isError  # type: ignore[attr-defined]  # mcp 1.x
+            results.append({"text": _text(result.content), "is_error": is_error})
     return results
 
 
@@ -303,7 +304,7 @@ def call(args: argparse.Namespace, step: dict[str, Any]) -> dict[str, Any]:
         login=follow_redirects if step["login"] == "auto" else None,
         interactive=step["login"] == "auto",
         leeway=args.leeway,
-        **({"dpop": False} if args.dpop == "off" else {}),
+        dpop=False if args.dpop == "off" else None,
     )
     requests.clear()
     logins.clear()
