@@ -257,6 +257,7 @@ def concurrent_ours(url: str, directory: str, warm: str = "") -> None:
         except Exception as exc:
             _out(status=None, error=f"{type(exc).__name__}: {exc}", done=time.time(), **marks)
             return
+        marks["answered"] = time.time()
     _out(status=status, done=time.time(), **marks)
 
 
