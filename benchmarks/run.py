@@ -585,7 +585,8 @@ def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalSe
     report.note(f"2: reconnect (static) -X importtime: {total * 1e3:.0f} ms; {listed}")
     extra = import_difference(commands["ours"], commands["static"], env, runs_=1 if quick else 3)
     report.note(f"2: reconnect (ours) imports beyond static's: {extra}")
-    report.note(f"2: reconnect (ours) profile: {profile_parts(commands['ours'], env, box)}")
+    if not quick:
+        report.note(f"2: reconnect (ours) profile: {profile_parts(commands['ours'], env, box)}")
     server.take_counts()
     report.note(
         f"2: inside the process (medians): static = imports {part('static', 'imports')} + "
@@ -794,7 +795,8 @@ def section_token_cli(report: Report, quick: bool, box: Sandbox, server: LocalSe
         )
         total, listed = import_times(cli, env)
         report.note(f"3: `mcp-client-auth token` -X importtime: {total * 1e3:.0f} ms; {listed}")
-        report.note(f"3: `mcp-client-auth token` profile: {profile_parts(cli, env, box)}")
+        if not quick:
+            report.note(f"3: `mcp-client-auth token` profile: {profile_parts(cli, env, box)}")
         if "what-if" in times and "what-if" not in failures:
             r, text = both(times, "what-if", "import httpx")
             report.add(
@@ -832,7 +834,8 @@ def section_token_cli(report: Report, quick: bool, box: Sandbox, server: LocalSe
             f"3: library token path (provider.get_token()) -X importtime: {total * 1e3:.0f} ms; "
             f"{listed}"
         )
-        report.note(f"3: library token path profile: {profile_parts(library, env, box)}")
+        if not quick:
+            report.note(f"3: library token path profile: {profile_parts(library, env, box)}")
     else:
         report.add("3", "provider.get_token() process", "error", "", "", "", "n/a")
         report.note(f"3: library token path failed: {failures['library']}")
@@ -1415,7 +1418,7 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
     )
     report.note(
         '6: calibration in the same run: `python -c "import httpx"` '
-        f"{fmt(median(times['import httpx']))} "
+        f"{fmt(median(times['import httpx']))} (cpu {fmt(median(times['import httpx@cpu']))}) "
         "as a whole process; FT = py-key-value-aio FileTreeStore + FernetEncryptionWrapper "
         "reading all entries (it cannot enumerate keys through the wrapper)"
         + (", timed once (--quick)." if quick else ".")
@@ -1464,15 +1467,16 @@ def section_memory(report: Report, quick: bool, box: Sandbox, server: LocalServe
         ),
     }
     plus: dict[str, float] = {}
-    for label, mods_ in extras.items():
+    for label, mods_ in extras.items() if not quick else ():
         result = child_json("memory-floor-plus", server.url, TOKEN, *mods_, env=env)
         plus[label] = result["rss_kib"] / 1024
     mb = {k: median(v) / 1024 for k, v in rss.items()}
-    report.note(
-        "7: the floor plus one import: "
-        + ", ".join(f"+{label} {v - mb['floor']:+.1f} MB" for label, v in plus.items())
-        + " (the provider's modules include httpx2; the rest is data, threads and the loop)."
-    )
+    if plus:
+        report.note(
+            "7: the floor plus one import: "
+            + ", ".join(f"{label} {v - mb['floor']:+.1f} MB" for label, v in plus.items())
+            + " (the provider's modules include httpx2)."
+        )
     report.add(
         "7",
         "peak RSS: httpx.Client + provider+store",
