@@ -45,7 +45,13 @@ from .errors import (
 )
 from .metadata import Challenge, origin, require_secure_url
 from .pkce import PKCE, new_state
-from .registration import ClientSettings, choose_client, client_auth, register_dynamically
+from .registration import (
+    ClientSettings,
+    choose_client,
+    client_auth,
+    register_dynamically,
+    update_registration,
+)
 from .token_exchange import IdJagExchange
 from .tokens import ClientRegistration, ServerRecord, TokenSet, token_set_from_response
 
@@ -353,13 +359,28 @@ class AuthFlow:
             redirect_uri=redirect_uri,
             scope=scope,
         )
+        registration_scope = scope
+        if (
+            client is None
+            and stored_client is not None
+            and stored_client.kind == "dynamic"
+            and stored_client.issuer == found.issuer
+            and stored_client.scope
+        ):
+            # registered for fewer scopes than this login asks: widen the registration
+            # (RFC 7592: the same client_id, so the MCP session survives), else register anew
+            registration_scope = " ".join(_unique((*stored_client.scope.split(), *scope.split())))
+            if redirect_uri in stored_client.redirect_uris:
+                client = yield from update_registration(
+                    settings.client, stored_client, scope=registration_scope
+                )
         if client is None:
             client = yield from register_dynamically(
                 settings.client,
                 issuer=found.issuer,
                 server_metadata=metadata,
                 redirect_uri=redirect_uri,
-                scope=scope,
+                scope=registration_scope,
                 protocol_version=settings.protocol_version,
             )
         record = replace(record, client=client)

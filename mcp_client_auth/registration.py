@@ -11,17 +11,27 @@ Also: how the client authenticates at the token endpoint, as it was registered.
 from __future__ import annotations
 
 import base64
+import json
+import logging
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
 from .effects import Effect, HttpRequest, HttpResponse
-from .errors import RegistrationError
+from .errors import MCPAuthError, RegistrationError
 from .metadata import parse_json_document, require_secure_url
 from .tokens import ClientRegistration
 
-__all__ = ["ClientSettings", "choose_client", "client_auth", "register_dynamically"]
+__all__ = [
+    "ClientSettings",
+    "choose_client",
+    "client_auth",
+    "register_dynamically",
+    "update_registration",
+]
+
+logger = logging.getLogger("mcp_client_auth.registration")
 
 
 @dataclass(frozen=True, repr=False)
@@ -97,6 +107,30 @@ def choose_client(
     return None
 
 
+def _document(
+    settings: ClientSettings,
+    *,
+    redirect_uri: str | None,
+    scope: str | None,
+    grant_types: list[str] | None,
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "client_name": settings.client_name,
+        "grant_types": grant_types or ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "none",
+    }
+    if redirect_uri is not None:
+        document["redirect_uris"] = [redirect_uri]
+        document["response_types"] = ["code"]
+    else:
+        document["response_types"] = []
+    if settings.application_type:
+        document["application_type"] = settings.application_type
+    if scope:
+        document["scope"] = scope
+    return document
+
+
 def register_dynamically(
     settings: ClientSettings,
     *,
@@ -120,20 +154,7 @@ def register_dynamically(
             "register a client there and pass client_id= (and client_secret=)"
         )
     require_secure_url(endpoint, what="the registration endpoint")
-    document: dict[str, Any] = {
-        "client_name": settings.client_name,
-        "grant_types": grant_types or ["authorization_code", "refresh_token"],
-        "token_endpoint_auth_method": "none",
-    }
-    if redirect_uri is not None:
-        document["redirect_uris"] = [redirect_uri]
-        document["response_types"] = ["code"]
-    else:
-        document["response_types"] = []
-    if settings.application_type:
-        document["application_type"] = settings.application_type
-    if scope:
-        document["scope"] = scope
+    document = _document(settings, redirect_uri=redirect_uri, scope=scope, grant_types=grant_types)
     response: HttpResponse = yield HttpRequest.post_json(
         endpoint, document, what="client registration", error=RegistrationError
     )
@@ -143,6 +164,73 @@ def register_dynamically(
             f"the authorization server {issuer} refused to register this client "
             f"(HTTP {response.status_code}{detail})"
         )
+    return _registration(response, endpoint, document, issuer=issuer)
+
+
+def update_registration(
+    settings: ClientSettings, stored: ClientRegistration, *, scope: str
+) -> Generator[Effect, Any, ClientRegistration | None]:
+    """RFC 7592: widen a dynamic client's registered ``scope``, keeping its client_id.
+
+    A new client_id would end sessions that an MCP server binds to the client (the mcp SDK's
+    do). ``None`` where the server offers no registration management or refuses the update:
+    the caller registers a new client then.
+    """
+    uri, token = stored.registration_client_uri, stored.registration_access_token
+    if not uri or not token:
+        return None
+    try:
+        require_secure_url(uri, what="the registration_client_uri")
+    except MCPAuthError:
+        return None
+    document = _document(
+        settings,
+        redirect_uri=stored.redirect_uri,
+        scope=scope,
+        grant_types=list(stored.grant_types) or None,
+    )
+    document["client_id"] = stored.client_id
+    if stored.client_secret:
+        document["client_secret"] = stored.client_secret
+    document["token_endpoint_auth_method"] = stored.token_endpoint_auth_method
+    response: HttpResponse = yield HttpRequest(
+        "PUT",
+        uri,
+        "client registration update",
+        RegistrationError,
+        {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Authorization": f"Bearer {token}",
+        },
+        json.dumps(document).encode("utf-8"),
+    )
+    if response.status_code != 200:
+        logger.info(
+            "the registration update at %s failed (HTTP %s%s); registering a new client",
+            uri,
+            response.status_code,
+            _error_detail(response),
+        )
+        return None
+    try:
+        updated = _registration(response, uri, document, issuer=stored.issuer or "")
+    except RegistrationError as exc:
+        logger.info("ignoring the registration update response: %s", exc)
+        return None
+    if updated.client_id != stored.client_id:
+        return None
+    return replace(
+        updated,
+        client_secret=updated.client_secret or stored.client_secret,
+        registration_access_token=updated.registration_access_token or token,
+        registration_client_uri=updated.registration_client_uri or uri,
+    )
+
+
+def _registration(
+    response: HttpResponse, endpoint: str, document: Mapping[str, Any], *, issuer: str
+) -> ClientRegistration:
     try:
         answer = parse_json_document(response.body, what="registration response", url=endpoint)
     except Exception as exc:
@@ -157,12 +245,16 @@ def register_dynamically(
     uris = answer.get("redirect_uris")
     registered_uris = (
         tuple(u for u in uris if isinstance(u, str)) if isinstance(uris, list) else ()
-    ) or ((redirect_uri,) if redirect_uri else ())
+    ) or tuple(document.get("redirect_uris") or ())
     expires = answer.get("client_secret_expires_at")
     rat = answer.get("registration_access_token")
+    rcu = answer.get("registration_client_uri")
     registered_scope = answer.get("scope")
     if not isinstance(registered_scope, str):
-        registered_scope = scope or None  # what was asked for, unless the server says
+        registered_scope = document.get("scope")  # what was asked for, unless the server says
+    grants = answer.get("grant_types")
+    if not isinstance(grants, list) or not all(isinstance(g, str) for g in grants):
+        grants = document.get("grant_types") or []
     return ClientRegistration(
         client_id=client_id,
         client_secret=secret if isinstance(secret, str) else None,
@@ -174,7 +266,9 @@ def register_dynamically(
         if isinstance(expires, (int, float)) and not isinstance(expires, bool) and expires > 0
         else None,
         registration_access_token=rat if isinstance(rat, str) else None,
-        scope=registered_scope,
+        scope=registered_scope or None,
+        registration_client_uri=rcu if isinstance(rcu, str) else None,
+        grant_types=tuple(grants),
     )
 
 

@@ -111,6 +111,8 @@ class ClientRegistration:
     client_secret_expires_at: float | None = None
     registration_access_token: str | None = None
     scope: str | None = None  # the scope registered (RFC 7591); None: not known or not limited
+    registration_client_uri: str | None = None  # RFC 7592 client configuration endpoint
+    grant_types: tuple[str, ...] = ()  # as registered
 
     @property
     def redirect_uri(self) -> str | None:
@@ -127,6 +129,8 @@ class ClientRegistration:
             "client_secret_expires_at": self.client_secret_expires_at,
             "registration_access_token": self.registration_access_token,
             "scope": self.scope,
+            "registration_client_uri": self.registration_client_uri,
+            "grant_types": list(self.grant_types),
         }
 
     @classmethod
@@ -145,6 +149,8 @@ class ClientRegistration:
             client_secret_expires_at=_opt_float(data, "client_secret_expires_at"),
             registration_access_token=_opt_str(data, "registration_access_token"),
             scope=_opt_str(data, "scope"),
+            registration_client_uri=_opt_str(data, "registration_client_uri"),
+            grant_types=tuple(g for g in data.get("grant_types") or () if isinstance(g, str)),
         )
 
     def __repr__(self) -> str:

@@ -111,6 +111,7 @@ class FakeServers:
     prm_dpop_algs: list[str] | None = None  # dpop_signing_alg_values_supported in the PRM
     # like oidc-provider: a client may ask only for the scopes it was registered with
     registered_scope_limits: bool = False
+    registration_management: bool = False  # RFC 7592 read/update at registration_client_uri
     jtis: set[str] = field(default_factory=set)
     proofs: list[dict[str, Any]] = field(default_factory=list)  # every verified proof's claims
     # the JWT bearer grant: the assertion the AS accepts (None: refuse every assertion)
@@ -218,11 +219,29 @@ class FakeServers:
             if self.dpop_algs is not None:
                 doc["dpop_signing_alg_values_supported"] = self.dpop_algs
             return reply(200, doc)
-        if url == f"{issuer}/register" and self.dcr:
+        if url == f"{issuer}/register" and self.dcr and seen.method == "POST":
             info = json.loads(seen.body)
             client_id = f"client-{issuer.split('//')[1].split('.')[0]}-" + secrets.token_hex(4)
             self.clients[client_id] = {**info, "issuer": issuer}
-            return reply(201, {"client_id": client_id, **info})
+            extra: dict[str, str] = {}
+            if self.registration_management:
+                rat = "rat-" + secrets.token_hex(8)
+                self.clients[client_id]["rat"] = rat
+                extra = {
+                    "registration_client_uri": f"{issuer}/register/{client_id}",
+                    "registration_access_token": rat,
+                }
+            return reply(201, {"client_id": client_id, **info, **extra})
+        if url.startswith(f"{issuer}/register/") and self.registration_management:
+            client_id = url.rsplit("/", 1)[1]
+            client = self.clients.get(client_id)
+            if client is None or seen.headers.get("authorization") != f"Bearer {client['rat']}":
+                return reply(401, {"error": "invalid_token"})
+            info = json.loads(seen.body)
+            if seen.method != "PUT" or info.get("client_id") != client_id:
+                return reply(400, {"error": "invalid_client_metadata"})
+            client.update({k: v for k, v in info.items() if k != "client_id"})
+            return reply(200, {**info, "registration_client_uri": url})
         if url == f"{issuer}/revoke" and self.revocation:
             token = seen.form.get("token", "")
             self.revoked.append(seen.form.get("token_type_hint", ""))

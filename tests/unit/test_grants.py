@@ -240,3 +240,39 @@ def test_step_up_registers_again_where_the_registration_limits_scopes(combo: str
     servers.seen.clear()
     assert call(combo, servers, auth).status_code == 200  # and the new one is kept
     assert servers.count("/register") == 0
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_step_up_widens_the_registration_keeping_the_client_id(combo: str) -> None:
+    """RFC 7592: the mcp SDK's servers bind a session to the client_id, so keep it."""
+    servers = FakeServers(
+        scopes_supported=["read"], registered_scope_limits=True, registration_management=True
+    )
+    auth = provider(servers, scopes=None)
+    assert call(combo, servers, auth).status_code == 200
+    [client_id] = servers.clients
+    servers.scopes_supported = ["read", "write", "admin"]
+    servers.required_scope = "admin"
+    assert call(combo, servers, auth).status_code == 200
+    assert list(servers.clients) == [client_id]  # no second registration
+    assert set(servers.clients[client_id]["scope"].split()) >= {"read", "admin"}
+    [update] = [s for s in servers.seen if s.method == "PUT"]
+    assert update.headers["authorization"].startswith("Bearer rat-")
+    assert {g["client_id"] for g in servers.access.values()} == {client_id}
+    assert auth.record is not None and auth.record.client is not None
+    assert auth.record.client.client_id == client_id
+    assert "admin" in (auth.record.client.scope or "").split()
+
+
+def test_refused_registration_update_registers_a_new_client() -> None:
+    servers = FakeServers(
+        scopes_supported=["read"], registered_scope_limits=True, registration_management=True
+    )
+    auth = provider(servers, scopes=None)
+    assert call("httpx2-async", servers, auth).status_code == 200
+    for client in servers.clients.values():
+        client["rat"] = "revoked"  # the update is refused (401)
+    servers.scopes_supported = ["read", "admin"]
+    servers.required_scope = "admin"
+    assert call("httpx2-async", servers, auth).status_code == 200
+    assert len(servers.clients) == 2
