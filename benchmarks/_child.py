@@ -96,7 +96,7 @@ def setup_store(directory: str, resource: str, token_endpoint: str, token: str, 
     _out(protection=str(store.protection.kind))
 
 
-def fill_store(directory: str, count: str, keys_file: str) -> None:
+def fill_store(directory: str, count: str, keys_file: str, filetree: str = "yes") -> None:
     """``count`` records in the default store and in FileTreeStore + FernetEncryptionWrapper.
 
     The filling itself is not measured, so both skip the folder fsync of a durable put.
@@ -127,9 +127,10 @@ def fill_store(directory: str, count: str, keys_file: str) -> None:
     keys = [r.resource for r in records]  # type: ignore[attr-defined]
     asyncio.run(lazy.put_many(keys, values, collection=COLLECTION))
 
-    warnings.simplefilter("ignore")
-    theirs = _filetree(Path(directory).parent / "filetree", os.environ["BENCH_FERNET_KEY"])
-    asyncio.run(theirs.put_many(keys, values, collection=COLLECTION))
+    if filetree == "yes":  # FileTree writes take ~5 ms each: --quick leaves it out
+        warnings.simplefilter("ignore")
+        theirs = _filetree(Path(directory).parent / "filetree", os.environ["BENCH_FERNET_KEY"])
+        asyncio.run(theirs.put_many(keys, values, collection=COLLECTION))
     Path(keys_file).write_text(json.dumps(keys))
     _out(count=len(keys))
 
@@ -347,7 +348,7 @@ def status_filetree(folder: str, keys_file: str) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def lookup(directory: str, keys_file: str, rounds: str) -> None:
+def lookup(directory: str, keys_file: str, rounds: str, filetree: str = "yes") -> None:
     """One lookup among 1,000: ours (``TokenStore.get``) and FileTree + Fernet, interleaved."""
     import asyncio
     import json
@@ -361,9 +362,13 @@ def lookup(directory: str, keys_file: str, rounds: str) -> None:
 
     warnings.simplefilter("ignore")
     keys = json.loads(Path(keys_file).read_text())
-    theirs = _filetree(Path(directory).parent / "filetree", os.environ["BENCH_FERNET_KEY"])
+    theirs = (
+        _filetree(Path(directory).parent / "filetree", os.environ["BENCH_FERNET_KEY"])
+        if filetree == "yes"
+        else None
+    )
 
-    async def run() -> tuple[float, float]:
+    async def run() -> tuple[float, float | None]:
         store = TokenStore.default(directory)
         ours_t, theirs_t = [], []
         for r in range(int(rounds)):
@@ -372,11 +377,12 @@ def lookup(directory: str, keys_file: str, rounds: str) -> None:
             rec = await store.get(key)
             ours_t.append(time.process_time() - start)
             assert rec is not None and rec.resource == key
-            start = time.process_time()
-            value = await theirs.get(key, collection=COLLECTION)  # type: ignore[attr-defined]
-            theirs_t.append(time.process_time() - start)
-            assert value is not None
-        return statistics.median(ours_t), statistics.median(theirs_t)
+            if theirs is not None:
+                start = time.process_time()
+                value = await theirs.get(key, collection=COLLECTION)  # type: ignore[attr-defined]
+                theirs_t.append(time.process_time() - start)
+                assert value is not None
+        return statistics.median(ours_t), statistics.median(theirs_t) if theirs_t else None
 
     ours, filetree = asyncio.run(run())
     _out(ours=ours, filetree=filetree)
