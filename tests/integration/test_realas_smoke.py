@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -77,6 +78,16 @@ def code_flow(
     return dict(response.json())
 
 
+def call(stack: RealStack, access_token: str) -> httpx.Response:
+    """A JSON-RPC request to the protected resource with this access token."""
+    return httpx.post(
+        stack.resource,
+        json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        headers={"Authorization": f"Bearer {access_token}"},
+        timeout=5,
+    )
+
+
 def test_authorization_server_metadata(realas: RealStack) -> None:
     meta = realas.as_metadata()
     assert meta["issuer"] == realas.issuer
@@ -122,14 +133,11 @@ def test_code_flow_gives_a_token_for_the_resource(
     assert claims["client_id"] == client["client_id"]
     assert claims["scope"] == "mcp:tools"
 
-    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
-    ok = httpx.post(
-        realas.resource, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers=auth
-    )
+    ok = call(realas, tokens["access_token"])
     assert ok.status_code == 200, ok.text
     assert ok.json()["result"]["auth"]["aud"] == realas.resource
 
-    bad = httpx.post(realas.resource, json={}, headers={"Authorization": "Bearer not-a-token"})
+    bad = call(realas, "not-a-token")
     assert bad.status_code == 401
     assert 'error="invalid_token"' in bad.headers["www-authenticate"]
 
@@ -141,6 +149,11 @@ def test_short_lived_token_expires_and_refreshes(
     client = register(stack)
     tokens = code_flow(stack, realas_login, client["client_id"])
     assert tokens["expires_in"] == 1
+    time.sleep(2.1)
+    expired = call(stack, tokens["access_token"])
+    assert expired.status_code == 401
+    assert 'error="invalid_token"' in expired.headers["www-authenticate"]
+
     refreshed = httpx.post(
         stack.as_metadata()["token_endpoint"],
         data={
@@ -153,6 +166,10 @@ def test_short_lived_token_expires_and_refreshes(
     )
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["refresh_token"] != tokens["refresh_token"]  # rotation
+    old = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    new = jwt.decode(refreshed.json()["access_token"], options={"verify_signature": False})
+    assert new["aud"] == stack.resource  # resource kept on refresh
+    assert new["exp"] > old["exp"]
     grants = [e["grant_type"] for e in stack.events() if e["event"] == "grant.success"]
     assert grants == ["authorization_code", "refresh_token"]
 
