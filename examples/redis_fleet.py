@@ -1,16 +1,15 @@
 """A fleet of processes sharing one login through Redis.
 
     pip install 'mcp-client-auth[redis]' mcp
+    export MCP_CLIENT_AUTH_KEY=...   # the store's key: the same on every host (a Fernet key)
     python examples/redis_fleet.py https://mcp.example.com/mcp --redis redis://127.0.0.1:6379/0
 
-Every worker runs the same code: a provider over one Redis-backed TokenStore, with a lock in
-Redis held around refresh and login. The first worker that needs a token logs in (one browser
-window); the others wait for the lock, then find the token in Redis. When it expires, one
-worker refreshes it and the others use the new one: a rotated refresh token is never sent
-twice, which a server that detects reuse answers by revoking the login of the whole fleet.
-
-Redis holds the tokens as they are given to it: use a private Redis (or wrap the store in
-py-key-value-aio's encryption wrapper).
+Every worker runs the same code: a provider over one Redis-backed TokenStore (py-key-value-aio's
+RedisStore underneath, entries encrypted, the refresh and login lock held in Redis). The first
+worker that needs a token logs in (one browser window); the others wait for the lock, then find
+the token in Redis. When it expires, one worker refreshes it and the others use the new one: a
+rotated refresh token is never sent twice, which a server that detects reuse answers by revoking
+the login of the whole fleet.
 """
 
 import argparse
@@ -18,31 +17,21 @@ import asyncio
 import multiprocessing
 
 import httpx2
-from key_value.aio.stores.redis import RedisStore
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
-from redis.asyncio import Redis
 
 from mcp_client_auth import OAuthClientProvider, TokenStore
 
 
 async def worker(number: int, url: str, redis_url: str) -> None:
-    redis = Redis.from_url(redis_url, decode_responses=True)  # RedisStore needs str replies
-    store = TokenStore(
-        RedisStore(client=redis),
-        # One refresh or login at a time across the fleet; the timeout frees a crashed holder's.
-        lock=lambda resource: redis.lock(f"mcp-client-auth:lock:{resource}", timeout=600),
-    )
+    store = TokenStore.redis(redis_url)  # the key: MCP_CLIENT_AUTH_KEY, or key=
     auth = OAuthClientProvider(url, client_name="mcp-client-auth fleet", store=store)
-    try:
-        async with (
-            httpx2.AsyncClient(auth=auth) as http,
-            Client(streamable_http_client(url, http_client=http)) as client,
-        ):
-            tools = (await client.list_tools()).tools
-            print(f"worker {number}: {len(tools)} tools", flush=True)
-    finally:
-        await redis.aclose()
+    async with (
+        httpx2.AsyncClient(auth=auth) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        tools = (await client.list_tools()).tools
+        print(f"worker {number}: {len(tools)} tools", flush=True)
 
 
 def run(number: int, url: str, redis_url: str) -> None:

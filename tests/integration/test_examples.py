@@ -37,20 +37,6 @@ browser = urllib.request.build_opener(urllib.request.ProxyHandler({}), jar)
 browser.open(sys.argv[1], timeout=30).read()  # redirects end at the loopback listener
 """
 
-# Until the provider stops sending DPoP-bound tokens to Bearer-only resource servers (see
-# DPOP_BUG in test_mcp_clients.py), the examples run with dpop=False as the default: this file
-# is put first on PYTHONPATH. Remove it, and its use below, once that bug is fixed.
-DPOP_WORKAROUND = """\
-import functools
-import mcp_client_auth
-_init = mcp_client_auth.OAuthClientProvider.__init__
-@functools.wraps(_init)
-def __init__(self, *args, **kwargs):
-    kwargs.setdefault("dpop", False)
-    _init(self, *args, **kwargs)
-mcp_client_auth.OAuthClientProvider.__init__ = __init__
-"""
-
 
 class Runner:
     """Runs examples with one store folder, one key and one fake browser."""
@@ -60,17 +46,12 @@ class Runner:
         self.folder = folder
         self.browser_log = folder / "browser.log"
         (folder / "browser.py").write_text(BROWSER)
-        shim = folder / "shim"
-        shim.mkdir()
-        (shim / "sitecustomize.py").write_text(DPOP_WORKAROUND)
         self.env = {
             **os.environ,
             "MCP_CLIENT_AUTH_HOME": str(folder / "home"),
             "MCP_CLIENT_AUTH_KEY": key,
             "BROWSER": f"{sys.executable} {folder / 'browser.py'} %s",
             "FAKE_BROWSER_LOG": str(self.browser_log),
-            "PYTHONPATH": str(shim),
-            "PYTHONUNBUFFERED": "1",
         }
 
     def logins(self) -> int:
@@ -141,12 +122,12 @@ def test_every_example_is_tested() -> None:
 def test_redis_fleet_logs_in_once_and_refreshes_once(
     mcp_stack: StartStack, redis_url: str, store_key: str, tmp_path: Path
 ) -> None:
-    """Four processes share one Redis-backed store: one login; after expiry, one refresh (a
+    """Three processes share one Redis-backed store: one login; after expiry, one refresh (a
     second use of the rotated refresh token would make the server revoke the fleet's login)."""
-    # The provider's default leeway is 60 s: these tokens count as expired 20 s after issue.
-    stack = mcp_stack(AT_TTL="80")
+    # The provider's default leeway is 60 s: these tokens count as expired 15 s after issue.
+    stack = mcp_stack(AT_TTL="75")
     runner = Runner(tmp_path, store_key)
-    fleet = [stack.url, "--redis", redis_url, "--workers", "4"]
+    fleet = [stack.url, "--redis", redis_url, "--workers", "3"]
 
     def grants() -> list[str]:
         found = []
@@ -158,22 +139,20 @@ def test_redis_fleet_logs_in_once_and_refreshes_once(
         return found
 
     out = runner.run(sys.executable, "redis_fleet", *fleet)
-    assert sorted(out.splitlines()) == [f"worker {n}: 3 tools" for n in range(4)]
+    assert sorted(out.splitlines()) == [f"worker {n}: 3 tools" for n in range(3)]
     assert runner.logins() == 1
     assert grants()[:2] == ["registration", "authorization_code"], grants()
     assert set(grants()[2:]) <= {"refresh_token"}, grants()  # a slow worker may refresh
 
-    from key_value.aio.stores.redis import RedisStore
-
     from mcp_client_auth import TokenStore
 
-    record = asyncio.run(TokenStore(RedisStore(url=redis_url)).get(stack.url))
+    record = asyncio.run(TokenStore.redis(redis_url, key=store_key).get(stack.url))
     assert record is not None and record.tokens is not None
     assert record.tokens.expires_at is not None
     wait_until(record.tokens.expires_at - 60 + 0.5)
     before = len(grants())
     started = time.time()
     out = runner.run(sys.executable, "redis_fleet", *fleet)
-    assert sorted(out.splitlines()) == [f"worker {n}: 3 tools" for n in range(4)]
+    assert sorted(out.splitlines()) == [f"worker {n}: 3 tools" for n in range(3)]
     assert runner.logins() == 1
     assert grants()[before:] == ["refresh_token"], (grants(), time.time() - started)

@@ -47,25 +47,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 AT_TTL = 30  # seconds; process 2 must call within AT_TTL - LEEWAY of process 1's token
 LEEWAY = 2.0  # the provider's: a token this close to expiry counts as expired
 
-# RFC 7591 registration pins the scope of the first login; oidc-provider then refuses a wider
-# one (invalid_scope), so step-up never works with a dynamically registered client. A library
-# bug, reported with a reproduction; test_step_up_with_a_preregistered_client passes meanwhile.
-# Since 01ffd6f the provider uses DPoP (RFC 9449) wherever the authorization server advertises
-# it (oidc-provider does, by default), even when the resource server accepts only Bearer tokens
-# (the mcp SDK's servers do, and say nothing of DPoP in their metadata): every call then ends in
-# "kept refusing freshly issued tokens". Until that is fixed the journeys pass dpop=False, and
-# test_default_settings_with_a_bearer_only_mcp_server (xfail, strict) shows the bug: when it
-# passes, set DPOP = "default" and remove its marker.
-DPOP = "off"
-DPOP_BUG = (
-    "the provider sends DPoP-bound tokens to a resource server that accepts only Bearer "
-    "(the mcp SDK's), because the authorization server advertises DPoP"
-)
-STEP_UP_BUG = (
-    "the provider registers dynamically with scope = the first login's scopes; the "
-    "authorization server then refuses the step-up scope (invalid_scope)"
-)
-
 
 @dataclass
 class Journey:
@@ -87,9 +68,8 @@ class Journey:
 def walk(journey: Journey, stack: Stack, python: str, key: str) -> None:
     def start(*plan: dict[str, Any]) -> Driver:
         return Driver(
-            python, journey.client, stack.url, journey.stores, plan, key=key, leeway=LEEWAY,
-            dpop=DPOP,
-        )  # fmt: skip
+            python, journey.client, stack.url, journey.stores, plan, key=key, leeway=LEEWAY
+        )
 
     second = start(
         {"wait_for_go": True},  # imports while the first process runs: its token is fresh
@@ -201,7 +181,6 @@ def test_second_process_reuses_tokens_without_login_or_discovery(
     assert {status for _, _, status in mcp_requests(run, stack)} <= {200, 202}, run.explain()
 
 
-@pytest.mark.xfail(reason=STEP_UP_BUG, strict=False)
 @pytest.mark.parametrize("client", CLIENTS)
 def test_step_up_for_a_tool_that_needs_more_scope(
     client: str, journeys: dict[str, Journey], stack: Stack
@@ -247,10 +226,10 @@ def test_revoked_refresh_token_asks_for_a_login_then_logs_in(
 def test_step_up_with_a_preregistered_client(stack: Stack, store_key: str, tmp_path: Path) -> None:
     """The server's 403 insufficient_scope and the provider's step-up, where no registration
     pins the scope: one provider, two logins (mcp:tools, then mcp:tools mcp:write)."""
+    plan = [call("step_up", "main", "auto", "echo=before", "save_note=after")]
     run = drive(
-        sys.executable, "mcp2", stack.url, tmp_path,
-        [call("step_up", "main", "auto", "echo=before", "save_note=after")],
-        key=store_key, client_id="preregistered-native", dpop=DPOP,
+        sys.executable, "mcp2", stack.url, tmp_path, plan, key=store_key,
+        client_id="preregistered-native",
     )["step_up"]  # fmt: skip
     assert run.texts() == ["before", "saved: after"], run.explain()
     assert run.logins == 2, run.explain()
@@ -268,9 +247,8 @@ def test_restarted_authorization_server_means_a_new_login(
 
     def process(*plan: dict[str, Any]) -> Drive:
         return drive(
-            sys.executable, "mcp2", stack.url, tmp_path, plan, key=store_key, leeway=LEEWAY,
-            dpop=DPOP,
-        )  # fmt: skip
+            sys.executable, "mcp2", stack.url, tmp_path, plan, key=store_key, leeway=LEEWAY
+        )
 
     first = process(call("first", "main", "auto", "echo=a"))["first"]
     assert first.texts() == ["a"], first.explain()
@@ -289,12 +267,13 @@ def test_restarted_authorization_server_means_a_new_login(
     assert posts == ["/reg", "/token"], again.explain()
 
 
-@pytest.mark.xfail(reason=DPOP_BUG, strict=True)
 def test_default_settings_with_a_bearer_only_mcp_server(
     stack: Stack, store_key: str, tmp_path: Path
 ) -> None:
-    """What a user writes (no dpop argument), against the mcp SDK's server, whose authorization
-    server (oidc-provider) advertises DPoP: the tool call must work."""
+    """What a user writes (no dpop argument), against the mcp SDK's server, which takes only
+    Bearer tokens while its authorization server (oidc-provider) advertises DPoP: bearer tokens
+    (a regression test: the provider used DPoP wherever the authorization server offered it)."""
     plan = [call("default", "main", "auto", "echo=x")]
     run = drive(sys.executable, "mcp2", stack.url, tmp_path, plan, key=store_key)["default"]
     assert run.texts() == ["x"], run.explain()
+    assert run.logins == 1, run.explain()
