@@ -52,6 +52,7 @@ class Runner:
             "MCP_CLIENT_AUTH_KEY": key,
             "BROWSER": f"{sys.executable} {folder / 'browser.py'} %s",
             "FAKE_BROWSER_LOG": str(self.browser_log),
+            "PYTHONPATH": str(ROOT),  # this checkout's mcp_client_auth, whatever pip installed
         }
 
     def logins(self) -> int:
