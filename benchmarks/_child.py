@@ -16,6 +16,15 @@ import time
 T0 = time.perf_counter()
 
 
+def _package_path() -> list[str]:
+    """Where ``mcp_client_auth`` would be imported from (found, not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mcp_client_auth")
+    assert spec is not None and spec.submodule_search_locations is not None
+    return list(spec.submodule_search_locations)
+
+
 def _out(**fields: object) -> None:
     import json
 
@@ -206,12 +215,10 @@ def cli_lazy_init(*argv: str) -> None:
     The package is put in ``sys.modules`` as an empty namespace, so ``mcp_client_auth.cli``
     imports only what its own code asks for, the way it would under a PEP 562 ``__getattr__``.
     """
-    import os
     import types
 
     package = types.ModuleType("mcp_client_auth")
-    here = os.path.dirname(os.path.abspath(__file__))
-    package.__path__ = [os.path.join(os.path.dirname(here), "mcp_client_auth")]
+    package.__path__ = _package_path()
     sys.modules["mcp_client_auth"] = package
     from mcp_client_auth.cli import main
 
@@ -305,12 +312,10 @@ def status_one_pass(directory: str) -> None:
     Uses the disk store's private scan, as a ``TokenStore.records()`` could; with the package
     ``__init__`` skipped as a lazy one would be (see :func:`cli_lazy_init`).
     """
-    import os
     import types
 
     package = types.ModuleType("mcp_client_auth")
-    here = os.path.dirname(os.path.abspath(__file__))
-    package.__path__ = [os.path.join(os.path.dirname(here), "mcp_client_auth")]
+    package.__path__ = _package_path()
     sys.modules["mcp_client_auth"] = package
     from mcp_client_auth.store.token_store import COLLECTION, TokenStore
     from mcp_client_auth.tokens import ServerRecord

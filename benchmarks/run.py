@@ -113,20 +113,57 @@ _STORE_ENV = (
 
 @dataclass
 class Sandbox:
-    """A temp folder with its own HOME and XDG folders: no keyring, key file inside."""
+    """A temp folder with its own HOME and XDG folders: no keyring, key file inside.
+
+    It also holds the code under test: a snapshot of ``mcp_client_auth`` with its bytecode
+    compiled (see :meth:`snapshot`), first on every child's ``PYTHONPATH``.
+    """
 
     root: Path
+
+    @property
+    def src(self) -> Path:
+        return self.root / "src"
+
+    def snapshot(self) -> str:
+        """Copy the package and compile it; say which commit it is.
+
+        Why: a user's installed package has its ``.pyc`` files, but this checkout may have none
+        (with ``PYTHONDONTWRITEBYTECODE`` set, as on the development machines, every process
+        would compile our modules from source while httpx's come compiled, which charges a
+        compiler's time to our imports). And a snapshot keeps the code fixed for the whole run
+        while others edit the tree.
+        """
+        shutil.copytree(
+            ROOT / "mcp_client_auth",
+            self.src / "mcp_client_auth",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
+        subprocess.run([PY, "-m", "compileall", "-q", str(self.src)], check=True)
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "mcp_client_auth"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return f"{head or 'unknown'}{' + uncommitted changes' if dirty else ''}"
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {
             k: v for k, v in os.environ.items() if k not in _STORE_ENV and not k.startswith("XDG_")
         }
+        path = os.environ.get("PYTHONPATH")
         env.update(
             HOME=str(self.root / "home"),
             XDG_CONFIG_HOME=str(self.root / "config"),
             XDG_DATA_HOME=str(self.root / "data"),
             BENCH_FERNET_KEY=base64.urlsafe_b64encode(bytes(range(32))).decode(),
             PYTHONWARNINGS="ignore",
+            PYTHONPATH=str(self.src) + (os.pathsep + path if path else ""),
         )
         env.update(extra)
         return env
@@ -1541,6 +1578,12 @@ def main() -> int:
     box = Sandbox(Path(tempfile.mkdtemp(prefix=".bench-run-", dir=parent)))
     report = Report()
     started = time.perf_counter()
+    try:
+        code = box.snapshot()
+    except BaseException:
+        shutil.rmtree(box.root, ignore_errors=True)
+        raise
+    sys.path.insert(0, str(box.src))  # this process tests the same snapshot
     server = LocalServer()
     try:
         for key in only:
@@ -1573,8 +1616,8 @@ def main() -> int:
         shutil.rmtree(box.root, ignore_errors=True)
     mode = "quick" if args.quick else "full"
     header = (
-        f"mcp-client-auth benchmarks ({mode}, python {sys.version.split()[0]}, {sys.platform}, "
-        f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, "
+        f"mcp-client-auth benchmarks, code {code} ({mode}, python {sys.version.split()[0]}, "
+        f"{sys.platform}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, "
         f"{time.perf_counter() - started:.0f} s)"
     )
     print_table(report, header)
