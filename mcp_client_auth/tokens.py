@@ -6,6 +6,7 @@ py-key-value-aio store can hold them. Their ``repr`` never shows a secret.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -16,6 +17,36 @@ from .dpop import DPoPKey
 __all__ = ["ClientRegistration", "ServerRecord", "TokenSet", "token_set_from_response"]
 
 DEFAULT_LEEWAY = 60.0
+# Far enough in the future for any real token; keeps a hostile ``expires_in`` from overflowing.
+MAX_LIFETIME = 366 * 24 * 3600.0
+
+
+def number(value: Any) -> float | None:
+    """A JSON number (or an ASCII-decimal string) as a float; ``None`` if it is not one.
+
+    Never raises: an integer too large for a float (JSON has no limit) becomes ``inf``, which
+    callers cap. ``bool`` is not a number here, and NaN is returned as is for callers to refuse.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text and text.isascii() and text.isdecimal()):
+            return None
+        value = int(text) if len(text) <= 400 else math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def is_header_safe(value: str) -> bool:
+    """True for visible ASCII only (``%x21-7E``): no whitespace, no control characters.
+
+    Covers RFC 6750's b64token and RFC 6749's VSCHAR tokens; such a value can be put into an
+    ``Authorization`` header without changing the header's meaning.
+    """
+    return value.isascii() and all(0x21 <= ord(c) <= 0x7E for c in value)
 
 
 def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
@@ -27,7 +58,10 @@ def _opt_float(data: Mapping[str, Any], key: str) -> float | None:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    result = number(value)
+    if result is None or not math.isfinite(result):
+        raise ValueError(f"stored {key} is not a usable number")
+    return result
 
 
 @dataclass(frozen=True, repr=False)
@@ -39,10 +73,21 @@ class TokenSet:
     expires_at: float | None = None
     refresh_token: str | None = None
     scope: str | None = None
+    # when the token was received (absent in records written by older versions): the leeway
+    # is capped at half the token's lifetime, so a short-lived token is not refreshed at once
+    issued_at: float | None = None
 
     def is_valid(self, now: float, leeway: float = DEFAULT_LEEWAY) -> bool:
-        """True while the access token can be sent: not expired, counting ``leeway`` seconds."""
-        return self.expires_at is None or now + leeway < self.expires_at
+        """True while the access token can be sent: not expired, counting ``leeway`` seconds.
+
+        The leeway never exceeds half the token's lifetime (when known): a token issued for
+        30 s is used for 15 s, instead of being refreshed before every request.
+        """
+        if self.expires_at is None:
+            return True
+        if self.issued_at is not None and self.issued_at <= self.expires_at:
+            leeway = min(leeway, (self.expires_at - self.issued_at) / 2)
+        return now + leeway < self.expires_at
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -73,6 +118,7 @@ class TokenSet:
             "expires_at": self.expires_at,
             "refresh_token": self.refresh_token,
             "scope": self.scope,
+            "issued_at": self.issued_at,
         }
 
     @classmethod
@@ -80,12 +126,15 @@ class TokenSet:
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
             raise ValueError("stored tokens have no access_token")
+        if not is_header_safe(token):
+            raise ValueError("stored access_token has characters a header cannot carry")
         return cls(
             access_token=token,
             token_type=_opt_str(data, "token_type") or "Bearer",
             expires_at=_opt_float(data, "expires_at"),
             refresh_token=_opt_str(data, "refresh_token"),
             scope=_opt_str(data, "scope"),
+            issued_at=_opt_float(data, "issued_at"),
         )
 
     def __repr__(self) -> str:
@@ -237,10 +286,6 @@ class ServerRecord:
     __str__ = __repr__
 
 
-# Far enough in the future for any real token; keeps a hostile ``expires_in`` from overflowing.
-MAX_LIFETIME = 366 * 24 * 3600.0
-
-
 def token_set_from_response(
     answer: Mapping[str, Any], *, now: float, requested_scope: str | None
 ) -> TokenSet:
@@ -252,7 +297,16 @@ def token_set_from_response(
     token = answer.get("access_token")
     if not isinstance(token, str) or not token:
         raise ValueError("the token response has no access_token")
+    if not is_header_safe(token):
+        raise ValueError(
+            "the token response has an access_token with characters a header cannot carry "
+            "(whitespace, control or non-ASCII characters)"
+        )
     token_type = answer.get("token_type")
+    if isinstance(token_type, str) and not is_header_safe(token_type):
+        raise ValueError(
+            "the token response has a token_type with characters a header cannot carry"
+        )
     if not isinstance(token_type, str) or token_type.lower() not in ("bearer", "dpop"):
         raise ValueError(
             f"the token response has token_type {str(token_type)[:40]!r}; "
@@ -261,16 +315,22 @@ def token_set_from_response(
     lifetime = answer.get("expires_in")
     expires_at: float | None = None
     if lifetime is not None:
-        if isinstance(lifetime, str) and lifetime.strip().isdigit():
-            lifetime = int(lifetime.strip())
-        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
+        seconds = number(lifetime)
+        if seconds is None:
             raise ValueError("the token response has a non-numeric expires_in")
-        if lifetime != lifetime or lifetime < 0:  # NaN or negative
+        if seconds != seconds or seconds < 0:  # NaN or negative
             raise ValueError("the token response has a negative expires_in")
-        expires_at = now + min(float(lifetime), MAX_LIFETIME)
+        if math.isinf(seconds) and not isinstance(lifetime, float):  # past 1e308: not "forever"
+            raise ValueError("the token response has an expires_in too large to be a number")
+        expires_at = now + min(seconds, MAX_LIFETIME)
     refresh = answer.get("refresh_token")
     if refresh is not None and not isinstance(refresh, str):
         raise ValueError("the token response has a refresh_token that is not a string")
+    if refresh and not is_header_safe(refresh):
+        raise ValueError(
+            "the token response has a refresh_token with characters a form cannot carry "
+            "(whitespace, control or non-ASCII characters)"
+        )
     scope = answer.get("scope")
     if scope is not None and not isinstance(scope, str):
         raise ValueError("the token response has a scope that is not a string")
@@ -280,4 +340,5 @@ def token_set_from_response(
         expires_at=expires_at,
         refresh_token=refresh or None,
         scope=scope if scope is not None else requested_scope,
+        issued_at=now if expires_at is not None else None,
     )

@@ -124,6 +124,9 @@ class Hostile:
     resource: str = RESOURCE
     issuer: str = ISSUER
     access_ttl: int = 3600
+    # the expires_in sent, when not access_ttl: 0 makes the client see every token as expired
+    # (the leeway is capped at half a token's lifetime) while the resource still accepts it
+    reported_ttl: int | None = None
     scopes_supported: list[str] = field(default_factory=lambda: ["read", "write"])
     required_scope: str | None = None  # the resource answers 403 insufficient_scope without it
     iss_supported: bool = True
@@ -351,7 +354,7 @@ class Hostile:
         doc: dict[str, Any] = {
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": self.access_ttl,
+            "expires_in": self.access_ttl if self.reported_ttl is None else self.reported_ttl,
             "scope": scope,
         }
         with self._lock:

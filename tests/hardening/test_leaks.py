@@ -296,8 +296,8 @@ def live() -> Iterator[Hostile]:
     sock = bound_socket()
     port = sock.getsockname()[1]
     servers = Hostile(resource=f"http://127.0.0.1:{port}/mcp", issuer=f"http://127.0.0.1:{port}",
-                      confidential=True, access_ttl=30)  # 30 s: inside the leeway, so `token`
-    served = serve(servers.asgi, sock)                   # refreshes every time
+                      confidential=True, reported_ttl=0)  # seen as expired: `token`
+    served = serve(servers.asgi, sock)                       # refreshes every time
     try:
         yield servers
     finally:

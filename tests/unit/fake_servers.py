@@ -81,6 +81,9 @@ class FakeServers:
     """A protected resource at RESOURCE and its authorization server at ISSUER (or ISSUER2)."""
 
     access_ttl: int = 3600
+    # the expires_in sent, when not access_ttl: 0 makes the client see every token as expired
+    # (so it refreshes before each request) while the resource still accepts it
+    reported_ttl: int | None = None
     scopes_supported: list[str] = field(default_factory=lambda: ["read", "write"])
     required_scope: str | None = None  # a scope the resource demands (403 otherwise)
     issue_refresh: bool = True
@@ -365,7 +368,7 @@ class FakeServers:
         doc = {
             "access_token": token,
             "token_type": "DPoP" if bound else "Bearer",
-            "expires_in": self.access_ttl,
+            "expires_in": self.access_ttl if self.reported_ttl is None else self.reported_ttl,
             "scope": scope,
         }
         if self.issue_refresh:

@@ -139,7 +139,7 @@ def test_authorization_request_carries_dpop_jkt() -> None:
 
 @pytest.mark.parametrize("combo", COMBOS)
 def test_token_endpoint_nonce_one_retry_then_kept(combo: str) -> None:
-    servers = dpop_servers(as_nonce="as-nonce-1", access_ttl=30)  # 30 s: refresh every time
+    servers = dpop_servers(as_nonce="as-nonce-1", reported_ttl=0)  # refresh every time
     store = TokenStore.memory()
     auth = provider(servers, store)
     assert call(combo, servers, auth).status_code == 200
@@ -213,7 +213,7 @@ def test_dpop_true_with_an_unsupported_algorithm_is_a_configuration_error() -> N
 
 @pytest.mark.parametrize("combo", COMBOS)
 def test_stored_key_and_tokens_serve_a_new_process(combo: str) -> None:
-    servers = dpop_servers(access_ttl=30)
+    servers = dpop_servers(reported_ttl=0)
     store = TokenStore.memory()
     assert call(combo, servers, provider(servers, store)).status_code == 200
     first = asyncio.run(store.get(RESOURCE))

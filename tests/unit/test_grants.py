@@ -118,7 +118,7 @@ def test_id_jag_exchange_then_jwt_bearer_grant(combo: str) -> None:
 
 
 def test_id_token_source_is_asked_at_every_exchange_and_idp_basic_auth() -> None:
-    servers = FakeServers(access_ttl=30, issue_refresh=False)  # expired: a new grant each time
+    servers = FakeServers(reported_ttl=0, issue_refresh=False)  # expired: a new grant each time
     calls = 0
 
     async def id_token() -> str:

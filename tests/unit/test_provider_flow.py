@@ -76,7 +76,7 @@ def test_second_provider_with_same_store_sends_one_request(combo: str) -> None:
 
 @pytest.mark.parametrize("combo", COMBOS)
 def test_expired_token_is_refreshed_before_the_request(combo: str) -> None:
-    servers = FakeServers(access_ttl=30)  # inside the 60 s leeway: always "expired"
+    servers = FakeServers(reported_ttl=0)  # seen as expired at once
     store = TokenStore.memory()
     assert call(combo, servers, provider(servers, store)).status_code == 200
     servers.seen.clear()
@@ -88,7 +88,7 @@ def test_expired_token_is_refreshed_before_the_request(combo: str) -> None:
 
 @pytest.mark.parametrize("combo", COMBOS)
 def test_refused_refresh_falls_back_to_login(combo: str) -> None:
-    servers = FakeServers(access_ttl=30)
+    servers = FakeServers(reported_ttl=0)
     store = TokenStore.memory()
     assert call(combo, servers, provider(servers, store)).status_code == 200
     servers.refuse_refresh = True
