@@ -43,7 +43,12 @@ from .errors import (
     LoginRequiredError,
     TokenError,
 )
-from .metadata import Challenge, origin, require_secure_url
+from .metadata import (
+    Challenge,
+    clean_text,
+    origin,
+    require_secure_url,
+)
 from .pkce import PKCE, new_state
 from .registration import (
     ClientSettings,
@@ -53,13 +58,32 @@ from .registration import (
     update_registration,
 )
 from .token_exchange import IdJagExchange
-from .tokens import ClientRegistration, ServerRecord, TokenSet, token_set_from_response
+from .tokens import (
+    ClientRegistration,
+    ServerRecord,
+    TokenSet,
+    number,
+    token_set_from_response,
+)
 
 __all__ = ["AuthFlow", "FlowSettings", "LogoutResult"]
 
 logger = logging.getLogger("mcp_client_auth.flow")
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+MAX_POLL_INTERVAL = 60.0  # device flow: a server's interval (and slow_down) is capped at this
+# form fields whose values must never come back in a message, even when a server echoes them
+SECRET_FIELDS = (
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "client_secret",
+    "assertion",
+    "client_assertion",
+    "device_code",
+    "token",
+    "subject_token",
+)
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
@@ -79,7 +103,8 @@ class FlowSettings:
     prefer_device: Callable[[], bool] = field(default=lambda: False)
     protocol_version: str | None = None
     grant: str = "authorization_code"  # or "client_credentials" (no person present)
-    private_key: str | bytes | None = None  # private_key_jwt client authentication
+    # private_key_jwt client authentication; never in the repr
+    private_key: str | bytes | None = field(default=None, repr=False)
     signing_algorithm: str = "RS256"
     extra_scopes: tuple[str, ...] = field(default_factory=tuple)
     # DPoP (RFC 9449): None = where the authorization server offers it, True = always (a
@@ -98,19 +123,29 @@ class LogoutResult:
     errors: tuple[str, ...] = ()
 
 
-def _error_fields(response: HttpResponse) -> tuple[str | None, str | None]:
+def _error_fields(
+    response: HttpResponse, secrets: Sequence[str] = ()
+) -> tuple[str | None, str | None]:
+    """The server's ``error`` and ``error_description``, cleaned of control characters and of
+    any secret the request carried (``secrets``), and bounded in length."""
     try:
         answer = json.loads(response.body[:65536])
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, None
     if not isinstance(answer, dict):
         return None, None
     error = answer.get("error")
     description = answer.get("error_description")
     return (
-        error[:100] if isinstance(error, str) else None,
-        description[:300] if isinstance(description, str) else None,
+        (clean_text(error, 100, secrets=secrets) or None) if isinstance(error, str) else None,
+        (clean_text(description, 300, secrets=secrets) or None)
+        if isinstance(description, str)
+        else None,
     )
+
+
+def _secrets(form: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(form[name] for name in SECRET_FIELDS if form.get(name))
 
 
 def _unique(items: Sequence[str]) -> tuple[str, ...]:
@@ -553,7 +588,10 @@ class AuthFlow:
     def _check_callback(
         self, callback: str, *, state: str, issuer: str, metadata: Mapping[str, Any]
     ) -> str:
-        query = parse_qs(urlsplit(callback).query, keep_blank_values=True)
+        try:
+            query = parse_qs(urlsplit(callback).query, keep_blank_values=True)
+        except ValueError:  # e.g. an unbalanced "[" (an IPv6 host without its "]")
+            raise AuthorizationError("the login returned an unusable callback URL") from None
         if not query and "?" not in callback and "=" not in callback:
             raise AuthorizationError("the login returned no authorization response")
 
@@ -568,17 +606,18 @@ class AuthFlow:
             )
         error = one("error")
         if error is not None:
-            description = one("error_description")
-            detail = f": {description[:300]}" if description else ""
+            error = clean_text(error, 100)
+            description = clean_text(one("error_description") or "", 300) or None
+            detail = f": {description}" if description else ""
             raise AuthorizationError(
-                f"the authorization server refused the login ({error[:100]}{detail})",
-                error=error[:100],
-                description=description[:300] if description else None,
+                f"the authorization server refused the login ({error}{detail})",
+                error=error,
+                description=description,
             )
         iss = one("iss")
         if iss is not None and iss != issuer:
             raise AuthorizationError(
-                f"the authorization response came from issuer {iss[:200]!r}, "
+                f"the authorization response came from issuer {clean_text(iss, 200)!r}, "
                 f"not {issuer!r} (RFC 9207 mix-up protection); refusing it"
             )
         if iss is None and metadata.get("authorization_response_iss_parameter_supported"):
@@ -625,12 +664,17 @@ class AuthFlow:
                 attempt == 1
                 and nonce
                 and response.status_code in (400, 401)
-                and _error_fields(response)[0] == "use_dpop_nonce"
+                and _error_fields(response, _secrets(form))[0] == "use_dpop_nonce"
             ):
                 logger.debug("the token endpoint %s asked for a DPoP nonce; retrying", endpoint)
                 continue
             break
-        tokens = self._parse_token_response(response, what=what, requested_scope=requested_scope)
+        tokens = self._parse_token_response(
+            response,
+            what=what,
+            requested_scope=requested_scope,
+            secrets=_secrets({**form, **auth_form}),
+        )
         if tokens.dpop_bound and key is None:
             raise TokenError(
                 f"the {what} at {endpoint} returned a DPoP-bound token although no DPoP proof "
@@ -644,10 +688,15 @@ class AuthFlow:
         return tokens
 
     def _parse_token_response(
-        self, response: HttpResponse, *, what: str, requested_scope: str | None
+        self,
+        response: HttpResponse,
+        *,
+        what: str,
+        requested_scope: str | None,
+        secrets: Sequence[str] = (),
     ) -> TokenSet:
         if response.status_code != 200:
-            error, description = _error_fields(response)
+            error, description = _error_fields(response, secrets)
             retry = (
                 " The stored tokens are kept; try again later."
                 if (response.status_code >= 500 or error is None)
@@ -666,7 +715,7 @@ class AuthFlow:
             raise TokenError(f"the {what} response from {response.url} is too large")
         try:
             answer = json.loads(response.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise TokenError(f"the {what} response from {response.url} is not JSON") from None
         if not isinstance(answer, dict):
             raise TokenError(f"the {what} response from {response.url} is not a JSON object")
@@ -711,7 +760,7 @@ class AuthFlow:
                 if response.status_code == 200:
                     revoked.append(hint)
                 else:
-                    error, _ = _error_fields(response)
+                    error, _ = _error_fields(response, (value, *auth_form.values()))
                     errors.append(
                         f"{hint}: HTTP {response.status_code}" + (f" ({error})" if error else "")
                     )
@@ -829,7 +878,7 @@ class AuthFlow:
             headers=headers,
         )
         if response.status_code != 200:
-            error, description = _error_fields(response)
+            error, description = _error_fields(response, _secrets(form))
             raise AuthorizationError(
                 f"the device authorization request failed with HTTP {response.status_code}"
                 + (f": {error}" if error else "")
@@ -839,16 +888,24 @@ class AuthFlow:
             )
         try:
             answer = json.loads(response.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             answer = None
         if not isinstance(answer, dict) or not all(
             isinstance(answer.get(k), str) for k in ("device_code", "user_code", "verification_uri")
         ):
             raise AuthorizationError("the device authorization response is incomplete")
-        interval = answer.get("interval", 5)
-        interval = float(interval) if isinstance(interval, (int, float)) and interval > 0 else 5.0
+        given = answer.get("interval", 5)
+        interval = number(given) if isinstance(given, (int, float)) else None
         lifetime = answer.get("expires_in")
-        expires_in = float(lifetime) if isinstance(lifetime, (int, float)) else None
+        expires_in = number(lifetime) if isinstance(lifetime, (int, float)) else None
+        for name, value in (("interval", interval), ("expires_in", expires_in)):
+            if value is not None and value == float("inf"):
+                raise AuthorizationError(
+                    f"the device authorization response has an {name} too large to be a number"
+                )
+        if interval is None or not interval > 0:
+            interval = 5.0
+        interval = min(interval, MAX_POLL_INTERVAL)
         complete = answer.get("verification_uri_complete")
         yield ShowDeviceCode(
             answer["verification_uri"],
@@ -867,7 +924,8 @@ class AuthFlow:
         while True:
             if self.clock() >= deadline:
                 raise AuthorizationError("the device code expired before the login was approved")
-            yield Sleep(interval)
+            # never past the deadline, whatever the server's interval
+            yield Sleep(min(interval, max(0.0, deadline - self.clock())))
             try:
                 tokens = yield from self._token_request(
                     record, client, form, requested_scope=scope, what="device code exchange"
@@ -876,7 +934,7 @@ class AuthFlow:
                 if exc.error == "authorization_pending":
                     continue
                 if exc.error == "slow_down":
-                    interval += 5
+                    interval = min(interval + 5, MAX_POLL_INTERVAL)
                     continue
                 if exc.error == "expired_token":
                     raise AuthorizationError(

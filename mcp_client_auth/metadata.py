@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -585,6 +586,22 @@ def _json_type(value: object) -> str:
 
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: str, limit: int = 300, *, secrets: Iterable[str] = ()) -> str:
+    """``text`` from a server, safe to put into a message or a log line.
+
+    Control, line-separator and bidi characters become spaces, every value in ``secrets`` (what
+    the request just sent: a code, a verifier, a refresh token) becomes ``…``, and the result is
+    at most ``limit`` characters.
+    """
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "…")
+    text = _CONTROL.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_json_document(

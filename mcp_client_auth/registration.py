@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 from .effects import Effect, HttpRequest, HttpResponse
 from .errors import MCPAuthError, RegistrationError
-from .metadata import parse_json_document, require_secure_url
-from .tokens import ClientRegistration
+from .metadata import clean_text, parse_json_document, require_secure_url
+from .tokens import ClientRegistration, number
 
 __all__ = [
     "ClientSettings",
@@ -247,6 +247,14 @@ def _registration(
         tuple(u for u in uris if isinstance(u, str)) if isinstance(uris, list) else ()
     ) or tuple(document.get("redirect_uris") or ())
     expires = answer.get("client_secret_expires_at")
+    expires_at = number(expires) if isinstance(expires, (int, float)) else None
+    if expires_at == float("inf"):
+        raise RegistrationError(
+            f"the registration response from {endpoint} has a client_secret_expires_at too "
+            "large to be a number"
+        )
+    if expires_at is not None and not expires_at > 0:
+        expires_at = None
     rat = answer.get("registration_access_token")
     rcu = answer.get("registration_client_uri")
     registered_scope = answer.get("scope")
@@ -262,9 +270,7 @@ def _registration(
         redirect_uris=registered_uris,
         issuer=issuer,
         kind="dynamic",
-        client_secret_expires_at=float(expires)
-        if isinstance(expires, (int, float)) and not isinstance(expires, bool) and expires > 0
-        else None,
+        client_secret_expires_at=expires_at,
         registration_access_token=rat if isinstance(rat, str) else None,
         scope=registered_scope or None,
         registration_client_uri=rcu if isinstance(rcu, str) else None,
@@ -279,7 +285,8 @@ def _error_detail(response: HttpResponse) -> str:
         return ""
     error = answer.get("error")
     description = answer.get("error_description")
-    parts = [p for p in (error, description) if isinstance(p, str) and p]
+    parts = [clean_text(p, 300) for p in (error, description) if isinstance(p, str) and p]
+    parts = [p for p in parts if p]
     return (": " + ": ".join(parts)[:300]) if parts else ""
 
 

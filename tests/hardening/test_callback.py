@@ -355,12 +355,6 @@ def returning(make: Callable[[Hostile, str], str]) -> Callable[[Hostile], Callab
     return lambda servers: lambda url: make(servers, url)
 
 
-F9 = pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "F9: flow._check_callback calls urlsplit() unguarded: a callback URL with an unbalanced "
-    "IPv6 bracket raises a raw ValueError ('Invalid IPv6 URL'), not AuthorizationError"))
-F5 = pytest.mark.xfail(strict=True, reason=(
-    "F5: flow._check_callback copies error_description into the AuthorizationError verbatim "
-    "(the listener cleans it; a login callable's answer is not): control characters reach logs"))
 
 CALLABLE_CASES = [
     pytest.param(returning(lambda s, url: s.approve(url, state="forged")),
@@ -383,10 +377,10 @@ CALLABLE_CASES = [
     pytest.param(returning(lambda s, url: s.approve(url, code=None, error="access_denied")),
                  r"access_denied", id="access-denied"),
     pytest.param(returning(lambda s, url: "http://[::1/callback?" + s.approve(url).split("?")[1]),
-                 r"callback|authorization response", id="unbalanced-ipv6-bracket", marks=[F9]),
+                 r"callback|authorization response", id="unbalanced-ipv6-bracket"),
     pytest.param(returning(lambda s, url: s.approve(
         url, code=None, error="server_error", error_description="a\x1b[2J\r\nforged log line")),
-                 r"^[^\x00-\x1f\x7f]*$", id="control-characters-in-description", marks=[F5]),
+                 r"^[^\x00-\x1f\x7f]*$", id="control-characters-in-description"),
 ]
 
 

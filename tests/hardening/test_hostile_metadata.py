@@ -196,10 +196,7 @@ CASES = [
          hook("register", lambda: Reply.raw(
              b'{"client_id": "c1", "client_secret": "s", "client_secret_expires_at": 1'
              + b"0" * 400 + b"}", 201)),
-         RegistrationError, r"client_secret_expires_at", login_expected=True,
-         marks=[pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-             "F3: registration.py float(client_secret_expires_at) overflows on a 400-digit "
-             "integer: raw OverflowError instead of RegistrationError"))]),
+         RegistrationError, r"client_secret_expires_at", login_expected=True),
 ]
 
 COMBOS = ["httpx-sync", "httpx2-async"]

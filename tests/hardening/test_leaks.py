@@ -137,9 +137,6 @@ def test_client_credentials_private_key_is_not_in_its_repr() -> None:
     assert body not in repr(auth) + str(auth)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F12: FlowSettings (public in mcp_client_auth.flow) is a dataclass with the default repr: "
-    "repr(provider._flow.settings) of a ClientCredentials shows its private_key PEM"))
 def test_flow_settings_repr_hides_the_private_key() -> None:
     pem = _private_key()
     auth = ClientCredentials("https://mcp.example.com/mcp", client_id="svc", private_key=pem,
@@ -158,13 +155,8 @@ def test_identity_assertion_is_not_shown() -> None:
 
 # -- errors that carry what a server said ------
 
-F7 = pytest.mark.xfail(strict=True, reason=(
-    "F7: TokenError copies the token endpoint's error_description verbatim; an authorization "
-    "server that echoes the request (a refresh token, a code) puts that secret into the "
-    "exception message and every log that prints it"))
 
 
-@F7
 def test_refresh_error_echoing_the_refresh_token_is_redacted() -> None:
     servers = Hostile()
     store = TokenStore.memory()
@@ -180,7 +172,6 @@ def test_refresh_error_echoing_the_refresh_token_is_redacted() -> None:
     assert_clean(error, TokenError, r"invalid_request", servers.secrets)
 
 
-@F7
 def test_exchange_error_echoing_the_code_is_redacted() -> None:
     servers = Hostile()
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mcp_client_auth import (
@@ -93,7 +93,6 @@ def flow() -> AuthFlow:
 def test_token_response_parsing_raises_only_token_error(
     status: int, body: bytes, scope: str | None
 ) -> None:
-    assume(not body.startswith(b"[" * 2000))  # F4: a nesting deeper than the recursion limit
     response = HttpResponse(status, {"content-type": "application/json"}, body, TOKEN_URL)
     now = time.time()
     parser = flow()
@@ -153,15 +152,6 @@ callbacks = st.one_of(
 )
 
 
-def known_unsplittable(url: str) -> bool:
-    """F9: urlsplit raises ValueError on an unbalanced IPv6 bracket (and nothing else here)."""
-    try:
-        urlsplit(url)
-    except ValueError:
-        return True
-    return False
-
-
 @SETTINGS
 @given(callbacks, st.booleans())
 @example(f"{REDIRECT}?code=c&state={STATE}&iss={ISSUER}", True)
@@ -171,7 +161,6 @@ def known_unsplittable(url: str) -> bool:
 @example(f"{REDIRECT}#code=c&state={STATE}", False)
 @example("?", False)
 def test_callback_parsing_raises_only_authorization_error(url: str, iss_supported: bool) -> None:
-    assume(not known_unsplittable(url))
     metadata = {"authorization_response_iss_parameter_supported": iss_supported}
     try:
         code = flow()._check_callback(url, state=STATE, issuer=ISSUER, metadata=metadata)
@@ -184,8 +173,6 @@ def test_callback_parsing_raises_only_authorization_error(url: str, iss_supporte
     assert "error" not in query
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "F9: flow._check_callback: urlsplit() raises ValueError on '[' without ']'"))
 def test_callback_with_unbalanced_bracket_is_an_authorization_error() -> None:
     url = f"http://[::1/callback?code=c&state={STATE}"
     with pytest.raises(AuthorizationError):
@@ -201,13 +188,6 @@ def test_callback_with_unbalanced_bracket_is_an_authorization_error() -> None:
                      "redirect_uris", "client_secret_expires_at", "registration_access_token"]),
     json_values, max_size=6).map(_dump)))
 def test_registration_response_raises_only_registration_error(status: int, body: bytes) -> None:
-    try:
-        doc = json.loads(body)
-        big = isinstance(doc, dict) and isinstance(doc.get("client_secret_expires_at"), int) and (
-            doc["client_secret_expires_at"] > 1e308)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        big = False
-    assume(not big)  # F3
     steps = register_dynamically(
         ClientSettings("test"),
         issuer=ISSUER,
