@@ -265,8 +265,13 @@ class OAuthClientProvider(AuthBase):
                         try:
                             response = await client.send(request, stream=True)
                         except httpx.TransportError as exc:
+                            kept = (
+                                " The stored tokens are kept; try again later."
+                                if item.what == "token refresh"
+                                else ""
+                            )
                             raise item.error(
-                                f"could not reach {item.url} for the {item.what}: {exc}"
+                                f"could not reach {item.url} for the {item.what}: {exc}.{kept}"
                             ) from None
                         value = await self._read_async(response, item)
                     elif item is _LOCK:
@@ -504,7 +509,9 @@ class OAuthClientProvider(AuthBase):
 
     @staticmethod
     def _read_sync(response: Any, effect: HttpRequest) -> HttpResponse:
-        _refuse_large(response, effect)
+        if _announced_large(response):
+            response.close()
+            raise _too_large(effect)
         response.read()
         return _to_effect_response(response, effect)
 
@@ -583,7 +590,9 @@ class OAuthClientProvider(AuthBase):
 
     @staticmethod
     async def _read_async(response: Any, effect: HttpRequest) -> HttpResponse:
-        _refuse_large(response, effect)
+        if _announced_large(response):
+            await response.aclose()  # a sync close() raises RuntimeError on an async stream
+            raise _too_large(effect)
         await response.aread()
         return _to_effect_response(response, effect)
 
@@ -677,19 +686,22 @@ def _asks_for_nonce(challenges: Sequence[Challenge]) -> bool:
     )
 
 
-def _refuse_large(response: Any, effect: HttpRequest) -> None:
-    """Refuse a body announced as over 1 MiB before anything reads it.
+def _announced_large(response: Any) -> bool:
+    """True for a body announced as over 1 MiB: refused before anything reads it.
 
-    The HTTP client reads every response of an auth flow itself once the flow moves on, so
-    the cap is enforced on the announced length; a larger body without one is refused after
-    reading, before it is parsed.
+    The caller closes the response the way its driver needs (``close()`` or ``await
+    aclose()``). The HTTP client reads every response of an auth flow itself once the flow
+    moves on, so the cap is enforced on the announced length; a larger body without one (sent
+    chunked) is read in full, then refused before it is parsed (known limit, FINDINGS F1).
     """
     length = response.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY:
-        response.close()
-        raise effect.error(
-            f"the {effect.what} response from {effect.url} is larger than 1 MiB; refusing it"
-        )
+    return length.isascii() and length.isdigit() and int(length) > MAX_BODY
+
+
+def _too_large(effect: HttpRequest) -> Exception:
+    return effect.error(
+        f"the {effect.what} response from {effect.url} is larger than 1 MiB; refusing it"
+    )
 
 
 def _to_effect_response(response: Any, effect: HttpRequest) -> HttpResponse:

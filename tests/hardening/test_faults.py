@@ -112,9 +112,6 @@ def test_get_token_with_as_unreachable_is_a_typed_error_and_keeps_tokens(
     assert stored(store, as_mock).tokens == before.tokens
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F11: provider._run_standalone's 'could not reach <url> for the token refresh' says "
-    "neither that the stored tokens were kept nor to try again (the HTTP 5xx message does)"))
 def test_get_token_with_as_unreachable_says_retry(as_mock: Hostile) -> None:
     store, _ = logged_in(as_mock)
     as_mock.hooks["token"] = unreachable("connect")

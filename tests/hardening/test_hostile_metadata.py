@@ -41,7 +41,7 @@ class Case:
     sync_only: bool = False  # streamed bodies: MockTransport streams them to sync clients only
     login_expected: bool = False  # registration happens after the login strategy started
     marks: list[Any] = field(default_factory=list)
-    announced_large: bool = False  # a Content-Length over 1 MiB (see ASYNC_CLOSE below)
+    announced_large: bool = False  # a Content-Length over 1 MiB
 
 
 def hook(name: str, reply: Callable[[], Reply]) -> Callable[[Hostile], None]:
@@ -201,9 +201,6 @@ CASES = [
 
 COMBOS = ["httpx-sync", "httpx2-async"]
 
-ASYNC_CLOSE = pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "F2: provider._refuse_large calls the sync response.close() from the async drivers: "
-    "'Attempted to call a sync close on an async stream' instead of the typed error"))
 
 
 def params() -> list[Any]:
@@ -213,8 +210,6 @@ def params() -> list[Any]:
             if case.sync_only and not combo.endswith("-sync"):
                 continue
             marks = list(case.marks)
-            if case.announced_large and combo.endswith("-async"):
-                marks.append(ASYNC_CLOSE)
             out.append(pytest.param(case, combo, id=f"{case.id}[{combo}]", marks=marks))
     return out
 
@@ -337,9 +332,6 @@ def test_step_up_against_hostile_metadata_keeps_the_tokens() -> None:
     assert after.client == before.client
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "F2: the standalone driver (get_token, login, the CLI) is async too: the sync "
-    "response.close() in provider._refuse_large raises RuntimeError"))
 def test_get_token_with_oversized_metadata_is_a_typed_error(httpx_mock: Any) -> None:
     servers = Hostile()
     servers.hooks["prm"] = lambda seen: Reply.raw(HUGE)

@@ -53,8 +53,6 @@ class Case:
     announced_large: bool = False
 
 
-F2 = pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "F2: provider._refuse_large calls the sync response.close() from the async drivers"))
 DEEP = b"[" * 200_000
 
 CASES = [
@@ -114,8 +112,6 @@ def params() -> list[Any]:
     for case in CASES:
         for combo in COMBOS:
             marks = list(case.marks)
-            if case.announced_large and combo.endswith("-async"):
-                marks.append(F2)
             out.append(pytest.param(case, combo, id=f"{case.id}[{combo}]", marks=marks))
     return out
 
