@@ -48,9 +48,7 @@ class Reply:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
-    def json(
-        cls, doc: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()
-    ) -> Reply:
+    def json(cls, doc: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Reply:
         return cls(status, json.dumps(doc).encode(), [*JSON, *headers])
 
     @classmethod
@@ -368,8 +366,11 @@ class Hostile:
             if self.issue_refresh:
                 refresh = "rt-" + secrets.token_urlsafe(16)
                 self.secrets.add(refresh)
-                self.refresh[refresh] = {"client_id": client_id, "scope": scope,
-                                         "resource": resource}
+                self.refresh[refresh] = {
+                    "client_id": client_id,
+                    "scope": scope,
+                    "resource": resource,
+                }
                 doc["refresh_token"] = refresh
         return doc
 
@@ -388,8 +389,9 @@ class Hostile:
                 return Reply.json({"error": "invalid_grant", "error_description": "PKCE"}, 400)
             if form.get("resource") != query.get("resource") or client_id != query["client_id"]:
                 return Reply.json({"error": "invalid_grant"}, 400)
-            return Reply.json(self._issue(client_id or "", query.get("scope", ""),
-                                          form["resource"]))
+            return Reply.json(
+                self._issue(client_id or "", query.get("scope", ""), form["resource"])
+            )
         if grant == "refresh_token":
             with self._lock:
                 old = self.refresh.pop(form.get("refresh_token", ""), None)
@@ -397,8 +399,9 @@ class Hostile:
                 return Reply.json({"error": "invalid_grant"}, 400)
             return Reply.json(self._issue(old["client_id"], old["scope"], old["resource"]))
         if grant == "client_credentials" and client_id in self.clients:
-            return Reply.json(self._issue(client_id or "", form.get("scope", ""),
-                                          form.get("resource", "")))
+            return Reply.json(
+                self._issue(client_id or "", form.get("scope", ""), form.get("resource", ""))
+            )
         return Reply.json({"error": "unsupported_grant_type"}, 400)
 
     def _revoke(self, seen: Seen) -> Reply:

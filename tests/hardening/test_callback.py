@@ -119,8 +119,9 @@ def test_iss_of_another_server_is_refused() -> None:
         b.get(b.callback(url, iss=EVIL))
 
     result, _browser, _, store = login_with(servers, script)
-    assert_clean(result, AuthorizationError, r"issuer 'https://evil.example'.*mix-up",
-                 servers.secrets)
+    assert_clean(
+        result, AuthorizationError, r"issuer 'https://evil.example'.*mix-up", servers.secrets
+    )
     assert servers.token_requests() == []  # the code was never sent anywhere
     record = stored(store, servers)
     assert record is not None and record.tokens is None
@@ -205,8 +206,9 @@ def test_access_denied_ends_the_login_and_keeps_the_registration() -> None:
     servers = Hostile()
 
     def script(b: Browser, url: str) -> None:
-        b.get(b.callback(url, code=None, error="access_denied",
-                         error_description="The user said no"))
+        b.get(
+            b.callback(url, code=None, error="access_denied", error_description="The user said no")
+        )
 
     result, _, _, store = login_with(servers, script)
     error = assert_clean(result, AuthorizationError, r"access_denied", servers.secrets)
@@ -355,32 +357,56 @@ def returning(make: Callable[[Hostile, str], str]) -> Callable[[Hostile], Callab
     return lambda servers: lambda url: make(servers, url)
 
 
-
 CALLABLE_CASES = [
-    pytest.param(returning(lambda s, url: s.approve(url, state="forged")),
-                 r"state does not match", id="wrong-state"),
-    pytest.param(returning(lambda s, url: s.approve(url, state=None)),
-                 r"state does not match", id="no-state"),
-    pytest.param(returning(lambda s, url: s.approve(url, code=None)),
-                 r"has no code", id="no-code"),
-    pytest.param(returning(lambda s, url: s.approve(url, code="")),
-                 r"has no code", id="empty-code"),
-    pytest.param(returning(lambda s, url: s.approve(url, iss=EVIL)),
-                 r"mix-up", id="iss-of-another-server"),
-    pytest.param(returning(lambda s, url: s.approve(url, iss=None)),
-                 r"no iss parameter", id="iss-missing"),
+    pytest.param(
+        returning(lambda s, url: s.approve(url, state="forged")),
+        r"state does not match",
+        id="wrong-state",
+    ),
+    pytest.param(
+        returning(lambda s, url: s.approve(url, state=None)), r"state does not match", id="no-state"
+    ),
+    pytest.param(returning(lambda s, url: s.approve(url, code=None)), r"has no code", id="no-code"),
+    pytest.param(
+        returning(lambda s, url: s.approve(url, code="")), r"has no code", id="empty-code"
+    ),
+    pytest.param(
+        returning(lambda s, url: s.approve(url, iss=EVIL)), r"mix-up", id="iss-of-another-server"
+    ),
+    pytest.param(
+        returning(lambda s, url: s.approve(url, iss=None)), r"no iss parameter", id="iss-missing"
+    ),
     pytest.param(returning(lambda s, url: ""), r"no authorization response", id="empty"),
-    pytest.param(returning(lambda s, url: "just some text"), r"no authorization response",
-                 id="text"),
-    pytest.param(returning(lambda s, url: url), r"has no code|no iss parameter",
-                 id="the-authorization-url-itself"),
-    pytest.param(returning(lambda s, url: s.approve(url, code=None, error="access_denied")),
-                 r"access_denied", id="access-denied"),
-    pytest.param(returning(lambda s, url: "http://[::1/callback?" + s.approve(url).split("?")[1]),
-                 r"callback|authorization response", id="unbalanced-ipv6-bracket"),
-    pytest.param(returning(lambda s, url: s.approve(
-        url, code=None, error="server_error", error_description="a\x1b[2J\r\nforged log line")),
-                 r"^[^\x00-\x1f\x7f]*$", id="control-characters-in-description"),
+    pytest.param(
+        returning(lambda s, url: "just some text"), r"no authorization response", id="text"
+    ),
+    pytest.param(
+        returning(lambda s, url: url),
+        r"has no code|no iss parameter",
+        id="the-authorization-url-itself",
+    ),
+    pytest.param(
+        returning(lambda s, url: s.approve(url, code=None, error="access_denied")),
+        r"access_denied",
+        id="access-denied",
+    ),
+    pytest.param(
+        returning(lambda s, url: "http://[::1/callback?" + s.approve(url).split("?")[1]),
+        r"callback|authorization response",
+        id="unbalanced-ipv6-bracket",
+    ),
+    pytest.param(
+        returning(
+            lambda s, url: s.approve(
+                url,
+                code=None,
+                error="server_error",
+                error_description="a\x1b[2J\r\nforged log line",
+            )
+        ),
+        r"^[^\x00-\x1f\x7f]*$",
+        id="control-characters-in-description",
+    ),
 ]
 
 

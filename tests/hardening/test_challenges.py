@@ -45,8 +45,17 @@ def with_challenges(*values: str) -> Hostile:
         ",",
         "Bearer a=b c=d",
     ],
-    ids=["unterminated", "no-value", "junk-params", "nul", "control-in-quoted", "non-token",
-         "only-equals", "only-comma", "missing-comma"],
+    ids=[
+        "unterminated",
+        "no-value",
+        "junk-params",
+        "nul",
+        "control-in-quoted",
+        "non-token",
+        "only-equals",
+        "only-comma",
+        "missing-comma",
+    ],
 )
 def test_malformed_challenge_falls_back_to_well_known(
     value: str, caplog: pytest.LogCaptureFixture
@@ -150,8 +159,12 @@ def test_endless_401_is_bounded(combo: str) -> None:
     refuse_always(servers, 401, servers.challenge(error="invalid_token"))
     store = TokenStore.memory()
     error = outcome(servers, provider(servers, store), combo=combo)
-    assert_clean(error, AuthorizationError, r"kept refusing freshly issued tokens \(HTTP 401",
-                 servers.secrets)
+    assert_clean(
+        error,
+        AuthorizationError,
+        r"kept refusing freshly issued tokens \(HTTP 401",
+        servers.secrets,
+    )
     assert servers.count("resource") <= MAX_AUTH_ROUNDS + 1
     assert servers.logins <= MAX_AUTH_ROUNDS
     assert len(servers.token_requests()) <= 2 * MAX_AUTH_ROUNDS
@@ -187,11 +200,19 @@ def test_endless_401_with_a_new_metadata_url_each_time_is_bounded() -> None:
 def test_endless_403_insufficient_scope_is_bounded(combo: str) -> None:
     servers = Hostile()
     servers.required_scope = "admin"  # which the authorization server never grants
-    servers.on_grant("authorization_code", lambda seen: Reply.json(
-        servers._issue(seen.form.get("client_id", ""), "read", servers.resource)))
+    servers.on_grant(
+        "authorization_code",
+        lambda seen: Reply.json(
+            servers._issue(seen.form.get("client_id", ""), "read", servers.resource)
+        ),
+    )
     error = outcome(servers, provider(servers), combo=combo)
-    assert_clean(error, AuthorizationError, r"kept refusing freshly issued tokens \(HTTP 403",
-                 servers.secrets)
+    assert_clean(
+        error,
+        AuthorizationError,
+        r"kept refusing freshly issued tokens \(HTTP 403",
+        servers.secrets,
+    )
     assert servers.logins <= MAX_AUTH_ROUNDS
     assert servers.count("resource") <= MAX_AUTH_ROUNDS + 1
 

@@ -76,11 +76,15 @@ def test_as_unreachable_during_refresh_keeps_the_tokens(combo: str, kind: str) -
     assert len(servers.token_requests("refresh_token")) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F10: in the httpx.Auth path the flow's own requests (discovery, registration, token "
-    "refresh) are sent by the caller's client; a transport error there is raised by httpx "
-    "inside its send loop (the auth generator is only closed), so the caller gets a raw "
-    "httpx.ConnectError/ReadTimeout naming neither the server nor that the tokens were kept"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "F10: in the httpx.Auth path the flow's own requests (discovery, registration, token "
+        "refresh) are sent by the caller's client; a transport error there is raised by httpx "
+        "inside its send loop (the auth generator is only closed), so the caller gets a raw "
+        "httpx.ConnectError/ReadTimeout naming neither the server nor that the tokens were kept"
+    ),
+)
 @pytest.mark.parametrize("kind", ["connect", "timeout"])
 @pytest.mark.parametrize("combo", ["httpx-sync", "httpx2-async"])
 def test_as_unreachable_during_refresh_is_a_typed_error(combo: str, kind: str) -> None:
@@ -107,8 +111,13 @@ def test_get_token_with_as_unreachable_is_a_typed_error_and_keeps_tokens(
     as_mock.hooks["token"] = unreachable(kind)
     with pytest.raises(MCPAuthError) as info:
         provider(as_mock, store, clock=later).get_token()
-    assert_clean(info.value, TokenError, r"could not reach https://auth.example.com/token for "
-                 r"the token refresh", as_mock.secrets)
+    assert_clean(
+        info.value,
+        TokenError,
+        r"could not reach https://auth.example.com/token for "
+        r"the token refresh",
+        as_mock.secrets,
+    )
     assert stored(store, as_mock).tokens == before.tokens
 
 
@@ -143,8 +152,9 @@ def test_invalid_grant_without_login_allowed_says_log_in() -> None:
     store, before = logged_in(servers)
     refuse_refresh(servers)
     error = outcome(servers, provider(servers, store, clock=later, interactive=False))
-    assert_clean(error, LoginRequiredError, r"needs a login.*mcp-client-auth login",
-                 servers.secrets)
+    assert_clean(
+        error, LoginRequiredError, r"needs a login.*mcp-client-auth login", servers.secrets
+    )
     after = stored(store, servers)
     assert after.tokens is None  # the refused refresh token is not tried again
     assert after.client == before.client and after.server_metadata == before.server_metadata
@@ -242,7 +252,10 @@ def test_killed_while_refreshing_leaves_a_usable_entry() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for i in range(4):
         child = subprocess.Popen(
-            [sys.executable, "-c", KILLED_CHILD], stdout=subprocess.PIPE, text=True, env=env,
+            [sys.executable, "-c", KILLED_CHILD],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
             cwd=REPO,
         )
         assert child.stdout is not None
@@ -287,7 +300,9 @@ def test_eight_processes_refresh_once() -> None:
         children = [
             subprocess.Popen(
                 [sys.executable, "-c", RACING_CHILD, servers.resource],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for _ in range(8)
         ]

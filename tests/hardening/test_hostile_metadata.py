@@ -80,127 +80,324 @@ DEEP_OBJECT = b'{"a":' * 100_000
 
 CASES = [
     # -- protected resource metadata (RFC 9728) ------------------------------------------------
-    Case("prm-not-json", hook("prm", lambda: Reply.raw(b"<html>hi</html>", 200, "text/html")),
-         DiscoveryError, r"protected resource metadata at .* is not valid JSON"),
-    Case("prm-not-utf8", hook("prm", lambda: Reply.raw(b'{"resource": "\xff\xfe"}')),
-         DiscoveryError, r"protected resource metadata .* not UTF-8"),
-    Case("prm-json-array", hook("prm", lambda: Reply.json([ISSUER])),
-         DiscoveryError, r"must be a JSON object, got an array"),
-    Case("prm-json-null", hook("prm", lambda: Reply.raw(b"null")),
-         DiscoveryError, r"must be a JSON object, got null"),
-    Case("prm-nan", hook("prm", lambda: Reply.raw(b'{"resource": NaN}')),
-         DiscoveryError, r"not valid JSON"),
-    Case("prm-deeply-nested", hook("prm", lambda: Reply.raw(DEEP)),
-         DiscoveryError, r"not valid JSON"),
-    Case("prm-deeply-nested-object", hook("prm", lambda: Reply.raw(DEEP_OBJECT)),
-         DiscoveryError, r"not valid JSON"),
-    Case("prm-over-1mib", hook("prm", lambda: Reply.raw(HUGE)),
-         DiscoveryError, r"protected resource metadata .* larger than 1 MiB", announced_large=True),
-    Case("prm-over-1mib-chunked",
-         hook("prm", lambda: Reply(200, chunks(64 * 1024, 20, []), [("content-type", "x")])),
-         DiscoveryError, r"larger than 1 MiB", sync_only=True),
-    Case("prm-resource-not-a-string", prm(resource=5),
-         DiscoveryError, r"field 'resource' must be a non-empty string, got a number"),
-    Case("prm-resource-missing", prm(resource=None),
-         DiscoveryError, r"required field 'resource' is missing"),
-    Case("prm-servers-not-a-list", prm(authorization_servers=ISSUER),
-         DiscoveryError, r"'authorization_servers' must be an array of strings, got a string"),
-    Case("prm-scopes-wrong-type", prm(scopes_supported=[1, 2]),
-         DiscoveryError, r"'scopes_supported' must be an array of strings"),
-    Case("prm-resource-of-another-server", prm(resource="https://other.example.com/mcp"),
-         DiscoveryError, r"is for 'https://other.example.com/mcp', not for https://mcp"),
-    Case("prm-resource-sibling-path", prm(resource="https://mcp.example.com/mc"),
-         DiscoveryError, r"is for 'https://mcp.example.com/mc', not for"),
-    Case("prm-resource-plain-http", prm(resource="http://mcp.example.com/mcp"),
-         DiscoveryError, r"not for https://mcp.example.com/mcp"),
-    Case("prm-resource-other-port", prm(resource="https://mcp.example.com:8443/mcp"),
-         DiscoveryError, r"not for https://mcp.example.com/mcp"),
-    Case("prm-no-authorization-server", prm(authorization_servers=[]),
-         DiscoveryError, r"names no authorization server"),
-    Case("prm-as-plain-http", prm(authorization_servers=["http://auth.example.com"]),
-         DiscoveryError, r"authorization server .* must use https: http://auth.example.com"),
-    Case("prm-as-with-userinfo", prm(authorization_servers=["https://u:p@auth.example.com"]),
-         DiscoveryError, r"user information"),
-    Case("prm-as-javascript-url", prm(authorization_servers=["javascript:alert(1)"]),
-         DiscoveryError, r"not an absolute https URL"),
-    Case("prm-as-with-newline", prm(authorization_servers=["https://auth.example.com\r\nX: y"]),
-         DiscoveryError, r"whitespace or a control character"),
+    Case(
+        "prm-not-json",
+        hook("prm", lambda: Reply.raw(b"<html>hi</html>", 200, "text/html")),
+        DiscoveryError,
+        r"protected resource metadata at .* is not valid JSON",
+    ),
+    Case(
+        "prm-not-utf8",
+        hook("prm", lambda: Reply.raw(b'{"resource": "\xff\xfe"}')),
+        DiscoveryError,
+        r"protected resource metadata .* not UTF-8",
+    ),
+    Case(
+        "prm-json-array",
+        hook("prm", lambda: Reply.json([ISSUER])),
+        DiscoveryError,
+        r"must be a JSON object, got an array",
+    ),
+    Case(
+        "prm-json-null",
+        hook("prm", lambda: Reply.raw(b"null")),
+        DiscoveryError,
+        r"must be a JSON object, got null",
+    ),
+    Case(
+        "prm-nan",
+        hook("prm", lambda: Reply.raw(b'{"resource": NaN}')),
+        DiscoveryError,
+        r"not valid JSON",
+    ),
+    Case(
+        "prm-deeply-nested", hook("prm", lambda: Reply.raw(DEEP)), DiscoveryError, r"not valid JSON"
+    ),
+    Case(
+        "prm-deeply-nested-object",
+        hook("prm", lambda: Reply.raw(DEEP_OBJECT)),
+        DiscoveryError,
+        r"not valid JSON",
+    ),
+    Case(
+        "prm-over-1mib",
+        hook("prm", lambda: Reply.raw(HUGE)),
+        DiscoveryError,
+        r"protected resource metadata .* larger than 1 MiB",
+        announced_large=True,
+    ),
+    Case(
+        "prm-over-1mib-chunked",
+        hook("prm", lambda: Reply(200, chunks(64 * 1024, 20, []), [("content-type", "x")])),
+        DiscoveryError,
+        r"larger than 1 MiB",
+        sync_only=True,
+    ),
+    Case(
+        "prm-resource-not-a-string",
+        prm(resource=5),
+        DiscoveryError,
+        r"field 'resource' must be a non-empty string, got a number",
+    ),
+    Case(
+        "prm-resource-missing",
+        prm(resource=None),
+        DiscoveryError,
+        r"required field 'resource' is missing",
+    ),
+    Case(
+        "prm-servers-not-a-list",
+        prm(authorization_servers=ISSUER),
+        DiscoveryError,
+        r"'authorization_servers' must be an array of strings, got a string",
+    ),
+    Case(
+        "prm-scopes-wrong-type",
+        prm(scopes_supported=[1, 2]),
+        DiscoveryError,
+        r"'scopes_supported' must be an array of strings",
+    ),
+    Case(
+        "prm-resource-of-another-server",
+        prm(resource="https://other.example.com/mcp"),
+        DiscoveryError,
+        r"is for 'https://other.example.com/mcp', not for https://mcp",
+    ),
+    Case(
+        "prm-resource-sibling-path",
+        prm(resource="https://mcp.example.com/mc"),
+        DiscoveryError,
+        r"is for 'https://mcp.example.com/mc', not for",
+    ),
+    Case(
+        "prm-resource-plain-http",
+        prm(resource="http://mcp.example.com/mcp"),
+        DiscoveryError,
+        r"not for https://mcp.example.com/mcp",
+    ),
+    Case(
+        "prm-resource-other-port",
+        prm(resource="https://mcp.example.com:8443/mcp"),
+        DiscoveryError,
+        r"not for https://mcp.example.com/mcp",
+    ),
+    Case(
+        "prm-no-authorization-server",
+        prm(authorization_servers=[]),
+        DiscoveryError,
+        r"names no authorization server",
+    ),
+    Case(
+        "prm-as-plain-http",
+        prm(authorization_servers=["http://auth.example.com"]),
+        DiscoveryError,
+        r"authorization server .* must use https: http://auth.example.com",
+    ),
+    Case(
+        "prm-as-with-userinfo",
+        prm(authorization_servers=["https://u:p@auth.example.com"]),
+        DiscoveryError,
+        r"user information",
+    ),
+    Case(
+        "prm-as-javascript-url",
+        prm(authorization_servers=["javascript:alert(1)"]),
+        DiscoveryError,
+        r"not an absolute https URL",
+    ),
+    Case(
+        "prm-as-with-newline",
+        prm(authorization_servers=["https://auth.example.com\r\nX: y"]),
+        DiscoveryError,
+        r"whitespace or a control character",
+    ),
     # -- authorization server metadata (RFC 8414 / OIDC) ----------------------------------------
-    Case("asm-issuer-of-another-server", asm(issuer=EVIL),
-         DiscoveryError, r"is for issuer 'https://evil.example'.*exact match"),
-    Case("asm-issuer-trailing-slash", asm(issuer=ISSUER + "/"),
-         DiscoveryError, r"is for issuer 'https://auth.example.com/'.*exact match"),
-    Case("asm-issuer-missing", asm(issuer=None),
-         DiscoveryError, r"required field 'issuer' is missing"),
-    Case("asm-not-json", hook("asm", lambda: Reply.raw(b"{'issuer': 'x'}")),
-         DiscoveryError, r"authorization server metadata at .* not valid JSON"),
-    Case("asm-over-1mib", hook("asm", lambda: Reply.raw(HUGE)),
-         DiscoveryError, r"authorization server metadata .* larger than 1 MiB",
-         announced_large=True),
-    Case("asm-none-published", no_as_metadata,
-         DiscoveryError, r"publishes no metadata"),
-    Case("asm-token-endpoint-plain-http", asm(token_endpoint="http://auth.example.com/token"),
-         DiscoveryError, r"token_endpoint .* must use https"),
-    Case("asm-token-endpoint-not-a-string", asm(token_endpoint=443),
-         DiscoveryError, r"'token_endpoint' must be a non-empty string, got a number"),
-    Case("asm-authorization-endpoint-file-url", asm(authorization_endpoint="file:///etc/passwd"),
-         DiscoveryError, r"authorization_endpoint .* not an absolute https URL"),
-    Case("asm-authorization-endpoint-javascript",
-         asm(authorization_endpoint="javascript:alert(document.cookie)"),
-         DiscoveryError, r"authorization_endpoint .* not an absolute https URL"),
-    Case("asm-authorization-endpoint-shell-injection",
-         asm(authorization_endpoint='https://auth.example.com/a" & calc.exe & "'),
-         DiscoveryError, r"authorization_endpoint .* whitespace"),
-    Case("asm-registration-endpoint-plain-http",
-         asm(registration_endpoint="http://auth.example.com/register"),
-         DiscoveryError, r"registration_endpoint .* must use https"),
-    Case("asm-revocation-endpoint-plain-http",
-         asm(revocation_endpoint="http://auth.example.com/revoke"),
-         DiscoveryError, r"revocation_endpoint .* must use https"),
-    Case("asm-pkce-plain-only", asm(code_challenge_methods_supported=["plain"]),
-         DiscoveryError, r"does not advertise PKCE S256"),
-    Case("asm-pkce-not-advertised", asm(code_challenge_methods_supported=None),
-         DiscoveryError, r"does not advertise PKCE S256"),
-    Case("asm-pkce-methods-a-string", asm(code_challenge_methods_supported="S256"),
-         DiscoveryError, r"'code_challenge_methods_supported' must be an array of strings"),
-    Case("asm-iss-flag-not-a-boolean", asm(authorization_response_iss_parameter_supported="yes"),
-         DiscoveryError, r"must be a boolean, got a string"),
+    Case(
+        "asm-issuer-of-another-server",
+        asm(issuer=EVIL),
+        DiscoveryError,
+        r"is for issuer 'https://evil.example'.*exact match",
+    ),
+    Case(
+        "asm-issuer-trailing-slash",
+        asm(issuer=ISSUER + "/"),
+        DiscoveryError,
+        r"is for issuer 'https://auth.example.com/'.*exact match",
+    ),
+    Case(
+        "asm-issuer-missing",
+        asm(issuer=None),
+        DiscoveryError,
+        r"required field 'issuer' is missing",
+    ),
+    Case(
+        "asm-not-json",
+        hook("asm", lambda: Reply.raw(b"{'issuer': 'x'}")),
+        DiscoveryError,
+        r"authorization server metadata at .* not valid JSON",
+    ),
+    Case(
+        "asm-over-1mib",
+        hook("asm", lambda: Reply.raw(HUGE)),
+        DiscoveryError,
+        r"authorization server metadata .* larger than 1 MiB",
+        announced_large=True,
+    ),
+    Case("asm-none-published", no_as_metadata, DiscoveryError, r"publishes no metadata"),
+    Case(
+        "asm-token-endpoint-plain-http",
+        asm(token_endpoint="http://auth.example.com/token"),
+        DiscoveryError,
+        r"token_endpoint .* must use https",
+    ),
+    Case(
+        "asm-token-endpoint-not-a-string",
+        asm(token_endpoint=443),
+        DiscoveryError,
+        r"'token_endpoint' must be a non-empty string, got a number",
+    ),
+    Case(
+        "asm-authorization-endpoint-file-url",
+        asm(authorization_endpoint="file:///etc/passwd"),
+        DiscoveryError,
+        r"authorization_endpoint .* not an absolute https URL",
+    ),
+    Case(
+        "asm-authorization-endpoint-javascript",
+        asm(authorization_endpoint="javascript:alert(document.cookie)"),
+        DiscoveryError,
+        r"authorization_endpoint .* not an absolute https URL",
+    ),
+    Case(
+        "asm-authorization-endpoint-shell-injection",
+        asm(authorization_endpoint='https://auth.example.com/a" & calc.exe & "'),
+        DiscoveryError,
+        r"authorization_endpoint .* whitespace",
+    ),
+    Case(
+        "asm-registration-endpoint-plain-http",
+        asm(registration_endpoint="http://auth.example.com/register"),
+        DiscoveryError,
+        r"registration_endpoint .* must use https",
+    ),
+    Case(
+        "asm-revocation-endpoint-plain-http",
+        asm(revocation_endpoint="http://auth.example.com/revoke"),
+        DiscoveryError,
+        r"revocation_endpoint .* must use https",
+    ),
+    Case(
+        "asm-pkce-plain-only",
+        asm(code_challenge_methods_supported=["plain"]),
+        DiscoveryError,
+        r"does not advertise PKCE S256",
+    ),
+    Case(
+        "asm-pkce-not-advertised",
+        asm(code_challenge_methods_supported=None),
+        DiscoveryError,
+        r"does not advertise PKCE S256",
+    ),
+    Case(
+        "asm-pkce-methods-a-string",
+        asm(code_challenge_methods_supported="S256"),
+        DiscoveryError,
+        r"'code_challenge_methods_supported' must be an array of strings",
+    ),
+    Case(
+        "asm-iss-flag-not-a-boolean",
+        asm(authorization_response_iss_parameter_supported="yes"),
+        DiscoveryError,
+        r"must be a boolean, got a string",
+    ),
     # -- dynamic client registration (RFC 7591) -------------------------------------------------
-    Case("registration-without-client-id",
-         hook("register", lambda: Reply.json({"client_name": "x"}, 201)),
-         RegistrationError, r"registration response from .* has no client_id", login_expected=True),
-    Case("registration-client-id-not-a-string",
-         hook("register", lambda: Reply.json({"client_id": 12345}, 201)),
-         RegistrationError, r"has no client_id", login_expected=True),
-    Case("registration-client-id-empty",
-         hook("register", lambda: Reply.json({"client_id": ""}, 201)),
-         RegistrationError, r"has no client_id", login_expected=True),
-    Case("registration-not-json", hook("register", lambda: Reply.raw(b"<h1>created</h1>", 201)),
-         RegistrationError, r"registration response .* not valid JSON", login_expected=True),
-    Case("registration-json-array", hook("register", lambda: Reply.json(["client"], 201)),
-         RegistrationError, r"must be a JSON object", login_expected=True),
-    Case("registration-over-1mib", hook("register", lambda: Reply.raw(HUGE, 201)),
-         RegistrationError, r"client registration response .* larger than 1 MiB",
-         login_expected=True, announced_large=True),
-    Case("registration-refused",
-         hook("register", lambda: Reply.json({"error": "invalid_client_metadata",
-                                              "error_description": "no"}, 400)),
-         RegistrationError, r"refused to register this client \(HTTP 400: invalid_client_metadata",
-         login_expected=True),
-    Case("registration-server-error", hook("register", lambda: Reply.raw(b"oops", 500)),
-         RegistrationError, r"refused to register this client \(HTTP 500", login_expected=True),
-    Case("registration-not-offered", no_registration,
-         RegistrationError, r"offers no dynamic client registration.*client_id=",
-         login_expected=True),
-    Case("registration-huge-secret-expiry",
-         hook("register", lambda: Reply.raw(
-             b'{"client_id": "c1", "client_secret": "s", "client_secret_expires_at": 1'
-             + b"0" * 400 + b"}", 201)),
-         RegistrationError, r"client_secret_expires_at", login_expected=True),
+    Case(
+        "registration-without-client-id",
+        hook("register", lambda: Reply.json({"client_name": "x"}, 201)),
+        RegistrationError,
+        r"registration response from .* has no client_id",
+        login_expected=True,
+    ),
+    Case(
+        "registration-client-id-not-a-string",
+        hook("register", lambda: Reply.json({"client_id": 12345}, 201)),
+        RegistrationError,
+        r"has no client_id",
+        login_expected=True,
+    ),
+    Case(
+        "registration-client-id-empty",
+        hook("register", lambda: Reply.json({"client_id": ""}, 201)),
+        RegistrationError,
+        r"has no client_id",
+        login_expected=True,
+    ),
+    Case(
+        "registration-not-json",
+        hook("register", lambda: Reply.raw(b"<h1>created</h1>", 201)),
+        RegistrationError,
+        r"registration response .* not valid JSON",
+        login_expected=True,
+    ),
+    Case(
+        "registration-json-array",
+        hook("register", lambda: Reply.json(["client"], 201)),
+        RegistrationError,
+        r"must be a JSON object",
+        login_expected=True,
+    ),
+    Case(
+        "registration-over-1mib",
+        hook("register", lambda: Reply.raw(HUGE, 201)),
+        RegistrationError,
+        r"client registration response .* larger than 1 MiB",
+        login_expected=True,
+        announced_large=True,
+    ),
+    Case(
+        "registration-refused",
+        hook(
+            "register",
+            lambda: Reply.json(
+                {"error": "invalid_client_metadata", "error_description": "no"}, 400
+            ),
+        ),
+        RegistrationError,
+        r"refused to register this client \(HTTP 400: invalid_client_metadata",
+        login_expected=True,
+    ),
+    Case(
+        "registration-server-error",
+        hook("register", lambda: Reply.raw(b"oops", 500)),
+        RegistrationError,
+        r"refused to register this client \(HTTP 500",
+        login_expected=True,
+    ),
+    Case(
+        "registration-not-offered",
+        no_registration,
+        RegistrationError,
+        r"offers no dynamic client registration.*client_id=",
+        login_expected=True,
+    ),
+    Case(
+        "registration-huge-secret-expiry",
+        hook(
+            "register",
+            lambda: Reply.raw(
+                b'{"client_id": "c1", "client_secret": "s", "client_secret_expires_at": 1'
+                + b"0" * 400
+                + b"}",
+                201,
+            ),
+        ),
+        RegistrationError,
+        r"client_secret_expires_at",
+        login_expected=True,
+    ),
 ]
 
 COMBOS = ["httpx-sync", "httpx2-async"]
-
 
 
 def params() -> list[Any]:
@@ -242,9 +439,13 @@ def test_endless_metadata_body_is_not_read_past_the_cap() -> None:
     # What a cap should do (see the strict xfail below): stop after about 1 MiB.
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F1: provider._read_sync/_read_async call response.read() and check the size afterwards: "
-    "a body with no Content-Length is read in full (unbounded memory) before the 1 MiB cap"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "F1: provider._read_sync/_read_async call response.read() and check the size afterwards: "
+        "a body with no Content-Length is read in full (unbounded memory) before the 1 MiB cap"
+    ),
+)
 def test_endless_metadata_body_read_is_bounded() -> None:
     servers = Hostile()
     consumed: list[int] = []
@@ -268,7 +469,9 @@ def test_discovery_redirected_to_another_origin_is_refused(combo: str) -> None:
     servers.hooks["prm"] = lambda seen: Reply(302, b"", [("location", f"{EVIL}/prm")])
     servers.hooks["other"] = lambda seen: evil_prm(servers)
     error = outcome(servers, provider(servers), combo=combo, follow_redirects=True)
-    assert_clean(error, DiscoveryError, r"redirected to another origin \(https://evil.example/prm\)")
+    assert_clean(
+        error, DiscoveryError, r"redirected to another origin \(https://evil.example/prm\)"
+    )
     assert servers.logins == 0 and servers.token_requests() == []
 
 

@@ -59,49 +59,71 @@ CASES = [
     Case("no-access-token", ok(access_token=None), r"has no access_token"),
     Case("access-token-a-number", ok(access_token=12345), r"has no access_token"),
     Case("access-token-empty", ok(access_token=""), r"has no access_token"),
-    Case("access-token-with-crlf", ok(access_token="at-1\r\nX-Injected: yes"),
-         r"access_token"),
+    Case("access-token-with-crlf", ok(access_token="at-1\r\nX-Injected: yes"), r"access_token"),
     Case("access-token-with-nul", ok(access_token="at-1\x00"), r"access_token"),
     Case("token-type-missing", ok(token_type=None), r"token_type 'None'"),
     Case("token-type-mac", ok(token_type="mac"), r"token_type 'mac'"),
     Case("token-type-a-number", ok(token_type=7), r"token_type '7'"),
     Case("expires-in-negative", ok(expires_in=-60), r"negative expires_in"),
-    Case("expires-in-nan", raw(b'{"access_token": "a", "token_type": "Bearer", '
-                               b'"expires_in": NaN}'), r"expires_in"),
+    Case(
+        "expires-in-nan",
+        raw(b'{"access_token": "a", "token_type": "Bearer", "expires_in": NaN}'),
+        r"expires_in",
+    ),
     Case("expires-in-text", ok(expires_in="soon"), r"non-numeric expires_in"),
     Case("expires-in-boolean", ok(expires_in=True), r"non-numeric expires_in"),
     Case("expires-in-object", ok(expires_in={"s": 1}), r"non-numeric expires_in"),
-    Case("expires-in-huge-integer",
-         raw(b'{"access_token": "a", "token_type": "Bearer", "expires_in": 1' + b"0" * 400
-             + b"}"), r"expires_in"),
+    Case(
+        "expires-in-huge-integer",
+        raw(b'{"access_token": "a", "token_type": "Bearer", "expires_in": 1' + b"0" * 400 + b"}"),
+        r"expires_in",
+    ),
     Case("expires-in-huge-digit-string", ok(expires_in="9" * 400), r"expires_in"),
     Case("expires-in-superscript-digit", ok(expires_in="²"), r"expires_in"),
     Case("refresh-token-a-number", ok(refresh_token=5), r"refresh_token that is not a string"),
     Case("scope-a-list", ok(scope=["read"]), r"scope that is not a string"),
-    Case("body-not-json", raw(b"access_token=a&token_type=bearer", 200, "text/plain"),
-         r"response from .* is not JSON"),
+    Case(
+        "body-not-json",
+        raw(b"access_token=a&token_type=bearer", 200, "text/plain"),
+        r"response from .* is not JSON",
+    ),
     Case("body-not-utf8", raw(b'{"access_token": "\xff"}'), r"is not JSON"),
     Case("body-empty", raw(b""), r"is not JSON"),
     Case("body-json-list", raw(b'["a"]'), r"not a JSON object"),
     Case("body-json-string", raw(b'"at-1"'), r"not a JSON object"),
     Case("body-deeply-nested", raw(DEEP), r"not JSON"),
     Case("body-over-1mib", raw(b" " * (MIB + 1)), r"larger than 1 MiB", announced_large=True),
-    Case("http-500-html", raw(b"<h1>down</h1>", 500, "text/html"),
-         r"failed with HTTP 500.*tokens are kept; try again later"),
+    Case(
+        "http-500-html",
+        raw(b"<h1>down</h1>", 500, "text/html"),
+        r"failed with HTTP 500.*tokens are kept; try again later",
+    ),
     Case("http-400-no-body", raw(b"", 400), r"failed with HTTP 400"),
     Case("http-400-deeply-nested", raw(DEEP[:60_000], 400), r"failed with HTTP 400"),
-    Case("http-400-error-not-a-string",
-         lambda servers: lambda seen: Reply.json({"error": ["invalid_request"]}, 400),
-         r"failed with HTTP 400"),
-    Case("http-400-control-characters",
-         lambda servers: lambda seen: Reply.json(
-             {"error": "invalid_request\x1b[2J", "error_description": "bad\r\nINFO forged line"},
-             400),
-         r"^[^\x00-\x1f\x7f]*$"),
-    Case("http-400-huge-description",
-         lambda servers: lambda seen: Reply.json(
-             {"error": "invalid_request", "error_description": "x" * 100_000}, 400),
-         r"^.{0,1000}$"),
+    Case(
+        "http-400-error-not-a-string",
+        lambda servers: lambda seen: Reply.json({"error": ["invalid_request"]}, 400),
+        r"failed with HTTP 400",
+    ),
+    Case(
+        "http-400-control-characters",
+        lambda servers: (
+            lambda seen: Reply.json(
+                {"error": "invalid_request\x1b[2J", "error_description": "bad\r\nINFO forged line"},
+                400,
+            )
+        ),
+        r"^[^\x00-\x1f\x7f]*$",
+    ),
+    Case(
+        "http-400-huge-description",
+        lambda servers: (
+            lambda seen: Reply.json(
+                {"error": "invalid_request", "error_description": "x" * 100_000}, 400
+            )
+        ),
+        r"^.{0,1000}$",
+    ),
 ]
 
 COMBOS = ["httpx-sync", "httpx2-async"]
@@ -234,8 +256,9 @@ def test_code_is_never_sent_twice() -> None:
 # -- the device authorization grant (RFC 8628): a hostile device authorization response --------
 
 
-def device_servers(answer: dict[str, Any] | bytes, token_error: str = "authorization_pending"
-                   ) -> Hostile:
+def device_servers(
+    answer: dict[str, Any] | bytes, token_error: str = "authorization_pending"
+) -> Hostile:
     servers = Hostile()
     device = "https://auth.example.com/device_authorization"
     servers.asm_extra["device_authorization_endpoint"] = device
@@ -249,8 +272,10 @@ def device_servers(answer: dict[str, Any] | bytes, token_error: str = "authoriza
 
     servers.hooks["other"] = device_answer
     servers.hooks["unknown"] = device_answer
-    servers.on_grant("urn:ietf:params:oauth:grant-type:device_code",
-                     lambda seen: Reply.json({"error": token_error}, 400))
+    servers.on_grant(
+        "urn:ietf:params:oauth:grant-type:device_code",
+        lambda seen: Reply.json({"error": token_error}, 400),
+    )
     return servers
 
 
@@ -275,8 +300,12 @@ def device_login(servers: Hostile, login_timeout: float, deadline: float) -> obj
     return asyncio.run(run())
 
 
-GOOD_DEVICE = {"device_code": "dc-1", "user_code": "WDJB-MJHT",
-               "verification_uri": "https://auth.example.com/device", "expires_in": 600}
+GOOD_DEVICE = {
+    "device_code": "dc-1",
+    "user_code": "WDJB-MJHT",
+    "verification_uri": "https://auth.example.com/device",
+    "expires_in": 600,
+}
 
 
 @pytest.fixture
@@ -289,7 +318,7 @@ def mocked(httpx_mock: Any) -> Callable[[Hostile], Hostile]:
 
 
 def test_device_login_that_is_never_approved_ends_at_the_timeout(
-    mocked: Callable[[Hostile], Hostile]
+    mocked: Callable[[Hostile], Hostile],
 ) -> None:
     servers = mocked(device_servers({**GOOD_DEVICE, "interval": 0.05}))
     error = device_login(servers, login_timeout=1.0, deadline=8)
@@ -313,8 +342,9 @@ def test_incomplete_device_answer(
     assert_clean(error, MCPAuthError, pattern, servers.secrets)
 
 
-@pytest.mark.parametrize(("interval", "token_error"),
-                         [(3600, "authorization_pending"), (0.05, "slow_down")])
+@pytest.mark.parametrize(
+    ("interval", "token_error"), [(3600, "authorization_pending"), (0.05, "slow_down")]
+)
 def test_device_polling_never_outlives_the_login_timeout(
     mocked: Callable[[Hostile], Hostile], interval: float, token_error: str
 ) -> None:

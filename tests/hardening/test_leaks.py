@@ -95,8 +95,7 @@ def test_whole_flow_at_debug_leaks_nothing(
 def test_pre_registered_client_secret_is_not_shown() -> None:
     servers = Hostile()
     secret = "cs-pre-registered-7Hq2"
-    servers.clients["pre"] = {"client_id": "pre", "client_secret": secret,
-                              "redirect_uris": []}
+    servers.clients["pre"] = {"client_id": "pre", "client_secret": secret, "redirect_uris": []}
     auth = provider(servers, client_id="pre", client_secret=secret)
     assert secret not in repr(auth) + str(auth)
     assert secret not in repr(auth._flow.settings)
@@ -111,8 +110,9 @@ def test_client_credentials_flow_leaks_nothing(caplog: pytest.LogCaptureFixture)
     secret = "cs-service-9Kd1"
     servers.clients["svc"] = {"client_id": "svc", "client_secret": secret}
     servers.secrets.add(secret)
-    auth = ClientCredentials(servers.resource, client_id="svc", client_secret=secret,
-                             store=TokenStore.memory())
+    auth = ClientCredentials(
+        servers.resource, client_id="svc", client_secret=secret, store=TokenStore.memory()
+    )
     assert send(servers, auth).status_code == 200
     assert leaked(caplog.text + shown(public_objects(auth, auth.store)), servers.secrets) == []
 
@@ -131,16 +131,26 @@ def _private_key() -> bytes:
 
 def test_client_credentials_private_key_is_not_in_its_repr() -> None:
     pem = _private_key()
-    auth = ClientCredentials("https://mcp.example.com/mcp", client_id="svc", private_key=pem,
-                             signing_algorithm="ES256", store=TokenStore.memory())
+    auth = ClientCredentials(
+        "https://mcp.example.com/mcp",
+        client_id="svc",
+        private_key=pem,
+        signing_algorithm="ES256",
+        store=TokenStore.memory(),
+    )
     body = pem.decode().splitlines()[1]
     assert body not in repr(auth) + str(auth)
 
 
 def test_flow_settings_repr_hides_the_private_key() -> None:
     pem = _private_key()
-    auth = ClientCredentials("https://mcp.example.com/mcp", client_id="svc", private_key=pem,
-                             signing_algorithm="ES256", store=TokenStore.memory())
+    auth = ClientCredentials(
+        "https://mcp.example.com/mcp",
+        client_id="svc",
+        private_key=pem,
+        signing_algorithm="ES256",
+        store=TokenStore.memory(),
+    )
     settings = auth._flow.settings
     assert isinstance(settings, FlowSettings)
     assert pem.decode().splitlines()[1] not in repr(settings)
@@ -148,13 +158,13 @@ def test_flow_settings_repr_hides_the_private_key() -> None:
 
 def test_identity_assertion_is_not_shown() -> None:
     assertion = "eyJhbGciOi.assertion-secret.sig"
-    auth = IdentityAssertion("https://mcp.example.com/mcp", assertion=assertion,
-                             store=TokenStore.memory())
+    auth = IdentityAssertion(
+        "https://mcp.example.com/mcp", assertion=assertion, store=TokenStore.memory()
+    )
     assert assertion not in repr(auth) + str(auth) + repr(auth._flow.settings)
 
 
 # -- errors that carry what a server said ------
-
 
 
 def test_refresh_error_echoing_the_refresh_token_is_redacted() -> None:
@@ -164,8 +174,13 @@ def test_refresh_error_echoing_the_refresh_token_is_redacted() -> None:
 
     def echo(seen: Any) -> Reply:
         token = seen.form["refresh_token"]
-        return Reply.json({"error": "invalid_request",
-                           "error_description": f"refresh_token {token} is malformed"}, 400)
+        return Reply.json(
+            {
+                "error": "invalid_request",
+                "error_description": f"refresh_token {token} is malformed",
+            },
+            400,
+        )
 
     servers.on_grant("refresh_token", echo)
     error = outcome(servers, provider(servers, store, clock=later))
@@ -176,8 +191,10 @@ def test_exchange_error_echoing_the_code_is_redacted() -> None:
     servers = Hostile()
 
     def echo(seen: Any) -> Reply:
-        return Reply.json({"error": "invalid_request",
-                           "error_description": f"bad request: {seen.body.decode()}"}, 400)
+        return Reply.json(
+            {"error": "invalid_request", "error_description": f"bad request: {seen.body.decode()}"},
+            400,
+        )
 
     servers.on_grant("authorization_code", echo)
     error = outcome(servers, provider(servers))
@@ -226,11 +243,15 @@ def test_token_is_attached_to_the_resource_only(url: str) -> None:
     assert servers.logins == 1
 
 
-F13 = pytest.mark.xfail(strict=True, reason=(
-    "F13: the flow's POSTs (token, registration, revocation) go through the caller's client: "
-    "with follow_redirects=True a 307/308 from the token endpoint re-sends the form (code + "
-    "PKCE verifier, refresh token, client_secret_post) to whatever origin it names; only "
-    "discovery checks the origin of the answer, and only after the fact"))
+F13 = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "F13: the flow's POSTs (token, registration, revocation) go through the caller's client: "
+        "with follow_redirects=True a 307/308 from the token endpoint re-sends the form (code + "
+        "PKCE verifier, refresh token, client_secret_post) to whatever origin it names; only "
+        "discovery checks the origin of the answer, and only after the fact"
+    ),
+)
 
 
 @F13
@@ -243,8 +264,10 @@ def test_redirected_token_request_sends_no_secret_elsewhere(grant: str) -> None:
     servers.on_grant(grant, lambda seen: Reply(307, b"", [("location", f"{EVIL}/token")]))
     auth = provider(servers, store, clock=later if grant == "refresh_token" else time.time)
     outcome(servers, auth, follow_redirects=True)
-    assert leaked(json.dumps([s.body.decode() for s in servers.requests_to(EVIL)]),
-                  servers.secrets) == []
+    assert (
+        leaked(json.dumps([s.body.decode() for s in servers.requests_to(EVIL)]), servers.secrets)
+        == []
+    )
 
 
 def test_redirected_token_request_is_refused_without_following() -> None:
@@ -286,9 +309,13 @@ def live() -> Iterator[Hostile]:
     """The servers for real, on 127.0.0.1 (plain http is allowed for loopback)."""
     sock = bound_socket()
     port = sock.getsockname()[1]
-    servers = Hostile(resource=f"http://127.0.0.1:{port}/mcp", issuer=f"http://127.0.0.1:{port}",
-                      confidential=True, reported_ttl=0)  # seen as expired: `token`
-    served = serve(servers.asgi, sock)                       # refreshes every time
+    servers = Hostile(
+        resource=f"http://127.0.0.1:{port}/mcp",
+        issuer=f"http://127.0.0.1:{port}",
+        confidential=True,
+        reported_ttl=0,
+    )  # seen as expired: `token`
+    served = serve(servers.asgi, sock)  # refreshes every time
     try:
         yield servers
     finally:
@@ -298,8 +325,12 @@ def live() -> Iterator[Hostile]:
 def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mcp_client_auth", *args],
-        capture_output=True, text=True, timeout=60, input=stdin,
-        env={**os.environ, "NO_COLOR": "1"}, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=stdin,
+        env={**os.environ, "NO_COLOR": "1"},
+        cwd=REPO,
     )
 
 
@@ -325,8 +356,10 @@ def test_command_line_output_leaks_nothing(live: Hostile) -> None:
     assert "refresh_token" in {s.form.get("token_type_hint") for s in live.seen}  # revoked
     auth = OAuthClientProvider(live.resource, store=store, login=live.approve)
     auth.login()  # again, for a refused refresh
-    live.on_grant("refresh_token", lambda seen: Reply.json(
-        {"error": "invalid_grant", "error_description": "expired"}, 400))
+    live.on_grant(
+        "refresh_token",
+        lambda seen: Reply.json({"error": "invalid_grant", "error_description": "expired"}, 400),
+    )
     runs["token-refused"] = cli("--debug", "token", live.resource)
     runs["token-no-login"] = cli("token", live.resource)
 

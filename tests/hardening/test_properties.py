@@ -54,12 +54,21 @@ json_scalars = st.one_of(
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
-TOKEN_FIELDS = ["access_token", "token_type", "expires_in", "refresh_token", "scope", "error",
-                "error_description", "id_token"]
+TOKEN_FIELDS = [
+    "access_token",
+    "token_type",
+    "expires_in",
+    "refresh_token",
+    "scope",
+    "error",
+    "error_description",
+    "id_token",
+]
 token_documents = st.dictionaries(st.sampled_from(TOKEN_FIELDS), json_values, max_size=8)
 
 
@@ -73,8 +82,10 @@ bodies = st.one_of(
     token_documents.map(_dump),
     json_values.map(_dump),
 )
-statuses = st.one_of(st.sampled_from([200, 200, 200, 201, 400, 401, 403, 500, 503]),
-                     st.integers(min_value=100, max_value=599))
+statuses = st.one_of(
+    st.sampled_from([200, 200, 200, 201, 400, 401, 403, 500, 503]),
+    st.integers(min_value=100, max_value=599),
+)
 
 
 def flow() -> AuthFlow:
@@ -98,8 +109,7 @@ def test_token_response_parsing_raises_only_token_error(
     parser = flow()
     parser.clock = lambda: now
     try:
-        tokens = parser._parse_token_response(response, what="token refresh",
-                                              requested_scope=scope)
+        tokens = parser._parse_token_response(response, what="token refresh", requested_scope=scope)
     except TokenError as exc:
         assert str(exc) and len(str(exc)) < 2000
         assert exc.status_code in (None, status)
@@ -140,8 +150,7 @@ values = st.one_of(
     st.text(max_size=20),
 )
 callback_params = st.lists(
-    st.tuples(st.sampled_from(["code", "state", "iss", "error", "error_description", "x"]),
-              values),
+    st.tuples(st.sampled_from(["code", "state", "iss", "error", "error_description", "x"]), values),
     max_size=6,
 )
 callbacks = st.one_of(
@@ -183,10 +192,26 @@ def test_callback_with_unbalanced_bracket_is_an_authorization_error() -> None:
 
 
 @SETTINGS
-@given(statuses, st.one_of(bodies, st.dictionaries(
-    st.sampled_from(["client_id", "client_secret", "token_endpoint_auth_method",
-                     "redirect_uris", "client_secret_expires_at", "registration_access_token"]),
-    json_values, max_size=6).map(_dump)))
+@given(
+    statuses,
+    st.one_of(
+        bodies,
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "client_id",
+                    "client_secret",
+                    "token_endpoint_auth_method",
+                    "redirect_uris",
+                    "client_secret_expires_at",
+                    "registration_access_token",
+                ]
+            ),
+            json_values,
+            max_size=6,
+        ).map(_dump),
+    ),
+)
 def test_registration_response_raises_only_registration_error(status: int, body: bytes) -> None:
     steps = register_dynamically(
         ClientSettings("test"),
@@ -221,13 +246,32 @@ record_documents = st.fixed_dictionaries(
         "issuer": json_values,
         "resource_metadata": json_values,
         "server_metadata": json_values,
-        "client": st.one_of(json_values, st.dictionaries(
-            st.sampled_from(["client_id", "client_secret", "redirect_uris", "issuer", "kind",
-                             "client_secret_expires_at", "token_endpoint_auth_method"]),
-            json_values)),
-        "tokens": st.one_of(json_values, st.dictionaries(
-            st.sampled_from(["access_token", "token_type", "expires_at", "refresh_token",
-                             "scope"]), json_values)),
+        "client": st.one_of(
+            json_values,
+            st.dictionaries(
+                st.sampled_from(
+                    [
+                        "client_id",
+                        "client_secret",
+                        "redirect_uris",
+                        "issuer",
+                        "kind",
+                        "client_secret_expires_at",
+                        "token_endpoint_auth_method",
+                    ]
+                ),
+                json_values,
+            ),
+        ),
+        "tokens": st.one_of(
+            json_values,
+            st.dictionaries(
+                st.sampled_from(
+                    ["access_token", "token_type", "expires_at", "refresh_token", "scope"]
+                ),
+                json_values,
+            ),
+        ),
         "extra": json_values,
         "version": json_values,
     },

@@ -74,8 +74,11 @@ def tls(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
             leaf = ca.issue_cert("not-this-host.example")
         elif kind == "expired":
             now = datetime.datetime.now(datetime.timezone.utc)
-            leaf = ca.issue_cert("127.0.0.1", not_before=now - datetime.timedelta(days=30),
-                                 not_after=now - datetime.timedelta(days=1))
+            leaf = ca.issue_cert(
+                "127.0.0.1",
+                not_before=now - datetime.timedelta(days=30),
+                not_after=now - datetime.timedelta(days=1),
+            )
         else:
             raise ValueError(kind)
         path = tmp_path / f"{name}.pem"
@@ -143,13 +146,18 @@ def test_untrusted_authorization_server_stops_the_flow(tls: Callable[..., Stack]
     assert record is None or record.tokens is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F10: in the httpx.Auth path a TLS failure on the flow's own request is raised by the "
-    "caller's client as a raw httpx.ConnectError; the standalone path gives DiscoveryError"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "F10: in the httpx.Auth path a TLS failure on the flow's own request is raised by the "
+        "caller's client as a raw httpx.ConnectError; the standalone path gives DiscoveryError"
+    ),
+)
 def test_untrusted_authorization_server_is_a_typed_error(tls: Callable[..., Stack]) -> None:
     stack = tls(as_cert="untrusted")
-    auth = OAuthClientProvider(stack.servers.resource, store=TokenStore.memory(),
-                               login=stack.servers.approve)
+    auth = OAuthClientProvider(
+        stack.servers.resource, store=TokenStore.memory(), login=stack.servers.approve
+    )
     client = httpx.Client(auth=auth, verify=stack.context(), trust_env=False)
     with client, pytest.raises(MCPAuthError) as info:
         client.get(stack.servers.resource)
@@ -161,12 +169,16 @@ def test_untrusted_authorization_server_is_a_typed_error(tls: Callable[..., Stac
 
 def test_get_token_verifies_against_the_system_cas_by_default(tls: Callable[..., Stack]) -> None:
     stack = tls()
-    auth = OAuthClientProvider(stack.servers.resource, store=TokenStore.memory(),
-                               login=stack.servers.approve)
+    auth = OAuthClientProvider(
+        stack.servers.resource, store=TokenStore.memory(), login=stack.servers.approve
+    )
     with pytest.raises(MCPAuthError) as info:
         auth.get_token()
-    assert_clean(info.value, DiscoveryError,
-                 rf"could not reach https://127\.0\.0\.1:\d+/\.well-known/.*({VERIFY_FAILED})")
+    assert_clean(
+        info.value,
+        DiscoveryError,
+        rf"could not reach https://127\.0\.0\.1:\d+/\.well-known/.*({VERIFY_FAILED})",
+    )
     assert stack.servers.seen == []  # not one HTTP request got through the handshake
 
 
@@ -175,8 +187,9 @@ def test_get_token_trusts_ssl_cert_file(
 ) -> None:
     stack = tls()
     monkeypatch.setenv("SSL_CERT_FILE", str(stack.ca_file))
-    auth = OAuthClientProvider(stack.servers.resource, store=TokenStore.memory(),
-                               login=stack.servers.approve)
+    auth = OAuthClientProvider(
+        stack.servers.resource, store=TokenStore.memory(), login=stack.servers.approve
+    )
     assert auth.get_token().access_token in stack.servers.secrets
 
 
@@ -197,8 +210,9 @@ def test_bad_authorization_server_certificate_is_a_clear_error(
     auth = OAuthClientProvider(stack.servers.resource, store=store, login=stack.servers.approve)
     with pytest.raises(MCPAuthError) as info:
         auth.get_token()
-    assert_clean(info.value, DiscoveryError,
-                 rf"could not reach {stack.servers.asm_url}.*({pattern})")
+    assert_clean(
+        info.value, DiscoveryError, rf"could not reach {stack.servers.asm_url}.*({pattern})"
+    )
     assert as_requests(stack.servers) == []
     assert stack.servers.logins == 0
 
@@ -214,8 +228,12 @@ def test_code_is_never_sent_over_an_unverified_connection(
     auth = OAuthClientProvider(stack.servers.resource, store=store, login=stack.servers.approve)
     with pytest.raises(MCPAuthError) as info:
         auth.get_token()
-    assert_clean(info.value, TokenError, rf"could not reach .*/token.*({VERIFY_FAILED})",
-                 stack.servers.secrets)
+    assert_clean(
+        info.value,
+        TokenError,
+        rf"could not reach .*/token.*({VERIFY_FAILED})",
+        stack.servers.secrets,
+    )
     assert stack.servers.logins == 1
     assert stack.servers.token_requests() == []  # the handshake failed: nothing was received
     assert stored(store, stack.servers).tokens is None

@@ -30,8 +30,17 @@ def test_stored_token_with_crlf_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(5, 5.0), (2.5, 2.5), (" 7 ", 7.0), ("\u00b2", None), (True, None), ("9" * 500, float("inf")),
-     (10**400, float("inf")), ("", None), ({}, None)],
+    [
+        (5, 5.0),
+        (2.5, 2.5),
+        (" 7 ", 7.0),
+        ("\u00b2", None),
+        (True, None),
+        ("9" * 500, float("inf")),
+        (10**400, float("inf")),
+        ("", None),
+        ({}, None),
+    ],
 )
 def test_number(value: object, expected: float | None) -> None:
     assert number(value) == expected
