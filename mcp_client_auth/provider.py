@@ -247,8 +247,7 @@ class OAuthClientProvider(AuthBase):
         """Drive ``steps`` with an httpx client of the provider's own (no caller's request)."""
         import httpx
 
-        locked: Any = None
-        sessions: list[LoginSession] = []
+        held = _AsyncHeld()
         value: Any = None
         async with httpx.AsyncClient(timeout=30.0, follow_redirects=False) as client:
             try:
@@ -274,26 +273,10 @@ class OAuthClientProvider(AuthBase):
                                 f"could not reach {item.url} for the {item.what}: {exc}.{kept}"
                             ) from None
                         value = await self._read_async(response, item)
-                    elif item is _LOCK:
-                        lock = self._async_lock()
-                        await lock.acquire()
-                        try:
-                            cm = self.store.lock(self.server_url)
-                            await cm.__aenter__()
-                        except BaseException:
-                            lock.release()
-                            raise
-                        locked = (lock, cm)
-                    elif item is _UNLOCK:
-                        await self._close_sessions(sessions)
-                        await self._unlock_async(locked)
-                        locked = None
                     else:
-                        value = await self._perform(item, sessions)
+                        value = await self._local_effect(item, held)
             finally:
-                await self._close_sessions(sessions)
-                if locked is not None:
-                    await self._unlock_async(locked)
+                await held.release()
 
     # -- which requests get the token ----------------------------------------------------
 
@@ -532,8 +515,7 @@ class OAuthClientProvider(AuthBase):
             if response.status_code not in (401, 403):
                 return
         steps = self._steps(request, tokens, response)
-        locked: Any = None
-        sessions: list[LoginSession] = []
+        held = _AsyncHeld()
         value: Any = None
         try:
             while True:
@@ -547,26 +529,10 @@ class OAuthClientProvider(AuthBase):
                 elif isinstance(item, HttpRequest):
                     own = yield self._build(request, item)
                     value = await self._read_async(own, item)
-                elif item is _LOCK:
-                    lock = self._async_lock()
-                    await lock.acquire()
-                    try:
-                        cm = self.store.lock(self.server_url)
-                        await cm.__aenter__()
-                    except BaseException:
-                        lock.release()
-                        raise
-                    locked = (lock, cm)
-                elif item is _UNLOCK:
-                    await self._close_sessions(sessions)
-                    await self._unlock_async(locked)
-                    locked = None
                 else:
-                    value = await self._perform(item, sessions)
+                    value = await self._local_effect(item, held)
         finally:
-            await self._close_sessions(sessions)
-            if locked is not None:
-                await self._unlock_async(locked)
+            await held.release()
 
     def _async_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -575,18 +541,15 @@ class OAuthClientProvider(AuthBase):
             lock = self._async_locks[loop] = asyncio.Lock()
         return lock
 
-    @staticmethod
-    async def _unlock_async(locked: Any) -> None:
-        lock, cm = locked
-        try:
-            await cm.__aexit__(None, None, None)
-        finally:
-            lock.release()
-
-    @staticmethod
-    async def _close_sessions(sessions: list[LoginSession]) -> None:
-        while sessions:
-            await sessions.pop().aclose()
+    async def _local_effect(self, item: Any, held: _AsyncHeld) -> Any:
+        """Everything but HTTP, for both async drivers: the refresh lock, store and login."""
+        if item is _LOCK:
+            await held.acquire(self._async_lock(), self.store.lock(self.server_url))
+            return None
+        if item is _UNLOCK:
+            await held.release()
+            return None
+        return await self._perform(item, held.sessions)
 
     @staticmethod
     async def _read_async(response: Any, effect: HttpRequest) -> HttpResponse:
@@ -684,6 +647,35 @@ def _asks_for_nonce(challenges: Sequence[Challenge]) -> bool:
     return any(
         c.scheme.lower() == "dpop" and c.param("error") == "use_dpop_nonce" for c in challenges
     )
+
+
+class _AsyncHeld:
+    """What one async flow run holds: the refresh lock and the login sessions it opened."""
+
+    def __init__(self) -> None:
+        self.sessions: list[LoginSession] = []
+        self._locked: tuple[asyncio.Lock, Any] | None = None
+
+    async def acquire(self, lock: asyncio.Lock, store_lock: Any) -> None:
+        await lock.acquire()
+        try:
+            await store_lock.__aenter__()
+        except BaseException:
+            lock.release()
+            raise
+        self._locked = (lock, store_lock)
+
+    async def release(self) -> None:
+        """Close the sessions, then let go of the lock; safe to call when nothing is held."""
+        while self.sessions:
+            await self.sessions.pop().aclose()
+        if self._locked is not None:
+            lock, store_lock = self._locked
+            self._locked = None
+            try:
+                await store_lock.__aexit__(None, None, None)
+            finally:
+                lock.release()
 
 
 def _announced_large(response: Any) -> bool:
