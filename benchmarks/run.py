@@ -694,11 +694,11 @@ def import_difference(
     bases = [import_profile(floor, env) for _ in range(runs_)]
     names = set().union(*runs, *bases)
     diff = {n: median([r[n] for r in runs]) - median([b[n] for b in bases]) for n in names}
-    total = sum(diff.values())
+    total = median([sum(r.values()) for r in runs]) - median([sum(b.values()) for b in bases])
     listed = ", ".join(
-        f"{n} +{us / 1000:.0f} ms" for n, us in sorted(diff.items(), key=lambda kv: -kv[1])[:top]
+        f"{n} {us / 1000:+.0f} ms" for n, us in sorted(diff.items(), key=lambda kv: -kv[1])[:top]
     )
-    return f"+{total / 1000:.0f} ms in all: {listed}"
+    return f"{total / 1000:+.0f} ms in all (noisy); by package: {listed}"
 
 
 def profile_parts(argv: Sequence[str], env: dict[str, str], box: Sandbox) -> str:
