@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -118,9 +119,11 @@ def test_token_not_logged_in(cli: CLI, demo: DemoServers) -> None:
 
 
 def test_token_refreshes_an_expired_token(cli: CLI, start_demo) -> None:  # type: ignore[no-untyped-def]
-    # Tokens that live 5 s are already expired for the client (it refreshes 60 s early).
+    # A token that lives 5 s is stale for the client after 2.5 s (it refreshes early, by at
+    # most half a token's lifetime).
     demo: DemoServers = start_demo(access_token_ttl=5)
     assert cli.login(demo.mcp_url).returncode == 0
+    time.sleep(3)
     before = cli.record(demo.mcp_url)
     assert before is not None and before.tokens is not None
     demo.authorization_server.access_token_ttl = 3600
@@ -143,6 +146,7 @@ def test_token_refreshes_an_expired_token(cli: CLI, start_demo) -> None:  # type
 def test_token_refresh_refused(cli: CLI, start_demo) -> None:  # type: ignore[no-untyped-def]
     demo: DemoServers = start_demo(access_token_ttl=5)
     assert cli.login(demo.mcp_url).returncode == 0
+    time.sleep(3)  # stale for the client: the next `token` must refresh
     record = cli.record(demo.mcp_url)
     assert record is not None and record.tokens is not None and record.client is not None
     # The grant is revoked behind the tool's back (RFC 7009, as another client could).

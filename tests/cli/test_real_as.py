@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import httpx
@@ -37,9 +38,10 @@ def introspect(stack: RealStack, token: str) -> bool:
 
 
 def test_login_token_refresh_status_logout(cli: CLI, start_realas) -> None:  # type: ignore[no-untyped-def]
-    # 30-second access tokens: inside the client's 60 s leeway, so every `token` refreshes,
-    # and long enough for curl to use one on a slow machine. Opaque access tokens, checked by
-    # introspection: oidc-provider can revoke those (not its JWT ones: see the next test).
+    # 30-second access tokens: stale for the client after 15 s (it refreshes early by at most
+    # half a token's lifetime), and long enough for curl to use one on a slow machine. Opaque
+    # access tokens, checked by introspection: oidc-provider can revoke those (not its JWT
+    # ones: see the next test).
     realas: RealStack = start_realas(AT_TTL="30", AT_FORMAT="opaque", RS_VALIDATION="introspect")
     url = realas.resource
     run = cli.login(url, browser=follow_to_redirect_uri)
@@ -47,7 +49,8 @@ def test_login_token_refresh_status_logout(cli: CLI, start_realas) -> None:  # t
     first = cli.record(url)
     assert first is not None and first.tokens is not None and first.tokens.refresh_token
 
-    # already "expired" for the client, so `token` refreshes silently
+    # once stale for the client, `token` refreshes silently
+    time.sleep(16)
     run = cli("token", url)
     assert run.returncode == 0, run.output
     assert run.stderr == ""
