@@ -1571,7 +1571,10 @@ def main() -> int:
     parser.add_argument("--only", default="", help="sections to run, e.g. 1,4 (default: all)")
     parser.add_argument("--dir", type=Path, default=None, help="where the temp stores go")
     args = parser.parse_args()
-    only = [s for s in args.only.split(",") if s] or list(SECTIONS)
+    only = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
+    unknown = [s for s in only if s not in SECTIONS]
+    if unknown:
+        parser.error(f"--only takes section numbers 1-7, not {', '.join(unknown)}")
 
     parent = args.dir or HERE
     parent.mkdir(parents=True, exist_ok=True)
