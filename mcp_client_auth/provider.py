@@ -336,8 +336,9 @@ class OAuthClientProvider(AuthBase):
         """Everything after the fast path: yields the request to send, effects, and locks."""
         flow = self._flow
         if response is None:
+            stale = flow.tokens  # read before waiting: whoever held the lock may replace it
             yield _LOCK
-            sent = yield from flow.obtain(failed=flow.tokens, challenge=None)
+            sent = yield from flow.obtain(failed=stale, challenge=None)
             yield _UNLOCK
             if sent is not None:
                 self._authorize(request, sent)

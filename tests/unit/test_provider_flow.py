@@ -134,9 +134,15 @@ def test_concurrent_requests_on_an_expired_token_make_one_token_request() -> Non
     later = time.time() + 3600  # the stored token has expired for this provider
     auth = provider(servers, store, clock=lambda: later)
 
+    async def slow_token_endpoint(request: Any) -> Any:
+        # a token endpoint that takes a while, so the other requests queue on the lock
+        if request.url.path == "/token":
+            await asyncio.sleep(0.005)
+        return servers.handler(request)
+
     async def run() -> list[int]:
         async with httpx2.AsyncClient(
-            transport=httpx2.MockTransport(servers.handler), auth=auth
+            transport=httpx2.MockTransport(slow_token_endpoint), auth=auth
         ) as client:
             responses = await asyncio.gather(*(client.get(RESOURCE) for _ in range(200)))
         return [r.status_code for r in responses]
