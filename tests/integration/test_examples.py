@@ -125,8 +125,9 @@ def test_redis_fleet_logs_in_once_and_refreshes_once(
 ) -> None:
     """Three processes share one Redis-backed store: one login; after expiry, one refresh (a
     second use of the rotated refresh token would make the server revoke the fleet's login)."""
-    # The provider's default leeway is 60 s: these tokens count as expired 15 s after issue.
-    stack = mcp_stack(AT_TTL="75")
+    # The provider refreshes early by at most half a token's lifetime: these 40 s tokens count
+    # as expired 20 s after issue, and still work for the 20 s after that.
+    stack = mcp_stack(AT_TTL="40")
     runner = Runner(tmp_path, store_key)
     fleet = [stack.url, "--redis", redis_url, "--workers", "3"]
 
@@ -150,7 +151,9 @@ def test_redis_fleet_logs_in_once_and_refreshes_once(
     record = asyncio.run(TokenStore.redis(redis_url, key=store_key).get(stack.url))
     assert record is not None and record.tokens is not None
     assert record.tokens.expires_at is not None
-    wait_until(record.tokens.expires_at - 60 + 0.5)
+    issued_at = record.tokens.issued_at
+    assert issued_at is not None
+    wait_until(issued_at + (record.tokens.expires_at - issued_at) / 2 + 0.5)
     before = len(grants())
     started = time.time()
     out = runner.run(sys.executable, "redis_fleet", *fleet)
