@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
 from ..errors import StorageError
+from .batch import BatchFromSingle
 
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
@@ -213,7 +214,7 @@ class _Key:
         return f"<store key {self.id}>"
 
 
-class EncryptedFileStore:
+class EncryptedFileStore(BatchFromSingle):
     """py-key-value-aio ``AsyncKeyValue`` over encrypted files, one per entry.
 
     ``keys`` are 32-byte store keys, newest first: the first encrypts and names new entries,
@@ -522,32 +523,6 @@ class EncryptedFileStore:
         for index in range(len(self._keys)):
             found = self._unlink(self._path(key, coll, index)) or found
         return found
-
-    async def get_many(
-        self, keys: Sequence[str], *, collection: str | None = None
-    ) -> list[dict[str, Any] | None]:
-        return [await self.get(k, collection=collection) for k in keys]
-
-    async def ttl_many(
-        self, keys: Sequence[str], *, collection: str | None = None
-    ) -> list[tuple[dict[str, Any] | None, float | None]]:
-        return [await self.ttl(k, collection=collection) for k in keys]
-
-    async def put_many(
-        self,
-        keys: Sequence[str],
-        values: Sequence[Mapping[str, Any]],
-        *,
-        collection: str | None = None,
-        ttl: SupportsFloat | None = None,
-    ) -> None:
-        if len(keys) != len(values):
-            raise ValueError("put_many needs as many values as keys")
-        for k, v in zip(keys, values, strict=True):
-            await self.put(k, v, collection=collection, ttl=ttl)
-
-    async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
-        return sum([await self.delete(k, collection=collection) for k in keys])
 
     async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
         """Every live key in ``collection`` (decrypts each entry: the names are hashes)."""

@@ -50,6 +50,7 @@ from key_value.aio.stores.redis import RedisStore
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from ..errors import StorageError
+from .batch import BatchFromSingle
 from .disk import _Key, parse_keys
 from .keys import ENV_KEY, Protection, load_key
 
@@ -194,7 +195,7 @@ def _redis_error(action: str, where: str, exc: Exception) -> StorageError:
 # --- encryption with hashed names ------------------------------------------------------------
 
 
-class EncryptedKeyValue:
+class EncryptedKeyValue(BatchFromSingle):
     """py-key-value-aio ``AsyncKeyValue`` that encrypts values and hashes names, over Redis.
 
     ``keys`` are 32-byte store keys, newest first: the first encrypts and names new entries,
@@ -439,32 +440,6 @@ class EncryptedKeyValue:
         for where in self._names(key, collection or self.default_collection):
             found = await kv.delete(where[1], collection=where[0]) or found
         return found
-
-    async def get_many(
-        self, keys: Sequence[str], *, collection: str | None = None
-    ) -> list[dict[str, Any] | None]:
-        return [await self.get(k, collection=collection) for k in keys]
-
-    async def ttl_many(
-        self, keys: Sequence[str], *, collection: str | None = None
-    ) -> list[tuple[dict[str, Any] | None, float | None]]:
-        return [await self.ttl(k, collection=collection) for k in keys]
-
-    async def put_many(
-        self,
-        keys: Sequence[str],
-        values: Sequence[Mapping[str, Any]],
-        *,
-        collection: str | None = None,
-        ttl: SupportsFloat | None = None,
-    ) -> None:
-        if len(keys) != len(values):
-            raise ValueError("put_many needs as many values as keys")
-        for k, v in zip(keys, values, strict=True):
-            await self.put(k, v, collection=collection, ttl=ttl)
-
-    async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
-        return sum([await self.delete(k, collection=collection) for k in keys])
 
     async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
         """Every live key in ``collection`` (decrypts each entry: the names are hashes)."""
