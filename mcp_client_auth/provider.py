@@ -336,10 +336,17 @@ class OAuthClientProvider(AuthBase):
         """Everything after the fast path: yields the request to send, effects, and locks."""
         flow = self._flow
         if response is None:
-            stale = flow.tokens  # read before waiting: whoever held the lock may replace it
-            yield _LOCK
-            sent = yield from flow.obtain(failed=stale, challenge=None)
-            yield _UNLOCK
+            sent = None
+            if flow.record is None:
+                # First use: read the store without the lock (the lock guards changes, and a
+                # valid stored token needs none), so a reconnect costs one read.
+                yield from flow.load()
+                sent = flow.valid_tokens()
+            if sent is None:
+                stale = flow.tokens  # read before waiting: whoever held the lock may replace it
+                yield _LOCK
+                sent = yield from flow.obtain(failed=stale, challenge=None)
+                yield _UNLOCK
             if sent is not None:
                 self._authorize(request, sent)
             response = yield request
