@@ -214,6 +214,33 @@ class _Key:
         return f"<store key {self.id}>"
 
 
+def entry_plaintext(
+    key: str, value: Mapping[str, Any], collection: str, ttl: SupportsFloat | None
+) -> bytes:
+    """What an entry encrypts: a one-line JSON header (key, collection, times), then the value.
+
+    Compact JSON escapes every newline, so the first ``b"\\n"`` ends the header and a listing
+    can parse the header alone. Shared by the file and Redis stores, so their entries agree.
+    """
+    if not isinstance(key, str):
+        raise TypeError("keys are strings")
+    if not isinstance(value, Mapping):
+        raise TypeError("values are mappings (JSON objects)")
+    now = time.time()
+    head = {
+        "collection": collection,
+        "key": key,
+        "created_at": now,
+        "expires_at": None if ttl is None else now + float(ttl),
+    }
+    try:
+        body = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the value stored under {key!r} is not JSON: {exc}") from None
+    plain = json.dumps(head, separators=(",", ":"), ensure_ascii=False) + "\n" + body
+    return plain.encode("utf-8")
+
+
 class EncryptedFileStore(BatchFromSingle):
     """py-key-value-aio ``AsyncKeyValue`` over encrypted files, one per entry.
 
@@ -441,24 +468,7 @@ class EncryptedFileStore(BatchFromSingle):
     def _encode(
         self, key: str, value: Mapping[str, Any], collection: str, ttl: SupportsFloat | None
     ) -> bytes:
-        if not isinstance(key, str):
-            raise TypeError("keys are strings")
-        if not isinstance(value, Mapping):
-            raise TypeError("values are mappings (JSON objects)")
-        now = time.time()
-        head = {
-            "collection": collection,
-            "key": key,
-            "created_at": now,
-            "expires_at": None if ttl is None else now + float(ttl),
-        }
-        try:
-            # compact JSON escapes every newline, so the first b"\n" ends the header
-            body = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"the value stored under {key!r} is not JSON: {exc}") from None
-        plain = json.dumps(head, separators=(",", ":"), ensure_ascii=False) + "\n" + body
-        return self._multi_fernet().encrypt(plain.encode("utf-8"))
+        return self._multi_fernet().encrypt(entry_plaintext(key, value, collection, ttl))
 
     def _write(self, key: str, token: bytes, collection: str) -> None:
         path = self._path(key, collection)

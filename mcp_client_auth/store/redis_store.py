@@ -51,7 +51,7 @@ from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from ..errors import StorageError
 from .batch import BatchFromSingle
-from .disk import _Key, parse_keys
+from .disk import _Key, entry_plaintext, parse_keys
 from .keys import ENV_KEY, Protection, load_key
 
 if TYPE_CHECKING:
@@ -304,23 +304,7 @@ class EncryptedKeyValue(BatchFromSingle):
     def _encode(
         self, key: str, value: Mapping[str, Any], collection: str, ttl: SupportsFloat | None
     ) -> dict[str, Any]:
-        if not isinstance(key, str):
-            raise TypeError("keys are strings")
-        if not isinstance(value, Mapping):
-            raise TypeError("values are mappings (JSON objects)")
-        now = time.time()
-        head = {
-            "collection": collection,
-            "key": key,
-            "created_at": now,
-            "expires_at": None if ttl is None else now + float(ttl),
-        }
-        try:
-            body = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"the value stored under {key!r} is not JSON: {exc}") from None
-        plain = json.dumps(head, separators=(",", ":"), ensure_ascii=False) + "\n" + body
-        token = self._multi_fernet().encrypt(plain.encode("utf-8"))
+        token = self._multi_fernet().encrypt(entry_plaintext(key, value, collection, ttl))
         return {"fernet": token.decode("ascii")}
 
     async def _decode(
