@@ -31,7 +31,9 @@ async def worker(number: int, url: str, redis_url: str) -> None:
         Client(streamable_http_client(url, http_client=http)) as client,
     ):
         tools = (await client.list_tools()).tools
-        print(f"worker {number}: {len(tools)} tools", flush=True)
+        # One write per line: the workers share one stdout, and print() writes the text and the
+        # newline separately, so two workers' lines could interleave.
+        print(f"worker {number}: {len(tools)} tools\n", end="", flush=True)
 
 
 def run(number: int, url: str, redis_url: str) -> None:
