@@ -6,7 +6,7 @@ server: it shows Approve and Deny buttons and redirects to the callback with ``c
 plays the user. The browser is kept on loopback: every other host name fails to resolve.
 
 These tests need Debian's ``chromium`` and ``chromium-driver`` packages and fail (not skip)
-without them, so a CI image that lost them is noticed.
+without them, so a CI image that lost them is noticed (the ``driver`` fixture, in conftest.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import asyncio
 import html
 import io
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,44 +29,7 @@ from mcp_client_auth.login import BrowserLogin
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_stdin_terminal")]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 CODE = "real-browser-code-5521"
-
-
-@pytest.fixture
-def driver(tmp_path: Path) -> Iterator[Any]:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    if missing:
-        pytest.fail(
-            f"the real-browser tests need {', '.join(missing)}: install them with "
-            "`apt-get install -y chromium chromium-driver` (Debian/Ubuntu)",
-            pytrace=False,
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=900,700",
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    browser.set_page_load_timeout(20)
-    try:
-        yield browser
-    finally:
-        browser.quit()
 
 
 class _AuthorizePage(BaseHTTPRequestHandler):
