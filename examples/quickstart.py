@@ -15,7 +15,8 @@ then walks through what a user of the library sees:
 4. a tool that needs one more scope: the server answers 403 ``insufficient_scope`` and the
    client logs in again for exactly that (step-up).
 
-It counts every HTTP request the clients make (an httpx2 event hook) so each claim is a number,
+It counts every HTTP request the clients make (an httpx2 event hook on the MCP client, and a
+recording transport for the provider's own requests) so each claim is a number,
 and it never prints a token. The tokens go to the default encrypted store (``$MCP_CLIENT_AUTH_HOME``
 or the platform's user data folder, or ``--home``); the demo's record is removed at the end,
 because the demo servers, and so its tokens, are gone.
@@ -60,7 +61,12 @@ class DemoError(Exception):
 
 @dataclasses.dataclass
 class Traffic:
-    """Every request the clients send, sorted by where it went (via an httpx2 event hook)."""
+    """Every request the clients send, sorted by where it went.
+
+    The MCP client's requests are seen by an event hook on its httpx2 client. The provider
+    sends discovery, registration and token requests with a client of its own, whose transport
+    (``transport=`` of the provider) records them here too.
+    """
 
     mcp_url: str
     issuer: str
@@ -68,6 +74,16 @@ class Traffic:
 
     async def hook(self, request: httpx2.Request) -> None:
         self.seen.append(self.kind(str(request.url)))
+
+    def transport(self) -> httpx2.AsyncBaseTransport:
+        traffic = self
+
+        class Recording(httpx2.AsyncHTTPTransport):
+            async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+                await traffic.hook(request)
+                return await super().handle_async_request(request)
+
+        return Recording()
 
     def kind(self, url: str) -> str:
         parts = urlsplit(url)
@@ -210,7 +226,10 @@ async def walk_through(demo: DemoServers, store: TokenStore, browser: bool) -> N
     if browser:
         say("Your browser opens on the demo server's consent page: click Approve.")
     before = Counter(stats)
-    first = OAuthClientProvider(url, client_name=CLIENT_NAME, store=store, login=login)
+    own = traffic.transport()  # the providers' own requests, counted
+    first = OAuthClientProvider(
+        url, client_name=CLIENT_NAME, store=store, login=login, transport=own
+    )
     with traffic.window() as counts:
         text = await call(first, traffic, "add", {"a": 2, "b": 3})
     say(f"add(2, 3) = {text}")
@@ -226,7 +245,9 @@ async def walk_through(demo: DemoServers, store: TokenStore, browser: bool) -> N
 
     print("\n2. Second client: a new provider that shares only the token store")
     before = Counter(stats)
-    second = OAuthClientProvider(url, client_name=CLIENT_NAME, store=store, interactive=False)
+    second = OAuthClientProvider(
+        url, client_name=CLIENT_NAME, store=store, interactive=False, transport=own
+    )
     with traffic.window() as counts:
         text = await call(second, traffic, "echo", {"text": "hello again"})
     say(f"echo('hello again') = {text}")
@@ -242,7 +263,9 @@ async def walk_through(demo: DemoServers, store: TokenStore, browser: bool) -> N
     old_refresh = await expire_stored_token(store, url)
     say("The demo marks the stored access token expired, as if an hour had passed.")
     before = Counter(stats)
-    third = OAuthClientProvider(url, client_name=CLIENT_NAME, store=store, interactive=False)
+    third = OAuthClientProvider(
+        url, client_name=CLIENT_NAME, store=store, interactive=False, transport=own
+    )
     with traffic.window() as counts:
         text = await call(third, traffic, "add", {"a": 40, "b": 2})
     record = await store.get(url)
@@ -263,7 +286,9 @@ async def walk_through(demo: DemoServers, store: TokenStore, browser: bool) -> N
     if browser:
         say("Your browser opens again, for the wider scope: click Approve.")
     before = Counter(stats)
-    fourth = OAuthClientProvider(url, client_name=CLIENT_NAME, store=store, login=login)
+    fourth = OAuthClientProvider(
+        url, client_name=CLIENT_NAME, store=store, login=login, transport=own
+    )
     with traffic.window() as counts:
         text = await call(fourth, traffic, "whoami", {})
     say(f"whoami() = {text}")

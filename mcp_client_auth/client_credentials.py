@@ -9,9 +9,11 @@ with an assertion: a workload identity token, or an ID-JAG from the enterprise I
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from .errors import ConfigurationError
 from .flow import JWT_BEARER_GRANT
@@ -38,6 +40,8 @@ class ClientCredentials(OAuthClientProvider):
         leeway: float = 60.0,
         clock: Callable[[], float] = time.time,
         dpop: bool | None = None,
+        verify: ssl.SSLContext | str | bool = True,
+        transport: Any = None,
     ) -> None:
         if not client_id:
             raise ConfigurationError("ClientCredentials needs a client_id")
@@ -55,6 +59,8 @@ class ClientCredentials(OAuthClientProvider):
             leeway=leeway,
             clock=clock,
             dpop=dpop,
+            verify=verify,
+            transport=transport,
         )
         self._flow.settings = replace(
             self._flow.settings,
@@ -94,6 +100,8 @@ class IdentityAssertion(OAuthClientProvider):
         leeway: float = 60.0,
         clock: Callable[[], float] = time.time,
         dpop: bool | None = None,
+        verify: ssl.SSLContext | str | bool = True,
+        transport: Any = None,
     ) -> None:
         super().__init__(
             server_url,
@@ -105,6 +113,8 @@ class IdentityAssertion(OAuthClientProvider):
             leeway=leeway,
             clock=clock,
             dpop=dpop,
+            verify=verify,
+            transport=transport,
         )
         self._assertion: AssertionSource | None = None
         exchange: IdJagExchange | None = None

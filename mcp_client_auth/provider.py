@@ -5,6 +5,10 @@ Everything else (loading the store, refresh, login) runs with the refresh lock h
 in-process lock (so 200 concurrent requests on an expired token make one token request) and
 the store's cross-process lock (so 8 processes do too). Inside the lock the flow re-reads the
 store first: a token another task or process just obtained is used, not fetched again.
+
+Only the caller's own request goes through the caller's client. The flow's requests
+(discovery, registration, token, revocation) go through a client of the provider's
+(``flow_http.py``), so the caller's redirect, header and TLS settings never apply to them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import ssl
 import sys
 import threading
 import time
@@ -27,7 +32,6 @@ from .effects import (
     GetAssertion,
     GetSubjectToken,
     HttpRequest,
-    HttpResponse,
     LoadRecord,
     SaveRecord,
     ShowDeviceCode,
@@ -36,6 +40,7 @@ from .effects import (
 )
 from .errors import AuthorizationError, DiscoveryError, MCPAuthError, TokenError
 from .flow import AuthFlow, FlowSettings, LogoutResult
+from .flow_http import FlowHttp, send_async, send_sync
 from .login.base import CallbackLogin, Login, LoginCallable, LoginSession
 from .metadata import (
     Challenge,
@@ -52,7 +57,6 @@ __all__ = ["OAuthClientProvider"]
 
 logger = logging.getLogger("mcp_client_auth")
 
-MAX_BODY = 1024 * 1024
 MAX_AUTH_ROUNDS = 3  # re-authorizations for one request before giving up
 _LOCK = object()
 _UNLOCK = object()
@@ -75,10 +79,6 @@ class _Response(Protocol):
     def headers(self) -> Any: ...
     @property
     def url(self) -> Any: ...
-    def iter_bytes(self) -> Any: ...
-    def aiter_bytes(self) -> Any: ...
-    def close(self) -> None: ...
-    async def aclose(self) -> None: ...
 
 
 def _resolve_login(login: Login | LoginCallable | None, port: int | None) -> Login:
@@ -125,9 +125,18 @@ class OAuthClientProvider(AuthBase):
         interactive: bool = True,
         clock: Callable[[], float] = time.time,
         dpop: bool | None = None,
+        verify: ssl.SSLContext | str | bool = True,
+        transport: Any = None,
     ) -> None:
         """``dpop``: sender-constrained tokens (RFC 9449): ``None`` uses them where the
-        authorization server offers them, ``True`` requires them, ``False`` never asks."""
+        authorization server offers them, ``True`` requires them, ``False`` never asks.
+
+        ``verify`` and ``transport`` configure the provider's own client, which sends the
+        flow's requests (discovery, registration, token, revocation): never the caller's, so
+        the caller's redirect and TLS settings do not apply to them. ``verify`` takes what
+        httpx takes (a CA bundle path or an ``ssl.SSLContext`` for a private CA; the
+        ``SSL_CERT_FILE`` variable works too); ``transport`` is an httpx or httpx2 transport
+        (a ``MockTransport`` in tests, or a custom network set-up)."""
         self.server_url = canonical_resource_url(server_url)
         self._origin = origin(self.server_url)
         self._login_arg = login
@@ -135,6 +144,7 @@ class OAuthClientProvider(AuthBase):
         self._redirect_port = redirect_port
         self._store = store
         self._clock = clock
+        self._http = FlowHttp(verify=verify, transport=transport)
         from .login.device import DeviceLogin
 
         device = isinstance(login, DeviceLogin)
@@ -244,39 +254,24 @@ class OAuthClientProvider(AuthBase):
         return result
 
     async def _run_standalone(self, steps: Generator[Any, Any, Any]) -> Any:
-        """Drive ``steps`` with an httpx client of the provider's own (no caller's request)."""
-        import httpx
-
+        """Drive ``steps`` with the provider's own client (there is no caller's request)."""
         held = _AsyncHeld()
         value: Any = None
-        async with httpx.AsyncClient(timeout=30.0, follow_redirects=False) as client:
-            try:
-                while True:
-                    try:
-                        item = steps.send(value)
-                    except StopIteration as stop:
-                        return stop.value
-                    value = None
-                    if isinstance(item, HttpRequest):
-                        request = client.build_request(
-                            item.method, item.url, headers=dict(item.headers), content=item.body
-                        )
-                        try:
-                            response = await client.send(request, stream=True)
-                        except httpx.TransportError as exc:
-                            kept = (
-                                " The stored tokens are kept; try again later."
-                                if item.what == "token refresh"
-                                else ""
-                            )
-                            raise item.error(
-                                f"could not reach {item.url} for the {item.what}: {exc}.{kept}"
-                            ) from None
-                        value = await self._read_async(response, item)
-                    else:
-                        value = await self._local_effect(item, held)
-            finally:
-                await held.release()
+        client = self._http.async_client(self._http.library())
+        try:
+            while True:
+                try:
+                    item = steps.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                value = None
+                if isinstance(item, HttpRequest):
+                    value = await send_async(client, item)
+                else:
+                    value = await self._local_effect(item, held)
+        finally:
+            await self._http.release_async(client)
+            await held.release()
 
     # -- which requests get the token ----------------------------------------------------
 
@@ -454,6 +449,7 @@ class OAuthClientProvider(AuthBase):
     ) -> Generator[Any, Any, None]:
         locked: Any = None
         sessions: list[LoginSession] = []
+        client: Any = None
         value: Any = None
         try:
             while True:
@@ -465,8 +461,9 @@ class OAuthClientProvider(AuthBase):
                 if item is request:
                     value = yield request
                 elif isinstance(item, HttpRequest):
-                    own = yield self._build(request, item)
-                    value = self._read_sync(own, item)
+                    if client is None:
+                        client = self._http.sync_client(self._http.library(request))
+                    value = send_sync(client, item)
                 elif item is _LOCK:
                     self._thread_lock.acquire()
                     try:
@@ -483,6 +480,8 @@ class OAuthClientProvider(AuthBase):
                 else:
                     value = run_sync(self._perform(item, sessions))
         finally:
+            if client is not None:
+                self._http.release_sync(client)
             self._close_sessions_sync(sessions)
             if locked is not None:
                 self._unlock_sync(locked)
@@ -497,14 +496,6 @@ class OAuthClientProvider(AuthBase):
     def _close_sessions_sync(sessions: list[LoginSession]) -> None:
         while sessions:
             run_sync(sessions.pop().aclose())
-
-    @staticmethod
-    def _read_sync(response: Any, effect: HttpRequest) -> HttpResponse:
-        if _announced_large(response):
-            response.close()
-            raise _too_large(effect)
-        response.read()
-        return _to_effect_response(response, effect)
 
     # -- async driver ----------------------------------------------------------------------
 
@@ -524,6 +515,7 @@ class OAuthClientProvider(AuthBase):
                 return
         steps = self._steps(request, tokens, response)
         held = _AsyncHeld()
+        client: Any = None
         value: Any = None
         try:
             while True:
@@ -535,11 +527,14 @@ class OAuthClientProvider(AuthBase):
                 if item is request:
                     value = yield request
                 elif isinstance(item, HttpRequest):
-                    own = yield self._build(request, item)
-                    value = await self._read_async(own, item)
+                    if client is None:
+                        client = self._http.async_client(self._http.library(request))
+                    value = await send_async(client, item)
                 else:
                     value = await self._local_effect(item, held)
         finally:
+            if client is not None:
+                await self._http.release_async(client)
             await held.release()
 
     def _async_lock(self) -> asyncio.Lock:
@@ -559,22 +554,7 @@ class OAuthClientProvider(AuthBase):
             return None
         return await self._perform(item, held.sessions)
 
-    @staticmethod
-    async def _read_async(response: Any, effect: HttpRequest) -> HttpResponse:
-        if _announced_large(response):
-            await response.aclose()  # a sync close() raises RuntimeError on an async stream
-            raise _too_large(effect)
-        await response.aread()
-        return _to_effect_response(response, effect)
-
     # -- effects shared by both drivers ------------------------------------------------------
-
-    @staticmethod
-    def _build(request: Any, effect: HttpRequest) -> Any:
-        """The flow's request, built with the library of the request being authorized."""
-        return type(request)(
-            effect.method, effect.url, headers=dict(effect.headers), content=effect.body
-        )
 
     def _browser_unavailable(self) -> bool:
         """No browser can be opened here: the device flow is better, where offered."""
@@ -684,36 +664,3 @@ class _AsyncHeld:
                 await store_lock.__aexit__(None, None, None)
             finally:
                 lock.release()
-
-
-def _announced_large(response: Any) -> bool:
-    """True for a body announced as over 1 MiB: refused before anything reads it.
-
-    The caller closes the response the way its driver needs (``close()`` or ``await
-    aclose()``). The HTTP client reads every response of an auth flow itself once the flow
-    moves on, so the cap is enforced on the announced length; a larger body without one (sent
-    chunked) is read in full, then refused before it is parsed (known limit, FINDINGS F1).
-    """
-    length = response.headers.get("content-length", "")
-    return length.isascii() and length.isdigit() and int(length) > MAX_BODY
-
-
-def _too_large(effect: HttpRequest) -> Exception:
-    return effect.error(
-        f"the {effect.what} response from {effect.url} is larger than 1 MiB; refusing it"
-    )
-
-
-def _to_effect_response(response: Any, effect: HttpRequest) -> HttpResponse:
-    body: bytes = response.content
-    if len(body) > MAX_BODY:
-        raise effect.error(
-            f"the {effect.what} response from {effect.url} is larger than 1 MiB; refusing it"
-        )
-    return HttpResponse(
-        status_code=response.status_code,
-        headers={k.lower(): v for k, v in response.headers.items()},
-        body=body,
-        url=str(response.url),
-        challenges=tuple(response.headers.get_list("www-authenticate")),
-    )

@@ -18,6 +18,7 @@ import httpx
 import httpx2
 
 from mcp_client_auth import MCPAuthError, OAuthClientProvider, TokenStore
+from mcp_client_auth.flow_http import FlowHttp
 
 from .hostile import Hostile
 
@@ -54,6 +55,9 @@ def send(
     target = url or servers.resource
     payload = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
     transport = lib.MockTransport(servers.handler)
+    # The provider's own requests (discovery, token...) reach the same servers, with the
+    # combo's library: what ``transport=`` at construction does, chosen here per combo.
+    auth._http = FlowHttp(transport=transport)
     if mode == "sync":
         with lib.Client(transport=transport, auth=auth, follow_redirects=follow_redirects) as c:
             return c.post(target, json=payload)

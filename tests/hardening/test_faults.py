@@ -76,17 +76,8 @@ def test_as_unreachable_during_refresh_keeps_the_tokens(combo: str, kind: str) -
     assert len(servers.token_requests("refresh_token")) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "F10: in the httpx.Auth path the flow's own requests (discovery, registration, token "
-        "refresh) are sent by the caller's client; a transport error there is raised by httpx "
-        "inside its send loop (the auth generator is only closed), so the caller gets a raw "
-        "httpx.ConnectError/ReadTimeout naming neither the server nor that the tokens were kept"
-    ),
-)
 @pytest.mark.parametrize("kind", ["connect", "timeout"])
-@pytest.mark.parametrize("combo", ["httpx-sync", "httpx2-async"])
+@pytest.mark.parametrize("combo", COMBOS)
 def test_as_unreachable_during_refresh_is_a_typed_error(combo: str, kind: str) -> None:
     servers = Hostile()
     store, _ = logged_in(servers)
@@ -237,8 +228,10 @@ KILLED_CHILD = textwrap.dedent(
 
     servers = Hostile()
     store = TokenStore.default()
-    auth = OAuthClientProvider(servers.resource, store=store, login=servers.approve)
-    with httpx.Client(transport=httpx.MockTransport(servers.handler), auth=auth) as client:
+    transport = httpx.MockTransport(servers.handler)
+    auth = OAuthClientProvider(servers.resource, store=store, login=servers.approve,
+                               transport=transport)
+    with httpx.Client(transport=transport, auth=auth) as client:
         assert client.get(servers.resource).status_code == 200
         auth._flow.clock = lambda: time.time() + 7200  # from now on every request refreshes
         print("ready", flush=True)

@@ -435,23 +435,6 @@ def test_endless_metadata_body_is_not_read_past_the_cap() -> None:
     servers.hooks["prm"] = lambda seen: Reply(200, chunks(MIB, 24, consumed), [])
     error = outcome(servers, provider(servers))
     assert_clean(error, DiscoveryError, r"larger than 1 MiB")
-    assert len(consumed) == 24  # the whole stream was read before it was refused
-    # What a cap should do (see the strict xfail below): stop after about 1 MiB.
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "F1: provider._read_sync/_read_async call response.read() and check the size afterwards: "
-        "a body with no Content-Length is read in full (unbounded memory) before the 1 MiB cap"
-    ),
-)
-def test_endless_metadata_body_read_is_bounded() -> None:
-    servers = Hostile()
-    consumed: list[int] = []
-    servers.hooks["prm"] = lambda seen: Reply(200, chunks(MIB, 24, consumed), [])
-    error = outcome(servers, provider(servers))
-    assert isinstance(error, DiscoveryError)
     assert len(consumed) <= 2
 
 

@@ -243,18 +243,6 @@ def test_token_is_attached_to_the_resource_only(url: str) -> None:
     assert servers.logins == 1
 
 
-F13 = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "F13: the flow's POSTs (token, registration, revocation) go through the caller's client: "
-        "with follow_redirects=True a 307/308 from the token endpoint re-sends the form (code + "
-        "PKCE verifier, refresh token, client_secret_post) to whatever origin it names; only "
-        "discovery checks the origin of the answer, and only after the fact"
-    ),
-)
-
-
-@F13
 @pytest.mark.parametrize("grant", ["authorization_code", "refresh_token"])
 def test_redirected_token_request_sends_no_secret_elsewhere(grant: str) -> None:
     servers = Hostile()

@@ -117,7 +117,12 @@ def as_requests(servers: Hostile) -> list[str]:
 def test_whole_flow_over_real_tls(tls: Callable[..., Stack], lib: str) -> None:
     stack = tls()
     store = TokenStore.memory()
-    auth = OAuthClientProvider(stack.servers.resource, store=store, login=stack.servers.approve)
+    auth = OAuthClientProvider(
+        stack.servers.resource,
+        store=store,
+        login=stack.servers.approve,
+        verify=stack.context(),  # the provider's own client trusts the test CA too
+    )
     module: Any = httpx if lib == "httpx" else httpx2
 
     async def run() -> int:
@@ -146,13 +151,6 @@ def test_untrusted_authorization_server_stops_the_flow(tls: Callable[..., Stack]
     assert record is None or record.tokens is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "F10: in the httpx.Auth path a TLS failure on the flow's own request is raised by the "
-        "caller's client as a raw httpx.ConnectError; the standalone path gives DiscoveryError"
-    ),
-)
 def test_untrusted_authorization_server_is_a_typed_error(tls: Callable[..., Stack]) -> None:
     stack = tls(as_cert="untrusted")
     auth = OAuthClientProvider(

@@ -68,19 +68,23 @@ CHILD = textwrap.dedent(
         store = TokenStore(
             store.kv, lock=no_lock, description=store.description, protection=store.protection
         )
+    sent = []
+
+    class Recording(httpx.HTTPTransport):  # every request: the provider's and the caller's
+        def handle_request(self, request):
+            sent.append(f"{request.method} {request.url}")
+            return super().handle_request(request)
+
+    recording = Recording()
     provider = OAuthClientProvider(
         resource,
         store=store,
         interactive=False,
         clock=lambda: time.time() + ahead,
         dpop=False,
+        transport=recording,
     )
-    sent = []
-    client = httpx.Client(
-        auth=provider,
-        timeout=60,
-        event_hooks={"request": [lambda r: sent.append(f"{r.method} {r.url}")]},
-    )
+    client = httpx.Client(auth=provider, timeout=60, transport=recording)
     print("ready", flush=True)
     sys.stdin.readline()  # start together
     try:
@@ -294,17 +298,23 @@ RESTART = textwrap.dedent(
     from mcp_client_auth import OAuthClientProvider, TokenStore
 
     where, resource, ahead = sys.argv[1:4]
+    sent = []
+
+    class Recording(httpx.HTTPTransport):  # every request: the provider's and the caller's
+        def handle_request(self, request):
+            sent.append(f"{request.method} {request.url}")
+            return super().handle_request(request)
+
+    recording = Recording()
     provider = OAuthClientProvider(
         resource,
         store=TokenStore.default(where),
         interactive=False,
         clock=lambda: time.time() + float(ahead),
         dpop=False,
+        transport=recording,
     )
-    sent = []
-    with httpx.Client(
-        auth=provider, event_hooks={"request": [lambda r: sent.append(f"{r.method} {r.url}")]}
-    ) as client:
+    with httpx.Client(auth=provider, transport=recording) as client:
         response = client.post(resource, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     print(json.dumps({"status": response.status_code, "sent": sent}))
     """

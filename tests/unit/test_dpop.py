@@ -22,7 +22,7 @@ from mcp_client_auth.dpop import DPoPKey, htu
 from mcp_client_auth.tokens import ServerRecord, TokenSet
 
 from .fake_servers import ISSUER, RESOURCE, FakeServers, b64, jwk_thumbprint
-from .test_provider_flow import COMBOS, call, provider
+from .test_provider_flow import COMBOS, call, own_requests_through, provider
 
 # -- the key and its proofs ----------------------------------------------------------------
 
@@ -244,10 +244,11 @@ def test_valid_dpop_token_request_path_touches_no_store() -> None:
     store = CountingStore(MemoryStore())
     auth = provider(servers, store)
 
+    transport = httpx2.MockTransport(servers.handler)
+    own_requests_through(auth, transport)
+
     async def run() -> None:
-        async with httpx2.AsyncClient(
-            transport=httpx2.MockTransport(servers.handler), auth=auth
-        ) as client:
+        async with httpx2.AsyncClient(transport=transport, auth=auth) as client:
             assert (await client.get(RESOURCE)).status_code == 200
             before = CountingStore.calls
             for _ in range(20):

@@ -12,23 +12,32 @@ import httpx2
 import pytest
 
 from mcp_client_auth import OAuthClientProvider, TokenStore
+from mcp_client_auth.flow_http import FlowHttp
 
 from .fake_servers import ISSUER, RESOURCE, FakeServers
 
 COMBOS = ["httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async"]
 
 
+def own_requests_through(auth: Any, transport: Any) -> None:
+    """What ``transport=`` at construction does, for a provider made before the test chose
+    its library: the flow's own requests go to ``transport`` (a MockTransport), of that
+    library, as they would go to the real servers through a client of the request's library."""
+    auth._http = FlowHttp(transport=transport)
+
+
 def call(combo: str, servers: FakeServers, auth: Any, url: str = RESOURCE) -> Any:
-    """POST to ``url`` through the combo's client with ``auth``; return the response."""
+    """POST to ``url`` through the combo's client with ``auth``; return the response. The
+    provider's own requests (discovery, token...) go to the same fake servers."""
     lib = httpx if combo.startswith("httpx-") else httpx2
+    transport = lib.MockTransport(servers.handler)
+    own_requests_through(auth, transport)
     if combo.endswith("sync") and not combo.endswith("async"):
-        with lib.Client(transport=lib.MockTransport(servers.handler), auth=auth) as client:
+        with lib.Client(transport=transport, auth=auth) as client:
             return client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
 
     async def run() -> Any:
-        async with lib.AsyncClient(
-            transport=lib.MockTransport(servers.handler), auth=auth
-        ) as client:
+        async with lib.AsyncClient(transport=transport, auth=auth) as client:
             return await client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
 
     return asyncio.run(run())
@@ -140,10 +149,11 @@ def test_concurrent_requests_on_an_expired_token_make_one_token_request() -> Non
             await asyncio.sleep(0.005)
         return servers.handler(request)
 
+    transport = httpx2.MockTransport(slow_token_endpoint)
+    own_requests_through(auth, transport)
+
     async def run() -> list[int]:
-        async with httpx2.AsyncClient(
-            transport=httpx2.MockTransport(slow_token_endpoint), auth=auth
-        ) as client:
+        async with httpx2.AsyncClient(transport=transport, auth=auth) as client:
             responses = await asyncio.gather(*(client.get(RESOURCE) for _ in range(200)))
         return [r.status_code for r in responses]
 
