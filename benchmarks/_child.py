@@ -295,38 +295,14 @@ def status_library(directory: str) -> None:
 
     async def run() -> list[str]:
         store = TokenStore.default(directory)
-        lines = []
-        for resource in await store.resources():
-            rec = await store.get(resource)
-            if rec is not None and rec.tokens is not None:
-                lines.append(f"{resource} {rec.issuer} {rec.tokens.scope} {rec.tokens.expires_at}")
-        return lines
+        return [
+            f"{rec.resource} {rec.issuer} {rec.tokens.scope} {rec.tokens.expires_at}"
+            for rec in await store.records()
+            if rec.tokens is not None
+        ]
 
     lines = asyncio.run(run())
     sys.stdout.write("\n".join(lines) + "\n")
-
-
-def status_one_pass(directory: str) -> None:
-    """What-if: ``status`` reading each entry once (one scan with values), not list-then-get.
-
-    Uses the disk store's private scan, as a ``TokenStore.records()`` could; with the package
-    ``__init__`` skipped as a lazy one would be (see :func:`cli_lazy_init`).
-    """
-    import types
-
-    package = types.ModuleType("mcp_client_auth")
-    package.__path__ = _package_path()
-    sys.modules["mcp_client_auth"] = package
-    from mcp_client_auth.store.token_store import COLLECTION, TokenStore
-    from mcp_client_auth.tokens import ServerRecord
-
-    store = TokenStore.default(directory)
-    lines = []
-    for _path, entry in store.kv._scan(COLLECTION, value=True):  # type: ignore[attr-defined]
-        rec = ServerRecord.from_dict(entry["value"])
-        if rec.tokens is not None:
-            lines.append(f"{rec.resource} {rec.issuer} {rec.tokens.scope} {rec.tokens.expires_at}")
-    sys.stdout.write("\n".join(sorted(lines)) + "\n")
 
 
 def status_filetree(folder: str, keys_file: str) -> None:
@@ -480,7 +456,6 @@ MODES = {
     "concurrent-static": concurrent_static,
     "status-library": status_library,
     "status-filetree": status_filetree,
-    "status-one-pass": status_one_pass,
     "lookup": lookup,
     "memory-floor": memory_floor,
     "memory-ours": memory_ours,

@@ -719,6 +719,7 @@ def profile_parts(argv: Sequence[str], env: dict[str, str], box: Sandbox) -> str
         ("store/keys.py", "load_key", "key (keyring or key file)"),
         ("store/default.py", "open_default", "TokenStore.default()"),
         ("store/token_store.py", "resources", "listing"),
+        ("store/token_store.py", "records", "TokenStore.records"),
         ("store/token_store.py", "get", "TokenStore.get"),
         ("store/disk.py", "_decode", "decrypt + parse"),
         ("_portal.py", "run_sync", "sync portal (thread + loop)"),
@@ -1397,11 +1398,9 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
             commands["cli"] = cli
             if not quick:  # the same through the public interface
                 commands["library"] = [PY, CHILD, "status-library", str(home)]
-            # what-ifs: the same CLI without the package __init__'s eager imports; and one
-            # pass over the entries (each decrypted once) instead of list-then-get
+            # what-if: the same CLI without the package __init__'s eager imports
             if _eager_package_init(env):
                 commands["what-if lazy"] = [PY, CHILD, "cli-lazy-init", "status"]
-            commands["what-if one pass"] = [PY, CHILD, "status-one-pass", str(home)]
 
     def check(name: str, out: subprocess.CompletedProcess[str]) -> None:
         if out.returncode != 0:
@@ -1430,7 +1429,6 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
         status_row("cli", f"CLI status, {count:,} servers")
         if "what-if lazy" in times:
             status_row("what-if lazy", "what-if: CLI status, lazy __init__", verdict=False)
-        status_row("what-if one pass", "what-if: one pass over entries", verdict=False)
     else:
         why = cli_error or "mcp_client_auth/cli.py does not exist yet (being written)"
         report.add("6", f"CLI status, {count:,} servers", "n/a", "", "", "< 0.2 s (cpu)", "n/a")

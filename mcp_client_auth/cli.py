@@ -444,9 +444,8 @@ def _relative(seconds: float) -> str:
 
 
 def _absolute(moment: float) -> str:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    # time, not datetime: the same text, and `status` prints one per server
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(moment))
 
 
 def _iso_utc(moment: float) -> str:
@@ -517,16 +516,11 @@ def _record_json(record: ServerRecord, now: float) -> dict[str, Any]:
 
 
 def _load_records(store: TokenStore, url: str | None) -> list[ServerRecord]:
-    async def load() -> list[ServerRecord]:
-        resources = [url] if url else await store.resources()
-        records = []
-        for resource in resources:
-            record = await store.get(resource)
-            if record is not None:
-                records.append(record)
-        return records
-
-    return _run_now(load)
+    """The record of ``url``, else every record (one pass: each entry decrypted once)."""
+    if url is None:
+        return _run_now(store.records)
+    record = _run_now(lambda: store.get(url))
+    return [] if record is None else [record]
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -616,7 +610,8 @@ def cmd_logout(args: argparse.Namespace) -> int:
         return EXIT_OK
     store = _open_store(args.store)
     if args.all:
-        urls = _run_now(store.resources)
+        # each record is read again when its turn comes: earlier logouts take a while
+        urls = [record.resource for record in _run_now(store.records)]
         if not urls:
             report.info("Nothing stored, so nothing to log out of.")
             return EXIT_OK
@@ -824,13 +819,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         found.ok(f"Store folder: {folder} (folders 0700, files 0600, all yours)")
     try:
         store = _open_store(args.store)
-        resources = _run_now(store.resources)
+        records = _run_now(store.records)
     except StorageError as exc:
         found.problem(f"The store cannot be opened: {exc}")
         return _finish_doctor(head, found)
     _report_key(found, store.protection, probe)
     unreadable = store.unreadable_files()
-    summary = f"Entries: {len(resources)} stored, {len(unreadable)} unreadable"
+    summary = f"Entries: {len(records)} stored, {len(unreadable)} unreadable"
     if unreadable:
         found.problem(
             summary + " (set aside, not deleted; their servers ask for a new login)",

@@ -46,7 +46,8 @@ def is_header_safe(value: str) -> bool:
     Covers RFC 6750's b64token and RFC 6749's VSCHAR tokens; such a value can be put into an
     ``Authorization`` header without changing the header's meaning.
     """
-    return value.isascii() and all(0x21 <= ord(c) <= 0x7E for c in value)
+    # For ASCII, isprintable() is %x20-7E: the same test in C, not a loop over the characters
+    return value.isascii() and value.isprintable() and " " not in value
 
 
 def _opt_str(data: Mapping[str, Any], key: str) -> str | None:

@@ -313,8 +313,14 @@ class EncryptedKeyValue(BatchFromSingle):
         where: tuple[str, str],
         *,
         expect: tuple[str, str] | None,
+        named_by: int | None = None,
     ) -> dict[str, Any] | None:
-        """The entry (header fields and ``value``) in ``stored``, or None once set aside."""
+        """The entry (header fields and ``value``) in ``stored``, or None once set aside.
+
+        ``expect``: the (collection, key) its name is for; else ``named_by``: the index of the
+        key that named it, to check its name against its header (a listing sets aside exactly
+        what :meth:`get` would).
+        """
         token = stored.get("fernet")
         if not isinstance(token, str):
             await self._set_aside(where, stored, "it is not an encrypted entry")
@@ -339,7 +345,17 @@ class EncryptedKeyValue(BatchFromSingle):
         ):
             await self._set_aside(where, stored, "its content is not an entry")
             return None
-        if expect is not None and (entry["collection"], entry["key"]) != expect:
+        if expect is not None:
+            mismatch = (entry["collection"], entry["key"]) != expect
+        elif named_by is not None:
+            coll, key = entry["collection"], entry["key"]
+            mismatch = where != (
+                self.collection_name(coll, named_by),
+                self.entry_name(key, coll, key_index=named_by),
+            )
+        else:
+            mismatch = False
+        if mismatch:
             await self._set_aside(where, stored, "it holds a different entry than its name says")
             return None
         entry["value"] = value
@@ -427,9 +443,21 @@ class EncryptedKeyValue(BatchFromSingle):
 
     async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
         """Every live key in ``collection`` (decrypts each entry: the names are hashes)."""
+        return [key for key, _value in await self._live(collection, limit=limit)]
+
+    async def items(self, collection: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """Every live entry of ``collection`` as (key, value), each one fetched and decrypted
+        once: what :meth:`keys` then ``get_many`` give, in one pass instead of two."""
+        return await self._live(collection)
+
+    async def _live(
+        self, collection: str | None, *, limit: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(key, value) of each key in ``collection``, newest key's entry first, as :meth:`get`
+        finds it (unreadable entries are set aside)."""
         coll = collection or self.default_collection
         kv = await self._kv()
-        found: dict[str, None] = {}
+        found: dict[str, dict[str, Any]] = {}
         for index in range(len(self._keys)):
             hashed = self.collection_name(coll, index)
             names = [
@@ -441,12 +469,12 @@ class EncryptedKeyValue(BatchFromSingle):
             for name, stored in zip(names, values, strict=True):
                 if stored is None:
                     continue  # expired meanwhile
-                entry = await self._decode(stored, (hashed, name), expect=None)
-                if entry is not None and entry["collection"] == coll:
-                    found[entry["key"]] = None
+                entry = await self._decode(stored, (hashed, name), expect=None, named_by=index)
+                if entry is not None:
+                    found.setdefault(entry["key"], entry["value"])
                     if limit is not None and len(found) >= limit:
-                        return list(found)
-        return list(found)
+                        return list(found.items())
+        return list(found.items())
 
     async def aclose(self) -> None:
         await self.connections.aclose()

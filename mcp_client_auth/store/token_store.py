@@ -197,13 +197,7 @@ class TokenStore:
             raise StorageError(
                 f"could not read the token store ({self.description}): {exc}"
             ) from exc
-        if data is None:
-            return None
-        try:
-            return ServerRecord.from_dict(data)
-        except (ValueError, TypeError) as exc:
-            logger.warning("ignoring an unreadable stored record for %s: %s", resource, exc)
-            return None
+        return None if data is None else _record(resource, data)
 
     async def put(self, record: ServerRecord) -> None:
         try:
@@ -233,6 +227,36 @@ class TokenStore:
         result: list[str] = await keys(collection=self._collection)
         return sorted(result)
 
+    async def records(self) -> list[ServerRecord]:
+        """Every stored record, in the order of :meth:`resources`, each entry read once.
+
+        What :meth:`resources` then :meth:`get` for each give, without reading (and
+        decrypting) every entry twice: the disk and Redis stores list and read in one pass;
+        another store that can enumerate its keys answers ``keys`` then ``get_many``. An entry
+        that cannot be read is left out, as :meth:`get` leaves it: the disk and Redis stores
+        set it aside with a WARNING (:meth:`unreadable_files` lists the files), and a record
+        this version cannot read is logged and kept.
+        """
+        kv: Any = self._kv
+        if not hasattr(kv, "items") and not hasattr(kv, "keys"):
+            raise StorageError(f"this store ({self.description}) cannot list its entries")
+        try:
+            if hasattr(kv, "items"):
+                pairs: list[tuple[str, Any]] = await kv.items(collection=self._collection)
+            else:
+                names: list[str] = await kv.keys(collection=self._collection)
+                values = await kv.get_many(names, collection=self._collection)
+                pairs = list(zip(names, values, strict=True))
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(
+                f"could not read the token store ({self.description}): {exc}"
+            ) from exc
+        pairs.sort(key=_first)
+        found = (_record(resource, data) for resource, data in pairs if data is not None)
+        return [record for record in found if record is not None]
+
     async def aclose(self) -> None:
         """Close what the store holds open for the running event loop (a Redis connection)."""
         close: Any = getattr(self._kv, "aclose", None)
@@ -241,3 +265,16 @@ class TokenStore:
 
     def __repr__(self) -> str:
         return f"TokenStore({self.description})"
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
+
+
+def _record(resource: str, data: Mapping[str, Any]) -> ServerRecord | None:
+    """The record in a stored value; None, with a WARNING, when it is not one (it is kept)."""
+    try:
+        return ServerRecord.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        logger.warning("ignoring an unreadable stored record for %s: %s", resource, exc)
+        return None
