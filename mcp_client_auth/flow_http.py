@@ -97,19 +97,14 @@ def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
         response.close()
         response = _open_sync(client, effect, location)
     try:
-        _refuse_other_origin(effect, response)
-        if _announced_large(response):
-            raise _too_large(effect)
-        body = bytearray()
+        body = _CappedBody(effect, response)
         for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise _too_large(effect)
+            body.add(chunk)
     except _transport_error(client) as exc:
         raise _unreachable(effect, exc) from None
     finally:
         response.close()
-    return _effect_response(response, bytes(body))
+    return body.effect_response()
 
 
 def _open_sync(client: Any, effect: HttpRequest, url: str) -> Any:
@@ -132,19 +127,14 @@ async def send_async(client: Any, effect: HttpRequest) -> HttpResponse:
         await response.aclose()
         response = await _open_async(client, effect, location)
     try:
-        _refuse_other_origin(effect, response)
-        if _announced_large(response):
-            raise _too_large(effect)
-        body = bytearray()
+        body = _CappedBody(effect, response)
         async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise _too_large(effect)
+            body.add(chunk)
     except _transport_error(client) as exc:
         raise _unreachable(effect, exc) from None
     finally:
         await response.aclose()
-    return _effect_response(response, bytes(body))
+    return body.effect_response()
 
 
 async def _open_async(client: Any, effect: HttpRequest, url: str) -> Any:
@@ -207,23 +197,35 @@ def _unreachable(effect: HttpRequest, exc: Exception) -> Exception:
     return effect.error(f"could not reach {effect.url} for the {effect.what}: {exc}.{kept}")
 
 
-def _announced_large(response: Any) -> bool:
-    """A body announced as over 1 MiB is refused before a byte of it is read."""
-    length = response.headers.get("content-length", "")
-    return bool(length.isascii() and length.isdigit() and int(length) > MAX_BODY)
+class _CappedBody:
+    """The answer to one flow request, refused once it passes 1 MiB (announced or streamed)."""
 
+    def __init__(self, effect: HttpRequest, response: Any) -> None:
+        _refuse_other_origin(effect, response)
+        self.effect = effect
+        self.response = response
+        self.data = bytearray()
+        length = response.headers.get("content-length", "")
+        if length.isascii() and length.isdigit() and int(length) > MAX_BODY:
+            raise self._too_large()
 
-def _too_large(effect: HttpRequest) -> Exception:
-    return effect.error(
-        f"the {effect.what} response from {effect.url} is larger than 1 MiB; refusing it"
-    )
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk
+        if len(self.data) > MAX_BODY:
+            raise self._too_large()
 
+    def _too_large(self) -> Exception:
+        effect = self.effect
+        return effect.error(
+            f"the {effect.what} response from {effect.url} is larger than 1 MiB; refusing it"
+        )
 
-def _effect_response(response: Any, body: bytes) -> HttpResponse:
-    return HttpResponse(
-        status_code=response.status_code,
-        headers={k.lower(): v for k, v in response.headers.items()},
-        body=body,
-        url=str(response.url),
-        challenges=tuple(response.headers.get_list("www-authenticate")),
-    )
+    def effect_response(self) -> HttpResponse:
+        response = self.response
+        return HttpResponse(
+            status_code=response.status_code,
+            headers={k.lower(): v for k, v in response.headers.items()},
+            body=bytes(self.data),
+            url=str(response.url),
+            challenges=tuple(response.headers.get_list("www-authenticate")),
+        )

@@ -47,6 +47,17 @@ PROCESSES = 8
 AT_TTL = "300"  # longer than the provider's 60 s leeway: a fresh token is valid
 AHEAD = 400.0  # the children's clock: past the stored token's expiry, within the new one's
 
+# In each child: every request sent, the provider's own (``transport=``) and the caller's.
+RECORDING = """sent = []
+
+class Recording(httpx.HTTPTransport):
+    def handle_request(self, request):
+        sent.append(f"{request.method} {request.url}")
+        return super().handle_request(request)
+
+recording = Recording()
+"""
+
 CHILD = textwrap.dedent(
     """
     import contextlib, hashlib, json, sys, time
@@ -68,14 +79,7 @@ CHILD = textwrap.dedent(
         store = TokenStore(
             store.kv, lock=no_lock, description=store.description, protection=store.protection
         )
-    sent = []
-
-    class Recording(httpx.HTTPTransport):  # every request: the provider's and the caller's
-        def handle_request(self, request):
-            sent.append(f"{request.method} {request.url}")
-            return super().handle_request(request)
-
-    recording = Recording()
+    {RECORDING}
     provider = OAuthClientProvider(
         resource,
         store=store,
@@ -99,7 +103,7 @@ CHILD = textwrap.dedent(
     result["sent"] = sent
     print(json.dumps(result), flush=True)
     """
-)
+).replace("{RECORDING}", RECORDING)
 
 
 def token_hash(token: str) -> str:
@@ -298,14 +302,7 @@ RESTART = textwrap.dedent(
     from mcp_client_auth import OAuthClientProvider, TokenStore
 
     where, resource, ahead = sys.argv[1:4]
-    sent = []
-
-    class Recording(httpx.HTTPTransport):  # every request: the provider's and the caller's
-        def handle_request(self, request):
-            sent.append(f"{request.method} {request.url}")
-            return super().handle_request(request)
-
-    recording = Recording()
+    {RECORDING}
     provider = OAuthClientProvider(
         resource,
         store=TokenStore.default(where),
@@ -318,7 +315,7 @@ RESTART = textwrap.dedent(
         response = client.post(resource, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     print(json.dumps({"status": response.status_code, "sent": sent}))
     """
-)
+).replace("{RECORDING}", RECORDING)
 
 
 @pytest.mark.usefixtures("store_key")
