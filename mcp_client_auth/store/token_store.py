@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageError
@@ -187,37 +187,29 @@ class TokenStore:
         """Hold this across read-refresh-write so other processes do not refresh too."""
         return self._lock_factory(resource)
 
-    async def get(self, resource: str) -> ServerRecord | None:
-        """The record for ``resource``; ``None`` when absent or unreadable (logged, kept)."""
+    @contextlib.contextmanager
+    def _failing_as(self, action: str) -> Iterator[None]:
+        """Any error of the store underneath, as a :class:`StorageError` saying ``action``."""
         try:
-            data = await self._kv.get(resource, collection=self._collection)
+            yield
         except StorageError:
             raise
         except Exception as exc:
-            raise StorageError(
-                f"could not read the token store ({self.description}): {exc}"
-            ) from exc
+            raise StorageError(f"could not {action} ({self.description}): {exc}") from exc
+
+    async def get(self, resource: str) -> ServerRecord | None:
+        """The record for ``resource``; ``None`` when absent or unreadable (logged, kept)."""
+        with self._failing_as("read the token store"):
+            data = await self._kv.get(resource, collection=self._collection)
         return None if data is None else _record(resource, data)
 
     async def put(self, record: ServerRecord) -> None:
-        try:
+        with self._failing_as("write the token store"):
             await self._kv.put(record.resource, record.to_dict(), collection=self._collection)
-        except StorageError:
-            raise
-        except Exception as exc:
-            raise StorageError(
-                f"could not write the token store ({self.description}): {exc}"
-            ) from exc
 
     async def delete(self, resource: str) -> bool:
-        try:
+        with self._failing_as("remove a record from the token store"):
             return await self._kv.delete(resource, collection=self._collection)
-        except StorageError:
-            raise
-        except Exception as exc:
-            raise StorageError(
-                f"could not remove a record from the token store ({self.description}): {exc}"
-            ) from exc
 
     async def resources(self) -> list[str]:
         """Every stored resource URL, where the store can enumerate its keys."""
@@ -240,19 +232,13 @@ class TokenStore:
         kv: Any = self._kv
         if not hasattr(kv, "items") and not hasattr(kv, "keys"):
             raise StorageError(f"this store ({self.description}) cannot list its entries")
-        try:
+        with self._failing_as("read the token store"):
             if hasattr(kv, "items"):
                 pairs: list[tuple[str, Any]] = await kv.items(collection=self._collection)
             else:
                 names: list[str] = await kv.keys(collection=self._collection)
                 values = await kv.get_many(names, collection=self._collection)
                 pairs = list(zip(names, values, strict=True))
-        except StorageError:
-            raise
-        except Exception as exc:
-            raise StorageError(
-                f"could not read the token store ({self.description}): {exc}"
-            ) from exc
         pairs.sort(key=_first)
         found = (_record(resource, data) for resource, data in pairs if data is not None)
         return [record for record in found if record is not None]
