@@ -731,7 +731,11 @@ class AuthFlow:
     def logout(
         self, *, revoke: bool = True, forget_client: bool = False
     ) -> Generator[Effect, Any, LogoutResult]:
-        """Revoke the refresh token, then the access token, where the server can; forget them."""
+        """Revoke the refresh token, then the access token, where the server can; forget them.
+
+        The tokens are forgotten whatever the server answers, and also when it cannot be
+        reached: the user asked to be logged out here first. What failed is in ``errors``.
+        """
         record = yield from self.load()
         if record is None:
             return LogoutResult()
@@ -750,13 +754,17 @@ class AuthFlow:
             for hint, value in candidates:
                 if not value:
                     continue
-                response: HttpResponse = yield HttpRequest.post_form(
-                    endpoint,
-                    {"token": value, "token_type_hint": hint, **auth_form},
-                    what="token revocation",
-                    error=TokenError,
-                    headers=headers,
-                )
+                try:
+                    response: HttpResponse = yield HttpRequest.post_form(
+                        endpoint,
+                        {"token": value, "token_type_hint": hint, **auth_form},
+                        what="token revocation",
+                        error=TokenError,
+                        headers=headers,
+                    )
+                except TokenError as exc:  # unreachable: the tokens are forgotten all the same
+                    errors.append(f"{hint}: {exc}")
+                    break
                 if response.status_code == 200:
                     revoked.append(hint)
                 else:

@@ -261,12 +261,15 @@ class OAuthClientProvider(AuthBase):
         try:
             while True:
                 try:
-                    item = steps.send(value)
+                    item = _resume(steps, value)
                 except StopIteration as stop:
                     return stop.value
                 value = None
                 if isinstance(item, HttpRequest):
-                    value = await send_async(client, item)
+                    try:
+                        value = await send_async(client, item)
+                    except MCPAuthError as exc:
+                        value = _Failed(exc)
                 else:
                     value = await self._local_effect(item, held)
         finally:
@@ -454,7 +457,7 @@ class OAuthClientProvider(AuthBase):
         try:
             while True:
                 try:
-                    item = steps.send(value)
+                    item = _resume(steps, value)
                 except StopIteration:
                     return
                 value = None
@@ -463,7 +466,10 @@ class OAuthClientProvider(AuthBase):
                 elif isinstance(item, HttpRequest):
                     if client is None:
                         client = self._http.sync_client(self._http.library(request))
-                    value = send_sync(client, item)
+                    try:
+                        value = send_sync(client, item)
+                    except MCPAuthError as exc:
+                        value = _Failed(exc)
                 elif item is _LOCK:
                     self._thread_lock.acquire()
                     try:
@@ -520,7 +526,7 @@ class OAuthClientProvider(AuthBase):
         try:
             while True:
                 try:
-                    item = steps.send(value)
+                    item = _resume(steps, value)
                 except StopIteration:
                     return
                 value = None
@@ -529,7 +535,10 @@ class OAuthClientProvider(AuthBase):
                 elif isinstance(item, HttpRequest):
                     if client is None:
                         client = self._http.async_client(self._http.library(request))
-                    value = await send_async(client, item)
+                    try:
+                        value = await send_async(client, item)
+                    except MCPAuthError as exc:
+                        value = _Failed(exc)
                 else:
                     value = await self._local_effect(item, held)
         finally:
@@ -629,6 +638,20 @@ class OAuthClientProvider(AuthBase):
                 )
             return None
         raise MCPAuthError(f"unknown flow effect {type(effect).__name__}")  # pragma: no cover
+
+
+class _Failed:
+    """A flow request that could not be sent: raised inside the flow, which may handle it."""
+
+    def __init__(self, error: MCPAuthError) -> None:
+        self.error = error
+
+
+def _resume(steps: Generator[Any, Any, Any], value: Any) -> Any:
+    """The flow's next step, given what its last one produced (or the error it raised)."""
+    if isinstance(value, _Failed):
+        return steps.throw(value.error)
+    return steps.send(value)
 
 
 def _asks_for_nonce(challenges: Sequence[Challenge]) -> bool:

@@ -119,6 +119,21 @@ def test_get_token_with_as_unreachable_says_retry(as_mock: Hostile) -> None:
         provider(as_mock, store, clock=later).get_token()
 
 
+@pytest.mark.parametrize("kind", ["connect", "timeout"])
+def test_logout_with_revocation_unreachable_still_forgets(as_mock: Hostile, kind: str) -> None:
+    """The user asked to be logged out: the tokens go, and the result says what failed."""
+    store, before = logged_in(as_mock)
+    as_mock.hooks["revoke"] = unreachable(kind)
+    result = provider(as_mock, store).logout()
+    assert result.forgotten and result.revoked == ()
+    [error] = result.errors  # the access token is not tried once the server is unreachable
+    assert error.startswith("refresh_token: could not reach https://auth.example.com/revoke")
+    assert [s for s in as_mock.secrets if s in error] == []
+    record = stored(store, as_mock)
+    assert record is not None and record.tokens is None
+    assert record.client == before.client  # the registration is kept (no forget_client)
+
+
 # -- the refresh token refused -------------------------------------------------------------------
 
 
