@@ -39,10 +39,10 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-# dpop=False throughout: the provider uses DPoP wherever the authorization server advertises it
-# (oidc-provider does), and tests/realas/rs_server.py accepts only Bearer tokens, so a DPoP-bound
-# token is refused there (the known issue of test_mcp_clients.py, DPOP_BUG). Refresh rotation,
-# which these tests are about, is the same either way.
+# dpop=False throughout: these tests are about refresh-token rotation, which is the same with
+# DPoP or without, and Bearer keeps each child's requests to what the tests count. (With the
+# default, dpop=None, the provider would use Bearer here too: tests/realas/rs_server.py offers
+# only the Bearer scheme.)
 PROCESSES = 8
 AT_TTL = "300"  # longer than the provider's 60 s leeway: a fresh token is valid
 AHEAD = 400.0  # the children's clock: past the stored token's expiry, within the new one's
