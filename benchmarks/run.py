@@ -40,7 +40,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -968,10 +968,17 @@ def section_concurrency(report: Report, quick: bool, box: Sandbox, server: Local
 
         return handler
 
-    async def burst(auth: Any, headers: dict[str, str] | None) -> tuple[float, Counter[str], int]:
+    def burst(
+        make: Callable[[Any], tuple[Any, dict[str, str] | None]],
+    ) -> tuple[float, Counter[str], int]:
         counts: Counter[str] = Counter()
-        valid = {TOKEN}
-        transport = httpx2.MockTransport(make_handler(counts, valid))
+        transport = httpx2.MockTransport(make_handler(counts, {TOKEN}))
+        auth, headers = make(transport)  # ours sends its token request there too (transport=)
+        return asyncio.run(send_all(transport, auth, headers, counts))
+
+    async def send_all(
+        transport: Any, auth: Any, headers: dict[str, str] | None, counts: Counter[str]
+    ) -> tuple[float, Counter[str], int]:
         async with httpx2.AsyncClient(transport=transport, auth=auth, headers=headers) as c:
             start = time.perf_counter()
             results = await asyncio.gather(
@@ -998,14 +1005,13 @@ def section_concurrency(report: Report, quick: bool, box: Sandbox, server: Local
         "mcp SDK": [],
     }
     for r in range(rounds):
-        variants: list[tuple[str, Callable[[], tuple[Any, Any]]]] = [
-            ("static", lambda: (None, {"Authorization": f"Bearer {TOKEN}"})),
-            ("ours", lambda: (_our_provider(URL, expires_in=-10), None)),
-            ("mcp SDK", lambda: (sdk_expired(), None)),
+        variants: list[tuple[str, Callable[[Any], tuple[Any, Any]]]] = [
+            ("static", lambda t: (None, {"Authorization": f"Bearer {TOKEN}"})),
+            ("ours", lambda t: (_our_provider(URL, expires_in=-10, transport=t), None)),
+            ("mcp SDK", lambda t: (sdk_expired(), None)),
         ]
         for name, make in variants[r % 3 :] + variants[: r % 3]:
-            auth, headers = make()
-            results[name].append(asyncio.run(burst(auth, headers)))
+            results[name].append(burst(make))
 
     def token_requests(name: str) -> int:
         return max(
@@ -1272,12 +1278,13 @@ def section_first_login(report: Report, quick: bool) -> None:
             return parts.path.strip("/")
         return "other"
 
-    async def session(auth: Any) -> tuple[float, Counter[str]]:
+    async def session(make: Callable[[Any], Any]) -> tuple[float, Counter[str]]:
         counts: Counter[str] = Counter()
 
         async def hook(request: Any) -> None:
             counts[kind(str(request.url))] += 1
 
+        auth = make(hook)
         start = time.perf_counter()
         async with (
             httpx2.AsyncClient(auth=auth, event_hooks={"request": [hook]}) as http,
@@ -1290,12 +1297,21 @@ def section_first_login(report: Report, quick: bool) -> None:
         counts["browser (authorize)"] += 1
         return elapsed, counts
 
-    def ours() -> Any:
+    def ours(hook: Callable[[Any], Awaitable[None]]) -> Any:
+        class Counting(httpx2.AsyncHTTPTransport):  # the provider's own requests (transport=)
+            async def handle_async_request(self, request: Any) -> Any:
+                await hook(request)
+                return await super().handle_async_request(request)
+
         return OAuthClientProvider(
-            mcp_url, client_name="bench", store=TokenStore.memory(), login=browser
+            mcp_url,
+            client_name="bench",
+            store=TokenStore.memory(),
+            login=browser,
+            transport=Counting(),
         )
 
-    def sdk() -> Any:
+    def sdk(hook: Callable[[Any], Awaitable[None]]) -> Any:  # sends through the caller's client
         landing: dict[str, str] = {}
 
         async def redirect_handler(url: str) -> None:
@@ -1319,7 +1335,7 @@ def section_first_login(report: Report, quick: bool) -> None:
         for r in range(rounds + 1):  # the first round warms both up
             pairs = [("ours", ours), ("mcp SDK", sdk)]
             for name, make in pairs if r % 2 == 0 else pairs[::-1]:
-                result = asyncio.run(session(make()))
+                result = asyncio.run(session(make))
                 if r:
                     runs[name].append(result)
     finally:
