@@ -647,8 +647,9 @@ def _logout_one(url: str, store: TokenStore, forget_client: bool, report: Report
     try:
         result = _run(provider.alogout(revoke=True, forget_client=forget_client))
     except MCPAuthError as exc:
-        # Revocation could not even be tried (the server is unreachable, say): the tokens are
-        # still forgotten here, which is what the user asked for first.
+        # Revocation could not be tried at all (a revocation endpoint on plain http, say; an
+        # unreachable one is in result.errors): the tokens are still forgotten here, which is
+        # what the user asked for first.
         failure = str(exc)
         result = _run(provider.alogout(revoke=False, forget_client=forget_client))
     finally:
