@@ -142,12 +142,17 @@ class StartLogin:
 
 @dataclass(frozen=True, repr=False)
 class CompleteLogin:
-    """Send the user through ``url``; returns the URL the browser was sent back to."""
+    """Send the user through ``url``; returns the URL the browser was sent back to.
+
+    ``check`` is the flow's check of that URL (raises AuthorizationError), which the driver
+    hands to the session (:meth:`LoginSession.check_callbacks_with`) before it waits.
+    """
 
     session: LoginSession
     url: str
     state: str
     timeout: float
+    check: Callable[[str], object] | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ them with httpx or httpx2, sync or async; the clock is passed in. The provider c
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -440,10 +441,13 @@ class AuthFlow:
         endpoint = require_secure_url(
             metadata["authorization_endpoint"], what="the authorization endpoint"
         )
-        callback = yield CompleteLogin(
-            session, _with_query(endpoint, params), state, settings.login_timeout
+        check = functools.partial(
+            self._check_callback, state=state, issuer=found.issuer, metadata=metadata
         )
-        code = self._check_callback(callback, state=state, issuer=found.issuer, metadata=metadata)
+        callback = yield CompleteLogin(
+            session, _with_query(endpoint, params), state, settings.login_timeout, check
+        )
+        code = check(callback)
         form = {
             "grant_type": "authorization_code",
             "code": code,

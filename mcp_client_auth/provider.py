@@ -593,6 +593,8 @@ class OAuthClientProvider(AuthBase):
             sessions.append(session)
             return session
         if isinstance(effect, CompleteLogin):
+            if effect.check is not None:
+                effect.session.check_callbacks_with(effect.check)
             return await effect.session.complete(
                 effect.url, state=effect.state, timeout=effect.timeout
             )

@@ -46,6 +46,13 @@ class LoginSession(abc.ABC):
         """Release what ``start`` acquired (a listening socket, say). Safe to call twice."""
         return None
 
+    def check_callbacks_with(self, check: Callable[[str], object]) -> None:
+        """The flow's own check of a callback URL (state, RFC 9207 ``iss``, a code), given
+        before :meth:`complete`. A session that shows the user a page (the loopback listener)
+        uses it to say "refused" rather than "signed in" for an answer the flow will refuse.
+        Others may ignore it: the flow checks the URL :meth:`complete` returns in any case."""
+        return None
+
 
 class Login(abc.ABC):
     """A strategy for the interactive step: browser, paste-back, device code, or your own."""

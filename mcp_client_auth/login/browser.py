@@ -42,6 +42,7 @@ from .pages import (
     finished_page,
     method_not_allowed_page,
     not_found_page,
+    refused_page,
     state_mismatch_page,
     success_page,
 )
@@ -224,6 +225,7 @@ class BrowserLoginSession(LoginSession):
         self._closing = False
         self._result: asyncio.Future[_Outcome] | None = None
         self._state: str | None = None
+        self._check: Callable[[str], object] | None = None
         self._claimed = False
         self._used = False
         self._status: StatusLine | None = None
@@ -232,6 +234,9 @@ class BrowserLoginSession(LoginSession):
     def port(self) -> int | None:
         """The listening port; None when nothing listens (a non-loopback redirect URI)."""
         return self._target.port if self._target is not None else None
+
+    def check_callbacks_with(self, check: Callable[[str], object]) -> None:
+        self._check = check
 
     async def complete(self, authorization_url: str, *, state: str, timeout: float) -> str:
         if self._used:
@@ -490,11 +495,19 @@ class BrowserLoginSession(LoginSession):
                 return method, error_page(exc.error or "error", exc.description), None
             self._claimed = True
             return method, error_page(exc.error or "error", exc.description), _Outcome(error=exc)
+        redirect = urlsplit(self.redirect_uri)
+        url = urlunsplit((redirect.scheme, redirect.netloc, target.path, target.query, ""))
+        if self._check is not None:
+            try:
+                self._check(url)  # the flow's own verdict (iss, RFC 9207), before "signed in"
+            except AuthorizationError as exc:
+                if method == "HEAD":
+                    return method, refused_page(), None
+                self._claimed = True
+                return method, refused_page(), _Outcome(error=exc)
         if method == "HEAD":
             return method, success_page(), None
         self._claimed = True
-        redirect = urlsplit(self.redirect_uri)
-        url = urlunsplit((redirect.scheme, redirect.netloc, target.path, target.query, ""))
         return method, success_page(), _Outcome(url=url)
 
     def _host_allowed(self, host: str | None) -> bool:

@@ -21,6 +21,7 @@ __all__ = [
     "finished_page",
     "method_not_allowed_page",
     "not_found_page",
+    "refused_page",
     "state_mismatch_page",
     "success_page",
 ]
@@ -108,6 +109,24 @@ def error_page(error: str, description: str | None) -> Page:
             html.escape(lead),
             said + ".",
             "You can close this tab; the application shows what to do next.",
+        ],
+    )
+
+
+def refused_page() -> Page:
+    """The answer belongs to this login, but the application refuses it: it names another
+    authorization server as its issuer, or none where one was promised (RFC 9207). The browser
+    must not say "signed in"; the page quotes nothing from the answer (which a mix-up attacker
+    wrote), and the application's error gives the details."""
+    return _render(
+        400,
+        "Bad Request",
+        "bad",
+        "Sign-in refused",
+        [
+            "The application refused the answer that came back: it does not show that it comes "
+            "from the authorization server this sign-in started with, so it was not used.",
+            "You can close this tab; the application shows what happened and what to do next.",
         ],
     )
 

@@ -36,6 +36,7 @@ class Browser:
         self.servers = servers
         self.script = script
         self.answers: list[tuple[str, int | None]] = []
+        self.pages: list[str] = []  # what the browser showed, one per answered request
         self.error: BaseException | None = None
         self.done = threading.Event()
 
@@ -57,7 +58,9 @@ class Browser:
 
     def get(self, url: str) -> int | None:
         try:
-            status: int | None = httpx.get(url, timeout=5, trust_env=False).status_code
+            response = httpx.get(url, timeout=5, trust_env=False)
+            status: int | None = response.status_code
+            self.pages.append(response.text)
         except httpx.HTTPError:
             status = None  # the listener is gone: the login is over
         self.answers.append((url, status))
@@ -118,10 +121,16 @@ def test_iss_of_another_server_is_refused() -> None:
     def script(b: Browser, url: str) -> None:
         b.get(b.callback(url, iss=EVIL))
 
-    result, _browser, _, store = login_with(servers, script)
+    result, browser, _, store = login_with(servers, script)
     assert_clean(
         result, AuthorizationError, r"issuer 'https://evil.example'.*mix-up", servers.secrets
     )
+    # the browser says so too, not "Signed in" (the listener asks the flow before answering)
+    assert browser.answers[0][1] == 400
+    [page] = browser.pages
+    assert "Sign-in refused" in page and "Signed in" not in page
+    assert "evil.example" not in page  # nothing the attacker wrote
+    assert [s for s in servers.secrets if s in page] == []
     assert servers.token_requests() == []  # the code was never sent anywhere
     record = stored(store, servers)
     assert record is not None and record.tokens is None

@@ -609,3 +609,28 @@ async def test_device_fallback_ui(output: io.StringIO) -> None:
     text = output.getvalue()
     assert "https://as.example/device" in text and "ABCD-EFGH" in text
     assert "Waiting for you to approve" in text
+
+
+async def test_a_callback_the_flow_refuses_shows_refused_not_signed_in(
+    output: io.StringIO, client: httpx.AsyncClient
+) -> None:
+    """The flow's check (here: RFC 9207 iss) runs before the page: no "Signed in" for an
+    answer that will be refused; a HEAD prefetch of it does not end the login."""
+    session = await start(BrowserLogin(opener=opens, output=output))
+
+    def check(url: str) -> None:
+        if parse_qs(urlsplit(url).query).get("iss") != ["https://as.example"]:
+            raise AuthorizationError("the authorization response came from another issuer")
+
+    session.check_callbacks_with(check)
+    task = completing(session)
+    await wait_listening(session)
+    wrong = callback(session, code=CODE, state=STATE, iss="https://evil.example")
+    head = await client.head(wrong)
+    assert head.status_code == 400 and not task.done()
+    response = await client.get(wrong)
+    assert response.status_code == 400
+    assert "Sign-in refused" in response.text and "Signed in" not in response.text
+    assert "evil.example" not in response.text and CODE not in response.text
+    with pytest.raises(AuthorizationError, match="another issuer"):
+        await task

@@ -23,6 +23,7 @@ ALL_PAGES = [
     pages.finished_page(),
     pages.not_found_page(),
     pages.method_not_allowed_page(),
+    pages.refused_page(),
 ]
 
 
