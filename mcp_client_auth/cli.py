@@ -385,6 +385,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         redirect_port=args.port,
         store=store,
         login=_make_login(args.method, args.port),
+        issuer=args.issuer,
         # Tokens from this tool are mostly handed to other programs (curl, scripts), which
         # cannot make DPoP proofs: bearer tokens unless asked.
         dpop=bool(args.dpop),
@@ -948,6 +949,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     login.add_argument(
         "--client-metadata-url", metavar="U", help="this client's ID metadata document (https)"
+    )
+    login.add_argument(
+        "--issuer",
+        metavar="URL",
+        help=(
+            "the authorization server to use (its issuer, exactly); a server that does not "
+            "list it is refused"
+        ),
     )
     login.add_argument(
         "--port", type=int, metavar="N", help="fixed loopback port for the redirect URI"

@@ -42,6 +42,7 @@ class ClientCredentials(OAuthClientProvider):
         dpop: bool | None = None,
         verify: ssl.SSLContext | str | bool = True,
         transport: Any = None,
+        issuer: str | None = None,
     ) -> None:
         if not client_id:
             raise ConfigurationError("ClientCredentials needs a client_id")
@@ -61,6 +62,7 @@ class ClientCredentials(OAuthClientProvider):
             dpop=dpop,
             verify=verify,
             transport=transport,
+            issuer=issuer,
         )
         self._flow.settings = replace(
             self._flow.settings,
@@ -102,6 +104,7 @@ class IdentityAssertion(OAuthClientProvider):
         dpop: bool | None = None,
         verify: ssl.SSLContext | str | bool = True,
         transport: Any = None,
+        issuer: str | None = None,
     ) -> None:
         super().__init__(
             server_url,
@@ -115,6 +118,7 @@ class IdentityAssertion(OAuthClientProvider):
             dpop=dpop,
             verify=verify,
             transport=transport,
+            issuer=issuer,
         )
         self._assertion: AssertionSource | None = None
         exchange: IdJagExchange | None = None

@@ -10,7 +10,7 @@ no metadata either.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from .effects import Effect, HttpRequest, HttpResponse
 from .errors import DiscoveryError
 from .metadata import (
     authorization_server_metadata_urls,
+    clean_text,
     fallback_server_metadata,
     origin,
     parse_json_document,
@@ -28,7 +29,7 @@ from .metadata import (
     validate_server_metadata,
 )
 
-__all__ = ["Discovered", "discover", "discover_server_metadata"]
+__all__ = ["Discovered", "choose_authorization_server", "discover", "discover_server_metadata"]
 
 logger = logging.getLogger("mcp_client_auth.discovery")
 
@@ -104,18 +105,45 @@ def discover_server_metadata(
     )
 
 
-def discover(server_url: str, header_url: str | None) -> Generator[Effect, Any, Discovered]:
+def choose_authorization_server(
+    servers: Sequence[str], expected: str | None, server_url: str, *, why: str = "issuer="
+) -> str:
+    """The authorization server to use: the first the resource lists (RFC 9728), or the one the
+    user expects (``issuer=``), which it must list. A resource that names only others is
+    refused before any request reaches them: a pre-registered client's secret, say, is for the
+    server it was registered at."""
+    if expected is None:
+        return servers[0]
+    if expected in servers:
+        return expected
+    named = ", ".join(clean_text(s, 200) for s in servers[:3])
+    raise DiscoveryError(
+        f"{server_url} names the authorization server {named}, not {expected} ({why}); "
+        "refusing to contact it"
+    )
+
+
+def discover(
+    server_url: str,
+    header_url: str | None,
+    *,
+    expected_issuer: str | None = None,
+    why: str = "issuer=",
+) -> Generator[Effect, Any, Discovered]:
     """Run discovery for ``server_url`` from a 401's ``resource_metadata`` (or none)."""
     resource_metadata = yield from discover_resource_metadata(server_url, header_url)
     if resource_metadata is None:
         issuer = origin(server_url)
         server_metadata = yield from discover_server_metadata(issuer, legacy_server_url=server_url)
+        choose_authorization_server(
+            [server_metadata["issuer"]], expected_issuer, server_url, why=why
+        )
         return Discovered(server_url, server_metadata["issuer"], server_metadata, None)
     servers = resource_metadata.get("authorization_servers") or []
     if not servers:
         raise DiscoveryError(
             f"the protected resource metadata of {server_url} names no authorization server"
         )
-    issuer = servers[0]
+    issuer = choose_authorization_server(servers, expected_issuer, server_url, why=why)
     server_metadata = yield from discover_server_metadata(issuer)
     return Discovered(resource_metadata["resource"], issuer, server_metadata, resource_metadata)

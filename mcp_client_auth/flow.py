@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from .discovery import (
     Discovered,
+    choose_authorization_server,
     discover,
     discover_resource_metadata,
     discover_server_metadata,
@@ -112,6 +113,8 @@ class FlowSettings:
     # Bearer token is refused), False = never
     dpop: bool | None = None
     token_exchange: IdJagExchange | None = None  # the jwt-bearer assertion is an ID-JAG
+    # the authorization server the user expects (its issuer): no other one is ever contacted
+    issuer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -287,9 +290,14 @@ class AuthFlow:
                 self.settings.server_url, header_url
             )
             servers = (resource_metadata or {}).get("authorization_servers") or []
-            if resource_metadata is None or not servers or servers[0] == record.issuer:
+            if resource_metadata is None or not servers:
                 return None
-            issuer = servers[0]
+            expected, why = self._expected_issuer()
+            issuer = choose_authorization_server(
+                servers, expected, self.settings.server_url, why=why
+            )
+            if issuer == record.issuer:
+                return None
             logger.info("%s now names the authorization server %s", record.resource, issuer)
             server_metadata = yield from discover_server_metadata(issuer)
         except DiscoveryError as exc:
@@ -299,7 +307,27 @@ class AuthFlow:
 
     def _discover(self, challenge: Challenge | None) -> Generator[Effect, Any, Discovered]:
         header_url = challenge.param("resource_metadata") if challenge else None
-        return (yield from discover(self.settings.server_url, header_url))
+        expected, why = self._expected_issuer()
+        return (
+            yield from discover(
+                self.settings.server_url, header_url, expected_issuer=expected, why=why
+            )
+        )
+
+    def _expected_issuer(self) -> tuple[str | None, str]:
+        """The only authorization server this client may use, and why: ``issuer=``; else, for
+        credentials the user gave (a pre-registered secret or private key), the server they
+        were first used with, since they are that server's. ``None``: whichever is listed."""
+        if self.settings.issuer is not None:
+            return self.settings.issuer, "issuer="
+        record = self.record
+        own_credentials = self.settings.client.client_secret or self.settings.private_key
+        if own_credentials and record is not None and record.issuer is not None:
+            return record.issuer, (
+                "the server this client's credentials were first used with; pass issuer= "
+                "to move them, or forget the client (logout --forget-client)"
+            )
+        return None, "issuer="
 
     # -- refresh -------------------------------------------------------------------------
 

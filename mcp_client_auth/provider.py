@@ -38,7 +38,13 @@ from .effects import (
     Sleep,
     StartLogin,
 )
-from .errors import AuthorizationError, DiscoveryError, MCPAuthError, TokenError
+from .errors import (
+    AuthorizationError,
+    ConfigurationError,
+    DiscoveryError,
+    MCPAuthError,
+    TokenError,
+)
 from .flow import AuthFlow, FlowSettings, LogoutResult
 from .flow_http import FlowHttp, send_async, send_sync
 from .login.base import CallbackLogin, Login, LoginCallable, LoginSession
@@ -48,6 +54,7 @@ from .metadata import (
     find_challenge,
     origin,
     parse_www_authenticate,
+    require_secure_url,
 )
 from .registration import ClientSettings
 from .store.token_store import TokenStore
@@ -91,6 +98,15 @@ def _resolve_login(login: Login | LoginCallable | None, port: int | None) -> Log
     return BrowserLogin(port=port)
 
 
+def _expected_issuer(issuer: str | None) -> str | None:
+    if issuer is None:
+        return None
+    try:
+        return require_secure_url(issuer, what="issuer=")
+    except DiscoveryError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
 def _scopes(scopes: str | Sequence[str] | None) -> tuple[str, ...] | None:
     if scopes is None:
         return None
@@ -127,6 +143,7 @@ class OAuthClientProvider(AuthBase):
         dpop: bool | None = None,
         verify: ssl.SSLContext | str | bool = True,
         transport: Any = None,
+        issuer: str | None = None,
     ) -> None:
         """``dpop``: sender-constrained tokens (RFC 9449): ``None`` uses them where the
         authorization server offers them, ``True`` requires them, ``False`` never asks.
@@ -136,7 +153,12 @@ class OAuthClientProvider(AuthBase):
         the caller's redirect and TLS settings do not apply to them. ``verify`` takes what
         httpx takes (a CA bundle path or an ``ssl.SSLContext`` for a private CA; the
         ``SSL_CERT_FILE`` variable works too); ``transport`` is an httpx or httpx2 transport
-        (a ``MockTransport`` in tests, or a custom network set-up)."""
+        (a ``MockTransport`` in tests, or a custom network set-up).
+
+        ``issuer``: the authorization server to use, by its issuer identifier (compared
+        exactly, RFC 8414). A resource whose metadata does not list it is refused before any
+        request reaches another server; with a pre-registered ``client_secret``, give it, so
+        the secret can only go where it was issued."""
         self.server_url = canonical_resource_url(server_url)
         self._origin = origin(self.server_url)
         self._login_arg = login
@@ -165,6 +187,7 @@ class OAuthClientProvider(AuthBase):
                 device=device,
                 prefer_device=self._browser_unavailable,
                 dpop=dpop,
+                issuer=_expected_issuer(issuer),
             ),
             clock,
         )

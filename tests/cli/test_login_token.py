@@ -192,6 +192,23 @@ def test_login_with_a_pre_registered_confidential_client(cli: CLI, demo: DemoSer
     assert secret not in cli.all_output()
 
 
+def test_login_with_an_issuer_the_server_does_not_name_is_refused(
+    cli: CLI, demo: DemoServers
+) -> None:
+    elsewhere = "https://login.example.com"
+    run = cli.login(demo.mcp_url, "--issuer", elsewhere)
+    assert run.returncode == 1, run.output
+    assert run.stdout == ""
+    assert elsewhere in run.stderr and demo.issuer in run.stderr and "issuer=" in run.stderr
+    assert demo.authorization_server.stats["registrations"] == 0  # never contacted
+    record = cli.record(demo.mcp_url)
+    assert record is None or record.tokens is None
+
+    run = cli.login(demo.mcp_url, "--issuer", demo.issuer)  # the right one: as without it
+    assert run.returncode == 0, run.output
+    assert demo.authorization_server.stats["registrations"] == 1
+
+
 def test_python_m_is_the_same_tool(cli: CLI) -> None:
     import sys
 

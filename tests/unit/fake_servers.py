@@ -101,6 +101,8 @@ class FakeServers:
     revocation: bool = True
     revoked: list[str] = field(default_factory=list)
     current_issuer: str = ISSUER  # the authorization server the resource's metadata names
+    # more authorization servers the metadata lists after it (their tokens are accepted too)
+    extra_authorization_servers: list[str] = field(default_factory=list)
     prm_status: int = 200  # anything else: the protected resource metadata is unavailable
     # DPoP: the AS advertises these algorithms (None: no DPoP); proofs are checked whenever sent
     dpop_algs: list[str] | None = None
@@ -187,7 +189,10 @@ class FakeServers:
         if url == PRM_URL:
             prm: dict[str, Any] = {
                 "resource": RESOURCE,
-                "authorization_servers": [self.current_issuer],
+                "authorization_servers": [
+                    self.current_issuer,
+                    *self.extra_authorization_servers,
+                ],
                 "scopes_supported": self.scopes_supported,
             }
             if self.prm_dpop_algs is not None:
@@ -307,7 +312,7 @@ class FakeServers:
             grant = None  # an unknown scheme: as if no token came
         if grant is None or grant["exp"] < time.time():
             return reply(401, {"error": "unauthorized"}, {"www-authenticate": challenge})
-        if grant["issuer"] != self.current_issuer:
+        if grant["issuer"] not in (self.current_issuer, *self.extra_authorization_servers):
             return reply(401, {"error": "invalid_token"}, {"www-authenticate": challenge})
         if grant["resource"] != RESOURCE:
             return reply(401, {"error": "wrong audience"}, {"www-authenticate": challenge})
@@ -412,7 +417,7 @@ class FakeServers:
                 return reply(400, {"error": "invalid_grant", "error_description": "PKCE"})
             if form.get("resource") != query.get("resource"):
                 return reply(400, {"error": "invalid_target"})
-            if form.get("client_id") != query["client_id"]:
+            if _client_id_of(form, seen.headers) != query["client_id"]:
                 return reply(401, {"error": "invalid_client"})
             if query.get("dpop_jkt") is not None and query["dpop_jkt"] != jkt:
                 return reply(400, {"error": "invalid_dpop_proof", "error_description": "dpop_jkt"})
@@ -477,3 +482,17 @@ def _basic_user(headers: dict[str, str]) -> str | None:
     if not auth.startswith("Basic "):
         return None
     return base64.b64decode(auth[6:]).decode().split(":")[0]
+
+
+def _client_id_of(form: dict[str, str], headers: dict[str, str]) -> str | None:
+    """The client of a token request: ``client_id`` in the form, or HTTP Basic's user name
+    (``client_secret_basic``, RFC 6749 2.3.1: form-urlencoded, then base64)."""
+    if "client_id" in form:
+        return form["client_id"]
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    from urllib.parse import unquote
+
+    user = base64.b64decode(value).decode().partition(":")[0]
+    return unquote(user)
