@@ -2,10 +2,10 @@
 
 Three parts, each usable on its own:
 
-* :class:`RedisConnections`: one redis-py asyncio client, and one py-key-value-aio
-  ``RedisStore`` over it, per event loop. An asyncio client is bound to the loop it first ran
-  on, and a provider uses its store from several loops (the caller's, the sync driver's portal
-  thread, one ``asyncio.run()`` after another in a command-line tool).
+* :class:`RedisConnections`: one redis-py asyncio client, and one
+  :class:`~.redis_kv.RedisKeyValue` over it, per event loop. An asyncio client is bound to
+  the loop it first ran on, and a provider uses its store from several loops (the caller's,
+  the sync driver's portal thread, one ``asyncio.run()`` after another in a command-line tool).
 * :class:`EncryptedKeyValue`: an ``AsyncKeyValue`` wrapper that encrypts the way the disk
   store does. Each value is a ``MultiFernet`` token of a header line (collection, key, times)
   and the value's JSON; the names it is stored under (collection and key) are keyed hashes,
@@ -20,7 +20,12 @@ Three parts, each usable on its own:
   cannot block the fleet, while a login that takes minutes keeps it.
 
 Nothing here is imported by ``import mcp_client_auth``: ``TokenStore.redis()`` imports this
-module, and this module imports redis.
+module, and this module imports redis. Not py-key-value-aio's ``RedisStore``: its import
+alone (beartype and the store framework) was more than half of a fleet process's start, so
+:mod:`.redis_kv` talks to redis-py directly, and a whole process importing this module takes
+0.18 s instead of 0.44 s, one that opens the store and reads one entry 0.19 s instead of
+0.46 s (medians of 5 runs, ``benchmarks/README.md``; py-key-value-aio's ``AsyncKeyValue`` is
+imported for type checking only).
 
 The password of a Redis URL is never printed: :func:`redact_url` replaces it in every
 description, repr, log line and error message this module makes.
@@ -46,16 +51,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
 import redis.asyncio
-from key_value.aio.stores.redis import RedisStore
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from ..errors import StorageError
 from .batch import BatchFromSingle
 from .disk import _Key, entry_plaintext, parse_keys
 from .keys import ENV_KEY, Protection, load_key
+from .redis_kv import SEPARATOR, RedisKeyValue
 
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
+    from key_value.aio.protocols.key_value import AsyncKeyValue
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -120,11 +126,11 @@ def check_url(url: str) -> None:
 class _PerLoop:
     loop: weakref.ref[asyncio.AbstractEventLoop]
     client: redis.asyncio.Redis
-    kv: RedisStore
+    kv: RedisKeyValue
 
 
 class RedisConnections:
-    """One redis-py asyncio client, and one ``RedisStore`` over it, per running event loop.
+    """One redis-py asyncio client, and one :class:`RedisKeyValue` over it, per event loop.
 
     ``options`` go to ``redis.asyncio.Redis.from_url`` (TLS files, timeouts...). Clients of
     loops that were closed are dropped when the next one is made; :meth:`aclose` closes the
@@ -139,7 +145,7 @@ class RedisConnections:
             "socket_connect_timeout": 5.0,
             "socket_timeout": 10.0,
             **(options or {}),
-            "decode_responses": True,  # RedisStore reads str values
+            "decode_responses": True,  # str keys and values
         }
         self._per_loop: dict[int, _PerLoop] = {}
         self._lock = threading.Lock()
@@ -155,7 +161,7 @@ class RedisConnections:
                 if old is None or old.is_closed():
                     del self._per_loop[ident]  # its sockets go with it
             client = redis.asyncio.Redis.from_url(self._url, **self._options)
-            entry = _PerLoop(weakref.ref(loop), client, RedisStore(client=client))
+            entry = _PerLoop(weakref.ref(loop), client, RedisKeyValue(client))
             self._per_loop[id(loop)] = entry
         return entry
 
@@ -165,8 +171,8 @@ class RedisConnections:
         return self._current().client
 
     @property
-    def kv(self) -> RedisStore:
-        """The py-key-value-aio ``RedisStore`` of the running event loop."""
+    def kv(self) -> RedisKeyValue:
+        """The plain key-value layer of the running event loop."""
         return self._current().kv
 
     def sync_client(self) -> redis.Redis:
@@ -201,7 +207,8 @@ class EncryptedKeyValue(BatchFromSingle):
     ``keys`` are 32-byte store keys, newest first: the first encrypts and names new entries,
     all of them decrypt (rotation). Stored under the hashed collection
     ``<prefix>:<hmac(collection)>`` and key ``<hmac(collection, key)>`` of the per-loop
-    ``RedisStore``, as ``{"fernet": token}``; time-to-live is Redis's own. The marker
+    :class:`RedisKeyValue` (so the Redis key ``<prefix>:<hmac>::<hmac>``), as
+    ``{"fernet": token}``; time-to-live is Redis's own. The marker
     ``<prefix>:store`` names the id (a public fingerprint) of the key that wrote the store.
     """
 
@@ -287,7 +294,7 @@ class EncryptedKeyValue(BatchFromSingle):
             )
         self._checked = True
 
-    async def _kv(self) -> RedisStore:
+    async def _kv(self) -> RedisKeyValue:
         await self.check_key()
         return self.connections.kv
 
@@ -483,6 +490,10 @@ class EncryptedKeyValue(BatchFromSingle):
         return f"EncryptedKeyValue({self.connections.safe_url!r}, keys={list(self.key_ids)})"
 
 
+if TYPE_CHECKING:  # an AsyncKeyValue, so py-key-value-aio's wrappers compose over it
+    _IS_ASYNC_KEY_VALUE: type[AsyncKeyValue] = EncryptedKeyValue
+
+
 # --- the cross-host lock -------------------------------------------------------------------------
 
 
@@ -656,7 +667,7 @@ def store_has_entries(connections: RedisConnections, prefix: str) -> bool:
     try:
         if client.exists(f"{prefix}:store"):
             return True
-        for _ in client.scan_iter(match=f"{prefix}:*::*", count=100):
+        for _ in client.scan_iter(match=f"{prefix}:*{SEPARATOR}*", count=100):
             return True
         return False
     except RedisError as exc:
