@@ -4,8 +4,8 @@
     export MCP_CLIENT_AUTH_KEY=...   # the store's key: the same on every host (a Fernet key)
     python examples/redis_fleet.py https://mcp.example.com/mcp --redis redis://127.0.0.1:6379/0
 
-Every worker runs the same code: a provider over one Redis-backed TokenStore (py-key-value-aio's
-RedisStore underneath, entries encrypted, the refresh and login lock held in Redis). The first
+Every worker runs the same code: a provider over one Redis-backed TokenStore (entries encrypted,
+the refresh and login lock held in Redis). The first
 worker that needs a token logs in (one browser window); the others wait for the lock, then find
 the token in Redis. When it expires, one worker refreshes it and the others use the new one: a
 rotated refresh token is never sent twice, which a server that detects reuse answers by revoking

@@ -1,9 +1,9 @@
 """The plain key-value layer under ``TokenStore.redis()``: redis-py's asyncio client, directly.
 
-:class:`RedisKeyValue` has the few calls :class:`~.redis_store.EncryptedKeyValue` makes: get,
-get_many, ttl, put (with a time to live), delete and keys. It replaces py-key-value-aio's
-``RedisStore``, whose import alone costs more than the whole ``mcp-client-auth token`` call on
-the disk store (see ``redis_store``'s docstring for the figures).
+:class:`RedisKeyValue` has the few calls :class:`~.redis_store.EncryptedKeyValue` makes:
+get, get_many, ttl, put (with a time to live), delete, keys, and an atomic move. It replaces
+py-key-value-aio's ``RedisStore``, whose import alone costs more than the whole
+``mcp-client-auth token`` call on the disk store (see ``redis_store``'s docstring for the figures).
 
 The layout in Redis, the one ``RedisStore`` used, so hosts on a release before this module and
 hosts after it share a store during an upgrade:
@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
 import redis.asyncio
+from redis.exceptions import WatchError
 
 __all__ = ["SEPARATOR", "RedisKeyValue"]
 
@@ -126,6 +127,28 @@ class RedisKeyValue:
     async def delete(self, key: str, *, collection: str) -> bool:
         """Delete the entry; True when there was one."""
         return bool(await self.client.delete(self.redis_key(key, collection)))
+
+    async def move_if_unchanged(
+        self, key: str, new_key: str, *, collection: str, expected: Mapping[str, Any]
+    ) -> bool:
+        """Rename ``key`` to ``new_key`` if its value is still ``expected``; True when moved.
+
+        One transaction (``WATCH``, then ``RENAME`` in ``MULTI``): a writer that replaces the
+        entry meanwhile keeps its new entry, and the moved one keeps its bytes and its time to
+        live.
+        """
+        name, target = self.redis_key(key, collection), self.redis_key(new_key, collection)
+        async with self.client.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(name)
+                if self._value(name, await pipe.get(name)) != dict(expected):
+                    return False
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.rename(name, target)
+                await pipe.execute()
+            except WatchError:  # changed between the read and the rename
+                return False
+        return True
 
     async def keys(self, collection: str, *, limit: int | None = None) -> list[str]:
         """The keys of ``collection`` (at most ``limit``), by ``SCAN`` (never ``KEYS``).

@@ -375,10 +375,10 @@ class EncryptedKeyValue(BatchFromSingle):
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         aside = f"{name}{UNREADABLE}{stamp}-{secrets.token_hex(2)}"
         try:
-            if await kv.get(name, collection=collection) != dict(stored):
+            if not await kv.move_if_unchanged(
+                name, aside, collection=collection, expected=dict(stored)
+            ):
                 return  # replaced meanwhile by a writer: the new entry is not ours to move
-            await kv.put(aside, dict(stored), collection=collection)
-            await kv.delete(name, collection=collection)
         except Exception as exc:
             logger.warning(
                 "ignoring the unreadable token store entry %s::%s in Redis at %s (%s); it "

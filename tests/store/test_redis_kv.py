@@ -214,3 +214,19 @@ async def test_shares_entries_with_py_key_value_redis_store(
     await kv.put("from-new", {"fernet": "c"}, collection="c", ttl=100)
     assert await old.get("from-new", collection="c") == {"fernet": "c"}
     assert sorted(await old.keys(collection="c")) == sorted(await kv.keys("c"))
+
+
+async def test_move_if_unchanged_renames_with_bytes_and_ttl(kv: RedisKeyValue) -> None:
+    await kv.put("k", {"a": 1}, collection="c", ttl=100)
+    assert await kv.move_if_unchanged("k", "k-aside", collection="c", expected={"a": 1})
+    assert await kv.get("k", collection="c") is None
+    value, ttl = await kv.ttl("k-aside", collection="c")
+    assert value == {"a": 1} and ttl is not None and 0 < ttl <= 100
+
+
+async def test_move_if_unchanged_leaves_a_replaced_entry(kv: RedisKeyValue) -> None:
+    await kv.put("k", {"a": 2}, collection="c")  # a writer replaced what the reader saw
+    assert not await kv.move_if_unchanged("k", "k-aside", collection="c", expected={"a": 1})
+    assert await kv.get("k", collection="c") == {"a": 2}
+    assert await kv.get("k-aside", collection="c") is None
+    assert not await kv.move_if_unchanged("gone", "x", collection="c", expected={"a": 1})
