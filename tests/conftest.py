@@ -41,6 +41,31 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
+_LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "", None}
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test stays on this machine: a lookup of any name that is not loopback is refused
+    and fails the test, even when the test expected an error anyway (the fake servers' names,
+    mcp.example.com or evil.example, exist only behind MockTransport and pytest-httpx, so a
+    lookup of one means a request was about to leave the machine). Child processes are not
+    covered; they reach only the servers the tests started on 127.0.0.1."""
+    real = socket.getaddrinfo
+    refused: list[str] = []
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in _LOOPBACK_NAMES and not str(name).startswith("127."):
+            refused.append(str(name))
+            raise socket.gaierror(socket.EAI_NONAME, f"tests stay on loopback, not {name!r}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+    yield
+    assert not refused, f"the test tried to reach names off this machine: {sorted(set(refused))}"
+
+
 REALAS_DIR = Path(__file__).parent / "realas"
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT = 30.0

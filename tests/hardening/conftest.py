@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import io
-import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -41,22 +39,3 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     keys.forget_keys()
     yield home
     keys.forget_keys()
-
-
-_LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", None}
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test here may resolve a name that is not loopback: the fake servers' names
-    (mcp.example.com, auth.example.com, evil.example) only ever exist behind MockTransport or
-    pytest-httpx, and a lookup of one means a request was about to leave the machine."""
-    real = socket.getaddrinfo
-
-    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
-        name = host.decode() if isinstance(host, bytes) else host
-        if name not in _LOOPBACK_NAMES and not str(name).startswith("127."):
-            raise OSError(f"hardening tests stay on loopback: refused to resolve {name!r}")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
