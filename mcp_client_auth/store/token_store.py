@@ -122,8 +122,7 @@ class TokenStore:
             from .redis_store import open_redis
         except ImportError as exc:
             raise StorageError(
-                f"TokenStore.redis() needs redis ({exc}): "
-                "pip install 'mcp-client-auth[redis]'"
+                f"TokenStore.redis() needs redis ({exc}): pip install 'mcp-client-auth[redis]'"
             ) from exc
 
         kv, locks, protection, description = open_redis(
