@@ -278,26 +278,17 @@ class OAuthClientProvider(AuthBase):
 
     async def _run_standalone(self, steps: Generator[Any, Any, Any]) -> Any:
         """Drive ``steps`` with the provider's own client (there is no caller's request)."""
-        held = _AsyncHeld()
+        held = _AsyncHeld(self._http, self._http.library())
         value: Any = None
-        client = self._http.async_client(self._http.library())
         try:
             while True:
                 try:
                     item = _resume(steps, value)
                 except StopIteration as stop:
                     return stop.value
-                value = None
-                if isinstance(item, HttpRequest):
-                    try:
-                        value = await send_async(client, item)
-                    except MCPAuthError as exc:
-                        value = _Failed(exc)
-                else:
-                    value = await self._local_effect(item, held)
+                value = await self._effect_async(item, held)
         finally:
-            await self._http.release_async(client)
-            await held.release()
+            await held.close()
 
     # -- which requests get the token ----------------------------------------------------
 
@@ -543,8 +534,7 @@ class OAuthClientProvider(AuthBase):
             if response.status_code not in (401, 403):
                 return
         steps = self._steps(request, tokens, response)
-        held = _AsyncHeld()
-        client: Any = None
+        held = _AsyncHeld(self._http, self._http.library(request))
         value: Any = None
         try:
             while True:
@@ -552,22 +542,12 @@ class OAuthClientProvider(AuthBase):
                     item = _resume(steps, value)
                 except StopIteration:
                     return
-                value = None
                 if item is request:
                     value = yield request
-                elif isinstance(item, HttpRequest):
-                    if client is None:
-                        client = self._http.async_client(self._http.library(request))
-                    try:
-                        value = await send_async(client, item)
-                    except MCPAuthError as exc:
-                        value = _Failed(exc)
                 else:
-                    value = await self._local_effect(item, held)
+                    value = await self._effect_async(item, held)
         finally:
-            if client is not None:
-                await self._http.release_async(client)
-            await held.release()
+            await held.close()
 
     def _async_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -576,8 +556,10 @@ class OAuthClientProvider(AuthBase):
             lock = self._async_locks[loop] = asyncio.Lock()
         return lock
 
-    async def _local_effect(self, item: Any, held: _AsyncHeld) -> Any:
-        """Everything but HTTP, for both async drivers: the refresh lock, store and login."""
+    async def _effect_async(self, item: Any, held: _AsyncHeld) -> Any:
+        """One step for both async drivers: a flow request, the refresh lock, store, login."""
+        if isinstance(item, HttpRequest):
+            return await held.send(item)
         if item is _LOCK:
             await held.acquire(self._async_lock(), self.store.lock(self.server_url))
             return None
@@ -686,11 +668,24 @@ def _asks_for_nonce(challenges: Sequence[Challenge]) -> bool:
 
 
 class _AsyncHeld:
-    """What one async flow run holds: the refresh lock and the login sessions it opened."""
+    """What one async flow run holds: the refresh lock, the login sessions it opened, and the
+    provider's own client for the flow's requests (made on the first one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, http: FlowHttp, library: Any) -> None:
         self.sessions: list[LoginSession] = []
         self._locked: tuple[asyncio.Lock, Any] | None = None
+        self._http = http
+        self._library = library
+        self._client: Any = None
+
+    async def send(self, item: HttpRequest) -> Any:
+        """The answer to a flow request, or the error sending it raised (:class:`_Failed`)."""
+        if self._client is None:
+            self._client = self._http.async_client(self._library)
+        try:
+            return await send_async(self._client, item)
+        except MCPAuthError as exc:
+            return _Failed(exc)
 
     async def acquire(self, lock: asyncio.Lock, store_lock: Any) -> None:
         await lock.acquire()
@@ -700,6 +695,15 @@ class _AsyncHeld:
             lock.release()
             raise
         self._locked = (lock, store_lock)
+
+    async def close(self) -> None:
+        """The end of the run: :meth:`release`, and close the client."""
+        try:
+            await self.release()
+        finally:
+            if self._client is not None:
+                client, self._client = self._client, None
+                await self._http.release_async(client)
 
     async def release(self) -> None:
         """Close the sessions, then let go of the lock; safe to call when nothing is held."""
