@@ -6,11 +6,13 @@ redirects when its owner asked it to, and a 307 from a token endpoint would then
 form (an authorization code and its PKCE verifier, or a refresh token) to whatever origin the
 redirect names. Its network errors are also raised inside the library's send loop, where the
 flow cannot turn them into errors that name the authorization server. The provider's client
-never follows a redirect, caps every body while it streams in, and reports a dead network as
-the flow step's own typed error.
+follows no redirect of a POST and only same-origin redirects of a metadata GET, caps every body
+while it streams in, and reports a dead network as the flow step's own typed error.
 
 The client is made per flow run, with the same library (httpx or httpx2) as the request being
-authorized, unless the provider was given a transport, whose library then decides.
+authorized, unless the provider was given a transport, whose library then decides. A transport
+that serves only sync (or only async) clients serves the other kind of driver too: the driver
+sends through it from a worker thread (or the sync portal's event loop).
 """
 
 from __future__ import annotations
@@ -50,22 +52,17 @@ class FlowHttp:
             return httpx2  # type: ignore[no-any-return]
         return httpx
 
+    def serves(self, library: ModuleType, *, asynchronous: bool) -> bool:
+        """Whether a client of this kind can use the transport (always, without one)."""
+        if self.transport is None:
+            return True
+        base = library.AsyncBaseTransport if asynchronous else library.BaseTransport
+        return isinstance(self.transport, base)
+
     def sync_client(self, library: ModuleType) -> Any:
-        if self.transport is not None and not isinstance(self.transport, library.BaseTransport):
-            raise ConfigurationError(
-                "transport= is an async transport, and this request came from a sync client: "
-                "give a sync one (or a MockTransport, which serves both)"
-            )
         return library.Client(**self._options())
 
     def async_client(self, library: ModuleType) -> Any:
-        if self.transport is not None and not isinstance(
-            self.transport, library.AsyncBaseTransport
-        ):
-            raise ConfigurationError(
-                "transport= is a sync transport, and this request came from an async client: "
-                "give an async one (or a MockTransport, which serves both)"
-            )
         return library.AsyncClient(**self._options())
 
     def release_sync(self, client: Any) -> None:

@@ -467,6 +467,7 @@ class OAuthClientProvider(AuthBase):
         locked: Any = None
         sessions: list[LoginSession] = []
         client: Any = None
+        synchronous = True
         value: Any = None
         try:
             while True:
@@ -479,9 +480,16 @@ class OAuthClientProvider(AuthBase):
                     value = yield request
                 elif isinstance(item, HttpRequest):
                     if client is None:
-                        client = self._http.sync_client(self._http.library(request))
-                    try:
-                        value = send_sync(client, item)
+                        library = self._http.library(request)
+                        synchronous = self._http.serves(library, asynchronous=False)
+                        make = self._http.sync_client if synchronous else self._http.async_client
+                        client = make(library)
+                    try:  # an async-only transport: sent from the sync portal's event loop
+                        value = (
+                            send_sync(client, item)
+                            if synchronous
+                            else run_sync(send_async(client, item))
+                        )
                     except MCPAuthError as exc:
                         value = _Failed(exc)
                 elif item is _LOCK:
@@ -500,8 +508,10 @@ class OAuthClientProvider(AuthBase):
                 else:
                     value = run_sync(self._perform(item, sessions))
         finally:
-            if client is not None:
+            if client is not None and synchronous:
                 self._http.release_sync(client)
+            elif client is not None:
+                run_sync(self._http.release_async(client))
             self._close_sessions_sync(sessions)
             if locked is not None:
                 self._unlock_sync(locked)
@@ -677,13 +687,18 @@ class _AsyncHeld:
         self._http = http
         self._library = library
         self._client: Any = None
+        self._async = True
 
     async def send(self, item: HttpRequest) -> Any:
         """The answer to a flow request, or the error sending it raised (:class:`_Failed`)."""
         if self._client is None:
-            self._client = self._http.async_client(self._library)
+            self._async = self._http.serves(self._library, asynchronous=True)
+            make = self._http.async_client if self._async else self._http.sync_client
+            self._client = make(self._library)
         try:
-            return await send_async(self._client, item)
+            if self._async:
+                return await send_async(self._client, item)
+            return await asyncio.to_thread(send_sync, self._client, item)  # a sync transport
         except MCPAuthError as exc:
             return _Failed(exc)
 
@@ -703,7 +718,10 @@ class _AsyncHeld:
         finally:
             if self._client is not None:
                 client, self._client = self._client, None
-                await self._http.release_async(client)
+                if self._async:
+                    await self._http.release_async(client)
+                else:
+                    self._http.release_sync(client)
 
     async def release(self) -> None:
         """Close the sessions, then let go of the lock; safe to call when nothing is held."""

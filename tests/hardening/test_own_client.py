@@ -9,6 +9,7 @@ than 1 MiB of any answer, and turn a dead network into the flow step's typed err
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -152,3 +153,65 @@ def test_get_token_with_an_httpx2_transport_uses_httpx2() -> None:
 def test_a_transport_that_is_not_one_is_a_configuration_error(transport: Any) -> None:
     with pytest.raises(ConfigurationError, match=r"transport= must be an httpx or httpx2"):
         OAuthClientProvider("https://mcp.example.com/mcp", transport=transport)
+
+
+class SyncOnly(httpx.BaseTransport):
+    """A transport only sync clients can use (like httpx.HTTPTransport)."""
+
+    def __init__(self, servers: Hostile) -> None:
+        self.inner = httpx.MockTransport(servers.handler)
+        self.threads: set[str] = set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        import threading
+
+        self.threads.add(threading.current_thread().name)
+        return self.inner.handle_request(request)
+
+
+class AsyncOnly(httpx.AsyncBaseTransport):
+    """A transport only async clients can use (like httpx.AsyncHTTPTransport)."""
+
+    def __init__(self, servers: Hostile) -> None:
+        self.inner = httpx.MockTransport(servers.handler)
+        self.sent = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return await self.inner.handle_async_request(request)
+
+
+def test_a_sync_only_transport_serves_get_token_and_async_clients() -> None:
+    servers = Hostile()
+    transport = SyncOnly(servers)
+    auth = OAuthClientProvider(
+        servers.resource, store=TokenStore.memory(), login=servers.approve, transport=transport
+    )
+    assert auth.get_token().access_token  # the standalone driver is async
+    assert transport.threads and "MainThread" not in transport.threads  # from a worker thread
+    later = OAuthClientProvider(  # its clock says the token expired: the async driver refreshes
+        servers.resource,
+        store=auth.store,
+        login=servers.approve,
+        transport=transport,
+        clock=lambda: time.time() + 7200,
+    )
+
+    async def run() -> int:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(servers.handler)) as client:
+            return int((await client.get(servers.resource, auth=later)).status_code)
+
+    assert asyncio.run(run()) == 200
+    assert servers.logins == 1 and len(servers.token_requests("refresh_token")) == 1
+
+
+def test_an_async_only_transport_serves_sync_clients() -> None:
+    servers = Hostile()
+    transport = AsyncOnly(servers)
+    auth = OAuthClientProvider(
+        servers.resource, store=TokenStore.memory(), login=servers.approve, transport=transport
+    )
+    with httpx.Client(transport=httpx.MockTransport(servers.handler), auth=auth) as client:
+        assert client.get(servers.resource).status_code == 200
+    assert transport.sent >= 4  # discovery (2), registration, token
+    assert servers.logins == 1
