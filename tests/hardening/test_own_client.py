@@ -149,7 +149,9 @@ def test_get_token_with_an_httpx2_transport_uses_httpx2() -> None:
     assert agents == {"python-httpx2"}
 
 
-@pytest.mark.parametrize("transport", [object(), "http://proxy:3128", httpx.Client()])
+@pytest.mark.parametrize(
+    "transport", [object(), "http://proxy:3128", httpx.URL("http://proxy:3128")]
+)
 def test_a_transport_that_is_not_one_is_a_configuration_error(transport: Any) -> None:
     with pytest.raises(ConfigurationError, match=r"transport= must be an httpx or httpx2"):
         OAuthClientProvider("https://mcp.example.com/mcp", transport=transport)
