@@ -23,12 +23,12 @@ from typing import Any
 
 import httpx
 
-from ._http_compat import httpx2
+from ._http_compat import TRANSPORT_ERRORS, httpx2
 from .effects import HttpRequest, HttpResponse
 from .errors import ConfigurationError
 from .metadata import origin
 
-__all__ = ["MAX_BODY", "FlowHttp"]
+__all__ = ["MAX_BODY", "FlowHttp", "send_async", "send_sync"]
 
 MAX_BODY = 1024 * 1024
 MAX_REDIRECTS = 5
@@ -97,7 +97,7 @@ def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
         body = _CappedBody(effect, response)
         for chunk in response.iter_bytes():
             body.add(chunk)
-    except _transport_error(client) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise _unreachable(effect, exc) from None
     finally:
         response.close()
@@ -110,7 +110,7 @@ def _open_sync(client: Any, effect: HttpRequest, url: str) -> Any:
     )
     try:
         return client.send(request, stream=True)
-    except _transport_error(client) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise _unreachable(effect, exc) from None
 
 
@@ -127,7 +127,7 @@ async def send_async(client: Any, effect: HttpRequest) -> HttpResponse:
         body = _CappedBody(effect, response)
         async for chunk in response.aiter_bytes():
             body.add(chunk)
-    except _transport_error(client) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise _unreachable(effect, exc) from None
     finally:
         await response.aclose()
@@ -140,7 +140,7 @@ async def _open_async(client: Any, effect: HttpRequest, url: str) -> Any:
     )
     try:
         return await client.send(request, stream=True)
-    except _transport_error(client) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise _unreachable(effect, exc) from None
 
 
@@ -181,12 +181,6 @@ def _library_of_transport(transport: Any) -> ModuleType | None:
     raise ConfigurationError(
         f"transport= must be an httpx or httpx2 transport, not {type(transport).__name__}"
     )
-
-
-def _transport_error(client: Any) -> type[Exception]:
-    if httpx2 is not None and isinstance(client, (httpx2.Client, httpx2.AsyncClient)):
-        return httpx2.TransportError  # type: ignore[no-any-return]
-    return httpx.TransportError
 
 
 def _unreachable(effect: HttpRequest, exc: Exception) -> Exception:
