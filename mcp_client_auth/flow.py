@@ -160,6 +160,22 @@ def _unique(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def _serves_device_grant(client: ClientRegistration, issuer: str | None, scope: str) -> bool:
+    """Whether a stored client can poll for a device code at ``issuer``, for ``scope``.
+
+    A client registered for a browser login lists only the code grant: an authorization server
+    refuses it the device grant (``device_code is not allowed for this client``), so the device
+    flow registers a client of its own. A client the user gave (pre-registered, metadata
+    document) is trusted to carry the grant.
+    """
+    if client.issuer != issuer:
+        return False
+    if client.kind != "dynamic":
+        return True
+    covered = client.scope is None or not scope or set(scope.split()) <= set(client.scope.split())
+    return DEVICE_GRANT in client.grant_types and covered
+
+
 def _with_query(url: str, params: Mapping[str, str]) -> str:
     parts = urlsplit(url)
     query = parts.query + ("&" if parts.query else "") + urlencode(params)
@@ -887,7 +903,7 @@ class AuthFlow:
             )
         require_secure_url(endpoint, what="the device authorization endpoint")
         client = record.client
-        if client is None or client.issuer != record.issuer:
+        if client is None or not _serves_device_grant(client, record.issuer, scope):
             client = choose_client(
                 self.settings.client,
                 None,

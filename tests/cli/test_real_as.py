@@ -137,6 +137,26 @@ def test_login_with_the_device_flow(cli: CLI, realas: RealStack) -> None:
     assert cli("token", realas.resource).returncode == 0
 
 
+def test_device_login_after_a_browser_login_on_the_same_store(cli: CLI, realas: RealStack) -> None:
+    # The browser login registered a client for the code grant only; the authorization server
+    # refuses that client the device grant, so the device login registers its own.
+    assert cli.login(realas.resource, browser=follow_to_redirect_uri).returncode == 0
+    first = cli.record(realas.resource)
+    assert first is not None and first.client is not None
+    assert "urn:ietf:params:oauth:grant-type:device_code" not in first.client.grant_types
+
+    def approve(verification_uri_complete: str) -> None:
+        approve_device_code(verification_uri_complete)
+
+    run = cli.login(realas.resource, browser=approve, method="--device")
+    assert run.returncode == 0, run.output
+    second = cli.record(realas.resource)
+    assert second is not None and second.client is not None and second.tokens is not None
+    assert second.client.client_id != first.client.client_id
+    assert "urn:ietf:params:oauth:grant-type:device_code" in second.client.grant_types
+    assert cli("token", realas.resource).returncode == 0
+
+
 FAKE_BROWSER = """
 import sys, httpx
 with httpx.Client(follow_redirects=True, timeout=30, trust_env=False) as browser:
