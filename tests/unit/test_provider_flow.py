@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import httpx2
@@ -111,15 +112,25 @@ def test_refused_refresh_falls_back_to_login(combo: str) -> None:
 
 @pytest.mark.parametrize("combo", COMBOS)
 def test_step_up_requests_the_union_of_scopes(combo: str) -> None:
-    servers = FakeServers(required_scope="write")
-    auth = provider(servers, scopes=None)
-    servers.scopes_supported = ["read", "write"]
-    # the PRM advertises both, so the first login asks for both; make the resource demand admin
-    servers.required_scope = "admin"
-    servers.scopes_supported = ["read", "write", "admin"]
-    response = call(combo, servers, auth)
+    """The first login asks for what the metadata lists; the resource then answers 403
+    insufficient_scope for ``admin``, and the second login asks for all of it at once."""
+    servers = FakeServers(scopes_supported=["read", "write"], required_scope="admin")
+    asked: list[str] = []
+
+    def login(url: str) -> str:
+        asked.append(parse_qs(urlsplit(url).query)["scope"][0])
+        return servers.approve(url)
+
+    response = call(combo, servers, provider(servers, scopes=None, login=login))
     assert response.status_code == 200
-    assert "admin" in response.json()["scope"].split()
+    assert asked == ["read write", "read write admin"]
+    codes = [s.form for s in servers.seen if s.path == "/token"]
+    assert [f["grant_type"] for f in codes] == ["authorization_code"] * 2
+    granted = [g["scope"] for g in servers.access.values()]
+    assert granted == ["read write", "read write admin"]
+    # no token, the first token (403), the stepped-up one (200)
+    assert servers.count("/mcp") == 3
+    assert response.json()["scope"] == "read write admin"
 
 
 @pytest.mark.parametrize("combo", COMBOS)
