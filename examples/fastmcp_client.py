@@ -1,5 +1,6 @@
 """Call a tool on an OAuth-protected MCP server with FastMCP (>= 4).
 
+    pip install -e '.[httpx2]' 'fastmcp>=4'   # from a checkout of mcp-client-auth
     python examples/fastmcp_client.py https://mcp.example.com/mcp [TOOL [JSON_ARGUMENTS]]
 
 The first run opens your browser to log in; later runs reuse the stored tokens.

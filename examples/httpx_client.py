@@ -1,10 +1,12 @@
-"""Any OAuth-protected HTTP API with plain httpx: here an MCP server, spoken to by hand.
+"""Any OAuth-protected HTTP API with plain ``httpx.Client``: here an MCP server, spoken to by hand.
 
+    pip install -e .      # from a checkout of mcp-client-auth (no release on PyPI yet)
     python examples/httpx_client.py https://mcp.example.com/mcp
 
-``auth=`` works the same on ``httpx.Client``, ``httpx.AsyncClient``, ``httpx2.Client`` and
-``httpx2.AsyncClient``. The first run opens your browser to log in; later runs reuse the stored
-tokens. The token goes only to URLs under the server URL given to the provider.
+The same ``auth=`` object works on ``httpx.AsyncClient`` (``httpx_async_client.py``),
+``httpx2.Client`` (``httpx2_client.py``) and ``httpx2.AsyncClient`` (``httpx2_async_client.py``).
+The first run opens your browser to log in; later runs reuse the stored tokens. The token goes
+only to the server URL given to the provider and the paths below it.
 """
 
 import json

@@ -1,5 +1,6 @@
 """Call a tool on an OAuth-protected MCP server with the official MCP SDK (mcp >= 2, httpx2).
 
+    pip install -e '.[httpx2]' 'mcp>=2'   # from a checkout of mcp-client-auth
     python examples/mcp_sdk_client.py https://mcp.example.com/mcp [TOOL [JSON_ARGUMENTS]]
 
 The first run opens your browser to log in; later runs, in any process, reuse the stored tokens

@@ -1,6 +1,6 @@
 """Call a tool on an OAuth-protected MCP server with the MCP SDK 1.x (on httpx).
 
-    pip install 'mcp<2' mcp-client-auth
+    pip install 'mcp<2' -e .   # from a checkout of mcp-client-auth (no release on PyPI yet)
     python examples/mcp_v1_client.py https://mcp.example.com/mcp [TOOL [JSON_ARGUMENTS]]
 
 The first run opens your browser to log in; later runs reuse the stored tokens.

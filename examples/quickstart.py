@@ -44,7 +44,7 @@ try:
 except ImportError as exc:  # pragma: no cover - a set-up message, not logic
     sys.exit(
         f"The quickstart needs the demo extra ({exc.name} is missing): "
-        "pip install -e '.[demo]' (from a checkout) or pip install 'mcp-client-auth[demo]'"
+        "pip install -e '.[demo]' in a checkout of mcp-client-auth"
     )
 
 from mcp_client_auth import MCPAuthError, OAuthClientProvider, TokenStore

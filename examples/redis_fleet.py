@@ -1,6 +1,6 @@
 """A fleet of processes sharing one login through Redis.
 
-    pip install 'mcp-client-auth[redis]' mcp
+    pip install -e '.[redis,httpx2]' 'mcp>=2'   # from a checkout of mcp-client-auth
     export MCP_CLIENT_AUTH_KEY=...   # the store's key: the same on every host (a Fernet key)
     python examples/redis_fleet.py https://mcp.example.com/mcp --redis redis://127.0.0.1:6379/0
 

@@ -6,6 +6,10 @@ browser). Here the "browser" is ``$BROWSER``, which ``webbrowser`` honours: a sm
 that does what a browser does with the authorization server's ``INTERACTION_MODE=auto``
 (follows its redirects, with cookies, back to the example's loopback listener) and notes each
 launch, so the tests can count logins. Nothing in the examples knows it is being tested.
+
+``RUNS`` names the test that runs each example; every example must be in it, and each of those
+tests must really run its example (``Runner`` notes every run, and a check after each test
+compares), so an example cannot rot unnoticed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -28,6 +33,29 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 EXAMPLES = ROOT / "examples"
 
+# The examples that talk to an MCP server through one client each: one login, then reuse.
+CLIENTS = [
+    "mcp_sdk_client",
+    "fastmcp_client",
+    "mcp_v1_client",
+    "httpx_client",
+    "httpx_async_client",
+    "httpx2_client",
+    "httpx2_async_client",
+]
+# The examples written by hand against the MCP protocol (no SDK): they print the server's name
+# and its tools.
+HAND_WRITTEN = {"httpx_client", "httpx_async_client", "httpx2_client", "httpx2_async_client"}
+ELSEWHERE = "(run elsewhere)"
+# Each example, and the test that runs it (the quickstart has a file of its own: it starts its
+# own demo servers).
+RUNS: dict[str, str] = {
+    **dict.fromkeys(CLIENTS, "test_example_logs_in_once_then_reuses_the_tokens"),
+    "cli_tool": "test_cli_tool_on_the_real_servers",
+    "redis_fleet": "test_redis_fleet_logs_in_once_and_refreshes_once",
+    "quickstart": ELSEWHERE,
+}
+
 BROWSER = """\
 import http.cookiejar, os, sys, urllib.request
 with open(os.environ["FAKE_BROWSER_LOG"], "a") as log:
@@ -36,6 +64,33 @@ jar = urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
 browser = urllib.request.build_opener(urllib.request.ProxyHandler({}), jar)
 browser.open(sys.argv[1], timeout=30).read()  # redirects end at the loopback listener
 """
+
+
+@dataclass
+class RunLog:
+    """The examples run so far in this session, in order (``Runner`` appends)."""
+
+    names: list[str] = field(default_factory=list)
+
+
+RAN = RunLog()
+
+
+@pytest.fixture(autouse=True)
+def runs_what_it_claims(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that passed, it ran the examples ``RUNS`` assigns it (a failed test
+    has already said what went wrong: its call report is counted before this teardown)."""
+    start, failed = len(RAN.names), request.session.testsfailed
+    yield
+    if request.session.testsfailed != failed:
+        return
+    name = request.node.originalname
+    callspec = getattr(request.node, "callspec", None)
+    claimed = {e for e, test in RUNS.items() if test == name}
+    if callspec is not None and "example" in callspec.params:
+        claimed = {callspec.params["example"]}
+    missing = claimed - set(RAN.names[start:])
+    assert not missing, f"{name} did not run {sorted(missing)}"
 
 
 class Runner:
@@ -60,7 +115,17 @@ class Runner:
         return len(self.browser_log.read_text().splitlines()) if self.browser_log.exists() else 0
 
     def run(self, python: str, example: str, *args: str, timeout: float = 120) -> str:
-        proc = subprocess.run(
+        """Run ``examples/<example>.py``; its stdout. It must exit 0."""
+        proc = self.attempt(python, example, *args, timeout=timeout)
+        assert proc.returncode == 0, f"{example} {args}: exit {proc.returncode}\n{proc.stderr}"
+        return proc.stdout
+
+    def attempt(
+        self, python: str, example: str, *args: str, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``examples/<example>.py`` whatever its exit status."""
+        RAN.names.append(example)
+        return subprocess.run(
             [python, str(EXAMPLES / f"{example}.py"), *args],
             cwd=self.folder,
             env=self.env,
@@ -69,8 +134,6 @@ class Runner:
             text=True,
             timeout=timeout,
         )
-        assert proc.returncode == 0, f"{example} {args}: exit {proc.returncode}\n{proc.stderr}"
-        return proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +146,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 TOOLS = "echo: Return the text unchanged."
 
 
-@pytest.mark.parametrize(
-    "example", ["mcp_sdk_client", "fastmcp_client", "mcp_v1_client", "httpx_client"]
-)
+@pytest.mark.parametrize("example", CLIENTS)
 def test_example_logs_in_once_then_reuses_the_tokens(
     example: str, stack: Stack, mcp_v1: str, store_key: str, tmp_path: Path
 ) -> None:
     runner = Runner(tmp_path, store_key)
     python = mcp_v1 if example == "mcp_v1_client" else sys.executable
-    if example == "httpx_client":
+    if example in HAND_WRITTEN:
         assert runner.run(python, example, stack.url).splitlines() == [
             "server: mcp-client-auth integration server",
             "tools: echo, whoami, save_note",
@@ -106,18 +167,46 @@ def test_example_logs_in_once_then_reuses_the_tokens(
     assert runner.logins() == 1
 
 
-def test_every_example_is_tested() -> None:
-    """Each example runs here or is named by another test file (quickstart, cli_tool...)."""
-    here = {"mcp_sdk_client", "fastmcp_client", "mcp_v1_client", "httpx_client", "redis_fleet"}
-    elsewhere = "\n".join(
-        p.read_text() for p in (ROOT / "tests").rglob("test_*.py") if p.name != Path(__file__).name
-    )
-    untested = [
-        p.name
-        for p in sorted(EXAMPLES.glob("*.py"))
-        if p.stem not in here and f"{p.stem}.py" not in elsewhere
-    ]
-    assert untested == [], f"examples no test runs: {untested}"
+def test_cli_tool_on_the_real_servers(stack: Stack, store_key: str, tmp_path: Path) -> None:
+    """``cli_tool.py`` as a user runs it: refuses to log in under ``--no-login`` and says what
+    to run; lists the tools after one browser login; calls a tool in a new process with the
+    stored tokens; logs in again, once, for a tool that needs one more scope (step-up)."""
+    runner = Runner(tmp_path, store_key)
+    refused = runner.attempt(sys.executable, "cli_tool", "--no-login", stack.url)
+    assert refused.returncode == 1 and refused.stdout == "", refused.stderr
+    assert f"mcp-client-auth login {stack.url}" in refused.stderr
+    assert runner.logins() == 0
+
+    listed = runner.run(sys.executable, "cli_tool", stack.url)
+    assert [line.split()[0] for line in listed.splitlines()] == ["echo", "whoami", "save_note"]
+    assert runner.logins() == 1
+
+    called = runner.run(sys.executable, "cli_tool", "--no-login", stack.url, "echo", "text=hi")
+    assert called == "hi\n"
+    assert runner.logins() == 1
+
+    saved = runner.run(sys.executable, "cli_tool", stack.url, "save_note", "text=a note")
+    assert saved.strip() != ""
+    assert runner.logins() == 2  # the wider scope's login
+
+
+def test_every_example_is_run_by_a_test() -> None:
+    """Every file in ``examples/`` has a test in ``RUNS`` (whose run ``runs_what_it_claims``
+    checks), and every test named there exists."""
+    listing = {p.stem for p in EXAMPLES.glob("*.py")}
+    assert sorted(listing - RUNS.keys()) == [], "examples no test runs"
+    assert sorted(RUNS.keys() - listing) == [], "RUNS names examples that do not exist"
+    tests_here = {name for name in globals() if name.startswith("test_")}
+    assert {t for t in RUNS.values() if t != ELSEWHERE} <= tests_here
+
+
+def test_the_quickstart_is_run_by_its_own_tests() -> None:
+    """The one example run elsewhere: ``tests/test_quickstart.py`` runs this very file."""
+    from tests.test_quickstart import QUICKSTART, run_quickstart
+
+    assert [e for e, t in RUNS.items() if t == ELSEWHERE] == ["quickstart"]
+    assert QUICKSTART == EXAMPLES / "quickstart.py"
+    assert callable(run_quickstart)
 
 
 def test_redis_fleet_logs_in_once_and_refreshes_once(
