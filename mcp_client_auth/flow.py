@@ -488,9 +488,13 @@ class AuthFlow:
         check = functools.partial(
             self._check_callback, state=state, issuer=found.issuer, metadata=metadata
         )
+        session.device_flow_offered = bool(metadata.get("device_authorization_endpoint"))
         callback = yield CompleteLogin(
             session, _with_query(endpoint, params), state, settings.login_timeout, check
         )
+        if session.wants_device_flow:  # no browser opened and no terminal: the device grant
+            logger.info("no browser could be opened for %s; using the device flow", record.issuer)
+            return (yield from self._device_grant(record, scope))
         code = check(callback)
         form = {
             "grant_type": "authorization_code",

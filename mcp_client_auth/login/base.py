@@ -37,6 +37,14 @@ class LoginSession(abc.ABC):
     """One interactive authorization in progress."""
 
     redirect_uri: str
+    # Set by the flow before complete() when the authorization server offers the device
+    # authorization grant (RFC 8628).
+    device_flow_offered: bool = False
+    # Set by a session that, with the device flow offered, finds no way to reach the user (no
+    # browser opens, no terminal to paste into): its complete() then returns "" instead of
+    # raising NoBrowserError, and the flow switches to the device grant. A value, not an
+    # exception, because the drivers do not pass an effect's exception back into the flow.
+    wants_device_flow: bool = False
 
     @abc.abstractmethod
     async def complete(self, authorization_url: str, *, state: str, timeout: float) -> str:

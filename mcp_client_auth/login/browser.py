@@ -74,12 +74,15 @@ HEAD_TIMEOUT = 10.0  # seconds a connection may take to send its request line an
 WRITE_TIMEOUT = 5.0
 HEAD_LIMIT = 16 * 1024  # bytes of request line and headers
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+DEVICE_FALLBACK_NOTE = "No browser can be opened here; using the device flow instead."
 
 
 class NoBrowserError(AuthorizationError):
     """No browser could be opened and no terminal is attached to paste the answer into.
 
-    A flow that can offer the device authorization grant catches this and offers it.
+    Raised only where the authorization server does not offer the device authorization
+    grant: where it does, the session hands the login to the flow's device grant instead
+    (:attr:`LoginSession.wants_device_flow`).
     """
 
 
@@ -282,6 +285,9 @@ class BrowserLoginSession(LoginSession):
             if opened is False and not result.done():
                 _write(output, "Could not open a browser on this machine.\n")
                 if not can_paste:
+                    if self.device_flow_offered:
+                        self.wants_device_flow = True
+                        return ""
                     raise NoBrowserError(
                         "no browser could be opened here and no terminal is attached to paste "
                         "the answer into. Open the URL above in a browser on this machine, or "
@@ -323,6 +329,9 @@ class BrowserLoginSession(LoginSession):
             if paste_task is not None:
                 waiters.add(paste_task)
             if not waiters:  # stdin stopped being a terminal since start()
+                if self.device_flow_offered:
+                    self.wants_device_flow = True
+                    return ""
                 raise NoBrowserError(
                     f"the redirect URI {self.redirect_uri} cannot be received here and no "
                     "terminal is attached to paste the answer into"
@@ -602,7 +611,9 @@ class BrowserLogin(Login):
         verification_uri_complete: str | None = None,
         expires_in: float | None = None,
     ) -> None:
-        """Show a device code (the flow's fallback when no browser can be opened)."""
+        """Show a device code (the flow's fallback when no browser can be opened), after a
+        line saying why the device flow is used: the user asked for a browser login."""
+        _write(default_output(self._output), f"\n{DEVICE_FALLBACK_NOTE}\n")
         self._device().show(verification_uri, user_code, verification_uri_complete, expires_in)
 
     async def wait(self, interval: float) -> None:

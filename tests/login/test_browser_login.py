@@ -20,7 +20,11 @@ from mcp_client_auth.login import (
     NoBrowserError,
     PortInUseError,
 )
-from mcp_client_auth.login.browser import _is_loopback_peer, system_browser_available
+from mcp_client_auth.login.browser import (
+    DEVICE_FALLBACK_NOTE,
+    _is_loopback_peer,
+    system_browser_available,
+)
 
 STATE = "state-Zx81"
 CODE = "code-SECRET-4711"
@@ -607,6 +611,7 @@ async def test_device_fallback_ui(output: io.StringIO) -> None:
     login.show("https://as.example/device", "ABCD-EFGH", None, 300)
     await login.wait(0)
     text = output.getvalue()
+    assert text.lstrip().startswith(DEVICE_FALLBACK_NOTE)  # why, before the instructions
     assert "https://as.example/device" in text and "ABCD-EFGH" in text
     assert "Waiting for you to approve" in text
 
