@@ -275,8 +275,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     record: ServerRecord | None = None
     if _store_exists(args.store):
         store = _open_store(args.store)
-        opened = store
-        record = _run_now(lambda: opened.get(url))
+        record = _read_record(store, url, debug=args.debug)
     tokens = record.tokens if record is not None else None
     if tokens is not None and tokens.dpop_bound and args.login:
         tokens = _obtain_token(url, store or _open_store(args.store), interactive=True, fresh=True)
@@ -298,6 +297,41 @@ def cmd_token(args: argparse.Namespace) -> int:
     line = f"Authorization: {tokens.token_type} {tokens.access_token}" if args.header else None
     _print_secret(line or tokens.access_token)
     return EXIT_OK
+
+
+def _read_record(store: TokenStore, url: str, *, debug: bool) -> ServerRecord | None:
+    """The stored record of ``url``; an entry set aside on the way is part of the one error.
+
+    The store says with a WARNING that it set an unreadable entry aside; ``token`` then fails
+    anyway ("not logged in"), and its promise is one line on stderr, so that warning is folded
+    into the error instead of printed before it (``--debug`` shows both; ``doctor`` lists the
+    file).
+    """
+    import logging
+
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and "unreadable" in record.getMessage():
+            held.append(record)
+            return False
+        return True
+
+    store_log = logging.getLogger("mcp_client_auth.store")
+    if not debug:
+        store_log.addFilter(hold)
+    try:
+        record = _run_now(lambda: store.get(url))
+    finally:
+        store_log.removeFilter(hold)
+    if record is None and held:
+        raise CommandError(
+            f"the stored login for {url} could not be read, so it was set aside (`{PROG} "
+            f"doctor` lists it); {_login_hint(url)}"
+        )
+    for kept in held:
+        store_log.handle(kept)
+    return record
 
 
 def _obtain_token(

@@ -197,10 +197,25 @@ class TokenStore:
             raise StorageError(f"could not {action} ({self.description}): {exc}") from exc
 
     async def get(self, resource: str) -> ServerRecord | None:
-        """The record for ``resource``; ``None`` when absent or unreadable (logged, kept)."""
+        """The record for ``resource``; ``None`` when absent or unreadable (set aside, kept)."""
         with self._failing_as("read the token store"):
             data = await self._kv.get(resource, collection=self._collection)
-        return None if data is None else _record(resource, data)
+        return None if data is None else await self._record(resource, data)
+
+    async def _record(self, resource: str, data: Mapping[str, Any]) -> ServerRecord | None:
+        """The record in a stored value; None when it is not one, after setting it aside.
+
+        Set aside, not left in place: the login that follows would overwrite it, and it may be
+        a newer version's record that the user wants back once that version is installed.
+        """
+        try:
+            return ServerRecord.from_dict(data)
+        except (ValueError, TypeError) as exc:
+            from .aside import set_aside
+
+            why = f"it is not a record this version can read: {exc}"
+            await set_aside(self._kv, resource, collection=self._collection, expected=data, why=why)
+            return None
 
     async def put(self, record: ServerRecord) -> None:
         with self._failing_as("write the token store"):
@@ -224,9 +239,9 @@ class TokenStore:
         What :meth:`resources` then :meth:`get` for each give, without reading (and
         decrypting) every entry twice: the disk and Redis stores list and read in one pass;
         another store that can enumerate its keys answers ``keys`` then ``get_many``. An entry
-        that cannot be read is left out, as :meth:`get` leaves it: the disk and Redis stores
-        set it aside with a WARNING (:meth:`unreadable_files` lists the files), and a record
-        this version cannot read is logged and kept.
+        that cannot be read is left out, as :meth:`get` leaves it, and set aside with a
+        WARNING, whether it cannot be decrypted or decrypts to something that is not a record
+        (:meth:`unreadable_files` lists the disk store's).
         """
         kv: Any = self._kv
         if not hasattr(kv, "items") and not hasattr(kv, "keys"):
@@ -239,7 +254,7 @@ class TokenStore:
                 values = await kv.get_many(names, collection=self._collection)
                 pairs = list(zip(names, values, strict=True))
         pairs.sort(key=_first)
-        found = (_record(resource, data) for resource, data in pairs if data is not None)
+        found = [await self._record(resource, data) for resource, data in pairs if data is not None]
         return [record for record in found if record is not None]
 
     async def aclose(self) -> None:
@@ -254,12 +269,3 @@ class TokenStore:
 
 def _first(pair: tuple[str, Any]) -> str:
     return pair[0]
-
-
-def _record(resource: str, data: Mapping[str, Any]) -> ServerRecord | None:
-    """The record in a stored value; None, with a WARNING, when it is not one (it is kept)."""
-    try:
-        return ServerRecord.from_dict(data)
-    except (ValueError, TypeError) as exc:
-        logger.warning("ignoring an unreadable stored record for %s: %s", resource, exc)
-        return None

@@ -8,14 +8,19 @@ colour appears on a terminal only.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pty
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 from demo_servers import DemoServers
+
+from mcp_client_auth import TokenStore
+from mcp_client_auth.store.token_store import COLLECTION
 
 from .conftest import CLI, console_script
 
@@ -63,6 +68,51 @@ def test_doctor_finds_wrong_modes_and_unreadable_entries(cli: CLI, demo: DemoSer
     assert "Entries: 0 stored, 1 unreadable" in run.stdout
     assert "delete those files" in run.stdout
     assert "1 problem(s) found" in run.stdout
+
+
+def test_an_entry_that_is_not_a_record_is_set_aside_and_counted(
+    cli: CLI, demo: DemoServers, start_demo: Callable[..., DemoServers]
+) -> None:
+    assert cli.login(demo.mcp_url).returncode == 0
+    other = start_demo().mcp_url
+    assert cli.login(other).returncode == 0
+
+    async def damage() -> None:  # it decrypts, but its tokens have no access token
+        store = TokenStore.default(cli.home)
+        value = {"resource": demo.mcp_url, "tokens": {"refresh_token": "r"}}
+        await store.kv.put(demo.mcp_url, value, collection=COLLECTION)
+
+    asyncio.run(damage())
+    run = cli("doctor")
+    assert run.returncode == 1, run.output
+    assert "Entries: 1 stored, 1 unreadable" in run.stdout
+    assert "delete those files" in run.stdout
+    [aside] = [p for p in (cli.home / "entries").rglob("*") if ".unreadable-" in p.name]
+    content = aside.read_bytes()
+
+    run = cli("token", demo.mcp_url)
+    assert (run.returncode, run.stdout) == (1, "")
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert f"mcp-client-auth login {demo.mcp_url}" in run.stderr
+    assert cli("token", other).returncode == 0
+
+    assert cli.login(demo.mcp_url).returncode == 0  # the new login...
+    assert aside.read_bytes() == content  # ...kept what was set aside
+    run = cli("doctor")
+    assert "Entries: 2 stored, 1 unreadable" in run.stdout
+
+
+def test_token_folds_the_set_aside_warning_into_its_one_line(cli: CLI, demo: DemoServers) -> None:
+    assert cli.login(demo.mcp_url).returncode == 0
+    [entry] = [p for p in (cli.home / "entries").rglob("*") if p.is_file()]
+    entry.write_bytes(b"not a Fernet token")
+    run = cli("token", demo.mcp_url)
+    assert (run.returncode, run.stdout) == (1, "")
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert "set aside" in run.stderr and f"login {demo.mcp_url}" in run.stderr
+    debug = cli("--debug", "token", demo.mcp_url)
+    assert debug.returncode == 1  # nothing left to set aside: plainly not logged in
+    assert "not logged in" in debug.stderr
 
 
 def test_doctor_with_the_key_in_the_environment(cli: CLI, demo: DemoServers) -> None:

@@ -4,7 +4,8 @@ What is proved: ``records()`` gives what ``resources()`` then ``get()`` give (so
 records), reading and decrypting each entry once; an entry that cannot be read (corrupt, written
 under another key, holding another entry than its name says) is left out and set aside as
 ``get()`` sets it aside, and counted where ``status`` and ``doctor`` count it; a decryptable
-value that is not a record is left out with a WARNING and kept; expired entries are left out;
+value that is not a record is set aside the same way (moved, never deleted, so the next login
+cannot overwrite it); expired entries are left out;
 after a key rotation the newest copy of an entry wins. The Redis tests use a real redis-server.
 """
 
@@ -143,16 +144,33 @@ async def test_disk_an_entry_under_another_entrys_name_is_set_aside(disk: TokenS
     assert await disk.get(server(1)) is None  # what get() finds there too
 
 
-async def test_disk_a_value_that_is_not_a_record_is_logged_and_kept(
+async def test_disk_a_value_that_is_not_a_record_is_set_aside(
     disk: TokenStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     expected = await fill(disk, 2)
-    await disk.kv.put("https://odd.example.com/mcp", {"no": "resource"}, collection=COLLECTION)
+    odd = "https://odd.example.com/mcp"
+    await disk.kv.put(odd, {"no": "resource"}, collection=COLLECTION)
+    entry = files_of(disk)._path(odd, COLLECTION)
+    content = entry.read_bytes()
     with caplog.at_level(logging.WARNING, logger="mcp_client_auth.store"):
         assert await disk.records() == expected
-    assert "ignoring an unreadable stored record for https://odd.example.com/mcp" in caplog.text
-    assert disk.unreadable == 0  # kept, as get() keeps it
-    assert "https://odd.example.com/mcp" in await disk.resources()
+    assert "it is not a record this version can read" in caplog.text
+    assert disk.unreadable == 1  # what `doctor` reports as unreadable
+    [aside] = disk.unreadable_files()
+    assert aside.name.startswith(entry.name + ".unreadable-")
+    assert aside.read_bytes() == content  # moved, byte for byte: nothing is lost
+    assert odd not in await disk.resources()
+    await disk.put(ServerRecord(odd, issuer="https://auth.example.com"))  # the new login
+    assert aside.read_bytes() == content  # ...does not overwrite what was set aside
+
+
+async def test_disk_get_sets_aside_a_value_that_is_not_a_record(disk: TokenStore) -> None:
+    odd = "https://odd.example.com/mcp"
+    value = {"resource": odd, "tokens": {"refresh_token": "r"}}  # no access_token
+    await disk.kv.put(odd, value, collection=COLLECTION)
+    assert await disk.get(odd) is None
+    assert disk.unreadable == 1
+    assert await disk.kv.get(odd, collection=COLLECTION) is None
 
 
 async def test_disk_expired_entries_are_left_out(disk: TokenStore) -> None:
@@ -190,7 +208,12 @@ async def test_memory_records(caplog: pytest.LogCaptureFixture) -> None:
         records = await store.records()
     assert records == expected
     assert [r.issuer for r in records] == [f"https://auth-{i}.example.com" for i in range(COUNT)]
-    assert "ignoring an unreadable stored record for https://odd.example.com/mcp" in caplog.text
+    assert "ignoring the unreadable stored record for https://odd.example.com/mcp" in caplog.text
+    assert await store.kv.get("https://odd.example.com/mcp", collection=COLLECTION) is None
+    aside = COLLECTION + ".unreadable"
+    [name] = await store.kv.keys(collection=aside)  # type: ignore[attr-defined]
+    assert name.startswith("https://odd.example.com/mcp.unreadable-")
+    assert await store.kv.get(name, collection=aside) == {"tokens": "x"}  # kept, not lost
     assert await store.delete(server(2))
     assert [r.resource for r in await store.records()] == [
         server(i) for i in range(COUNT) if i != 2

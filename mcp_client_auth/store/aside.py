@@ -1,0 +1,112 @@
+"""Setting aside a stored value that decrypts but is not a record: moved, never deleted.
+
+The disk and Redis stores already move aside an entry they cannot decrypt. A value that does
+decrypt but is not a record this version can read (written by a newer version, or damaged
+before it was encrypted) is only found one level up, by :class:`~.token_store.TokenStore`;
+left in place, the next login would overwrite it and nothing would be kept. So it is moved
+aside the same way, wherever it is:
+
+* a store with a ``set_aside(key, *, collection, expected, why)`` method does it itself
+  (:class:`~.encrypted.EncryptedKeyValue` renames the entry, as it does an undecryptable one);
+* the encrypted file store: its file is renamed ``<name>.unreadable-<time>-<rand>``, exactly as
+  an undecryptable one (so ``doctor`` counts it and lists the file);
+* any other ``AsyncKeyValue``: the value is copied into the collection
+  ``<collection>.unreadable`` under ``<key>.unreadable-<time>-<rand>``, then removed.
+
+In every case a value replaced meanwhile by a writer (another process's login) is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from key_value.aio.protocols.key_value import AsyncKeyValue
+
+__all__ = ["ASIDE_COLLECTION", "UNREADABLE", "aside_name", "set_aside"]
+
+logger = logging.getLogger("mcp_client_auth.store")
+
+UNREADABLE = ".unreadable-"
+ASIDE_COLLECTION = ".unreadable"  # appended to a collection's name, for a generic store
+
+
+def aside_name(name: str) -> str:
+    """The name an entry is moved to: its own, then when and a few random characters."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return f"{name}{UNREADABLE}{stamp}-{secrets.token_hex(2)}"
+
+
+async def set_aside(
+    kv: AsyncKeyValue, key: str, *, collection: str, expected: Mapping[str, Any], why: str
+) -> bool:
+    """Move the value of ``key`` aside if it is still ``expected``; True when it was moved.
+
+    Never raises: a store that fails here is reported by a WARNING and the value is left where
+    it is (it reads as absent all the same).
+    """
+    try:
+        own: Any = getattr(kv, "set_aside", None)
+        if own is not None:
+            moved: bool = await own(key, collection=collection, expected=expected, why=why)
+            return moved
+        if _is_file_store(kv):
+            return _set_aside_file(kv, key, collection, expected, why)
+        return await _set_aside_copy(kv, key, collection, expected, why)
+    except Exception as exc:
+        logger.warning(
+            "ignoring the unreadable stored record for %s (%s); it could not be moved aside (%s)",
+            key,
+            why,
+            exc,
+        )
+        return False
+
+
+def _is_file_store(kv: object) -> bool:
+    # by name: importing the disk store here would put it on `import mcp_client_auth`'s path
+    return any(cls.__name__ == "EncryptedFileStore" for cls in type(kv).__mro__)
+
+
+def _set_aside_file(
+    kv: Any, key: str, collection: str, expected: Mapping[str, Any], why: str
+) -> bool:
+    """Rename the entry's file through the store's own setting aside (it logs the WARNING)."""
+    for path in kv._read_paths(key, collection):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        entry = kv._decode(path, data, expect=(collection, key))
+        if entry is None:
+            return True  # unreadable after all: the store has just set it aside itself
+        if entry.get("value") != dict(expected):
+            return False  # replaced meanwhile by a writer
+        kv._set_aside(path, data, why)
+        return True
+    return False
+
+
+async def _set_aside_copy(
+    kv: AsyncKeyValue, key: str, collection: str, expected: Mapping[str, Any], why: str
+) -> bool:
+    """Copy the value into the aside collection, then remove it; no store-specific call."""
+    if await kv.get(key, collection=collection) != dict(expected):
+        return False
+    aside, where = aside_name(key), collection + ASIDE_COLLECTION
+    await kv.put(aside, dict(expected), collection=where)
+    await kv.delete(key, collection=collection)
+    logger.warning(
+        "ignoring the unreadable stored record for %s (%s): moved it to %s in the collection "
+        "%s; the server it was for will ask for a new login",
+        key,
+        why,
+        aside,
+        where,
+    )
+    return True
