@@ -9,6 +9,12 @@ flow cannot turn them into errors that name the authorization server. The provid
 follows no redirect of a POST and only same-origin redirects of a metadata GET, caps every body
 while it streams in, and reports a dead network as the flow step's own typed error.
 
+A server can also hold the flow without ever failing: each read under the 30 s read timeout, it
+can trickle a byte at a time for hours, or send a few hundred KB of gzip that inflate to
+gigabytes. So every request has a total deadline (:data:`DEADLINE`, connect to last byte), and
+the body is read raw and inflated here, never more than the 1 MiB cap at a time: only gzip and
+deflate are asked for and accepted.
+
 The client is made per flow run, with the same library (httpx or httpx2) as the request being
 authorized, unless the provider was given a transport, whose library then decides. A transport
 that serves only sync (or only async) clients serves the other kind of driver too: the driver
@@ -18,22 +24,31 @@ sends through it from a worker thread (or the sync portal's event loop).
 from __future__ import annotations
 
 import ssl
+import time
+import zlib
 from types import ModuleType
 from typing import Any
 
+import anyio
 import httpx
 
 from ._http_compat import TRANSPORT_ERRORS, httpx2
 from .effects import HttpRequest, HttpResponse
 from .errors import ConfigurationError
-from .metadata import origin
+from .metadata import clean_text, origin
 
-__all__ = ["MAX_BODY", "FlowHttp", "send_async", "send_sync"]
+__all__ = ["DEADLINE", "MAX_BODY", "FlowHttp", "send_async", "send_sync"]
 
 MAX_BODY = 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-TIMEOUT = 30.0
+TIMEOUT = 30.0  # seconds any one connect, read or write may wait
+DEADLINE = 60.0  # seconds one flow request may take in all, redirects and body included
+ACCEPT_ENCODING = "gzip, deflate"  # what _Decoder can inflate within the cap
+
+_TIMEOUTS: tuple[type[Exception], ...] = tuple(
+    library.TimeoutException for library in (httpx, httpx2) if library is not None
+)
 
 
 class FlowHttp:
@@ -85,63 +100,100 @@ class FlowHttp:
 
 
 def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
-    """Send ``effect`` with a sync client; read at most 1 MiB of the answer."""
-    response = _open_sync(client, effect, effect.url)
-    for _ in range(MAX_REDIRECTS):
-        location = _same_origin_redirect(effect, response)
-        if location is None:
-            break
-        response.close()
-        response = _open_sync(client, effect, location)
+    """Send ``effect`` with a sync client: at most 1 MiB of answer, within :data:`DEADLINE`.
+
+    A sync read cannot be interrupted, so the deadline bounds each wait (no connect or read may
+    wait past it) and is checked after every chunk of the body.
+    """
+    deadline = _Deadline(effect)
+    response = _open_sync(client, effect, effect.url, deadline)
     try:
+        for _ in range(MAX_REDIRECTS):
+            location = _same_origin_redirect(effect, response)
+            if location is None:
+                break
+            response.close()
+            response = _open_sync(client, effect, location, deadline)
         body = _CappedBody(effect, response)
-        for chunk in response.iter_bytes():
-            body.add(chunk)
+        if response.is_stream_consumed:  # a mock transport's answer, read when it was made
+            body.add_decoded(response.content)
+        else:
+            for chunk in response.iter_raw():
+                deadline.check()
+                body.add(chunk)
+        return body.effect_response()
     except TRANSPORT_ERRORS as exc:
-        raise _unreachable(effect, exc) from None
+        raise deadline.failure(exc) from None
     finally:
         response.close()
-    return body.effect_response()
 
 
-def _open_sync(client: Any, effect: HttpRequest, url: str) -> Any:
+def _open_sync(client: Any, effect: HttpRequest, url: str, deadline: _Deadline) -> Any:
+    deadline.check()
     request = client.build_request(
-        effect.method, url, headers=dict(effect.headers), content=effect.body
+        effect.method, url, headers=_headers(effect), content=effect.body, timeout=deadline.wait()
     )
     try:
         return client.send(request, stream=True)
     except TRANSPORT_ERRORS as exc:
-        raise _unreachable(effect, exc) from None
+        raise deadline.failure(exc) from None
 
 
 async def send_async(client: Any, effect: HttpRequest) -> HttpResponse:
-    """Send ``effect`` with an async client; read at most 1 MiB of the answer."""
-    response = await _open_async(client, effect, effect.url)
-    for _ in range(MAX_REDIRECTS):
-        location = _same_origin_redirect(effect, response)
-        if location is None:
-            break
-        await response.aclose()
-        response = await _open_async(client, effect, location)
+    """Send ``effect`` with an async client: at most 1 MiB of answer, within :data:`DEADLINE`.
+
+    The whole exchange (connect, headers, redirects, body) runs in one cancel scope; anyio's,
+    so the deadline holds under asyncio and trio alike.
+    """
+    deadline = _Deadline(effect)
+    with anyio.move_on_after(deadline.remaining()):
+        return await _exchange_async(client, effect, deadline)
+    raise deadline.error()
+
+
+async def _exchange_async(client: Any, effect: HttpRequest, deadline: _Deadline) -> HttpResponse:
+    response = await _open_async(client, effect, effect.url, deadline)
     try:
+        for _ in range(MAX_REDIRECTS):
+            location = _same_origin_redirect(effect, response)
+            if location is None:
+                break
+            await _close_async(response)
+            response = await _open_async(client, effect, location, deadline)
         body = _CappedBody(effect, response)
-        async for chunk in response.aiter_bytes():
-            body.add(chunk)
+        if response.is_stream_consumed:  # a mock transport's answer, read when it was made
+            body.add_decoded(response.content)
+        else:
+            async for chunk in response.aiter_raw():
+                body.add(chunk)
+        return body.effect_response()
     except TRANSPORT_ERRORS as exc:
-        raise _unreachable(effect, exc) from None
+        raise deadline.failure(exc) from None
     finally:
-        await response.aclose()
-    return body.effect_response()
+        await _close_async(response)
 
 
-async def _open_async(client: Any, effect: HttpRequest, url: str) -> Any:
+async def _open_async(client: Any, effect: HttpRequest, url: str, deadline: _Deadline) -> Any:
     request = client.build_request(
-        effect.method, url, headers=dict(effect.headers), content=effect.body
+        effect.method, url, headers=_headers(effect), content=effect.body
     )
     try:
         return await client.send(request, stream=True)
     except TRANSPORT_ERRORS as exc:
-        raise _unreachable(effect, exc) from None
+        raise deadline.failure(exc) from None
+
+
+async def _close_async(response: Any) -> None:
+    """Close ``response`` even when the deadline has cancelled the scope around it."""
+    with anyio.CancelScope(shield=True):
+        await response.aclose()
+
+
+def _headers(effect: HttpRequest) -> dict[str, str]:
+    """The request's headers, asking only for the encodings :class:`_Decoder` can cap."""
+    headers = {k: v for k, v in effect.headers.items() if k.lower() != "accept-encoding"}
+    headers["Accept-Encoding"] = ACCEPT_ENCODING
+    return headers
 
 
 def _same_origin_redirect(effect: HttpRequest, response: Any) -> str | None:
@@ -184,12 +236,116 @@ def _library_of_transport(transport: Any) -> ModuleType | None:
 
 
 def _unreachable(effect: HttpRequest, exc: Exception) -> Exception:
-    kept = " The stored tokens are kept; try again later." if effect.what == "token refresh" else ""
-    return effect.error(f"could not reach {effect.url} for the {effect.what}: {exc}.{kept}")
+    return effect.error(
+        f"could not reach {effect.url} for the {effect.what}: {exc}.{_kept(effect)}"
+    )
+
+
+def _kept(effect: HttpRequest) -> str:
+    """A failed refresh changed nothing: the user should hear that, and that it may pass."""
+    return " The stored tokens are kept; try again later." if effect.what == "token refresh" else ""
+
+
+class _Deadline:
+    """The moment one flow request must be done by, :data:`DEADLINE` after it starts."""
+
+    def __init__(self, effect: HttpRequest) -> None:
+        self.effect = effect
+        self.limit = DEADLINE
+        self.end = time.monotonic() + self.limit
+        self.clipped = False  # the last wait handed to the client was cut short by the deadline
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    def wait(self) -> float:
+        """The longest one connect or read of the next sync request may wait."""
+        wait = min(TIMEOUT, self.remaining())
+        self.clipped = wait < TIMEOUT
+        return wait
+
+    def check(self) -> None:
+        if time.monotonic() >= self.end:
+            raise self.error()
+
+    def failure(self, exc: Exception) -> Exception:
+        """The typed error for a transport error: a wait the deadline cut short is the deadline."""
+        if self.clipped and isinstance(exc, _TIMEOUTS):
+            return self.error()
+        return _unreachable(self.effect, exc)
+
+    def error(self) -> Exception:
+        effect = self.effect
+        return effect.error(
+            f"{effect.url} did not answer the {effect.what} within {self.limit:g} s.{_kept(effect)}"
+        )
+
+
+class _Decoder:
+    """Undoes the answer's Content-Encoding (gzip or deflate) a bounded piece at a time.
+
+    httpx's own decoders inflate each network chunk whole, so a few hundred KB of gzip would
+    become hundreds of MB in memory before the cap is checked; here no call yields more than
+    the caller's ``limit``.
+    """
+
+    def __init__(self, effect: HttpRequest, header: str) -> None:
+        codings = [c.strip().lower() for c in header.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        self.coding = codings[0] if len(codings) == 1 else ""
+        self._probe: bytes | None = None  # deflate: the first bytes, until the zlib header is
+        self._inflate: Any = None
+        if not codings:
+            return
+        if self.coding in ("gzip", "x-gzip"):
+            self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.coding == "deflate":
+            self._inflate = zlib.decompressobj()
+            self._probe = b""
+        else:
+            raise effect.error(
+                f"the {effect.what} response from {effect.url} is encoded as "
+                f"{clean_text(header, 60)!r}; only gzip and deflate are accepted"
+            )
+
+    def decode(self, chunk: bytes, limit: int) -> bytes:
+        """At most ``limit`` bytes of ``chunk`` decoded; more waiting means the cap is passed."""
+        if self._inflate is None:
+            return chunk
+        if self._probe is not None:
+            return self._decode_deflate(chunk, limit)
+        out: bytes = self._inflate.decompress(chunk, limit)
+        return out
+
+    def _decode_deflate(self, chunk: bytes, limit: int) -> bytes:
+        """Deflate is sent zlib-wrapped (RFC 9110) or raw (some servers): try the first."""
+        assert self._probe is not None
+        self._probe += chunk
+        try:
+            out: bytes = self._inflate.decompress(chunk, limit)
+        except zlib.error:
+            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._inflate.decompress(self._probe, limit)
+            self._probe = None
+            return out
+        if len(self._probe) >= 2:  # the zlib header is checked: it is zlib-wrapped
+            self._probe = None
+        return out
+
+    def flush(self, limit: int) -> bytes:
+        if self._inflate is None:
+            return b""
+        out: bytes = self._inflate.flush(limit)
+        return out
+
+    def pending(self) -> bool:
+        """Whether input is left that a ``limit`` stopped from being decoded."""
+        return self._inflate is not None and bool(self._inflate.unconsumed_tail)
 
 
 class _CappedBody:
-    """The answer to one flow request, refused once it passes 1 MiB (announced or streamed)."""
+    """The answer to one flow request, refused once it passes 1 MiB (announced, or decoded
+    while it streams in)."""
 
     def __init__(self, effect: HttpRequest, response: Any) -> None:
         _refuse_other_origin(effect, response)
@@ -199,10 +355,42 @@ class _CappedBody:
         length = response.headers.get("content-length", "")
         if length.isascii() and length.isdigit() and int(length) > MAX_BODY:
             raise self._too_large()
+        self.decoder = _Decoder(effect, response.headers.get("content-encoding", ""))
 
     def add(self, chunk: bytes) -> None:
-        self.data += chunk
-        if len(self.data) > MAX_BODY:
+        """Decode ``chunk`` (raw bytes off the network) into the body, one byte past the cap
+        at most: a body that reaches that byte is refused."""
+        try:
+            self._take(self.decoder.decode(chunk, self._room()))
+        except zlib.error:
+            raise self._undecodable() from None
+
+    def add_decoded(self, content: bytes) -> None:
+        """A body the transport already read and decoded (httpx's ``MockTransport`` reads an
+        answer made of bytes when it makes it): only the cap is left to apply."""
+        self.decoder = _Decoder(self.effect, "")
+        self._take(content)
+
+    def effect_response(self) -> HttpResponse:
+        try:
+            self._take(self.decoder.flush(self._room()))
+        except zlib.error:
+            raise self._undecodable() from None
+        response = self.response
+        return HttpResponse(
+            status_code=response.status_code,
+            headers={k.lower(): v for k, v in response.headers.items()},
+            body=bytes(self.data),
+            url=str(response.url),
+            challenges=tuple(response.headers.get_list("www-authenticate")),
+        )
+
+    def _room(self) -> int:
+        return MAX_BODY - len(self.data) + 1  # never 0: zlib reads 0 as "no limit"
+
+    def _take(self, decoded: bytes) -> None:
+        self.data += decoded
+        if len(self.data) > MAX_BODY or self.decoder.pending():
             raise self._too_large()
 
     def _too_large(self) -> Exception:
@@ -211,12 +399,8 @@ class _CappedBody:
             f"the {effect.what} response from {effect.url} is larger than 1 MiB; refusing it"
         )
 
-    def effect_response(self) -> HttpResponse:
-        response = self.response
-        return HttpResponse(
-            status_code=response.status_code,
-            headers={k.lower(): v for k, v in response.headers.items()},
-            body=bytes(self.data),
-            url=str(response.url),
-            challenges=tuple(response.headers.get_list("www-authenticate")),
+    def _undecodable(self) -> Exception:
+        effect = self.effect
+        return effect.error(
+            f"the {effect.what} response from {effect.url} is not valid {self.decoder.coding} data"
         )
