@@ -316,6 +316,7 @@ class BrowserLoginSession(LoginSession):
                         output,
                         redirect_uri=self.redirect_uri,
                         state=state,
+                        check=self._check,
                     )
                 )
             # On a terminal the countdown redraws one line, which would garble a paste

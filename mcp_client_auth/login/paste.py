@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Callable
 from typing import TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -124,14 +125,11 @@ def parse_pasted(text: str, *, redirect_uri: str, state: str) -> str:
     ``{redirect_uri}?code=...&state=...`` with this login's state; note that such an answer
     carries no ``iss``, so a flow that requires ``iss`` (RFC 9207) asks for the full URL.
     """
-    text = text.strip().strip("'\"<>").strip()
+    text = _tidy(text)
     if not text:
         raise PasteRejected("Nothing was pasted.")
     redirect = urlsplit(redirect_uri)
-    looks_like_query = text.startswith("?") or any(
-        key in text for key in ("code=", "state=", "error=")
-    )
-    if "://" not in text and not looks_like_query:
+    if _is_bare(text):
         if any(c.isspace() for c in text) or not all(0x21 <= ord(c) <= 0x7E for c in text):
             raise PasteRejected(
                 "That does not look like an address or a code; paste the whole address."
@@ -174,6 +172,56 @@ def parse_pasted(text: str, *, redirect_uri: str, state: str) -> str:
     return urlunsplit((redirect.scheme, redirect.netloc, pasted.path, pasted.query, ""))
 
 
+def _tidy(text: str) -> str:
+    return text.strip().strip("'\"<>").strip()
+
+
+def _is_bare(text: str) -> bool:
+    """Whether a (tidied) paste is a lone value, taken for the code, not an address."""
+    looks_like_query = text.startswith("?") or any(
+        key in text for key in ("code=", "state=", "error=")
+    )
+    return "://" not in text and not looks_like_query
+
+
+def _checked(
+    url: str, pasted: str, check: Callable[[str], object] | None, *, redirect_uri: str
+) -> str:
+    """``url`` once the flow's own check (RFC 9207 ``iss``, ...) accepts it; else the reason,
+    in one line, as a :class:`PasteRejected` asking for the whole address."""
+    if check is None:
+        return url
+    try:
+        check(url)
+    except AuthorizationError as exc:
+        shown = urlunsplit(urlsplit(redirect_uri)._replace(query="", fragment=""))
+        if _is_bare(_tidy(pasted)):
+            reason = (
+                "The code alone is not enough here: this server also names itself (iss) in "
+                "the address it sends the browser to."
+            )
+        else:
+            reason = f"That answer was refused: {clean(str(exc), 300)}."
+        raise PasteRejected(
+            f"{reason} Paste the whole address the browser was sent to (it starts with {shown})."
+        ) from None
+    return url
+
+
+def _code_alone_accepted(
+    check: Callable[[str], object] | None, *, redirect_uri: str, state: str
+) -> bool:
+    """Whether the flow's check takes an answer made from a bare code (no ``iss``): if not,
+    the user is not invited to paste just the code."""
+    if check is None:
+        return True
+    try:
+        check(parse_pasted("code-probe", redirect_uri=redirect_uri, state=state))
+    except AuthorizationError:
+        return False
+    return True
+
+
 def _default_port(scheme: str) -> int | None:
     return {"http": 80, "https": 443}.get(scheme.lower())
 
@@ -185,11 +233,14 @@ async def read_pasted(
     redirect_uri: str,
     state: str,
     prompt: str = "Paste the address here: ",
+    check: Callable[[str], object] | None = None,
 ) -> str:
     """Ask until a usable answer is pasted (at most ``MAX_ATTEMPTS`` tries).
 
-    Raises ``AuthorizationError`` when the input ends, the tries run out, or the pasted answer
-    is the server's ``error=``.
+    ``check`` is the flow's own check of the answer (:meth:`LoginSession.check_callbacks_with`):
+    an answer it refuses (a bare code where the server sends ``iss``, say) gets the reason and
+    another try, rather than ending the login after the paste. Raises ``AuthorizationError``
+    when the input ends, the tries run out, or the pasted answer is the server's ``error=``.
     """
     for attempt in range(MAX_ATTEMPTS):
         output.write(prompt)
@@ -201,7 +252,8 @@ async def read_pasted(
                 "the input ended before the address was pasted; run the login again"
             )
         try:
-            return parse_pasted(line, redirect_uri=redirect_uri, state=state)
+            url = parse_pasted(line, redirect_uri=redirect_uri, state=state)
+            return _checked(url, line, check, redirect_uri=redirect_uri)
         except PasteRejected as exc:
             output.write(f"{exc}\n")
             if attempt + 1 < MAX_ATTEMPTS:
@@ -217,23 +269,34 @@ class _PasteSession(LoginSession):
         self.redirect_uri = redirect_uri
         self._input = input
         self._output = output
+        self._check: Callable[[str], object] | None = None
+
+    def check_callbacks_with(self, check: Callable[[str], object]) -> None:
+        self._check = check
 
     async def complete(self, authorization_url: str, *, state: str, timeout: float) -> str:
         output = default_output(self._output)
         shown = urlunsplit(urlsplit(self.redirect_uri)._replace(query="", fragment=""))
+        just_code = _code_alone_accepted(self._check, redirect_uri=self.redirect_uri, state=state)
         output.write(
             "\nOpen this URL in a browser on any device and sign in:\n\n"
             f"    {authorization_url}\n\n"
             f"Afterwards the browser is sent to {shown}, which will probably fail to load "
             '("can\'t connect" or similar). That is expected: copy the whole address from the '
-            "address bar and paste it below (or just the value of 'code' in it).\n"
+            "address bar and paste it below"
+            + (" (or just the value of 'code' in it)" if just_code else "")
+            + ".\n"
             f"(You have {describe_duration(timeout)}; Ctrl+C cancels.)\n"
         )
         output.flush()
         try:
             return await asyncio.wait_for(
                 read_pasted(
-                    default_input(self._input), output, redirect_uri=self.redirect_uri, state=state
+                    default_input(self._input),
+                    output,
+                    redirect_uri=self.redirect_uri,
+                    state=state,
+                    check=self._check,
                 ),
                 timeout,
             )

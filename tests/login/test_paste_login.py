@@ -151,3 +151,36 @@ async def test_default_redirect_uri() -> None:
     assert session.redirect_uri == given
     url, _ = await run(f"{given}?code={CODE}&state={STATE}\n", redirect_uri=given)
     assert url == f"{given}?code={CODE}&state={STATE}"
+
+
+def requires_iss(url: str) -> str:
+    """The flow's check where the server advertises RFC 9207 ``iss``."""
+    if "iss=" not in url:
+        raise AuthorizationError("the authorization response has no iss parameter")
+    return "code"
+
+
+async def test_a_paste_the_flow_refuses_gets_the_reason_and_another_try() -> None:
+    full = f"{REDIRECT}?code={CODE}&state={STATE}&iss=https%3A%2F%2Fas.example"
+    output = io.StringIO()
+    login = PasteLogin(
+        input=io.StringIO(f"{CODE}\n{REDIRECT}?code={CODE}&state={STATE}\n{full}\n"), output=output
+    )
+    session = await login.start(redirect_uri=REDIRECT, redirect_port=None)
+    session.check_callbacks_with(requires_iss)
+    assert await session.complete(AUTH_URL, state=STATE, timeout=5) == full
+    out = output.getvalue()
+    assert "just the value of 'code'" not in out
+    assert "The code alone is not enough here" in out
+    assert "That answer was refused: the authorization response has no iss parameter." in out
+    assert out.count("Try again") == 2 and CODE not in out
+
+
+async def test_refused_pastes_still_end_after_the_last_try() -> None:
+    output = io.StringIO()
+    login = PasteLogin(input=io.StringIO(f"{CODE}\n" * 10), output=output)
+    session = await login.start(redirect_uri=REDIRECT, redirect_port=None)
+    session.check_callbacks_with(requires_iss)
+    with pytest.raises(AuthorizationError, match="no usable address"):
+        await session.complete(AUTH_URL, state=STATE, timeout=5)
+    assert output.getvalue().count("The code alone is not enough") == 5

@@ -14,12 +14,13 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from mcp_client_auth import OAuthClientProvider, TokenStore
-from mcp_client_auth.login import BrowserLogin, NoBrowserError
+from mcp_client_auth.login import BrowserLogin, NoBrowserError, PasteLogin
 from mcp_client_auth.login.browser import DEVICE_FALLBACK_NOTE
 
 from .fake_servers import ISSUER, RESOURCE, FakeServers, Seen
@@ -197,3 +198,64 @@ def test_no_browser_and_no_device_flow_pastes_on_a_terminal() -> None:
     assert not isinstance(tokens, Exception), tokens
     assert servers.grants() == ["authorization_code"]
     assert "paste it here" in output.getvalue()
+
+
+# -- paste-back where the authorization server sends iss (RFC 9207) --------------------------
+
+
+class PastingUser(io.StringIO):
+    """A terminal where the user reads the sign-in URL the login printed, approves it, and
+    pastes back first ``first`` (a function of the redirected address), then the address."""
+
+    def __init__(self, servers: FakeServers, output: io.StringIO, first: Any) -> None:
+        super().__init__()
+        self.servers, self.output, self.first = servers, output, first
+        self.pasted: list[str] = []
+        self.redirected = ""
+
+    def readline(self, size: int | None = -1) -> str:
+        if not self.redirected:
+            url = self.output.getvalue().split("sign in:\n\n    ", 1)[1].split("\n", 1)[0]
+            self.redirected = redirected = self.servers.approve(url)
+            self.pasted = [self.first(redirected), redirected]
+        return self.pasted.pop(0) + "\n" if self.pasted else ""
+
+
+def code_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["code"][0]
+
+
+@pytest.mark.parametrize(
+    ("first", "reason"),
+    [
+        (code_of, "The code alone is not enough here"),
+        (lambda url: url.replace("iss=", "x="), "no iss parameter"),
+    ],
+    ids=["bare-code", "address-without-iss"],
+)
+def test_paste_refused_by_the_iss_check_asks_again(first: Any, reason: str) -> None:
+    servers = FakeServers(iss_supported=True)
+    output = io.StringIO()
+    user = PastingUser(servers, output, first)
+    tokens = get_token(servers, PasteLogin(input=user, output=output))
+    assert not isinstance(tokens, Exception), tokens
+    assert tokens.access_token in servers.access
+    assert [s.form["grant_type"] for s in servers.seen if s.path == "/token"] == [
+        "authorization_code"
+    ]
+    text = output.getvalue()
+    assert "just the value of 'code'" not in text  # not offered where it cannot work
+    refusal = next(line for line in text.splitlines() if reason in line)
+    assert "Paste the whole address" in refusal
+    assert "Try again" in text
+    assert code_of(user.redirected) not in text  # the refusal does not echo the code
+
+
+def test_paste_of_just_the_code_still_works_where_iss_is_not_sent() -> None:
+    servers = FakeServers(iss_supported=None, iss_mode="missing")
+    output = io.StringIO()
+    user = PastingUser(servers, output, code_of)
+    tokens = get_token(servers, PasteLogin(input=user, output=output))
+    assert not isinstance(tokens, Exception), tokens
+    assert "just the value of 'code'" in output.getvalue()
+    assert "Try again" not in output.getvalue()
