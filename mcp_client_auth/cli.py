@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
     from pathlib import Path
 
+    from .errors import TokenError
     from .flow import LogoutResult
     from .login.base import Login
     from .store.keys import KeyringProbe, Protection
@@ -359,14 +360,25 @@ def _obtain_token(
             f"the login for {url} has expired and could not be renewed; {_login_hint(url)}"
         ) from None
     except TokenError as exc:
-        if exc.error in ("invalid_grant", "invalid_client"):
+        if not interactive and _refused(exc):
+            reason = exc.error or f"HTTP {exc.status_code}"
             raise CommandError(
                 f"the authorization server refused to refresh the token for {url} "
-                f"({exc.error}); {_login_hint(url)}"
+                f"({reason}); {_login_hint(url)}"
             ) from None
         raise
     finally:
         progress.clear()
+
+
+def _refused(exc: TokenError) -> bool:
+    """Whether the token endpoint refused outright (any 4xx): only a new login can help.
+
+    invalid_grant, invalid_client, unauthorized_client, invalid_scope or an error code of the
+    server's own: retrying the same refresh gets the same answer. A 5xx or an unreachable
+    server is different: the library's message already says to try again later.
+    """
+    return exc.status_code is not None and 400 <= exc.status_code < 500
 
 
 def _print_secret(text: str) -> None:

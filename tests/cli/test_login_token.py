@@ -165,6 +165,24 @@ def test_token_refresh_refused(cli: CLI, start_demo) -> None:  # type: ignore[no
     assert demo.authorization_server.stats["authorizations"] == 1  # no browser, no login
 
 
+def test_token_refresh_refused_as_unauthorized_client(cli: CLI, start_demo) -> None:  # type: ignore[no-untyped-def]
+    demo: DemoServers = start_demo(access_token_ttl=5)
+    assert cli.login(demo.mcp_url).returncode == 0
+    time.sleep(3)  # stale for the client: the next `token` must refresh
+    record = cli.record(demo.mcp_url)
+    assert record is not None and record.client is not None
+    # The server no longer lets this client refresh (an administrator changed it, say).
+    demo.authorization_server.clients[record.client.client_id].grant_types = ["authorization_code"]
+
+    run = cli("token", demo.mcp_url)
+    assert (run.returncode, run.stdout) == (1, "")
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "refused to refresh" in lines[0] and "(unauthorized_client)" in lines[0]
+    assert f"mcp-client-auth login {demo.mcp_url}" in lines[0]
+    assert demo.authorization_server.stats["authorizations"] == 1  # no browser, no login
+
+
 def test_login_with_a_pre_registered_confidential_client(cli: CLI, demo: DemoServers) -> None:
     registered = httpx.post(
         f"{demo.issuer}/register",
