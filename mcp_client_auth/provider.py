@@ -581,11 +581,13 @@ class OAuthClientProvider(AuthBase):
     # -- effects shared by both drivers ------------------------------------------------------
 
     def _browser_unavailable(self) -> bool:
-        """No browser can be opened here: the device flow is better, where offered."""
+        """No browser can be opened here and the user did not ask for the loopback login
+        itself (a fixed port, ``open_browser=False``): the device flow is better, where
+        offered."""
         from .login.browser import BrowserLogin
 
         login = self._get_login()
-        return isinstance(login, BrowserLogin) and not login.browser_available()
+        return isinstance(login, BrowserLogin) and login.device_flow_preferred(self._redirect_port)
 
     def _get_login(self) -> Login:
         if self._login is None:

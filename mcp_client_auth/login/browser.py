@@ -282,9 +282,17 @@ class BrowserLoginSession(LoginSession):
             elif login.open_browser:
                 opened = False
             can_paste = login._terminal_attached()
+            # a port the user fixed is for a browser elsewhere (an SSH tunnel): keep listening
+            fixed_port = listening and self._target is not None and self._target.fixed_by == "port"
             if opened is False and not result.done():
                 _write(output, "Could not open a browser on this machine.\n")
-                if not can_paste:
+                if fixed_port and not can_paste:
+                    _write(
+                        output,
+                        f"Open the URL above in a browser that can reach {self.redirect_uri} "
+                        f"(over SSH: ssh -L {self.port}:127.0.0.1:{self.port} ...).\n",
+                    )
+                elif not can_paste:
                     if self.device_flow_offered:
                         self.wants_device_flow = True
                         return ""
@@ -598,6 +606,15 @@ class BrowserLogin(Login):
         if self._opener is not None:
             return True
         return system_browser_available()
+
+    def device_flow_preferred(self, redirect_port: int | None = None) -> bool:
+        """Whether the flow should use the device grant (where offered) instead of this login:
+        only when no browser can be opened here and the loopback login was not asked for
+        explicitly. ``open_browser=False`` (print the URL) and a fixed port (``port`` or
+        ``redirect_port``, as with ``ssh -L 8765:127.0.0.1:8765``) keep the listener."""
+        if not self.open_browser or self.port or redirect_port:
+            return False
+        return not self.browser_available()
 
     def _terminal_attached(self) -> bool:
         return self._input is not None or is_terminal(sys.stdin)

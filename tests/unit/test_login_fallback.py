@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 import secrets
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -259,3 +260,56 @@ def test_paste_of_just_the_code_still_works_where_iss_is_not_sent() -> None:
     assert not isinstance(tokens, Exception), tokens
     assert "just the value of 'code'" in output.getvalue()
     assert "Try again" not in output.getvalue()
+
+
+# -- a loopback login the user asked for is kept, device flow or not ---------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def login_through_the_listener(
+    servers: FakeServers, output: io.StringIO, login: Any, **kwargs: Any
+) -> Any:
+    """``aget_token`` where the user opens the printed URL in a browser elsewhere, which then
+    reaches the loopback listener (an SSH tunnel, say): the token, or the error raised."""
+    auth = OAuthClientProvider(RESOURCE, store=TokenStore.memory(), login=login, **kwargs)
+    own_requests_through(auth, httpx.MockTransport(servers.handler))
+    task = asyncio.ensure_future(auth.aget_token())
+    marker = "sign in:\n\n    "
+    while marker not in output.getvalue() and not task.done():
+        await asyncio.sleep(0.01)
+    if marker in output.getvalue():
+        url = output.getvalue().split(marker, 1)[1].split("\n", 1)[0]
+        async with httpx.AsyncClient(trust_env=False) as client:
+            answer = await client.get(servers.approve(url))
+        assert answer.status_code == 200
+    try:
+        return await task
+    except Exception as exc:
+        return exc
+
+
+@pytest.mark.parametrize("how", ["open_browser=False", "port", "redirect_port"])
+@pytest.mark.usefixtures("no_terminal", "no_system_browser")
+def test_an_explicit_loopback_login_is_not_switched_to_the_device_flow(how: str) -> None:
+    servers = DeviceServers()
+    output = io.StringIO()
+    port = free_port()
+    login = BrowserLogin(output=output, open_browser=how != "open_browser=False")
+    kwargs: dict[str, Any] = {}
+    if how == "port":
+        login = BrowserLogin(port=port, output=output)
+    elif how == "redirect_port":
+        kwargs["redirect_port"] = port
+    tokens = asyncio.run(login_through_the_listener(servers, output, login, **kwargs))
+    assert not isinstance(tokens, Exception), tokens
+    assert servers.grants() == ["authorization_code"]
+    text = output.getvalue()
+    assert DEVICE_FALLBACK_NOTE not in text
+    if how in ("port", "redirect_port"):  # the URL is for a browser elsewhere: say how
+        assert f"ssh -L {port}:127.0.0.1:{port}" in text
