@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._http_compat import AuthBase
 from ._portal import run_sync
@@ -47,7 +47,6 @@ from .errors import (
 )
 from .flow import AuthFlow, FlowSettings, LogoutResult
 from .flow_http import FlowHttp, send_async, send_sync
-from .login.base import CallbackLogin, Login, LoginCallable, LoginSession
 from .metadata import (
     Challenge,
     canonical_resource_url,
@@ -59,6 +58,9 @@ from .metadata import (
 from .registration import ClientSettings
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
+
+if TYPE_CHECKING:  # the login package is imported when a login is needed, not on reconnect
+    from .login.base import Login, LoginCallable, LoginSession
 
 __all__ = ["OAuthClientProvider"]
 
@@ -89,6 +91,8 @@ class _Response(Protocol):
 
 
 def _resolve_login(login: Login | LoginCallable | None, port: int | None) -> Login:
+    from .login.base import CallbackLogin, Login
+
     if isinstance(login, Login):
         return login
     if login is not None:
@@ -167,9 +171,11 @@ class OAuthClientProvider(AuthBase):
         self._store = store
         self._clock = clock
         self._http = FlowHttp(verify=verify, transport=transport)
-        from .login.device import DeviceLogin
+        device = False
+        if login is not None:  # no strategy given: no need to import the device one
+            from .login.device import DeviceLogin
 
-        device = isinstance(login, DeviceLogin)
+            device = isinstance(login, DeviceLogin)
         self._flow = AuthFlow(
             FlowSettings(
                 server_url=self.server_url,

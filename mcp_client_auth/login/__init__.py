@@ -1,11 +1,33 @@
-"""Login strategies for the interactive authorization step."""
+"""Login strategies for the interactive authorization step.
+
+The public names are imported on first use (PEP 562), like the package's own: a process that
+reconnects with a stored token never logs in, so importing ``login.base`` (the effects and the
+provider need its types) must not import the browser, device and paste strategies with their
+``asyncio``, ``webbrowser`` and page templates.
+"""
 
 from __future__ import annotations
 
-from .base import CallbackLogin, Login, LoginSession
-from .browser import BrowserLogin, BrowserLoginSession, NoBrowserError, PortInUseError
-from .device import DeviceLogin
-from .paste import PasteLogin
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import CallbackLogin, Login, LoginSession
+    from .browser import BrowserLogin, BrowserLoginSession, NoBrowserError, PortInUseError
+    from .device import DeviceLogin
+    from .paste import PasteLogin
+
+_WHERE = {
+    "BrowserLogin": ".browser",
+    "BrowserLoginSession": ".browser",
+    "CallbackLogin": ".base",
+    "DeviceLogin": ".device",
+    "Login": ".base",
+    "LoginSession": ".base",
+    "NoBrowserError": ".browser",
+    "PasteLogin": ".paste",
+    "PortInUseError": ".browser",
+}
 
 __all__ = [
     "BrowserLogin",
@@ -18,3 +40,16 @@ __all__ = [
     "PasteLogin",
     "PortInUseError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
