@@ -19,6 +19,7 @@ Nothing here binds anything but 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -41,11 +42,17 @@ JSON = [("content-type", "application/json")]
 
 @dataclass
 class Reply:
-    """What a server answers: status, headers (repeatable, in order), body (or a stream)."""
+    """What a server answers: status, headers (repeatable, in order), body (or a stream).
+
+    ``pause`` makes the real server (:meth:`Hostile.asgi`) trickle the body: it waits that many
+    seconds before each chunk (each byte, for a ``bytes`` body) and stops once the client has
+    gone; :meth:`Hostile.handler` ignores it.
+    """
 
     status: int = 200
     body: bytes | Iterable[bytes] = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
+    pause: float = 0.0
 
     @classmethod
     def json(cls, doc: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Reply:
@@ -266,8 +273,11 @@ class Hostile:
         if query:
             url += "?" + query
         reply = self.respond(Seen(scope["method"], url, headers, body))
-        data = reply.body if isinstance(reply.body, bytes) else b"".join(reply.body)
         raw = [(k.encode("latin-1"), v.encode("utf-8")) for k, v in reply.headers]
+        if reply.pause:
+            await _trickle(reply, raw, receive, send)
+            return
+        data = reply.body if isinstance(reply.body, bytes) else b"".join(reply.body)
         raw.append((b"content-length", str(len(data)).encode()))
         await send({"type": "http.response.start", "status": reply.status, "headers": raw})
         await send({"type": "http.response.body", "body": data})
@@ -410,6 +420,28 @@ class Hostile:
             self.access.pop(token, None)
             self.refresh.pop(token, None)
         return Reply(200)
+
+
+async def _trickle(reply: Reply, raw: list[tuple[bytes, bytes]], receive: Any, send: Any) -> None:
+    """Send ``reply`` chunked, ``reply.pause`` seconds before each chunk, until the client goes."""
+    await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+    body = reply.body
+    pieces = (body[i : i + 1] for i in range(len(body))) if isinstance(body, bytes) else body
+    for piece in pieces:
+        if await _gone(receive, reply.pause):
+            return
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _gone(receive: Any, seconds: float) -> bool:
+    """Wait ``seconds``; whether the client hung up meanwhile (the request body is read, so
+    the only message left to receive is the disconnect)."""
+    try:
+        message = await asyncio.wait_for(receive(), seconds)
+    except asyncio.TimeoutError:
+        return False
+    return bool(message.get("type") == "http.disconnect")
 
 
 # -- real servers on 127.0.0.1 ------------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""A server that answers too slowly to ever time out: the flow's requests have a total deadline.
+
+The read timeout bounds each wait on the socket, so a server that trickles its answer a byte at
+a time, each byte well inside it, could hold a discovery or a refresh for hours. Every flow
+request must end within ``flow_http.DEADLINE`` (here cut to a few seconds), as the step's
+typed error naming the URL and the limit. Real servers on 127.0.0.1: uvicorn trickling a body,
+and a listening socket that never answers at all (connect succeeds, no headers ever come).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mcp_client_auth import DiscoveryError, OAuthClientProvider, TokenError, TokenStore, flow_http
+
+from .drive import assert_clean, stored
+from .hostile import Hostile, Reply, bound_socket
+from .test_own_client import get_through, live
+
+__all__ = ["live"]  # the fixture, shared with test_own_client
+
+pytestmark = pytest.mark.timeout(60)
+
+LIMIT = 2.0  # the deadline in these tests; a correct server answers each request well inside
+PAUSE = 0.05  # seconds before each trickled byte: 1,200 bytes take a minute
+COMBOS = [("httpx", "sync"), ("httpx", "async"), ("httpx2", "sync"), ("httpx2", "async")]
+
+
+@pytest.fixture(autouse=True)
+def short_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flow_http, "DEADLINE", LIMIT)
+
+
+def trickled(sent: list[int], size: int = 1200) -> Reply:
+    """A JSON-looking answer that takes ``size * PAUSE`` seconds; ``sent`` counts its bytes."""
+
+    def body() -> Iterator[bytes]:
+        for _ in range(size):
+            sent.append(1)
+            yield b" "
+
+    return Reply(200, body(), [("content-type", "application/json")], pause=PAUSE)
+
+
+def within(limit: float) -> str:
+    return rf"did not answer the .* within {limit:g} s"
+
+
+@pytest.mark.parametrize(("lib", "mode"), COMBOS)
+def test_trickled_metadata_ends_at_the_deadline(live: Hostile, lib: str, mode: str) -> None:
+    sent: list[int] = []
+    live.hooks["prm"] = lambda seen: trickled(sent)
+    auth = OAuthClientProvider(live.resource, store=TokenStore.memory(), login=live.approve)
+    with pytest.raises(DiscoveryError) as info:
+        get_through(lib, mode, auth, live.resource)
+    assert_clean(info.value, DiscoveryError, re.escape(live.prm_url) + " " + within(LIMIT))
+    assert 0 < len(sent) < 1200  # the client hung up long before the server was done
+    assert live.token_requests() == [] and live.logins == 0
+
+
+@pytest.mark.parametrize(("lib", "mode"), COMBOS)
+def test_trickled_refresh_ends_at_the_deadline_and_keeps_the_tokens(
+    live: Hostile, lib: str, mode: str
+) -> None:
+    store = TokenStore.memory()
+    auth = OAuthClientProvider(live.resource, store=store, login=live.approve)
+    assert get_through(lib, mode, auth, live.resource) == 200
+    before = stored(store, live)
+    sent: list[int] = []
+    live.on_grant("refresh_token", lambda seen: trickled(sent))
+    later = OAuthClientProvider(
+        live.resource, store=store, login=live.approve, clock=lambda: time.time() + 7200
+    )
+    with pytest.raises(TokenError) as info:
+        get_through(lib, mode, later, live.resource)
+    assert_clean(
+        info.value,
+        TokenError,
+        re.escape(live.endpoint("token")) + " " + within(LIMIT) + r".*kept.*try again later",
+        live.secrets,
+    )
+    assert 0 < len(sent) < 1200
+    assert stored(store, live).tokens == before.tokens
+    assert live.logins == 1  # no login over a slow server
+
+
+@pytest.mark.parametrize(("lib", "mode"), COMBOS)
+def test_server_that_never_answers_ends_at_the_deadline(live: Hostile, lib: str, mode: str) -> None:
+    """The authorization server's port accepts connections (the kernel's backlog) but nobody
+    ever reads the request: the wait for the headers ends at the deadline too."""
+    silent = bound_socket()
+    try:
+        issuer = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        live.prm_extra["authorization_servers"] = [issuer]
+        auth = OAuthClientProvider(live.resource, store=TokenStore.memory(), login=live.approve)
+        with pytest.raises(DiscoveryError) as info:
+            get_through(lib, mode, auth, live.resource)
+    finally:
+        silent.close()
+    assert_clean(info.value, DiscoveryError, re.escape(issuer) + r"/\S+ " + within(LIMIT))
+
+
+def test_get_token_ends_at_the_deadline(live: Hostile) -> None:
+    """The standalone driver (``get_token``, the command line) has the same deadline."""
+    sent: list[int] = []
+    live.hooks["asm"] = lambda seen: trickled(sent)
+    auth = OAuthClientProvider(live.resource, store=TokenStore.memory(), login=live.approve)
+    with pytest.raises(DiscoveryError) as info:
+        auth.get_token()
+    assert_clean(info.value, DiscoveryError, re.escape(live.asm_url) + " " + within(LIMIT))
