@@ -9,17 +9,20 @@ then walks through what a user of the library sees:
 
 1. a first client meets a 401, discovers the authorization server, registers, logs in (PKCE)
    and calls a tool;
-2. a second client, a new object sharing only the token store, calls a tool with the stored
-   token: no login, no discovery, no request to the authorization server;
-3. the access token expires, and the next client refreshes it silently (one token request);
+2. a restart: a new process, sharing only the token store (the same folder, the same key),
+   calls a tool with the stored token: no login, no discovery, no request to the authorization
+   server;
+3. the access token expires, and that process refreshes it silently (one token request);
 4. a tool that needs one more scope: the server answers 403 ``insufficient_scope`` and the
    client logs in again for exactly that (step-up).
 
-It counts every HTTP request the clients make (an httpx2 event hook on the MCP client, and a
-recording transport for the provider's own requests) so each claim is a number,
-and it never prints a token. The tokens go to the default encrypted store (``$MCP_CLIENT_AUTH_HOME``
-or the platform's user data folder, or ``--home``); the demo's record is removed at the end,
-because the demo servers, and so its tokens, are gone.
+Steps 2 and 3 run in a child process (this script with ``--restarted``), which reports what it
+sent, step by step, so the authorization server's own counts (kept in this process, which runs
+the demo servers) can be printed beside them. It counts every HTTP request the clients make (an
+httpx2 event hook on the MCP client, and a recording transport for the provider's own requests)
+so each claim is a number, and it never prints a token. The tokens go to the default encrypted
+store (``$MCP_CLIENT_AUTH_HOME`` or the platform's user data folder, or ``--home``); the demo's
+record is removed at the end, because the demo servers, and so its tokens, are gone.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
+import logging
+import os
 import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -213,7 +219,9 @@ def describe(counts: Counter[str]) -> str:
     return f"{plural(total, 'HTTP request')}: {', '.join(parts)}"
 
 
-async def walk_through(demo: DemoServers, store: TokenStore, browser: bool) -> None:
+async def walk_through(
+    demo: DemoServers, store: TokenStore, home: str | None, browser: bool
+) -> None:
     traffic = Traffic(demo.mcp_url, demo.issuer)
     stats = demo.authorization_server.stats
     url = demo.mcp_url
@@ -243,43 +251,38 @@ async def walk_through(demo: DemoServers, store: TokenStore, browser: bool) -> N
     )
     say(f"Tokens stored in {store_summary(store)}.")
 
-    print("\n2. Second client: a new provider that shares only the token store")
-    before = Counter(stats)
-    second = OAuthClientProvider(
-        url, client_name=CLIENT_NAME, store=store, interactive=False, transport=own
-    )
-    with traffic.window() as counts:
-        text = await call(second, traffic, "echo", {"text": "hello again"})
-    say(f"echo('hello again') = {text}")
-    say(
-        f"Reused the stored tokens: {describe(counts)}; "
-        f"{plural(delta(before, 'authorizations'), 'login')}, "
-        f"{plural(counts['discovery'], 'discovery request')}, "
-        f"{plural(delta(before, 'access_tokens'), 'token request')}. "
-        "(This provider may not even start a login: interactive=False.)"
-    )
+    async with restarted_process(demo, home) as restarted:
+        print("\n2. A restart: a new process, which shares only the token store with this one")
+        before = Counter(stats)
+        report = await restarted.step("reuse")
+        say(f"echo('hello again') = {report.text}")
+        say(
+            f"Reused the stored tokens: {describe(report.requests)}; "
+            f"{plural(delta(before, 'authorizations'), 'login')}, "
+            f"{plural(report.requests['discovery'], 'discovery request')}, "
+            f"{plural(delta(before, 'access_tokens'), 'token request')}. "
+            f"(Process {report.pid}, not this one, {os.getpid()}; it may not even start a "
+            "login: interactive=False.)"
+        )
 
-    print("\n3. Silent refresh: the access token has expired")
-    old_refresh = await expire_stored_token(store, url)
-    say("The demo marks the stored access token expired, as if an hour had passed.")
-    before = Counter(stats)
-    third = OAuthClientProvider(
-        url, client_name=CLIENT_NAME, store=store, interactive=False, transport=own
-    )
-    with traffic.window() as counts:
-        text = await call(third, traffic, "add", {"a": 40, "b": 2})
+        print("\n3. Silent refresh: the access token has expired")
+        old_refresh = await expire_stored_token(store, url)
+        say("The demo marks the stored access token expired, as if an hour had passed.")
+        before = Counter(stats)
+        report = await restarted.step("refresh")
     record = await store.get(url)
     new_refresh = record.tokens.refresh_token if record and record.tokens else None
-    say(f"add(40, 2) = {text}")
+    say(f"add(40, 2) = {report.text}")
     rotation = (
         "rotated, and the new one stored"
         if new_refresh and new_refresh != old_refresh
         else "kept (the server sent no new one)"
     )
     say(
-        f"Refreshed silently before sending: {plural(delta(before, 'refreshes'), 'refresh')}, "
+        "Refreshed silently before sending: "
+        f"{plural(delta(before, 'refreshes'), 'refresh')}, "
         f"{plural(delta(before, 'authorizations'), 'login')}; the refresh token was {rotation}. "
-        f"{describe(counts)}."
+        f"{describe(report.requests)}, from the restarted process."
     )
 
     print(f"\n4. Step-up: whoami needs the {PROFILE_SCOPE} scope, which nobody asked for yet")
@@ -297,6 +300,97 @@ async def walk_through(demo: DemoServers, store: TokenStore, browser: bool) -> N
         f"scope ({plural(delta(before, 'authorizations'), 'login')}) and retried. "
         f"{describe(counts)}."
     )
+
+
+# -- steps 2 and 3: a restart, in a child process ---------------------------------------------
+
+# What the restarted process does at each step: a tool and its arguments.
+RESTART_STEPS: dict[str, tuple[str, dict[str, Any]]] = {
+    "reuse": ("echo", {"text": "hello again"}),
+    "refresh": ("add", {"a": 40, "b": 2}),
+}
+
+
+@dataclasses.dataclass
+class Report:
+    """What the restarted process did in one step: the tool's answer and the requests it sent."""
+
+    text: str
+    requests: Counter[str]
+    pid: int
+
+
+class Restarted:
+    """The parent's handle on the restarted process: one step per line it writes, one JSON
+    line back per step. Stepwise, so that the authorization server's counts, kept in this
+    process, can be read between the steps."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def step(self, name: str) -> Report:
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(f"{name}\n".encode())
+        await stdin.drain()
+        line = await stdout.readline()
+        if not line:
+            code = await self.process.wait()
+            raise DemoError(f"the restarted process stopped (exit {code}) at step {name!r}")
+        answer = json.loads(line)
+        return Report(answer["text"], Counter(answer["requests"]), answer["pid"])
+
+
+@asynccontextmanager
+async def restarted_process(demo: DemoServers, home: str | None) -> AsyncIterator[Restarted]:
+    """This script again, with ``--restarted``: a new process that shares nothing with this one
+    but the token store. Why a process and not a new provider object: only a new process shows
+    that nothing was kept in memory. It inherits the environment, so it opens the same store
+    folder with the same key (``MCP_CLIENT_AUTH_HOME``, ``MCP_CLIENT_AUTH_KEY``, or the keyring
+    entry or key file of that folder)."""
+    argv = [__file__, "--restarted", demo.mcp_url, demo.issuer]
+    if home is not None:
+        argv += ["--home", home]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        yield Restarted(process)
+    except BaseException:
+        process.kill()
+        raise
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()  # end of the steps: the child exits
+        await process.wait()
+
+
+async def serve_restarted(mcp_url: str, issuer: str, home: str | None) -> int:
+    """The restarted process: for each step named on stdin, a new provider over the default
+    store, which may not log in (``interactive=False``), calls the step's tool; one JSON line
+    on stdout says what came back and what was sent (never a token)."""
+    # The parent has already said, once, how this store's key is protected (a warning when it
+    # is only a key file); the same store in this process would say it again, word for word.
+    logging.getLogger("mcp_client_auth.store").setLevel(logging.ERROR)
+    store = open_store(home)
+    traffic = Traffic(mcp_url, issuer)
+    own = traffic.transport()
+    while name := (await asyncio.to_thread(sys.stdin.readline)).strip():
+        tool, arguments = RESTART_STEPS[name]
+        provider = OAuthClientProvider(
+            mcp_url, client_name=CLIENT_NAME, store=store, interactive=False, transport=own
+        )
+        try:
+            with traffic.window() as counts:
+                text = await call(provider, traffic, tool, arguments)
+        except Exception as exc:
+            reason = find_reason(exc)
+            if reason is None:
+                raise
+            print(f"Stopped, in the restarted process: {reason}", file=sys.stderr)
+            return 1
+        print(json.dumps({"text": text, "requests": counts, "pid": os.getpid()}), flush=True)
+    return 0
 
 
 def find_reason(exc: BaseException) -> BaseException | None:
@@ -322,7 +416,13 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the demo's tokens in the store at the end"
     )
+    parser.add_argument(
+        "--restarted", nargs=2, metavar=("MCP_URL", "ISSUER"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
+    if args.restarted:
+        mcp_url, issuer = args.restarted
+        return await serve_restarted(mcp_url, issuer, args.home)
 
     demo = start_demo_servers(auto_approve=not args.browser)
     print("mcp-client-auth quickstart: everything runs on this machine, on 127.0.0.1")
@@ -335,7 +435,7 @@ async def main(argv: list[str] | None = None) -> int:
     store: TokenStore | None = None
     try:
         store = open_store(args.home)
-        await walk_through(demo, store, args.browser)
+        await walk_through(demo, store, args.home, args.browser)
     except Exception as exc:
         reason = find_reason(exc)
         if reason is None:

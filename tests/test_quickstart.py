@@ -3,6 +3,7 @@
 Why a subprocess: the claims the quickstart prints (logged in, tokens reused with no login and
 no discovery, a silent refresh, step-up) are the project's promise in one screen; they are
 checked here as printed, with the same interpreter, a temporary store folder and no network.
+Steps 2 and 3 are a restart: the quickstart runs them in a child process of its own.
 """
 
 from __future__ import annotations
@@ -92,11 +93,14 @@ def check_walk_through(flat: str) -> None:
     )
     assert match, second
     assert int(match.group(1)) >= 1
+    # a restart: the step ran in another process than the one that logged in
+    pids = re.search(r"\(Process (\d+), not this one, (\d+);", second)
+    assert pids and pids.group(1) != pids.group(2), second
 
     assert "add(40, 2) = 42" in third
     assert "Refreshed silently before sending: 1 refresh, 0 logins" in third
     assert "rotated, and the new one stored" in third
-    assert "1 token" in third
+    assert "1 token, from the restarted process" in third
     assert "discovery" not in third  # the stored metadata was enough
 
     assert "whoami() = subject demo-user" in fourth
