@@ -973,15 +973,21 @@ class AuthFlow:
             complete if isinstance(complete, str) else None,
             expires_in,
         )
-        deadline = self.clock() + min(
-            expires_in or self.settings.login_timeout, self.settings.login_timeout
-        )
+        timeout = self.settings.login_timeout
+        # which ends the wait first: the login's own timeout, or the code's lifetime
+        timed_out = not expires_in or timeout < expires_in
+        deadline = self.clock() + min(expires_in or timeout, timeout)
         form = {
             "grant_type": DEVICE_GRANT,
             "device_code": answer["device_code"],
             "resource": record.resource_indicator,
         }
         while True:
+            if self.clock() >= deadline and timed_out:
+                raise AuthorizationError(
+                    f"no approval within {timeout:g} s; the login did not finish in its time "
+                    "(the device code was still valid). Run it again; timeout= allows longer"
+                )
             if self.clock() >= deadline:
                 raise AuthorizationError("the device code expired before the login was approved")
             # never past the deadline, whatever the server's interval
