@@ -2,6 +2,14 @@
 
 The public names are imported on first use (PEP 562), so ``mcp-client-auth token`` with a
 valid stored token never imports httpx or the flow: ``import mcp_client_auth.cli`` stays cheap.
+
+Besides the client (:class:`OAuthClientProvider`, the login strategies, :class:`TokenStore`),
+what a tool built on it needs to show its user what is going on is public too: where the
+default store is and whether it exists (:meth:`TokenStore.default_directory`,
+:meth:`TokenStore.default_exists`), how its key is protected (:class:`Protection`), whether
+the system keyring works (:func:`probe_keyring`, :class:`KeyringProbe`), what a logout did
+(:class:`LogoutResult`), and the canonical form of a server URL under which its tokens are
+stored (:func:`canonical_resource_url`). The ``mcp-client-auth`` command uses nothing else.
 """
 
 from __future__ import annotations
@@ -21,9 +29,12 @@ if TYPE_CHECKING:
         StorageError,
         TokenError,
     )
+    from .flow import LogoutResult
     from .login import BrowserLogin, CallbackLogin, DeviceLogin, Login, LoginSession, PasteLogin
+    from .metadata import canonical_resource_url
     from .provider import OAuthClientProvider
     from .store import TokenStore
+    from .store.keys import KeyringProbe, Protection, probe_keyring
     from .token_exchange import IdJagExchange
     from .tokens import ClientRegistration, ServerRecord, TokenSet
 
@@ -38,18 +49,23 @@ _WHERE = {
     "DiscoveryError": ".errors",
     "IdJagExchange": ".token_exchange",
     "IdentityAssertion": ".client_credentials",
+    "KeyringProbe": ".store.keys",
     "Login": ".login",
     "LoginRequiredError": ".errors",
     "LoginSession": ".login",
+    "LogoutResult": ".flow",
     "MCPAuthError": ".errors",
     "OAuthClientProvider": ".provider",
     "PasteLogin": ".login",
+    "Protection": ".store.keys",
     "RegistrationError": ".errors",
     "ServerRecord": ".tokens",
     "StorageError": ".errors",
     "TokenError": ".errors",
     "TokenSet": ".tokens",
     "TokenStore": ".store",
+    "canonical_resource_url": ".metadata",
+    "probe_keyring": ".store.keys",
 }
 
 __all__ = [
@@ -63,18 +79,23 @@ __all__ = [
     "DiscoveryError",
     "IdJagExchange",
     "IdentityAssertion",
+    "KeyringProbe",
     "Login",
     "LoginRequiredError",
     "LoginSession",
+    "LogoutResult",
     "MCPAuthError",
     "OAuthClientProvider",
     "PasteLogin",
+    "Protection",
     "RegistrationError",
     "ServerRecord",
     "StorageError",
     "TokenError",
     "TokenSet",
     "TokenStore",
+    "canonical_resource_url",
+    "probe_keyring",
 ]
 
 __version__ = "0.1.0"

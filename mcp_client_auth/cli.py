@@ -6,12 +6,12 @@ How a shell script or a CLI tool authenticates to an OAuth-protected MCP server 
 
 Why it is shaped the way it is:
 
-* It is built on the library's public interface (:class:`OAuthClientProvider`, its
-  ``get_token``/``login``/``logout``, :class:`TokenStore`, the login strategies), so it can do
-  nothing a user of the library could not. Besides, it uses the library's own rules for the
-  store folder and for the canonical form of a URL, so that it finds exactly the entries the
-  library writes; and ``doctor`` looks under the hood (the keyring probe, the folder's modes),
-  because that is its job.
+* It is built on the library's public interface only: every name it imports is exported by
+  ``mcp_client_auth`` (:class:`OAuthClientProvider`, its ``get_token``/``login``/``logout``,
+  :class:`TokenStore` with ``default_directory`` and ``default_exists``, the login
+  strategies, ``probe_keyring``, ``canonical_resource_url``), so it can do nothing a user of
+  the library could not, and it finds exactly the entries the library writes. ``doctor``
+  also looks at the folder's modes with ``os``, because that is its job.
 * stdout carries only what a command is for (the token, the status, the doctor's report);
   everything meant for a person (progress, confirmations, warnings, errors) goes to stderr. So
   ``$(mcp-client-auth token URL)`` is exactly the token, whatever else happens.
@@ -38,16 +38,21 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
     from pathlib import Path
 
-    from .errors import TokenError
-    from .flow import LogoutResult
-    from .login.base import Login
-    from .store.keys import KeyringProbe, Protection
-    from .store.token_store import TokenStore
-    from .tokens import ServerRecord, TokenSet
+    from . import (
+        KeyringProbe,
+        Login,
+        LogoutResult,
+        Protection,
+        ServerRecord,
+        TokenError,
+        TokenSet,
+        TokenStore,
+    )
 
 __all__ = ["main"]
 
 PROG = "mcp-client-auth"
+KEY_ENV = "MCP_CLIENT_AUTH_KEY"  # the documented override of the store key (README)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -224,26 +229,26 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 def _store_folder(directory: str | None) -> Path:
     """Where the store is (``--store``, else ``$MCP_CLIENT_AUTH_HOME``, else the platform's)."""
-    from .store.default import store_directory
+    from . import TokenStore
 
-    return store_directory(directory)
+    return TokenStore.default_directory(directory)
 
 
 def _store_exists(directory: str | None) -> bool:
     """Whether a store was ever made there: reading commands must not create one (and a key)."""
-    folder = _store_folder(directory)
-    return (folder / "store.json").exists() or (folder / "entries").is_dir()
+    from . import TokenStore
+
+    return TokenStore.default_exists(directory)
 
 
 def _open_store(directory: str | None) -> TokenStore:
-    from .store.token_store import TokenStore
+    from . import TokenStore
 
     return TokenStore.default(directory)
 
 
 def _canonical(url: str) -> str:
-    from .errors import ConfigurationError
-    from .metadata import canonical_resource_url
+    from . import ConfigurationError, canonical_resource_url
 
     try:
         return canonical_resource_url(url)
@@ -344,8 +349,7 @@ def _obtain_token(
     proofs, so a login started here asks for a plain bearer token. ``fresh`` logs in even
     when the stored token is valid (it is DPoP-bound, so of no use here).
     """
-    from .errors import LoginRequiredError, TokenError
-    from .provider import OAuthClientProvider
+    from . import LoginRequiredError, OAuthClientProvider, TokenError
 
     provider = OAuthClientProvider(
         url, store=store, interactive=interactive, client_name=PROG, dpop=False
@@ -405,7 +409,7 @@ def _read_client_secret() -> str:
 
 
 def _make_login(method: str | None, port: int | None) -> Login:
-    from .login import BrowserLogin, DeviceLogin, PasteLogin
+    from . import BrowserLogin, DeviceLogin, PasteLogin
 
     if method == "paste":
         return PasteLogin()
@@ -416,7 +420,7 @@ def _make_login(method: str | None, port: int | None) -> Login:
 
 def cmd_login(args: argparse.Namespace) -> int:
     """Run a fresh login, store the tokens, and say where they are and how they are protected."""
-    from .provider import OAuthClientProvider
+    from . import OAuthClientProvider
 
     url: str = args.url
     secret = _read_client_secret() if args.client_secret_stdin else None
@@ -664,7 +668,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
             return EXIT_OK
     else:
         urls = [args.url]
-    from .errors import MCPAuthError
+    from . import MCPAuthError
 
     failed = False
     for url in urls:
@@ -680,8 +684,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 def _logout_one(url: str, store: TokenStore, forget_client: bool, report: Reporter) -> bool:
     """Log out of one server; False when something was left undone (said on stderr)."""
-    from .errors import MCPAuthError
-    from .provider import OAuthClientProvider
+    from . import MCPAuthError, OAuthClientProvider
 
     before = _run_now(lambda: store.get(url))
     if before is None:
@@ -825,8 +828,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Check everything the tool depends on; exit 1, saying what to do, when something is wrong."""
     import platform
 
-    from .errors import StorageError
-    from .store.keys import ENV_KEY, probe_keyring
+    from . import StorageError, probe_keyring
 
     found = Findings()
     style = found.style
@@ -847,7 +849,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         probe = probe_keyring()
     finally:
         progress.clear()
-    _report_keyring(found, probe, env_key=bool(os.environ.get(ENV_KEY)))
+    _report_keyring(found, probe, env_key=bool(os.environ.get(KEY_ENV)))
 
     folder = _store_folder(args.store)
     if not _store_exists(args.store):
@@ -1161,7 +1163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _describe(exc: BaseException, debug: bool) -> str:
     """One readable line for an error: the library's own message says what to do."""
-    from .errors import MCPAuthError
+    from . import MCPAuthError
 
     if isinstance(exc, MCPAuthError):
         return str(exc)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from ..errors import StorageError
 from .disk import (
+    ENTRIES,
     LOCKS,
+    MARKER,
     EncryptedFileStore,
     _make_dir,
     key_id,
@@ -21,7 +23,7 @@ from .disk import (
 from .keys import KEYRING_TIMEOUT, StoreKey, load_key
 from .locks import FileLock, FileLocks
 
-__all__ = ["HOME_ENV", "open_default", "store_directory"]
+__all__ = ["HOME_ENV", "open_default", "store_directory", "store_exists"]
 
 HOME_ENV = "MCP_CLIENT_AUTH_HOME"
 INIT_LOCK_TIMEOUT = 30.0
@@ -40,6 +42,16 @@ def store_directory(directory: str | os.PathLike[str] | None = None) -> Path:
 
         directory = platformdirs.user_data_dir("mcp-client-auth", appauthor=False)
     return Path(os.path.realpath(os.path.expanduser(os.fspath(directory))))
+
+
+def store_exists(directory: str | os.PathLike[str] | None = None) -> bool:
+    """Whether a default store was ever made in ``directory`` (as :func:`store_directory`).
+
+    Looks only: creates no folder and no key, so a command that only reads (``status``,
+    ``token`` when not logged in) leaves no trace on a machine that never logged in.
+    """
+    root = store_directory(directory)
+    return (root / MARKER).exists() or (root / ENTRIES).is_dir()
 
 
 def open_default(

@@ -91,6 +91,32 @@ class TokenStore:
             protection=key.protection,
         )
 
+    @staticmethod
+    def default_directory(directory: str | os.PathLike[str] | None = None) -> Path:
+        """The folder :meth:`default` uses for ``directory``, without creating anything.
+
+        ``directory`` if given, else ``$MCP_CLIENT_AUTH_HOME``, else the platform's user data
+        folder (``platformdirs.user_data_dir("mcp-client-auth")``, ``~/.local/share/
+        mcp-client-auth`` on Linux); always absolute, with symbolic links resolved. For
+        showing the user where their tokens are, or passing the same folder to another tool.
+        """
+        from .default import store_directory
+
+        return store_directory(directory)
+
+    @staticmethod
+    def default_exists(directory: str | os.PathLike[str] | None = None) -> bool:
+        """Whether :meth:`default` has ever made a store in that folder (as
+        :meth:`default_directory` finds it), without creating one.
+
+        :meth:`default` creates the folder and a key on first use; code that only wants to
+        read (is anyone logged in?) asks this first, so that a machine that never logged in
+        keeps no empty store and no key.
+        """
+        from .default import store_exists
+
+        return store_exists(directory)
+
     @classmethod
     def redis(
         cls,

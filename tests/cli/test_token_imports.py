@@ -22,21 +22,6 @@ from .conftest import CLI, TIMEOUT, console_script
 URL = "https://mcp.example.com/mcp"
 HEAVY = {"httpx", "httpx2", "asyncio", "anyio", "mcp", "pydantic", "key_value", "keyring"}
 
-# Runs the CLI with the package loaded bare, as a lazy __init__ would leave it: what the CLI
-# itself imports, whatever mcp_client_auth/__init__.py does.
-BARE_PACKAGE = """
-import importlib.util, sys, types
-spec = importlib.util.find_spec("mcp_client_auth")
-package = types.ModuleType("mcp_client_auth")
-package.__path__ = list(spec.submodule_search_locations)
-sys.modules["mcp_client_auth"] = package
-from mcp_client_auth.cli import main
-status = main(["token", sys.argv[1]])
-heavy = sorted({name.split(".")[0] for name in sys.modules} & set(sys.argv[2].split(",")))
-print("heavy:", ",".join(heavy), file=sys.stderr)
-sys.exit(status)
-"""
-
 
 @pytest.fixture
 def valid_token(cli: CLI) -> str:
@@ -62,20 +47,6 @@ def imported(argv: list[str], cli: CLI) -> tuple[str, set[str]]:
         if line.startswith("import time:")
     }
     return proc.stdout, names
-
-
-def test_the_cli_imports_nothing_heavy_for_a_valid_token(cli: CLI, valid_token: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", BARE_PACKAGE, URL, ",".join(sorted(HEAVY))],
-        env=cli.env,
-        cwd=cli.home.parent,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == valid_token + "\n"
-    assert "heavy: \n" in proc.stderr, proc.stderr
 
 
 def test_the_whole_token_process_imports_nothing_heavy(cli: CLI, valid_token: str) -> None:

@@ -75,6 +75,24 @@ def test_directory_resolution(isolated_home: Path, monkeypatch: pytest.MonkeyPat
     assert store_directory(isolated_home / "arg") == (isolated_home / "arg").resolve()
 
 
+def test_the_public_default_directory_and_whether_a_store_exists(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCP_CLIENT_AUTH_KEY", Fernet.generate_key().decode())
+    assert TokenStore.default_directory() == data_dir(isolated_home).resolve()
+    monkeypatch.setenv("MCP_CLIENT_AUTH_HOME", str(isolated_home / "env"))
+    assert TokenStore.default_directory() == (isolated_home / "env").resolve()
+    folder = isolated_home / "arg"
+    assert TokenStore.default_directory(folder) == folder.resolve()
+
+    assert not TokenStore.default_exists(folder)
+    assert not folder.exists()  # asking made nothing
+    assert not TokenStore.default_exists()
+    TokenStore.default(folder)
+    assert TokenStore.default_exists(folder)
+    assert not TokenStore.default_exists()  # $MCP_CLIENT_AUTH_HOME's is still not made
+
+
 # --- no keyring: the key file -----------------------------------------------------------------
 
 
