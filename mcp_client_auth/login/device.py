@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TextIO
 from urllib.parse import urlsplit
 
@@ -65,6 +65,7 @@ class DeviceLogin(Login):
         self._clock = clock
         self._expires_at: float | None = None
         self._status: StatusLine | None = None
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests replace it
 
     async def start(self, *, redirect_uri: str | None, redirect_port: int | None) -> LoginSession:
         """Never used by a flow that supports the device grant; reaching it means no support."""
@@ -137,8 +138,7 @@ class DeviceLogin(Login):
         if self._status is None:
             self._status = StatusLine(output, clock=self._clock)
         status = self._status
-        loop = asyncio.get_running_loop()
-        end = loop.time() + max(0.0, interval)
+        end = self._clock() + max(0.0, interval)
         try:
             while True:
                 text = "Waiting for you to approve the sign-in in the browser"
@@ -146,10 +146,10 @@ class DeviceLogin(Login):
                     left = format_remaining(self._expires_at - self._clock())
                     text += f" ({left} left)" if status.live else f" (code valid {left} more)"
                 status.show(text + ("... (Ctrl+C to cancel)" if status.live else "."))
-                remaining = end - loop.time()
+                remaining = end - self._clock()
                 if remaining <= 0:
                     break
-                await asyncio.sleep(min(1.0, remaining) if status.live else remaining)
+                await self._sleep(min(1.0, remaining) if status.live else remaining)
         finally:
             status.clear()
 

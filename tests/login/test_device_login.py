@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import pytest
 
@@ -70,13 +69,21 @@ async def test_start_says_no_device_flow() -> None:
 
 
 async def test_wait_sleeps_and_clears_the_status_line(tty_output: io.StringIO) -> None:
-    login = DeviceLogin(output=tty_output)
+    now = [1000.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    login = DeviceLogin(output=tty_output, clock=lambda: now[0])
+    login._sleep = sleep
     login.show("https://as.example/device", "CODE", None, 600)
-    started = time.monotonic()
-    await login.wait(1.2)
-    assert 1.1 < time.monotonic() - started < 3
+    await login.wait(2.2)
+    assert slept == pytest.approx([1.0, 1.0, 0.2])  # the whole interval, a second at a time
     text = tty_output.getvalue()
-    assert "Waiting for you to approve" in text and "left" in text
+    assert "Waiting for you to approve" in text
+    assert "10:00 left" in text and "9:59 left" in text and "9:58 left" in text
     assert text.endswith("\r\x1b[2K")  # the flow's next line starts clean
 
 
