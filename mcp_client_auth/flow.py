@@ -87,6 +87,9 @@ SECRET_FIELDS = (
     "subject_token",
 )
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# who gave a DPoP nonce: the first half of a key of AuthFlow.nonces
+AUTHORIZATION_SERVER = "authorization server"
+RESOURCE = "resource"
 
 
 @dataclass(frozen=True)
@@ -189,9 +192,12 @@ class AuthFlow:
         self.settings = settings
         self.clock = clock
         self.record: ServerRecord | None = None
-        # DPoP nonces (RFC 9449 8, 9) by the origin that gave them: the token endpoint's and
-        # the resource's. Short-lived, so kept in memory only.
-        self.nonces: dict[str, str] = {}
+        # DPoP nonces (RFC 9449 8, 9) by who gave them (AUTHORIZATION_SERVER or RESOURCE) and
+        # its origin: an authorization server and a resource on one origin keep a nonce each,
+        # so alternating between them costs no use_dpop_nonce round trip. Short-lived, so
+        # kept in memory only.
+        self.nonces: dict[tuple[str, str], str] = {}
+        self._resource_nonce_key = (RESOURCE, origin(settings.server_url))
         # set by the driver when the resource answered with a DPoP challenge (RFC 9449 7.1)
         self.resource_offers_dpop = False
 
@@ -207,6 +213,14 @@ class AuthFlow:
         if tokens is not None and tokens.is_valid(self.clock(), self.settings.leeway):
             return tokens
         return None
+
+    def resource_nonce(self) -> str | None:
+        """The resource's newest DPoP nonce (RFC 9449 9), for the next proof sent there."""
+        return self.nonces.get(self._resource_nonce_key)
+
+    def note_resource_nonce(self, nonce: str) -> None:
+        """Keep a DPoP nonce the resource gave (never the authorization server's slot)."""
+        self.nonces[self._resource_nonce_key] = nonce
 
     # -- the store -----------------------------------------------------------------------
 
@@ -699,7 +713,7 @@ class AuthFlow:
         endpoint = require_secure_url(metadata["token_endpoint"], what="the token endpoint")
         auth_form, headers = client_auth(client)
         key = self._dpop_key(record)
-        where = origin(endpoint)
+        where = (AUTHORIZATION_SERVER, origin(endpoint))
         for attempt in (1, 2):
             if key is not None:
                 proof = key.proof("POST", endpoint, nonce=self.nonces.get(where), now=self.clock())

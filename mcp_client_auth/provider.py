@@ -331,7 +331,7 @@ class OAuthClientProvider(AuthBase):
                 request.method,
                 str(request.url),
                 access_token=tokens.access_token,
-                nonce=self._flow.nonces.get(self._origin),
+                nonce=self._flow.resource_nonce(),
                 now=self._clock(),
             )
 
@@ -344,7 +344,7 @@ class OAuthClientProvider(AuthBase):
         """Keep the resource's newest DPoP nonce (RFC 9449 9) for the next proofs."""
         nonce = response.headers.get("dpop-nonce")
         if nonce:
-            self._flow.nonces[self._origin] = nonce
+            self._flow.note_resource_nonce(nonce)
 
     # -- the flow, as one generator both drivers run ---------------------------------------
 

@@ -11,13 +11,14 @@ import hashlib
 import json
 import logging
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import jwt
 import pytest
 from pytest_httpx import HTTPXMock
 
-from mcp_client_auth import ConfigurationError, TokenError, TokenStore
+from mcp_client_auth import ConfigurationError, OAuthClientProvider, TokenError, TokenStore
 from mcp_client_auth.dpop import DPoPKey, htu
 from mcp_client_auth.tokens import ServerRecord, TokenSet
 
@@ -371,3 +372,85 @@ def test_dpop_tokens_refused_with_a_bearer_challenge_fall_back_to_bearer() -> No
     assert [s.form["grant_type"] for s in servers.seen if s.path == "/token"] == [
         "authorization_code"
     ]
+
+
+class SameOriginServers:
+    """A resource and its authorization server on one origin, each demanding its own DPoP
+    nonce; counts the use_dpop_nonce refusals each gives."""
+
+    origin = "https://mcp.example.com"
+
+    def __init__(self) -> None:
+        self.refusals = {"authorization server": 0, "resource": 0}
+        self.codes: set[str] = set()
+
+    def approve(self, url: str) -> str:
+        query = parse_qs(urlsplit(url).query)
+        self.codes.add(code := "code-" + query["state"][0])
+        redirect = query["redirect_uri"][0]
+        return f"{redirect}?code={code}&state={query['state'][0]}&iss={self.origin}"
+
+    def handler(self, request: Any) -> Any:
+        module = __import__(type(request).__module__.split(".")[0])
+        request.read()
+        url = str(request.url)
+        path = urlsplit(url).path
+
+        def reply(status: int, doc: Any = None, headers: dict[str, str] | None = None) -> Any:
+            return module.Response(status, headers=headers or {}, json=doc)
+
+        def nonce_of(proof: str | None) -> Any:
+            return (
+                jwt.decode(proof, options={"verify_signature": False}).get("nonce")
+                if proof
+                else None
+            )
+
+        if path == "/.well-known/oauth-protected-resource/mcp":
+            return reply(200, {"resource": RESOURCE, "authorization_servers": [self.origin]})
+        if path == "/.well-known/oauth-authorization-server":
+            return reply(
+                200,
+                {
+                    "issuer": self.origin,
+                    "authorization_endpoint": f"{self.origin}/authorize",
+                    "token_endpoint": f"{self.origin}/token",
+                    "code_challenge_methods_supported": ["S256"],
+                    "dpop_signing_alg_values_supported": ["ES256"],
+                    "authorization_response_iss_parameter_supported": True,
+                },
+            )
+        if path == "/token":
+            if nonce_of(request.headers.get("dpop")) != "as-nonce":
+                self.refusals["authorization server"] += 1
+                return reply(400, {"error": "use_dpop_nonce"}, {"dpop-nonce": "as-nonce"})
+            form = parse_qs(request.content.decode())
+            grant = form["grant_type"][0]
+            assert grant == "refresh_token" or form["code"][0] in self.codes
+            # expires_in 0: seen as expired at once, so every request refreshes first
+            doc = {"access_token": "at", "token_type": "DPoP", "expires_in": 0}
+            return reply(200, {**doc, "refresh_token": "rt"})
+        if path == "/mcp":
+            if not request.headers.get("authorization", "").startswith("DPoP "):
+                return reply(401, headers={"www-authenticate": "DPoP"})
+            if nonce_of(request.headers.get("dpop")) != "rs-nonce":
+                self.refusals["resource"] += 1
+                challenge = {"www-authenticate": 'DPoP error="use_dpop_nonce"'}
+                return reply(401, None, {**challenge, "dpop-nonce": "rs-nonce"})
+            return reply(200, {"ok": True})
+        return reply(404)
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_dpop_nonces_of_a_resource_and_its_server_on_one_origin_are_kept_apart(
+    combo: str,
+) -> None:
+    """Each refresh (the token endpoint) then request (the resource) alternates between the
+    two: one use_dpop_nonce refusal from each, the first time only."""
+    servers = SameOriginServers()
+    auth = OAuthClientProvider(
+        RESOURCE, store=TokenStore.memory(), login=servers.approve, client_id="pre-registered"
+    )
+    for _ in range(3):
+        assert call(combo, servers, auth).status_code == 200  # type: ignore[arg-type]
+    assert servers.refusals == {"authorization server": 1, "resource": 1}
