@@ -1,17 +1,19 @@
 """TLS: a real HTTPS protected resource and authorization server on 127.0.0.1 (uvicorn, with
 certificates from a test CA made by trustme).
 
-The provider verifies certificates by default: its own client (``get_token``, ``login``,
-``logout``, the command line) trusts the system's CAs, or ``SSL_CERT_FILE``; inside an
-``httpx``/``httpx2`` client the flow's requests go out with that client's TLS settings. A
-certificate that does not verify (unknown CA, wrong host name, expired) stops the flow before
-any secret is sent, with an error that says so.
+The provider verifies certificates by default. The flow's own requests (discovery, registration,
+token, revocation) always go through the provider's own client, inside an ``httpx``/``httpx2``
+client too: it verifies with the provider's ``verify=`` (by default the system's CAs, or
+``SSL_CERT_FILE``), never with the caller's client's TLS settings, which apply to the caller's
+own requests only. A certificate that does not verify (unknown CA, wrong host name, expired)
+stops the flow before any secret is sent, with an error that names the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -136,30 +138,46 @@ def test_whole_flow_over_real_tls(tls: Callable[..., Stack], lib: str) -> None:
 
 
 def test_untrusted_authorization_server_stops_the_flow(tls: Callable[..., Stack]) -> None:
-    """The caller trusts the resource's CA only: the flow's first request to the
-    authorization server fails its TLS handshake, before any secret exists or is sent."""
+    """The provider trusts the test CA, which signed the resource's certificate but not the
+    authorization server's: discovery gets the resource's metadata, then the first request to
+    the authorization server fails its TLS handshake, before any secret exists or is sent."""
     stack = tls(as_cert="untrusted")
     store = TokenStore.memory()
-    auth = OAuthClientProvider(stack.servers.resource, store=store, login=stack.servers.approve)
+    auth = OAuthClientProvider(
+        stack.servers.resource, store=store, login=stack.servers.approve, verify=stack.context()
+    )
     client = httpx.Client(auth=auth, verify=stack.context(), trust_env=False)
-    with client, pytest.raises(Exception) as info:
+    with client, pytest.raises(MCPAuthError) as info:
         client.get(stack.servers.resource)
-    assert "certificate verify failed" in str(info.value).lower()
+    assert stack.servers.asm_url in str(info.value)
+    assert stack.servers.count("prm") == 1  # the resource's metadata came through
     assert as_requests(stack.servers) == []
     assert stack.servers.logins == 0
     record = stored(store, stack.servers)
     assert record is None or record.tokens is None
 
 
-def test_untrusted_authorization_server_is_a_typed_error(tls: Callable[..., Stack]) -> None:
+@pytest.mark.parametrize("lib", ["httpx", "httpx2"])
+def test_untrusted_authorization_server_is_a_typed_error(
+    tls: Callable[..., Stack], lib: str
+) -> None:
     stack = tls(as_cert="untrusted")
     auth = OAuthClientProvider(
-        stack.servers.resource, store=TokenStore.memory(), login=stack.servers.approve
+        stack.servers.resource,
+        store=TokenStore.memory(),
+        login=stack.servers.approve,
+        verify=stack.context(),
     )
-    client = httpx.Client(auth=auth, verify=stack.context(), trust_env=False)
+    module: Any = httpx if lib == "httpx" else httpx2
+    client = module.Client(auth=auth, verify=stack.context(), trust_env=False)
     with client, pytest.raises(MCPAuthError) as info:
         client.get(stack.servers.resource)
-    assert_clean(info.value, DiscoveryError, VERIFY_FAILED)
+    assert_clean(
+        info.value,
+        DiscoveryError,
+        rf"could not reach {re.escape(stack.servers.asm_url)} .*({VERIFY_FAILED})",
+    )
+    assert stack.servers.count("prm") == 1
 
 
 # -- the provider's own client (get_token, login, logout, the command line) -------------
