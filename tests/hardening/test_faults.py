@@ -83,7 +83,13 @@ def test_as_unreachable_during_refresh_is_a_typed_error(combo: str, kind: str) -
     store, _ = logged_in(servers)
     servers.hooks["token"] = unreachable(kind)
     error = outcome(servers, provider(servers, store, clock=later), combo=combo)
-    assert_clean(error, TokenError, r"could not reach .*token", servers.secrets)
+    assert_clean(
+        error,
+        TokenError,
+        r"could not reach https://auth\.example\.com/token for the token refresh: .*"
+        r"The stored tokens are kept; try again later\.$",
+        servers.secrets,
+    )
 
 
 @pytest.fixture
