@@ -3,6 +3,10 @@
 The browser is a stand-in named by ``$BROWSER`` (the user's explicit choice, which the login
 honours): it GETs the authorization URL and follows the redirects to the tool's loopback
 listener, as a browser does when consent is automatic.
+
+``examples/cli_tool.py`` runs here against the demo servers (``--demo``, and sharing the CLI's
+login); ``tests/integration/test_examples.py`` runs it against the real authorization server and
+the ``mcp`` SDK's MCP server.
 """
 
 from __future__ import annotations
