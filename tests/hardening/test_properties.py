@@ -3,9 +3,10 @@ token responses, authorization callbacks, registration responses and stored reco
 nothing but the typed errors, and what it accepts is well-formed.
 
 tests/test_properties_metadata.py already covers the WWW-Authenticate parser, URL
-canonicalisation and the metadata validators. Inputs that hit a known bug (see FINDINGS.md)
-are excluded here by a precise ``assume`` naming the finding, and tested on their own as strict
-xfails, so these properties keep guarding everything else meanwhile.
+canonicalisation and the metadata validators. No input is excluded: the inputs that once hit a
+known bug (see FINDINGS.md: F3, F9) are fixed and run with the rest, pinned by ``@example`` and
+by plain tests of their own (a callback with an unbalanced ``[``, a stored record with a huge
+expiry).
 """
 
 from __future__ import annotations
