@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .login import BrowserLogin, CallbackLogin, DeviceLogin, Login, LoginSession, PasteLogin
     from .metadata import canonical_resource_url
     from .provider import OAuthClientProvider
-    from .store import TokenStore
+    from .store import EncryptedKeyValue, TokenStore
     from .store.keys import KeyringProbe, Protection, probe_keyring
     from .token_exchange import IdJagExchange
     from .tokens import ClientRegistration, ServerRecord, TokenSet
@@ -47,6 +47,7 @@ _WHERE = {
     "ConfigurationError": ".errors",
     "DeviceLogin": ".login",
     "DiscoveryError": ".errors",
+    "EncryptedKeyValue": ".store",
     "IdJagExchange": ".token_exchange",
     "IdentityAssertion": ".client_credentials",
     "KeyringProbe": ".store.keys",
@@ -77,6 +78,7 @@ __all__ = [
     "ConfigurationError",
     "DeviceLogin",
     "DiscoveryError",
+    "EncryptedKeyValue",
     "IdJagExchange",
     "IdentityAssertion",
     "KeyringProbe",

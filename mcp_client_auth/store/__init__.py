@@ -7,6 +7,20 @@ The encrypted disk store (:mod:`.disk`), its key management (:mod:`.keys`) and f
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .token_store import TokenStore
 
-__all__ = ["TokenStore"]
+if TYPE_CHECKING:
+    from .encrypted import EncryptedKeyValue
+
+__all__ = ["EncryptedKeyValue", "TokenStore"]
+
+
+def __getattr__(name: str) -> Any:
+    # on first use, as the rest of the package: it imports the disk store's encoding
+    if name == "EncryptedKeyValue":
+        from .encrypted import EncryptedKeyValue
+
+        return EncryptedKeyValue
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,13 +6,10 @@ Three parts, each usable on its own:
   :class:`~.redis_kv.RedisKeyValue` over it, per event loop. An asyncio client is bound to
   the loop it first ran on, and a provider uses its store from several loops (the caller's,
   the sync driver's portal thread, one ``asyncio.run()`` after another in a command-line tool).
-* :class:`EncryptedKeyValue`: an ``AsyncKeyValue`` wrapper that encrypts the way the disk
-  store does. Each value is a ``MultiFernet`` token of a header line (collection, key, times)
-  and the value's JSON; the names it is stored under (collection and key) are keyed hashes,
-  so the Redis key space does not say which servers are used; a marker entry records which
-  key wrote the store, so a host given another key gets a clear error instead of an empty
-  store; an entry that cannot be decrypted is moved aside (renamed, not deleted), reported,
-  and treated as absent.
+* :class:`RedisEncryptedKeyValue`: the public :class:`~.encrypted.EncryptedKeyValue`
+  (encryption the way the disk store does it, keyed-hash names, a marker naming the key,
+  unreadable entries moved aside), over the per-loop Redis layer, with its marker set
+  atomically in Redis.
 * :class:`RedisLocks`: the cross-host lock, taken in Redis itself (redis-py's asyncio
   ``Lock``). A file lock is not enough once several hosts share the records. The lock is a
   lease: it expires ``lease`` seconds after its holder stops renewing it (the holder renews
@@ -35,18 +32,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
-import secrets
 import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, SupportsFloat
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
@@ -54,19 +49,18 @@ import redis.asyncio
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from ..errors import StorageError
-from .batch import BatchFromSingle
-from .disk import _Key, entry_plaintext, parse_keys
+from .encrypted import DEFAULT_PREFIX, FORMAT, EncryptedKeyValue, given_keys
 from .keys import ENV_KEY, Protection, load_key
 from .redis_kv import SEPARATOR, RedisKeyValue
 
 if TYPE_CHECKING:
-    from cryptography.fernet import MultiFernet
     from key_value.aio.protocols.key_value import AsyncKeyValue
 
 __all__ = [
     "DEFAULT_PREFIX",
     "EncryptedKeyValue",
     "RedisConnections",
+    "RedisEncryptedKeyValue",
     "RedisLock",
     "RedisLocks",
     "open_redis",
@@ -75,11 +69,6 @@ __all__ = [
 
 logger = logging.getLogger("mcp_client_auth.store")
 
-DEFAULT_PREFIX = "mcp-client-auth"
-FORMAT = 1
-UNREADABLE = ".unreadable-"
-_NAME_LEN = 40  # hex characters of HMAC-SHA256 kept in a name (160 bits), as on disk
-_HEX = frozenset("0123456789abcdef")
 SCHEMES = ("redis", "rediss", "unix")
 _FIRST_DELAY = 0.002  # the lock's polling back-off: 2 ms doubling up to ``poll``
 
@@ -201,15 +190,13 @@ def _redis_error(action: str, where: str, exc: Exception) -> StorageError:
 # --- encryption with hashed names ------------------------------------------------------------
 
 
-class EncryptedKeyValue(BatchFromSingle):
-    """py-key-value-aio ``AsyncKeyValue`` that encrypts values and hashes names, over Redis.
+class RedisEncryptedKeyValue(EncryptedKeyValue):
+    """:class:`~.encrypted.EncryptedKeyValue` over Redis, through the per-loop
+    :class:`RedisKeyValue` of ``connections``.
 
-    ``keys`` are 32-byte store keys, newest first: the first encrypts and names new entries,
-    all of them decrypt (rotation). Stored under the hashed collection
-    ``<prefix>:<hmac(collection)>`` and key ``<hmac(collection, key)>`` of the per-loop
-    :class:`RedisKeyValue` (so the Redis key ``<prefix>:<hmac>::<hmac>``), as
-    ``{"fernet": token}``; time-to-live is Redis's own. The marker
-    ``<prefix>:store`` names the id (a public fingerprint) of the key that wrote the store.
+    Entries are the Redis keys ``<prefix>:<hmac>::<hmac>``, as ``{"fernet": token}``; time to
+    live is Redis's own. The marker is the Redis string ``<prefix>:store``, set only if absent
+    (``SET NX``), so hosts starting together agree on one key.
     """
 
     def __init__(
@@ -220,54 +207,20 @@ class EncryptedKeyValue(BatchFromSingle):
         prefix: str = DEFAULT_PREFIX,
         default_collection: str = "default",
     ) -> None:
-        if not keys:
-            raise ValueError("EncryptedKeyValue needs at least one key")
-        if any(len(k) != 32 for k in keys):
-            raise ValueError("store keys are 32 bytes each")
         self.connections = connections
-        self.prefix = prefix
-        self.default_collection = default_collection
-        self._keys = tuple(_Key(k) for k in keys)
-        self._fernet: MultiFernet | None = None
-        self._invalid_token: type[Exception] = Exception
-        self._checked = False
-        self.unreadable_seen = 0
-        """Entries this process found unreadable and moved aside."""
+        self._setup(keys, prefix, default_collection)
 
-    # --- names, marker ---------------------------------------------------------------------
+    def inner(self) -> AsyncKeyValue:
+        kv: AsyncKeyValue = self.connections.kv  # type: ignore[assignment]
+        return kv
 
     @property
-    def key_ids(self) -> tuple[str, ...]:
-        return tuple(k.id for k in self._keys)
+    def where(self) -> str:
+        return f"Redis at {self.connections.safe_url}"
 
     @property
     def marker_key(self) -> str:
         return f"{self.prefix}:store"
-
-    def _hash(self, message: bytes, key_index: int = 0) -> str:
-        digest = hmac.digest(self._keys[key_index].name_key, message, "sha256")
-        return digest.hex()[:_NAME_LEN]
-
-    def collection_name(self, collection: str, key_index: int = 0) -> str:
-        digest = self._hash(b"c\0" + collection.encode("utf-8"), key_index)
-        return f"{self.prefix}:{digest}"
-
-    def entry_name(self, key: str, collection: str | None = None, *, key_index: int = 0) -> str:
-        """The name of an entry in Redis: a keyed hash, so it says nothing about the key."""
-        coll = collection or self.default_collection
-        message = b"e\0" + coll.encode("utf-8") + b"\0" + key.encode("utf-8")
-        return self._hash(message, key_index)
-
-    def lock_name(self, resource: str) -> str:
-        digest = self._hash(b"l\0" + resource.encode("utf-8"))
-        return f"{self.prefix}:lock:{digest}"
-
-    def _names(self, key: str, collection: str) -> list[tuple[str, str]]:
-        """(collection, name) of ``key`` under every key, newest first."""
-        return [
-            (self.collection_name(collection, i), self.entry_name(key, collection, key_index=i))
-            for i in range(len(self._keys))
-        ]
 
     async def check_key(self) -> None:
         """Write the marker on first use; refuse a key other than the one it names."""
@@ -285,213 +238,16 @@ class EncryptedKeyValue(BatchFromSingle):
         except ValueError:
             found = {}
         expected = found.get("key_id") if isinstance(found, dict) else None
-        if isinstance(expected, str) and expected not in self.key_ids:
-            raise StorageError(
-                f"the key given for the token store in Redis at {self.connections.safe_url} is "
-                f"not the key its entries were written with (that key has id {expected}; this "
-                f"one {self.key_ids[0]}). Every host sharing the store needs the same key: pass "
-                "it as TokenStore.redis(key=...) or set MCP_CLIENT_AUTH_KEY to it."
-            )
+        self._refuse_other_key(
+            expected, "pass it as TokenStore.redis(key=...) or set MCP_CLIENT_AUTH_KEY to it"
+        )
         self._checked = True
-
-    async def _kv(self) -> RedisKeyValue:
-        await self.check_key()
-        return self.connections.kv
-
-    # --- encoding --------------------------------------------------------------------------
-
-    def _multi_fernet(self) -> MultiFernet:
-        if self._fernet is None:
-            from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-
-            self._invalid_token = InvalidToken
-            self._fernet = MultiFernet([Fernet(k.fernet_key()) for k in self._keys])
-        return self._fernet
-
-    def _encode(
-        self, key: str, value: Mapping[str, Any], collection: str, ttl: SupportsFloat | None
-    ) -> dict[str, Any]:
-        token = self._multi_fernet().encrypt(entry_plaintext(key, value, collection, ttl))
-        return {"fernet": token.decode("ascii")}
-
-    async def _decode(
-        self,
-        stored: Mapping[str, Any],
-        where: tuple[str, str],
-        *,
-        expect: tuple[str, str] | None,
-        named_by: int | None = None,
-    ) -> dict[str, Any] | None:
-        """The entry (header fields and ``value``) in ``stored``, or None once set aside.
-
-        ``expect``: the (collection, key) its name is for; else ``named_by``: the index of the
-        key that named it, to check its name against its header (a listing sets aside exactly
-        what :meth:`get` would).
-        """
-        token = stored.get("fernet")
-        if not isinstance(token, str):
-            await self._set_aside(where, stored, "it is not an encrypted entry")
-            return None
-        try:
-            plain = self._multi_fernet().decrypt(token.encode("ascii"))
-        except (self._invalid_token, UnicodeEncodeError):
-            await self._set_aside(where, stored, "it cannot be decrypted with this store's key")
-            return None
-        head, newline, body = plain.partition(b"\n")
-        try:
-            entry = json.loads(head)
-            value = json.loads(body) if newline else None
-        except ValueError:
-            await self._set_aside(where, stored, "its content is not valid JSON")
-            return None
-        if (
-            not isinstance(entry, dict)
-            or not isinstance(entry.get("key"), str)
-            or not isinstance(entry.get("collection"), str)
-            or not isinstance(value, dict)
-        ):
-            await self._set_aside(where, stored, "its content is not an entry")
-            return None
-        if expect is not None:
-            mismatch = (entry["collection"], entry["key"]) != expect
-        elif named_by is not None:
-            coll, key = entry["collection"], entry["key"]
-            mismatch = where != (
-                self.collection_name(coll, named_by),
-                self.entry_name(key, coll, key_index=named_by),
-            )
-        else:
-            mismatch = False
-        if mismatch:
-            await self._set_aside(where, stored, "it holds a different entry than its name says")
-            return None
-        entry["value"] = value
-        return entry
-
-    async def _set_aside(self, where: tuple[str, str], stored: Mapping[str, Any], why: str) -> None:
-        """Rename an unreadable entry (never delete it) and say so, naming it."""
-        collection, name = where
-        kv = self.connections.kv
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        aside = f"{name}{UNREADABLE}{stamp}-{secrets.token_hex(2)}"
-        try:
-            if not await kv.move_if_unchanged(
-                name, aside, collection=collection, expected=dict(stored)
-            ):
-                return  # replaced meanwhile by a writer: the new entry is not ours to move
-        except Exception as exc:
-            logger.warning(
-                "ignoring the unreadable token store entry %s::%s in Redis at %s (%s); it "
-                "could not be moved aside (%s)",
-                collection,
-                name,
-                self.connections.safe_url,
-                why,
-                exc,
-            )
-        else:
-            logger.warning(
-                "ignoring the unreadable token store entry %s::%s in Redis at %s (%s): moved "
-                "it to %s; the server it was for will ask for a new login",
-                collection,
-                name,
-                self.connections.safe_url,
-                why,
-                aside,
-            )
-        self.unreadable_seen += 1
-
-    async def _load(self, key: str, collection: str) -> tuple[dict[str, Any], float | None] | None:
-        kv = await self._kv()
-        for where in self._names(key, collection):
-            stored, ttl = await kv.ttl(where[1], collection=where[0])
-            if stored is None:
-                continue
-            entry = await self._decode(stored, where, expect=(collection, key))
-            return None if entry is None else (entry, ttl)
-        return None
-
-    # --- AsyncKeyValue -----------------------------------------------------------------------
-
-    async def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
-        found = await self._load(key, collection or self.default_collection)
-        return None if found is None else found[0]["value"]
-
-    async def ttl(
-        self, key: str, *, collection: str | None = None
-    ) -> tuple[dict[str, Any] | None, float | None]:
-        found = await self._load(key, collection or self.default_collection)
-        if found is None:
-            return None, None
-        return found[0]["value"], found[1]
-
-    async def put(
-        self,
-        key: str,
-        value: Mapping[str, Any],
-        *,
-        collection: str | None = None,
-        ttl: SupportsFloat | None = None,
-    ) -> None:
-        coll = collection or self.default_collection
-        stored = self._encode(key, value, coll, ttl)
-        kv = await self._kv()
-        names = self._names(key, coll)
-        await kv.put(names[0][1], stored, collection=names[0][0], ttl=ttl)
-        for older_collection, older in names[1:]:  # the same entry under an older key's name
-            await kv.delete(older, collection=older_collection)
-
-    async def delete(self, key: str, *, collection: str | None = None) -> bool:
-        kv = await self._kv()
-        found = False
-        for where in self._names(key, collection or self.default_collection):
-            found = await kv.delete(where[1], collection=where[0]) or found
-        return found
-
-    async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
-        """Every live key in ``collection`` (decrypts each entry: the names are hashes)."""
-        return [key for key, _value in await self._live(collection, limit=limit)]
-
-    async def items(self, collection: str | None = None) -> list[tuple[str, dict[str, Any]]]:
-        """Every live entry of ``collection`` as (key, value), each one fetched and decrypted
-        once: what :meth:`keys` then ``get_many`` give, in one pass instead of two."""
-        return await self._live(collection)
-
-    async def _live(
-        self, collection: str | None, *, limit: int | None = None
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """(key, value) of each key in ``collection``, newest key's entry first, as :meth:`get`
-        finds it (unreadable entries are set aside)."""
-        coll = collection or self.default_collection
-        kv = await self._kv()
-        found: dict[str, dict[str, Any]] = {}
-        for index in range(len(self._keys)):
-            hashed = self.collection_name(coll, index)
-            names = [
-                n
-                for n in await kv.keys(collection=hashed)
-                if len(n) == _NAME_LEN and _HEX.issuperset(n)
-            ]
-            values = await kv.get_many(names, collection=hashed)
-            for name, stored in zip(names, values, strict=True):
-                if stored is None:
-                    continue  # expired meanwhile
-                entry = await self._decode(stored, (hashed, name), expect=None, named_by=index)
-                if entry is not None:
-                    found.setdefault(entry["key"], entry["value"])
-                    if limit is not None and len(found) >= limit:
-                        return list(found.items())
-        return list(found.items())
 
     async def aclose(self) -> None:
         await self.connections.aclose()
 
     def __repr__(self) -> str:
         return f"EncryptedKeyValue({self.connections.safe_url!r}, keys={list(self.key_ids)})"
-
-
-if TYPE_CHECKING:  # an AsyncKeyValue, so py-key-value-aio's wrappers compose over it
-    _IS_ASYNC_KEY_VALUE: type[AsyncKeyValue] = EncryptedKeyValue
 
 
 # --- the cross-host lock -------------------------------------------------------------------------
@@ -630,7 +386,7 @@ class RedisLocks:
     def __init__(
         self,
         connections: RedisConnections,
-        kv: EncryptedKeyValue,
+        kv: RedisEncryptedKeyValue,
         *,
         timeout: float = 360.0,
         lease: float = 30.0,
@@ -676,20 +432,6 @@ def store_has_entries(connections: RedisConnections, prefix: str) -> bool:
         client.close()
 
 
-def _given_keys(key: str | bytes) -> tuple[bytes, ...]:
-    """The store keys in ``key=``: Fernet keys (text, comma-separated, newest first) or 32 bytes."""
-    if isinstance(key, bytes):
-        if len(key) == 32:
-            return (key,)
-        try:
-            key = key.decode("ascii")
-        except UnicodeDecodeError:
-            raise StorageError(
-                "key= holds neither 32 raw bytes nor a Fernet key (url-safe base64 of 32 bytes)"
-            ) from None
-    return parse_keys(key, source="key=")
-
-
 def open_redis(
     url: str,
     *,
@@ -699,7 +441,7 @@ def open_redis(
     lock_lease: float = 30.0,
     prefix: str = DEFAULT_PREFIX,
     options: Mapping[str, Any] | None = None,
-) -> tuple[EncryptedKeyValue, RedisLocks, Protection, str]:
+) -> tuple[RedisEncryptedKeyValue, RedisLocks, Protection, str]:
     """The encrypted Redis store at ``url``, its lock factory, its key's protection and its
     description.
 
@@ -714,7 +456,7 @@ def open_redis(
     if key is not None:
         if require_keyring:
             raise StorageError("require_keyring=True refuses a key given as key=")
-        keys = _given_keys(key)
+        keys = given_keys(key)
         protection = Protection("application", "key=")
     else:
         has_entries = False if os.environ.get(ENV_KEY) else store_has_entries(connections, prefix)
@@ -730,7 +472,7 @@ def open_redis(
         )
         keys = store_key.keys
         protection = store_key.protection
-    kv = EncryptedKeyValue(connections, keys, prefix=prefix)
+    kv = RedisEncryptedKeyValue(connections, keys, prefix=prefix)
     locks = RedisLocks(connections, kv, timeout=lock_timeout, lease=lock_lease)
     joint = "from" if protection.kind in ("environment", "application") else "in"
     description = f"Redis at {safe}, encrypted; key {joint} {protection.place}"

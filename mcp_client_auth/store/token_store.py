@@ -42,7 +42,10 @@ async def _no_lock(_resource: str) -> AsyncIterator[None]:
 class TokenStore:
     """Where tokens, client registrations and discovered metadata live.
 
-    ``TokenStore(kv)`` wraps any py-key-value-aio ``AsyncKeyValue``; ``TokenStore.memory()``
+    ``TokenStore(kv)`` wraps any py-key-value-aio ``AsyncKeyValue`` as it is: wrap it in
+    :class:`~mcp_client_auth.EncryptedKeyValue` (``TokenStore(EncryptedKeyValue(kv,
+    key=...))``) so that it holds neither the tokens nor the server URLs in clear.
+    ``TokenStore.memory()``
     forgets on exit; ``TokenStore.default()`` keeps records encrypted on disk;
     ``TokenStore.redis(url)`` keeps them encrypted in Redis, shared by a fleet of hosts.
     """
@@ -59,7 +62,8 @@ class TokenStore:
         self._kv = kv
         self._collection = collection
         self._lock_factory: LockFactory = lock or _no_lock
-        self.description = description or type(kv).__name__
+        own = getattr(kv, "description", None)  # EncryptedKeyValue says what it wraps
+        self.description: str = description or (own if isinstance(own, str) else type(kv).__name__)
         self._protection = protection
 
     @classmethod
@@ -179,7 +183,10 @@ class TokenStore:
         if self._protection is None:
             from .keys import Protection
 
-            if type(self._kv).__name__ == "MemoryStore":
+            own = getattr(self._kv, "protection", None)
+            if isinstance(own, Protection):
+                self._protection = own
+            elif type(self._kv).__name__ == "MemoryStore":
                 self._protection = Protection("memory", "this process")
             else:
                 self._protection = Protection("custom", self.description)
