@@ -11,6 +11,9 @@ server's 300 s token lifetime, so no test waits for real time to pass. Refreshes
 the authorization server's own log (``AS_LOG_EVENTS=1``), and every request a child sends goes
 through its httpx client's event hook.
 
+The same holds for a login: 8 processes with no stored tokens, each with a login that notes
+itself in a file, make one login; the others wait for it and use its tokens (with the control).
+
 The Redis variant uses a real redis-server (tests/store/redis_server.py); without Debian's
 ``redis-server`` it fails, saying what to install.
 """
@@ -47,6 +50,8 @@ PROCESSES = 8
 AT_TTL = "300"  # longer than the provider's 60 s leeway: a fresh token is valid
 AHEAD = 400.0  # the children's clock: past the stored token's expiry, within the new one's
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # In each child: every request sent, the provider's own (``transport=``) and the caller's.
 RECORDING = """sent = []
 
@@ -60,15 +65,22 @@ recording = Recording()
 
 CHILD = textwrap.dedent(
     """
-    import contextlib, hashlib, json, sys, time
+    import contextlib, hashlib, json, os, sys, time
     import httpx
     from mcp_client_auth import OAuthClientProvider, TokenStore
 
     kind = sys.argv[1]
     if kind == "redis":
         import mcp_client_auth.store.redis_store  # the slow part, before the race
+    from tests.conftest import follow_to_redirect_uri
     print("imported", flush=True)
-    where, resource, lock, ahead = json.loads(sys.stdin.readline())
+    where, resource, lock, ahead, logins = json.loads(sys.stdin.readline())
+
+    def login(authorization_url):
+        # the browser's part (INTERACTION_MODE=auto), noted in the shared file `logins`
+        with open(logins, "a") as noted:
+            noted.write(f"{os.getpid()}\\n")
+        return follow_to_redirect_uri(authorization_url)
 
     @contextlib.asynccontextmanager
     async def no_lock(_resource):
@@ -83,7 +95,8 @@ CHILD = textwrap.dedent(
     provider = OAuthClientProvider(
         resource,
         store=store,
-        interactive=False,
+        interactive=logins is not None,  # no login: only a refresh may happen
+        login=login if logins is not None else None,
         clock=lambda: time.time() + ahead,
         dpop=False,
         transport=recording,
@@ -118,6 +131,7 @@ class Racers:
         self.children = [
             subprocess.Popen(
                 [sys.executable, "-c", CHILD, kind],
+                cwd=ROOT,  # the children import tests.conftest
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -142,9 +156,15 @@ class Racers:
             proc.stdin.write(line + "\n")
             proc.stdin.flush()
 
-    def race(self, where: str, resource: str, *, lock: str = "store") -> list[dict[str, Any]]:
+    def race(
+        self, where: str, resource: str, *, lock: str = "store", logins: Path | None = None
+    ) -> list[dict[str, Any]]:
+        """Release the children on ``resource`` with the store at ``where``. Without
+        ``logins``: no login, a clock ``AHEAD`` (the stored token has expired). With it: each
+        child may log in, noting its pid in that file, on the real clock."""
         self._expect("imported")
-        self._tell(json.dumps([where, resource, lock, AHEAD]))
+        ahead = AHEAD if logins is None else 0.0
+        self._tell(json.dumps([where, resource, lock, ahead, logins and str(logins)]))
         self._expect("ready")
         self._tell("go")
         results = []
@@ -293,6 +313,46 @@ async def test_without_the_lock_the_race_revokes_the_grant_redis(
     await log_in(stack, store, realas_login)
     await store.aclose()
     check_the_race_is_lost(stack, children.race(where, stack.resource, lock="none"))
+
+
+def check_one_login(stack: RealStack, results: list[dict[str, Any]], logins: Path) -> None:
+    errors = [r for r in results if "error" in r or r["status"] != 200]
+    assert not errors, errors
+    assert len(logins.read_text().splitlines()) == 1  # one process opened "the browser"
+    assert len({r["token"] for r in results}) == 1  # the others use its token
+    assert grants(stack) == ["authorization_code"]  # one login, no refresh
+    assert [e["event"] for e in stack.events()].count("registration") == 1
+    token_endpoint = stack.as_metadata()["token_endpoint"]
+    [login] = [r for r in results if f"POST {token_endpoint}" in r["sent"]]
+    for r in results:  # the others: no discovery, no token request; the store, after the lock
+        if r is not login:
+            assert set(r["sent"]) == {f"POST {stack.resource}"}, r["sent"]
+
+
+@pytest.mark.usefixtures("store_key")
+async def test_eight_processes_without_tokens_log_in_once_disk(
+    start_realas: StartRealAS, racers: Callable[[str], Racers], tmp_path: Path
+) -> None:
+    """Only one process opens the browser; the others wait for its login (the store's lock)
+    and then use the tokens it stored. The store folder does not exist yet."""
+    children = racers("disk")
+    stack = start_realas(AT_TTL=AT_TTL, AS_LOG_EVENTS="1")
+    logins = tmp_path / "logins"
+    results = children.race(str(tmp_path / "store"), stack.resource, logins=logins)
+    check_one_login(stack, results, logins)
+
+
+@pytest.mark.usefixtures("store_key")
+async def test_without_the_lock_every_process_logs_in_disk(
+    start_realas: StartRealAS, racers: Callable[[str], Racers], tmp_path: Path
+) -> None:
+    """The control: with a no-op lock several processes log in, so the test above has teeth."""
+    children = racers("disk")
+    stack = start_realas(AT_TTL=AT_TTL, AS_LOG_EVENTS="1")
+    logins = tmp_path / "logins"
+    results = children.race(str(tmp_path / "store"), stack.resource, lock="none", logins=logins)
+    assert len(logins.read_text().splitlines()) > 1, results
+    assert grants(stack).count("authorization_code") > 1
 
 
 RESTART = textwrap.dedent(
