@@ -377,9 +377,10 @@ class AuthFlow:
             "refresh_token": refresh_token,
             "resource": record.resource_indicator,
         }
+        sender = self._signed_by_private_key(client, form, client.issuer or record.issuer or "")
         try:
             new = yield from self._token_request(
-                record, client, form, requested_scope=old.scope, what="token refresh"
+                record, sender, form, requested_scope=old.scope, what="token refresh"
             )
         except TokenError as exc:
             if exc.error == "invalid_grant":
@@ -889,14 +890,7 @@ class AuthFlow:
         elif settings.grant == JWT_BEARER_GRANT:
             # RFC 7523 2.1: the caller's assertion (an ID-JAG, a workload identity token)
             form["assertion"] = yield GetAssertion(found.issuer, record.resource_indicator)
-        if settings.private_key is not None:
-            from .jwt import client_assertion
-
-            form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-            form["client_assertion"] = client_assertion(
-                client_id, found.issuer, settings.private_key, settings.signing_algorithm
-            )
-            client = replace(client, token_endpoint_auth_method="none")
+        client = self._signed_by_private_key(client, form, found.issuer)
         tokens = yield from self._token_request(
             record,
             client,
@@ -908,6 +902,27 @@ class AuthFlow:
         )
         yield from self._save(replace(record, tokens=tokens))
         return tokens
+
+    def _signed_by_private_key(
+        self, client: ClientRegistration, form: dict[str, str], issuer: str
+    ) -> ClientRegistration:
+        """Add a fresh client assertion (RFC 7523 2.2) to ``form`` where the user gave a key.
+
+        Every token request of a ``private_key_jwt`` client authenticates, the refresh too: a
+        server answers a refresh without the assertion with ``invalid_client``. Returns the
+        client to send as, its own authentication then carried by the form alone.
+        """
+        if self.settings.private_key is None or client.token_endpoint_auth_method != (
+            "private_key_jwt"
+        ):
+            return client
+        from .jwt import client_assertion
+
+        form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        form["client_assertion"] = client_assertion(
+            client.client_id, issuer, self.settings.private_key, self.settings.signing_algorithm
+        )
+        return replace(client, token_endpoint_auth_method="none")
 
     # -- the device authorization grant (RFC 8628) ---------------------------------------
 

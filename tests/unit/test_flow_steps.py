@@ -351,11 +351,6 @@ def test_private_key_jwt_with_an_ec_key_and_a_new_assertion_for_each_grant() -> 
     assert claims[0]["jti"] != claims[1]["jti"]  # never replayed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="flow.AuthFlow.refresh authenticates a private_key_jwt client with its client_id "
-    "only (no client_assertion); the server answers invalid_client and the provider raises",
-)
 def test_private_key_jwt_client_authenticates_its_refresh_too() -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     servers = StepServers(reported_ttl=0)  # issues refresh tokens, each seen as expired
