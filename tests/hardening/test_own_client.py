@@ -3,7 +3,8 @@
 What that client must do: use the library of the request being authorized (httpx or httpx2),
 follow no redirect of a POST whatever the caller's client does, follow a metadata redirect only
 within its origin and a few hops, carry none of the caller's default headers, read no more
-than 1 MiB of any answer, and turn a dead network into the flow step's typed error.
+than 1 MiB of any answer, and turn a dead network into the flow step's typed error. Its total
+deadline is tested in test_deadline.py, compressed answers (and bombs) in test_compression.py.
 """
 
 from __future__ import annotations
