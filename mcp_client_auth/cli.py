@@ -856,6 +856,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         found.ok(
             f"Store folder: {folder} (not created yet; the first login creates it, 0700)",
         )
+        _report_future_key(found, probe, args.store)
         return _finish_doctor(head, found)
     bad = _bad_modes(folder)
     if bad:
@@ -901,6 +902,22 @@ def _report_keyring(found: Findings, probe: KeyringProbe, *, env_key: bool) -> N
             "Without it the store key is kept in a key file. To use a keyring on Linux, install "
             "and unlock a Secret Service (gnome-keyring or KeePassXC) in a D-Bus session; "
             "in containers and CI, set MCP_CLIENT_AUTH_KEY instead.",
+        )
+
+
+def _report_future_key(found: Findings, probe: KeyringProbe, directory: str | None) -> None:
+    """Where the key of a store not made yet will go: what the first login will do."""
+    from . import TokenStore
+
+    if os.environ.get(KEY_ENV):
+        found.ok(f"Key: none yet; it will come from the {KEY_ENV} environment variable")
+    elif probe.works:
+        found.ok(f"Key: none yet; the first login makes one and keeps it in {probe.backend}")
+    else:
+        key_file = TokenStore.default_key_file(directory)
+        found.warn(
+            f"Key: none yet; the first login makes one and keeps it in the key file "
+            f"{key_file} (0600), protected only by file permissions",
         )
 
 

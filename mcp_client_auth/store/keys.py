@@ -189,7 +189,19 @@ def _keyringrc_exists_xdg() -> bool:
 
 
 class _NoKeyring(Exception):
-    """No keyring backend can be used here; the message says why."""
+    """No keyring backend can be used here; the message says why, ``backend`` which one."""
+
+    def __init__(self, reason: str, backend: str = "none") -> None:
+        super().__init__(reason)
+        self.backend = backend
+
+
+def _reason(exc: BaseException) -> str:
+    """One readable line for what a backend raised (an OSError's ``[Errno 2]`` says nothing)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{type(exc).__name__}: {exc.strerror}{where}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _platform_backend() -> tuple[Any, str | None]:
@@ -222,8 +234,10 @@ def _platform_backend() -> tuple[Any, str | None]:
             # backend is left alone for the application's other uses of keyring.
             try:
                 backend = keyring.core.load_env() or keyring.core.load_config()
-            except (RuntimeError, ImportError, ValueError, AttributeError) as exc:
-                raise _NoKeyring(f"the configured keyring backend cannot be used: {exc}") from exc
+            except Exception as exc:  # a backend may raise anything while it loads
+                raise _NoKeyring(
+                    f"the configured keyring backend cannot be used: {_reason(exc)}"
+                ) from exc
         if backend is None:
             if sys.platform == "darwin":
                 from keyring.backends import macOS as module
@@ -232,13 +246,25 @@ def _platform_backend() -> tuple[Any, str | None]:
             else:
                 from keyring.backends import SecretService as module
             cls = getattr(module, "WinVaultKeyring", None) or module.Keyring
+            name = f"{cls.__module__}.{cls.__qualname__}"
             try:
                 cls.priority  # noqa: B018  (viability check: raises when unusable here)
-            except (RuntimeError, ImportError, AttributeError) as exc:
-                raise _NoKeyring(str(exc)) from exc
-            backend = cls()
+                backend = cls()
+            except Exception as exc:  # a backend may raise anything: OSError when D-Bus is gone
+                raise _NoKeyring(_why_unusable(exc), name) from exc
         _backend = (backend, _refusal(backend))
         return _backend
+
+
+def _why_unusable(exc: BaseException) -> str:
+    """Why the platform's backend cannot be used, as a person can act on it."""
+    address = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    if isinstance(exc, OSError) and address:
+        return (
+            f"the D-Bus session bus at {address} cannot be reached ({_reason(exc)}); is "
+            "DBUS_SESSION_BUS_ADDRESS left over from another session?"
+        )
+    return str(exc) if isinstance(exc, RuntimeError) and str(exc) else _reason(exc)
 
 
 def _backend_name(backend: Any) -> str:
@@ -272,7 +298,7 @@ def _failure(exc: BaseException, backend: str) -> KeyringProbe:
             "the keyring did not answer in time (is an unlock prompt waiting?)",
         )
     if isinstance(exc, _NoKeyring):
-        return KeyringProbe("missing", backend, str(exc))
+        return KeyringProbe("missing", exc.backend if backend == "none" else backend, str(exc))
     from keyring.errors import InitError, KeyringLocked
 
     text = str(exc) or type(exc).__name__
@@ -286,6 +312,8 @@ def _failure(exc: BaseException, backend: str) -> KeyringProbe:
             backend,
             f"the keyring needs an unlock prompt that could not be shown ({text})",
         )
+    if isinstance(exc, OSError):
+        return KeyringProbe("missing", backend, _why_unusable(exc))
     return KeyringProbe("missing", backend, f"{type(exc).__name__}: {text}")
 
 

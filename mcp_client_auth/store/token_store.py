@@ -121,6 +121,19 @@ class TokenStore:
 
         return store_exists(directory)
 
+    @staticmethod
+    def default_key_file(directory: str | os.PathLike[str] | None = None) -> Path:
+        """Where :meth:`default` keeps the key of that folder's store without a keyring.
+
+        A 0600 file in the user config folder, apart from the data (so a copy of the data
+        folder does not carry its key), used only when no system keyring works and
+        ``$MCP_CLIENT_AUTH_KEY`` is not set. Nothing is created here.
+        """
+        from .default import store_directory
+        from .keys import key_file_path
+
+        return key_file_path(store_directory(directory))
+
     @classmethod
     def redis(
         cls,

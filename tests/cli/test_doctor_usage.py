@@ -35,7 +35,22 @@ def test_doctor_without_a_store(cli: CLI) -> None:
     for expected in ("mcp-client-auth ", "Python", "httpx", "keyring", "Keyring: missing"):
         assert expected in run.stdout, (expected, run.stdout)
     assert "not created yet" in run.stdout
-    assert not cli.home.exists()
+    key_file = TokenStore.default_key_file(cli.home)
+    assert key_file.parent == cli.config / "mcp-client-auth" / "keys"
+    assert f"Key: none yet; the first login makes one and keeps it in the key file {key_file}" in (
+        run.stdout
+    )
+    assert not cli.home.exists() and not key_file.exists()
+
+    run = cli("doctor", env={"MCP_CLIENT_AUTH_KEY": Fernet.generate_key().decode()})
+    assert "Key: none yet; it will come from the MCP_CLIENT_AUTH_KEY environment" in run.stdout
+
+
+def test_doctor_with_a_dbus_address_that_leads_nowhere(cli: CLI, tmp_path: Path) -> None:
+    run = cli("doctor", env={"DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus"})
+    assert run.returncode == 0, run.output
+    assert "Keyring: missing (keyring.backends.SecretService.Keyring)" in run.stdout
+    assert "cannot be reached" in run.stdout and "(none)" not in run.stdout
 
 
 def test_doctor_with_a_key_file(cli: CLI, demo: DemoServers) -> None:

@@ -19,6 +19,10 @@ def test_key_in_the_keyring(
     cli: CLI, demo: DemoServers, secret_service: SecretService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cli.use_keyring(secret_service, monkeypatch)
+    before = cli("doctor")
+    assert "Key: none yet; the first login makes one and keeps it in " in before.stdout
+    assert "keyring.backends.SecretService.Keyring" in before.stdout
+    assert not cli.home.exists()
     run = cli.login(demo.mcp_url)
     assert run.returncode == 0, run.output
     assert "key in the system keyring (SecretService)" in run.stderr

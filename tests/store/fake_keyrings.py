@@ -64,3 +64,16 @@ class PlaintextKeyring(_Chosen):
 
     def delete_password(self, service: str, username: str) -> None:
         self.stored.pop((service, username), None)
+
+
+class OSErrorKeyring(_Chosen):
+    """Fails as a Secret Service whose D-Bus socket is gone does: with an OSError."""
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise FileNotFoundError(2, "No such file or directory", "/run/user/1000/bus")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise FileNotFoundError(2, "No such file or directory", "/run/user/1000/bus")
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise FileNotFoundError(2, "No such file or directory", "/run/user/1000/bus")

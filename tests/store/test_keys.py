@@ -203,6 +203,26 @@ def test_probe_verdicts(
     assert reason in probe.reason
 
 
+def test_probe_with_a_dbus_address_that_leads_nowhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
+    probe = keys.probe_keyring()
+    assert probe.verdict == "missing"
+    assert probe.backend == "keyring.backends.SecretService.Keyring"  # not "none"
+    assert "D-Bus session bus" in probe.reason and "cannot be reached" in probe.reason
+    assert "No such file or directory" in probe.reason and "[Errno" not in probe.reason
+
+
+@pytest.mark.usefixtures("fake_keyrings")
+def test_probe_of_a_backend_that_raises_oserror(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "fake_keyrings.OSErrorKeyring")
+    probe = keys.probe_keyring()
+    assert probe.verdict == "missing"
+    assert probe.backend == "fake_keyrings.OSErrorKeyring"
+    assert "FileNotFoundError: No such file or directory (/run/user/1000/bus)" in probe.reason
+
+
 @pytest.mark.usefixtures("fake_keyrings")
 @pytest.mark.parametrize(
     ("backend", "note"),
