@@ -8,14 +8,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
 from mcp_client_auth.errors import StorageError
-from mcp_client_auth.store import TokenStore
+from mcp_client_auth.store import TokenStore, locks
 from mcp_client_auth.store.locks import FileLock
 from mcp_client_auth.tokens import ServerRecord
 
@@ -102,17 +101,18 @@ async def test_lock_files_are_hashed_and_private(tmp_path: Path) -> None:
         assert p.stat().st_mode & 0o777 == 0o600
 
 
-async def test_timeout_is_a_clear_error(tmp_path: Path) -> None:
+@pytest.mark.timeout(30)
+async def test_timeout_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "a.lock"
+    tries = count_tries(monkeypatch)
     with FileLock(path, timeout=1, what="holder"):
-        started = time.monotonic()
         with pytest.raises(StorageError) as info:
             async with FileLock(path, timeout=0.3, what=URL):
                 pass
-        waited = time.monotonic() - started
+        assert len(tries) > 2  # it waited and tried again before giving up
         with pytest.raises(StorageError):
             FileLock(path, timeout=0.1, what=URL).acquire()  # the sync form too
-    assert 0.3 <= waited < 1.5
+    assert not any(tries[1:])  # the holder kept it throughout: no try succeeded
     message = str(info.value)
     assert "waited 0.3 s" in message and str(path) in message and URL in message
     assert "another process holds it" in message
@@ -130,20 +130,53 @@ HOLDER = textwrap.dedent(
 )
 
 
-async def test_a_dead_holder_frees_the_lock(tmp_path: Path) -> None:
+def count_tries(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record the result of every try to take a file lock."""
+    tries: list[bool] = []
+    real = locks._try_lock
+
+    def counting(fd: int) -> bool:
+        tries.append(real(fd))
+        return tries[-1]
+
+    monkeypatch.setattr(locks, "_try_lock", counting)
+    return tries
+
+
+def record_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record every delay the async wait sleeps for (it sleeps with anyio)."""
+    import anyio
+
+    delays: list[float] = []
+    real = anyio.sleep
+
+    async def recording(delay: float) -> None:
+        delays.append(delay)
+        await real(delay)
+
+    monkeypatch.setattr(anyio, "sleep", recording)
+    return delays
+
+
+@pytest.mark.timeout(60)
+async def test_a_dead_holder_frees_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "a.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        delays = record_sleeps(monkeypatch)
         waiter = asyncio.create_task(FileLock(path, timeout=30, what="test").acquire_async())
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         assert not waiter.done()
         os.kill(holder.pid, signal.SIGKILL)
-        started = time.monotonic()
         await asyncio.wait_for(waiter, timeout=10)
-        assert time.monotonic() - started < 1  # back-off is capped at 100 ms
+        # the back-off grew to its cap and no further: a dead holder is noticed within 100 ms
+        assert max(delays) == locks._MAX_DELAY
+        assert delays == sorted(delays)
     finally:
         holder.kill()
         holder.wait()
