@@ -141,7 +141,7 @@ def fill_store(directory: str, count: str, keys_file: str, filetree: str = "yes"
         theirs = _filetree(Path(directory).parent / "filetree", os.environ["BENCH_FERNET_KEY"])
         asyncio.run(theirs.put_many(keys, values, collection=COLLECTION))
     Path(keys_file).write_text(json.dumps(keys))
-    _out(count=len(keys))
+    _out(count=len(keys), protection=str(key.protection.kind))
 
 
 def _filetree(folder: object, fernet_key: str) -> object:
@@ -329,6 +329,57 @@ def status_filetree(folder: str, keys_file: str) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+def keyring_parts(directory: str) -> None:
+    """Where reading the store's key from the Secret Service goes, step by step, in one thread.
+
+    The store reads it in a timeout thread, which cProfile does not see; these are the same
+    calls (keyring's SecretService backend), timed one by one.
+    """
+    import itertools
+
+    marks = [("start", time.perf_counter())]
+
+    def mark(name: str) -> None:
+        marks.append((name, time.perf_counter()))
+
+    from keyring.backends import SecretService
+
+    mark("import keyring + SecretService backend")
+    SecretService.Keyring.priority  # noqa: B018  (a D-Bus connection and a service check)
+    mark("viability check (D-Bus connection)")
+    backend = SecretService.Keyring()
+    float(backend.priority)
+    mark("the same check again (the store's refusal test)")
+    collection = backend.get_preferred_collection()
+    mark("D-Bus connection + default collection")
+    items = list(collection.search_items({"service": "mcp-client-auth", "username": directory}))
+    mark("search")
+    secret = items[0].get_secret() if items else None
+    mark("get_secret (opens an encrypted session)")
+    collection.connection.close()
+    _out(
+        found=secret is not None,
+        seconds=time.perf_counter() - T0,
+        parts={b[0]: b[1] - a[1] for a, b in itertools.pairwise(marks)},
+    )
+
+
+def keyring_direct(directory: str) -> None:
+    """What-if: the same key read through ``secretstorage`` alone (keyring's SecretService
+    backend is a thin layer over it), without importing ``keyring``."""
+    import secretstorage
+
+    connection = secretstorage.dbus_init()
+    try:
+        collection = secretstorage.get_default_collection(connection)
+        query = {"service": "mcp-client-auth", "username": directory}
+        items = list(collection.search_items(query))
+        secret = items[0].get_secret() if items else None
+    finally:
+        connection.close()
+    _out(found=secret is not None, seconds=time.perf_counter() - T0)
+
+
 def lookup(directory: str, keys_file: str, rounds: str, filetree: str = "yes") -> None:
     """One lookup among 1,000: ours (``TokenStore.get``) and FileTree + Fernet, interleaved."""
     import asyncio
@@ -457,6 +508,8 @@ MODES = {
     "status-library": status_library,
     "status-filetree": status_filetree,
     "lookup": lookup,
+    "keyring-parts": keyring_parts,
+    "keyring-direct": keyring_direct,
     "memory-floor": memory_floor,
     "memory-ours": memory_ours,
     "memory-floor-plus": memory_floor_plus,
