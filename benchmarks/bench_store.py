@@ -6,10 +6,16 @@ Prints one table: get, durable put, listing 1,000 entries, and import time, for
 
 * ours: ``EncryptedFileStore`` (what ``TokenStore.default()`` uses);
 * the floor: the least any encrypted file store can do. get = one file read + Fernet decrypt
-  + ``json.loads``; put = temp file + fsync + ``os.replace``, and a durable put adds the fsync
-  of the folder that makes the rename itself survive a power cut (our default, ``durable=True``;
-  ``durable=False`` is the row below it); list = that get for every file of a folder;
+  + ``json.loads``; put = temp file + fsync + ``os.replace`` of an already encrypted entry,
+  exactly as issue 3 states it; list = that get for every file of a folder;
 * py-key-value-aio ``FileTreeStore`` + ``FernetEncryptionWrapper``, side by side.
+
+Our durable put (the default, ``durable=True``) also fsyncs the folder after the rename: on
+Linux the rename itself survives a power cut only then, and the issue's floor leaves that
+out. So the put is shown three ways: against the issue's floor (the goal), against the floor
+plus the folder fsync (the same work as ours), and ``durable=False`` against the issue's floor;
+then where our put's time goes (encoding, the write, the folder fsync). Puts are timed one by
+one, every variant in turn (order rotated), medians: the disk's mood changes by the second.
 
 Goals (issue 3), printed beside each figure: get within 2x the floor, durable put within 1.5x
 the floor, listing 1,000 entries under 100 ms, and an import lighter than ``import httpx``.
@@ -24,12 +30,13 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.fernet import Fernet, MultiFernet  # noqa: E402
 
-from mcp_client_auth.store.disk import EncryptedFileStore  # noqa: E402
+from mcp_client_auth.store.disk import EncryptedFileStore, write_file_atomically  # noqa: E402
 from mcp_client_auth.tokens import ClientRegistration, ServerRecord, TokenSet  # noqa: E402
 
 COLLECTION = "mcp-client-auth"
@@ -103,6 +110,33 @@ def per_op_async(fn: Callable[[int], Awaitable[object]], n: int, repeat: int) ->
         return best
 
     return asyncio.run(run())
+
+
+def run_now(coroutine: Coroutine[Any, Any, object]) -> object:
+    """Run a coroutine that never suspends (the file store's), without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("the store suspended: it is not the file store this benchmark measures")
+
+
+def interleaved_ops(ops: dict[str, Callable[[], object]], n: int) -> dict[str, float]:
+    """Median seconds per call of each op, timed one call at a time, all ops in turn.
+
+    For operations dominated by the disk (fsync), whose cost drifts from one second to the
+    next with other processes' writes: each op sees the same moments, so the ratios hold.
+    """
+    names = list(ops)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(n):
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            start = time.perf_counter()
+            ops[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def once_async(fn: Callable[[], Awaitable[object]], repeat: int) -> float:
@@ -178,8 +212,11 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     header = ("", "ours", "floor", "ours/floor", "goal", "", "FileTree+Fernet", "its/floor")
-    widths = (22, 10, 10, 11, 15, 7, 19, 9)
-    print(f"store benchmark (python {sys.version.split()[0]}, {sys.platform}, {work.parent})")
+    widths = (22, 10, 10, 11, 18, 7, 19, 9)
+    print(
+        f"store benchmark (python {sys.version.split()[0]}, {sys.platform}, {work.parent}, "
+        f"load {os.getloadavg()[0]:.1f})"
+    )
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
@@ -242,39 +279,41 @@ def run(
 
     # --- durable put
     token = fernet.encrypt(json.dumps(value).encode())
+    floor_put_dir = work / "floor-put"
+    floor_put_dir.mkdir()
+    floor_put_file = floor_put_dir / "entry"
 
-    def floor_put(i: int) -> None:
-        tmp = work / f".floor.{i}.tmp"
+    def floor_put() -> None:  # issue 3's floor: temp file + fsync + os.replace
+        tmp = floor_put_dir / f".entry.{os.urandom(4).hex()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, token)
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, floor_file)
+        os.replace(tmp, floor_put_file)
 
-    def floor_put_durable(i: int) -> None:
-        floor_put(i)
-        fd = os.open(work, os.O_RDONLY)
+    def floor_put_durable() -> None:  # ... and the folder's fsync, as our durable put does
+        floor_put()
+        fd = os.open(floor_put_dir, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
-    # interleaved rounds: the disk's mood changes over seconds, the ratios should not
     lazy = EncryptedFileStore(work / "ours", [master], durable=False)
-    put_floor = put_floor_durable = put_ours = put_ours_lazy = float("inf")
-    for _ in range(repeat):
-        put_floor = min(put_floor, per_op_sync(floor_put, n_put, 1))
-        put_floor_durable = min(put_floor_durable, per_op_sync(floor_put_durable, n_put, 1))
-        put_ours = min(
-            put_ours,
-            per_op_async(lambda _i: ours.put(key, value, collection=COLLECTION), n_put, 1),
-        )
-        put_ours_lazy = min(
-            put_ours_lazy,
-            per_op_async(lambda _i: lazy.put(key, value, collection=COLLECTION), n_put, 1),
-        )
+    entry_path = work / "ours-write" / "entry"
+    entry_path.parent.mkdir()
+    puts: dict[str, Callable[[], object]] = {
+        "floor": floor_put,
+        "floor + folder fsync": floor_put_durable,
+        "ours": lambda: run_now(ours.put(key, value, collection=COLLECTION)),
+        "ours, durable=False": lambda: run_now(lazy.put(key, value, collection=COLLECTION)),
+        # where our put goes: encoding (JSON + Fernet), then the write (temp, fsync, replace)
+        "encode": lambda: ours._encode(key, value, COLLECTION, None),
+        "write": lambda: write_file_atomically(entry_path, token, sync_dir=False),
+    }
+    put = interleaved_ops(puts, n_put * repeat)
     put_theirs = per_op_async(
         lambda _i: theirs.put(key, value, collection=COLLECTION), n_put, repeat
     )
@@ -326,21 +365,61 @@ def run(
         ),
         (
             "durable put",
-            fmt(put_ours),
-            fmt(put_floor_durable),
-            f"{put_ours / put_floor_durable:.2f}x",
+            fmt(put["ours"]),
+            fmt(put["floor"]),
+            f"{put['ours'] / put['floor']:.2f}x",
             "<= 1.5x floor",
-            verdict(put_ours <= 1.5 * put_floor_durable),
+            verdict(put["ours"] <= 1.5 * put["floor"]),
             fmt(put_theirs) + " (no fsync)",
-            f"{put_theirs / put_floor_durable:.1f}x",
+            f"{put_theirs / put['floor']:.1f}x",
         ),
         (
-            "put w/o folder fsync",
-            fmt(put_ours_lazy),
-            fmt(put_floor),
-            f"{put_ours_lazy / put_floor:.2f}x",
+            "  floor + folder fsync",
+            fmt(put["ours"]),
+            fmt(put["floor + folder fsync"]),
+            f"{put['ours'] / put['floor + folder fsync']:.2f}x",
+            "(same work)",
+            "info",
+            "",
+            "",
+        ),
+        (
+            "  durable=False",
+            fmt(put["ours, durable=False"]),
+            fmt(put["floor"]),
+            f"{put['ours, durable=False'] / put['floor']:.2f}x",
             "<= 1.5x floor",
-            verdict(put_ours_lazy <= 1.5 * put_floor),
+            "info",
+            "",
+            "",
+        ),
+        (
+            "  of which encoding",
+            fmt(put["encode"]),
+            "",
+            f"{put['encode'] / put['floor']:.2f}x",
+            "JSON + Fernet",
+            "info",
+            "",
+            "",
+        ),
+        (
+            "  of which the write",
+            fmt(put["write"]),
+            "",
+            f"{put['write'] / put['floor']:.2f}x",
+            "temp+fsync+replace",
+            "info",
+            "",
+            "",
+        ),
+        (
+            "  folder fsync adds",
+            fmt(put["ours"] - put["ours, durable=False"]),
+            "",
+            f"{(put['ours'] - put['ours, durable=False']) / put['floor']:.2f}x",
+            "(durability)",
+            "info",
             "",
             "",
         ),
