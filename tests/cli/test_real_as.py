@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from mcp_client_auth import ServerRecord
 from tests.conftest import approve_device_code, follow_to_redirect_uri
 
 from .conftest import CLI
@@ -74,6 +75,13 @@ def test_login_token_refresh_status_logout(cli: CLI, start_realas) -> None:  # t
     status = cli("status", "--json")
     (server,) = json.loads(status.stdout)["servers"]
     assert server["issuer"] == realas.issuer and server["refresh_token"]["present"]
+    plain = cli("status", url)
+    assert plain.returncode == 0, plain.output
+    assert f"issuer          {realas.issuer}" in plain.stdout
+    assert "refresh token   present" in plain.stdout
+    shown = cli.record(url)
+    assert shown is not None and shown.client is not None
+    assert shown.client.registration_access_token  # oidc-provider hands one out (RFC 7592)
 
     final = cli.record(url)
     assert final is not None and final.tokens is not None and final.tokens.refresh_token
@@ -85,11 +93,26 @@ def test_login_token_refresh_status_logout(cli: CLI, start_realas) -> None:  # t
 
     after = cli("token", url)
     assert after.returncode == 1 and after.stdout == ""
-    for record in (first, second, final):
-        assert record.tokens is not None
-        for secret in (record.tokens.access_token, record.tokens.refresh_token):
-            assert secret is not None and secret not in status.stdout
+    secrets = secrets_of(first, second, shown, final)
+    assert len(secrets) >= 5  # two access and two refresh tokens at least, the registration's
+    for run in (status, plain):
+        for secret in secrets:
+            assert secret not in run.output, "a secret in the output of status"
     assert first.tokens.refresh_token not in cli.all_output()
+
+
+def secrets_of(*records: ServerRecord) -> set[str]:
+    """Every secret the records hold: tokens, the client secret, the registration's token."""
+    found: set[str] = set()
+    for record in records:
+        if record.tokens is not None:
+            found.add(record.tokens.access_token)
+            found.add(record.tokens.refresh_token or "")
+        if record.client is not None:
+            found.add(record.client.client_secret or "")
+            found.add(record.client.registration_access_token or "")
+    found.discard("")
+    return found
 
 
 def test_logout_where_the_server_cannot_revoke(cli: CLI, start_realas) -> None:  # type: ignore[no-untyped-def]
