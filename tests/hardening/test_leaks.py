@@ -32,6 +32,7 @@ from mcp_client_auth import (
 )
 from mcp_client_auth.flow import FlowSettings
 from mcp_client_auth.registration import ClientSettings
+from tests.cli.conftest import CLI
 
 from .drive import COMBOS, assert_clean, everything_said, leaked, outcome, provider, send, stored
 from .hostile import EVIL, Hostile, Reply, bound_socket, serve
@@ -364,6 +365,27 @@ def test_command_line_output_leaks_nothing(live: Hostile) -> None:
         assert runs[name].returncode == 1 and runs[name].stdout == "", runs[name]
         assert "mcp-client-auth login" in runs[name].stderr
     assert len(live.token_requests("refresh_token")) >= 3
+
+
+def test_login_output_leaks_nothing(live: Hostile, tmp_path: Path) -> None:
+    """``--debug login``: the command that handles the authorization code, the PKCE verifier
+    and the client secret, run as a user runs it (``--paste``, a scripted browser)."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    tool = CLI(Path(env["MCP_CLIENT_AUTH_HOME"]), tmp_path / "config", env, [])
+    run = tool.login(live.resource, "--debug", browser=live.approve)
+    assert run.returncode == 0, run.output
+    assert "Logged in to" in run.stderr
+    assert "HTTP Request: POST" in run.stderr  # --debug logged every request
+
+    [exchange] = live.token_requests("authorization_code")
+    code, verifier = exchange.form["code"], exchange.form["code_verifier"]
+    registered = stored(TokenStore.default(), live)
+    assert registered.client is not None and registered.tokens is not None
+    secret = registered.client.client_secret
+    assert secret is not None and registered.tokens.refresh_token is not None
+    for value in (code, verifier, secret, registered.tokens.access_token):
+        assert value in live.secrets  # each one is looked for below
+    assert leaked(run.output, live.secrets) == [], run.output
 
 
 def test_every_error_of_the_catalogue_is_clean() -> None:
