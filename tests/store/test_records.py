@@ -296,6 +296,25 @@ async def test_redis_an_entry_under_another_entrys_name_is_set_aside(
     assert await redis_store.get(server(1)) is None  # what get() finds there too
 
 
+async def test_redis_a_value_that_is_not_a_record_is_renamed_not_lost(
+    redis_store: TokenStore,
+) -> None:
+    expected = await fill(redis_store, 2)
+    kv = redis_store.kv
+    assert isinstance(kv, EncryptedKeyValue)
+    odd = "https://odd.example.com/mcp"
+    await kv.put(odd, {"resource": odd, "tokens": {"refresh_token": "r"}}, collection=COLLECTION)
+    collection, raw = kv.collection_name(COLLECTION), kv.connections.kv
+    name = kv.entry_name(odd, COLLECTION)
+    stored = await raw.get(name, collection=collection)
+    assert await redis_store.records() == expected
+    assert kv.unreadable_seen == 1
+    [aside] = [n for n in await raw.keys(collection=collection) if n.startswith(name + ".")]
+    assert await raw.get(aside, collection=collection) == stored  # renamed, never deleted
+    await redis_store.put(ServerRecord(odd))  # the new login
+    assert await raw.get(aside, collection=collection) == stored
+
+
 async def test_redis_records_after_rotation(redis_url: str) -> None:
     old = TokenStore.redis(redis_url, key=REDIS_KEY)
     rotated = TokenStore.redis(redis_url, key=f"{OTHER_REDIS_KEY},{REDIS_KEY}")
