@@ -13,7 +13,6 @@ Only the caller's own request goes through the caller's client. The flow's reque
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import ssl
@@ -25,7 +24,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequ
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._http_compat import AuthBase
-from ._portal import run_sync
 from .effects import (
     CompleteLogin,
     DeleteRecord,
@@ -59,8 +57,14 @@ from .registration import ClientSettings
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
 
-if TYPE_CHECKING:  # the login package is imported when a login is needed, not on reconnect
+if TYPE_CHECKING:
+    import asyncio
+
+    # the login package is imported when a login is needed, not on reconnect
     from .login.base import Login, LoginCallable, LoginSession
+
+# ``asyncio`` and the sync portal (``_portal``, which imports it) are imported where they are
+# used: a sync client reconnecting with a valid stored token needs neither.
 
 __all__ = ["OAuthClientProvider"]
 
@@ -241,6 +245,8 @@ class OAuthClientProvider(AuthBase):
         tokens = self._flow.valid_tokens()
         if tokens is not None:
             return tokens
+        from ._portal import run_sync
+
         return run_sync(self.aget_token())
 
     async def alogin(self) -> TokenSet:
@@ -249,6 +255,8 @@ class OAuthClientProvider(AuthBase):
 
     def login(self) -> TokenSet:
         """:meth:`alogin` for synchronous code."""
+        from ._portal import run_sync
+
         return run_sync(self.alogin())
 
     async def alogout(self, *, revoke: bool = True, forget_client: bool = False) -> LogoutResult:
@@ -259,6 +267,8 @@ class OAuthClientProvider(AuthBase):
 
     def logout(self, *, revoke: bool = True, forget_client: bool = False) -> LogoutResult:
         """:meth:`alogout` for synchronous code."""
+        from ._portal import run_sync
+
         return run_sync(self.alogout(revoke=revoke, forget_client=forget_client))
 
     def _token_steps(self) -> Generator[Any, Any, TokenSet]:
@@ -470,6 +480,8 @@ class OAuthClientProvider(AuthBase):
     def _drive_sync(
         self, steps: Generator[Any, Any, None], request: Any
     ) -> Generator[Any, Any, None]:
+        from ._portal import run_sync
+
         locked: Any = None
         sessions: list[LoginSession] = []
         client: Any = None
@@ -523,6 +535,8 @@ class OAuthClientProvider(AuthBase):
                 self._unlock_sync(locked)
 
     def _unlock_sync(self, cm: Any) -> None:
+        from ._portal import run_sync
+
         try:
             run_sync(cm.__aexit__(None, None, None))
         finally:
@@ -530,6 +544,8 @@ class OAuthClientProvider(AuthBase):
 
     @staticmethod
     def _close_sessions_sync(sessions: list[LoginSession]) -> None:
+        from ._portal import run_sync
+
         while sessions:
             run_sync(sessions.pop().aclose())
 
@@ -566,6 +582,8 @@ class OAuthClientProvider(AuthBase):
             await held.close()
 
     def _async_lock(self) -> asyncio.Lock:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         lock = self._async_locks.get(loop)
         if lock is None:
@@ -626,6 +644,8 @@ class OAuthClientProvider(AuthBase):
             if wait is not None:
                 await wait(effect.seconds)
             else:
+                import asyncio
+
                 await asyncio.sleep(effect.seconds)
             return None
         if isinstance(effect, GetAssertion):
@@ -706,6 +726,8 @@ class _AsyncHeld:
         try:
             if self._async:
                 return await send_async(self._client, item)
+            import asyncio
+
             return await asyncio.to_thread(send_sync, self._client, item)  # a sync transport
         except MCPAuthError as exc:
             return _Failed(exc)
