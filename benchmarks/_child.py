@@ -188,6 +188,47 @@ def reconnect_ours(url: str, directory: str) -> None:
     )
 
 
+def reconnect_whatif(url: str, directory: str) -> None:
+    """What-if: the sync driver's first, lock-free read of the store done without the portal.
+
+    The default store never suspends, so the driver could run that read with one
+    ``coroutine.send(None)`` (as ``cli._run_now`` does): no portal thread, no event loop, no
+    ``asyncio`` import. Done here by hand, through the flow's own ``load()`` step, before the
+    same request as :func:`reconnect_ours`; nothing else differs.
+    """
+    import contextlib
+
+    import httpx
+
+    from mcp_client_auth import OAuthClientProvider, TokenStore
+
+    t_import = time.perf_counter()
+    store = TokenStore.default(directory)
+    t_store = time.perf_counter()
+    auth = OAuthClientProvider(url, store=store, interactive=False)
+    steps = auth._flow.load()
+    next(steps)  # LoadRecord
+    read = store.get(auth.server_url)
+    try:
+        read.send(None)
+    except StopIteration as done:
+        record = done.value
+    else:
+        raise RuntimeError("the default store suspended")
+    with contextlib.suppress(StopIteration):  # load() returns the record it kept
+        steps.send(record)
+    assert "asyncio" not in sys.modules, "the what-if imported asyncio"
+    with httpx.Client(auth=auth) as client:
+        status = client.get(url).status_code
+    t_done = time.perf_counter()
+    _out(
+        status=status,
+        imports=t_import - T0,
+        store=t_store - t_import,
+        request=t_done - t_store,
+    )
+
+
 def reconnect_static(url: str, token: str) -> None:
     """The floor: the same request with the token given as a static header."""
     import httpx
@@ -501,6 +542,7 @@ MODES = {
     "fill-store": fill_store,
     "reconnect-ours": reconnect_ours,
     "reconnect-static": reconnect_static,
+    "reconnect-whatif": reconnect_whatif,
     "token-library": token_library,
     "cli-lazy-init": cli_lazy_init,
     "concurrent-ours": concurrent_ours,
