@@ -633,6 +633,8 @@ def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalSe
     report.note(f"2: reconnect (static) -X importtime: {total * 1e3:.0f} ms; {listed}")
     extra = import_difference(commands["ours"], commands["static"], env, runs_=1 if quick else 3)
     report.note(f"2: reconnect (ours) imports beyond static's: {extra}")
+    extra = import_difference(commands["what-if"], commands["static"], env, runs_=1 if quick else 3)
+    report.note(f"2: reconnect (what-if) imports beyond static's: {extra}")
     if not quick:
         report.note(f"2: reconnect (ours) profile: {profile_parts(commands['ours'], env, box)}")
     server.take_counts()
@@ -640,7 +642,9 @@ def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalSe
         f"2: inside the process (medians): static = imports {part('static', 'imports')} + "
         f"request {part('static', 'request')}; ours = imports {part('ours', 'imports')} + "
         f"TokenStore.default() {part('ours', 'store')} + provider and request "
-        f"{part('ours', 'request')}."
+        f"{part('ours', 'request')}; what-if = imports {part('what-if', 'imports')} + "
+        f"TokenStore.default() {part('what-if', 'store')} + read, provider and request "
+        f"{part('what-if', 'request')}."
     )
 
 
