@@ -20,8 +20,9 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._http_compat import AuthBase
 from .effects import (
@@ -74,6 +75,9 @@ MAX_AUTH_ROUNDS = 3  # re-authorizations for one request before giving up
 _LOCK = object()
 _UNLOCK = object()
 _EMPTY_CHALLENGE = Challenge("Bearer", {})
+
+
+_T = TypeVar("_T")
 
 
 class _Request(Protocol):  # what httpx.Request and httpx2.Request share, as used here
@@ -480,8 +484,6 @@ class OAuthClientProvider(AuthBase):
     def _drive_sync(
         self, steps: Generator[Any, Any, None], request: Any
     ) -> Generator[Any, Any, None]:
-        from ._portal import run_sync
-
         locked: Any = None
         sessions: list[LoginSession] = []
         client: Any = None
@@ -506,7 +508,7 @@ class OAuthClientProvider(AuthBase):
                         value = (
                             send_sync(client, item)
                             if synchronous
-                            else run_sync(send_async(client, item))
+                            else _on_portal(send_async(client, item))
                         )
                     except MCPAuthError as exc:
                         value = _Failed(exc)
@@ -514,7 +516,7 @@ class OAuthClientProvider(AuthBase):
                     self._thread_lock.acquire()
                     try:
                         cm = self.store.lock(self.server_url)
-                        run_sync(cm.__aenter__())
+                        _on_portal(cm.__aenter__())
                     except BaseException:
                         self._thread_lock.release()
                         raise
@@ -523,31 +525,32 @@ class OAuthClientProvider(AuthBase):
                     self._close_sessions_sync(sessions)
                     self._unlock_sync(locked)
                     locked = None
+                elif isinstance(item, LoadRecord) and self.store.never_suspends:
+                    # the reconnect's first read: no portal thread, loop or asyncio import
+                    from ._eager import run_eagerly
+
+                    value = run_eagerly(partial(self._perform, item, sessions), _on_portal)
                 else:
-                    value = run_sync(self._perform(item, sessions))
+                    value = _on_portal(self._perform(item, sessions))
         finally:
             if client is not None and synchronous:
                 self._http.release_sync(client)
             elif client is not None:
-                run_sync(self._http.release_async(client))
+                _on_portal(self._http.release_async(client))
             self._close_sessions_sync(sessions)
             if locked is not None:
                 self._unlock_sync(locked)
 
     def _unlock_sync(self, cm: Any) -> None:
-        from ._portal import run_sync
-
         try:
-            run_sync(cm.__aexit__(None, None, None))
+            _on_portal(cm.__aexit__(None, None, None))
         finally:
             self._thread_lock.release()
 
     @staticmethod
     def _close_sessions_sync(sessions: list[LoginSession]) -> None:
-        from ._portal import run_sync
-
         while sessions:
-            run_sync(sessions.pop().aclose())
+            _on_portal(sessions.pop().aclose())
 
     # -- async driver ----------------------------------------------------------------------
 
@@ -690,6 +693,13 @@ class _Failed:
 
     def __init__(self, error: MCPAuthError) -> None:
         self.error = error
+
+
+def _on_portal(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """The sync portal's ``run_sync``, imported (with asyncio) only when a step needs it."""
+    from ._portal import run_sync
+
+    return run_sync(coroutine)
 
 
 def _resume(steps: Generator[Any, Any, Any], value: Any) -> Any:

@@ -268,6 +268,10 @@ class EncryptedFileStore(BatchFromSingle):
     fsyncs the folder after each write, so a new entry also survives a power cut.
     """
 
+    #: Its coroutines complete without awaiting anything (small files, read and written in
+    #: place): the sync driver runs a read at once, with no event loop (``_eager``).
+    never_suspends = True
+
     def __init__(
         self,
         directory: str | os.PathLike[str],

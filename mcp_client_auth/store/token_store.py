@@ -66,6 +66,12 @@ class TokenStore:
         self.description: str = description or (own if isinstance(own, str) else type(kv).__name__)
         self._protection = protection
 
+    @property
+    def never_suspends(self) -> bool:
+        """Whether reads complete without awaiting (the default store's do), so that sync code
+        can run them at once, with no event loop."""
+        return getattr(self._kv, "never_suspends", False) is True
+
     @classmethod
     def default(
         cls,

@@ -373,7 +373,10 @@ RESTART = textwrap.dedent(
     )
     with httpx.Client(auth=provider, transport=recording) as client:
         response = client.post(resource, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
-    print(json.dumps({"status": response.status_code, "sent": sent}))
+    import threading
+    portal = any(t.name == "mcp-client-auth-portal" for t in threading.enumerate())
+    loop = "asyncio" in sys.modules
+    print(json.dumps({"status": response.status_code, "sent": sent, "portal": portal or loop}))
     """
 ).replace("{RECORDING}", RECORDING)
 
@@ -398,8 +401,9 @@ async def test_a_new_process_reuses_the_login_without_discovery(
         result: dict[str, Any] = json.loads(out.stdout)
         return result
 
-    # a new process: its first request carries the stored token; nothing else is sent
-    assert restart(0) == {"status": 200, "sent": [f"POST {stack.resource}"]}
+    # a new process: its first request carries the stored token; nothing else is sent, and
+    # the default store's read ran at once (no portal thread, no event loop, no asyncio)
+    assert restart(0) == {"status": 200, "sent": [f"POST {stack.resource}"], "portal": False}
     assert grants(stack) == ["authorization_code"]  # no login, no refresh
     assert [e["event"] for e in stack.events()].count("registration") == 1  # the login's
 
@@ -408,5 +412,6 @@ async def test_a_new_process_reuses_the_login_without_discovery(
     assert restart(AHEAD) == {
         "status": 200,
         "sent": [f"POST {token_endpoint}", f"POST {stack.resource}"],
+        "portal": True,  # the refresh takes the store's lock through the portal
     }
     assert grants(stack) == ["authorization_code", "refresh_token"]
