@@ -50,7 +50,6 @@ from .metadata import (
     Challenge,
     canonical_resource_url,
     find_challenge,
-    origin,
     parse_www_authenticate,
     require_secure_url,
 )
@@ -172,7 +171,6 @@ class OAuthClientProvider(AuthBase):
         request reaches another server; with a pre-registered ``client_secret``, give it, so
         the secret can only go where it was issued."""
         self.server_url = canonical_resource_url(server_url)
-        self._origin = origin(self.server_url)
         self._login_arg = login
         self._login: Login | None = None
         self._redirect_port = redirect_port

@@ -6,10 +6,10 @@ before it was encrypted) is only found one level up, by :class:`~.token_store.To
 left in place, the next login would overwrite it and nothing would be kept. So it is moved
 aside the same way, wherever it is:
 
-* a store with a ``set_aside(key, *, collection, expected, why)`` method does it itself
-  (:class:`~.encrypted.EncryptedKeyValue` renames the entry, as it does an undecryptable one);
-* the encrypted file store: its file is renamed ``<name>.unreadable-<time>-<rand>``, exactly as
-  an undecryptable one (so ``doctor`` counts it and lists the file);
+* a store with a ``set_aside(key, *, collection, expected, why)`` method does it itself, as
+  it does an undecryptable entry (:class:`~.encrypted.EncryptedKeyValue` renames the entry;
+  the encrypted file store renames its file ``<name>.unreadable-<time>-<rand>``, so
+  ``doctor`` counts it and lists the file);
 * any other ``AsyncKeyValue``: the value is copied into the collection
   ``<collection>.unreadable`` under ``<key>.unreadable-<time>-<rand>``, then removed.
 
@@ -54,8 +54,6 @@ async def set_aside(
         if own is not None:
             moved: bool = await own(key, collection=collection, expected=expected, why=why)
             return moved
-        if _is_file_store(kv):
-            return _set_aside_file(kv, key, collection, expected, why)
         return await _set_aside_copy(kv, key, collection, expected, why)
     except Exception as exc:
         logger.warning(
@@ -65,31 +63,6 @@ async def set_aside(
             exc,
         )
         return False
-
-
-def _is_file_store(kv: object) -> bool:
-    # by name: importing the disk store here would put it on `import mcp_client_auth`'s path
-    return any(cls.__name__ == "EncryptedFileStore" for cls in type(kv).__mro__)
-
-
-def _set_aside_file(
-    kv: Any, key: str, collection: str, expected: Mapping[str, Any], why: str
-) -> bool:
-    """Rename the entry's file through the store's own setting aside (it logs the WARNING)."""
-    for path in kv._read_paths(key, collection):
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            continue
-        entry = kv._decode(path, data, expect=(collection, key))
-        if entry is None:
-            return True  # unreadable after all: the store has just set it aside itself
-        if entry.get("value") != dict(expected):
-            return False  # replaced meanwhile by a writer
-        kv._set_aside(path, data, why)
-        return True
-    return False
 
 
 async def _set_aside_copy(

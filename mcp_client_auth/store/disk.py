@@ -557,6 +557,35 @@ class EncryptedFileStore(BatchFromSingle):
         coll = collection or self.default_collection
         self._write(key, self._encode(key, value, coll, ttl), coll)
 
+    async def set_aside(
+        self, key: str, *, collection: str, expected: Mapping[str, Any], why: str
+    ) -> bool:
+        """Move ``key``'s entry aside if its value is still ``expected``; True when moved.
+
+        For a value that decrypts but is not a record this version reads (found by
+        ``TokenStore``, one level up): renamed exactly as an undecryptable entry, so ``doctor``
+        counts and lists it. A value replaced meanwhile by a writer is left alone.
+        """
+        return self._set_aside_value(key, collection, expected, why)
+
+    def _set_aside_value(
+        self, key: str, collection: str, expected: Mapping[str, Any], why: str
+    ) -> bool:
+        for path in self._read_paths(key, collection):
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            entry = self._decode(path, data, expect=(collection, key))
+            if entry is None:
+                return True  # unreadable after all: just set aside by _decode itself
+            if entry.get("value") != dict(expected):
+                return False  # replaced meanwhile by a writer
+            self._set_aside(path, data, why)
+            return True
+        return False
+
     async def delete(self, key: str, *, collection: str | None = None) -> bool:
         coll = collection or self.default_collection
         found = False
