@@ -12,9 +12,13 @@ One 32-byte key per store folder, made on first use. Where it is kept, best firs
 The key is read once per process and kept in memory. ``keyring`` is imported only when a key
 is needed, and its backend discovery (50-70 ms, most of it importing every platform's backend)
 is skipped: we load the platform's own backend directly, unless the user chose one
-(``PYTHON_KEYRING_BACKEND`` or a keyringrc file), which we then honour. A keyring counts only
-when it really works (see :func:`probe_keyring`), and every keyring call runs under a timeout,
-so a locked or hanging keyring never hangs the caller.
+(``PYTHON_KEYRING_BACKEND``, a ``KEYRING_PROPERTY_*`` variable or a keyringrc file), which we
+then honour. On Linux and the BSDs, when the user chose none, ``keyring`` is not imported at
+all (70 ms of imports, most of a CLI command's start): the Secret Service is spoken to through
+``secretstorage`` directly, finding and making the very items keyring's backend does (see
+:mod:`.secret_service`). A keyring counts only when it really works (see
+:func:`probe_keyring`), and every keyring call runs under a timeout, so a locked or hanging
+keyring never hangs the caller.
 """
 
 from __future__ import annotations
@@ -182,6 +186,12 @@ def _user_configured_backend() -> bool:
     return bool((platform_.config_root() / "keyringrc.cfg").exists())
 
 
+def _keyring_properties_set() -> bool:
+    """Whether a ``KEYRING_PROPERTY_*`` variable changes keyring's backends (for instance the
+    Secret Service's collection or attribute scheme): then keyring itself must do the work."""
+    return any(name.startswith("KEYRING_PROPERTY_") for name in os.environ)
+
+
 def _keyringrc_exists_xdg() -> bool:
     """keyring's own config path on Linux and the BSDs, found without importing keyring."""
     root = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
@@ -212,48 +222,71 @@ def _platform_backend() -> tuple[Any, str | None]:
     """
     global _backend
     with _backend_lock:
-        if _backend is not None:
-            return _backend
-        if sys.platform.startswith("linux") or "bsd" in sys.platform:
-            if not (
-                os.environ.get("DBUS_SESSION_BUS_ADDRESS")
-                or os.environ.get("PYTHON_KEYRING_BACKEND")
-                or _keyringrc_exists_xdg()
-            ):
-                # Checked before importing keyring: on headless machines this is the common
+        if _backend is None:
+            _backend = _find_backend()
+        return _backend
+
+
+def _find_backend() -> tuple[Any, str | None]:
+    """The backend and why it does not count (see :func:`_platform_backend`)."""
+    if sys.platform.startswith("linux") or "bsd" in sys.platform:
+        if not (os.environ.get("PYTHON_KEYRING_BACKEND") or _keyringrc_exists_xdg()):
+            if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+                # Checked before importing anything: on headless machines this is the common
                 # case, and it costs nothing.
                 raise _NoKeyring(
                     "no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set), so no "
                     "Secret Service keyring"
                 )
-        import keyring.core
+            if not _keyring_properties_set():
+                return _direct_secret_service(), None
+    return _keyring_backend()
 
-        backend = None
-        if _user_configured_backend():
-            # keyring's own loaders, not get_keyring(): no discovery, and keyring's global
-            # backend is left alone for the application's other uses of keyring.
-            try:
-                backend = keyring.core.load_env() or keyring.core.load_config()
-            except Exception as exc:  # a backend may raise anything while it loads
-                raise _NoKeyring(
-                    f"the configured keyring backend cannot be used: {_reason(exc)}"
-                ) from exc
-        if backend is None:
-            if sys.platform == "darwin":
-                from keyring.backends import macOS as module
-            elif sys.platform == "win32":
-                from keyring.backends import Windows as module
-            else:
-                from keyring.backends import SecretService as module
-            cls = getattr(module, "WinVaultKeyring", None) or module.Keyring
-            name = f"{cls.__module__}.{cls.__qualname__}"
-            try:
-                cls.priority  # noqa: B018  (viability check: raises when unusable here)
-                backend = cls()
-            except Exception as exc:  # a backend may raise anything: OSError when D-Bus is gone
-                raise _NoKeyring(_why_unusable(exc), name) from exc
-        _backend = (backend, _refusal(backend))
-        return _backend
+
+def _direct_secret_service() -> Any:
+    """The Secret Service through ``secretstorage`` (no ``keyring``): see :mod:`.secret_service`.
+
+    Whether the service is there is checked by its first call, on the connection that call
+    needs anyway, not here: one D-Bus connection per call, none for a viability check.
+    """
+    from .secret_service import KEYRING_BACKEND, SecretServiceKeyring
+
+    try:
+        import secretstorage  # noqa: F401  (the module that does the work must be installed)
+    except ImportError as exc:
+        raise _NoKeyring("SecretStorage required", KEYRING_BACKEND) from exc
+    return SecretServiceKeyring()
+
+
+def _keyring_backend() -> tuple[Any, str | None]:
+    """The backend through ``keyring``: the configured one, else the platform's own."""
+    import keyring.core
+
+    if _user_configured_backend():
+        # keyring's own loaders, not get_keyring(): no discovery, and keyring's global
+        # backend is left alone for the application's other uses of keyring.
+        try:
+            backend = keyring.core.load_env() or keyring.core.load_config()
+        except Exception as exc:  # a backend may raise anything while it loads
+            raise _NoKeyring(
+                f"the configured keyring backend cannot be used: {_reason(exc)}"
+            ) from exc
+        if backend is not None:
+            return backend, _refusal(backend)
+    if sys.platform == "darwin":
+        from keyring.backends import macOS as module
+    elif sys.platform == "win32":
+        from keyring.backends import Windows as module
+    else:
+        from keyring.backends import SecretService as module
+    cls = getattr(module, "WinVaultKeyring", None) or module.Keyring
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        priority = float(cls.priority)  # the viability check: raises when unusable here
+        backend = cls()
+    except Exception as exc:  # a backend may raise anything: OSError when D-Bus is gone
+        raise _NoKeyring(_why_unusable(exc), name) from exc
+    return backend, _refusal(backend, priority)  # checked once: it may open a D-Bus connection
 
 
 def _why_unusable(exc: BaseException) -> str:
@@ -268,22 +301,33 @@ def _why_unusable(exc: BaseException) -> str:
 
 
 def _backend_name(backend: Any) -> str:
+    """The keyring backend's class; for the direct Secret Service, keyring's backend whose
+    items it reads and makes (so ``doctor`` and the store's marker read the same either way)."""
+    from .secret_service import SecretServiceKeyring
+
+    if isinstance(backend, SecretServiceKeyring):
+        return backend.name
     cls = type(backend)
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _refusal(backend: Any) -> str | None:
-    """Why ``backend`` does not count as a keyring, or None when it may."""
+def _refusal(backend: Any, priority: float | None = None) -> str | None:
+    """Why ``backend`` does not count as a keyring, or None when it may.
+
+    ``priority`` is the backend's, when the caller already asked for it: asking checks the
+    backend's viability again, which for the Secret Service means another D-Bus connection.
+    """
     name = _backend_name(backend)
     module = type(backend).__module__
     if module.startswith(("keyring.backends.fail", "keyring.backends.null")):
         return "no keyring backend is available"
     if "plaintext" in name.lower():
         return f"{name} keeps secrets in plain text, which protects nothing"
-    try:
-        priority = float(backend.priority)
-    except Exception as exc:  # a backend's viability check may raise anything
-        return f"{name} cannot be used here: {exc}"
+    if priority is None:
+        try:
+            priority = float(backend.priority)
+        except Exception as exc:  # a backend's viability check may raise anything
+            return f"{name} cannot be used here: {exc}"
     if priority < 1:
         return f"{name} is not recommended by keyring (priority {priority:g})"
     return None
@@ -299,20 +343,30 @@ def _failure(exc: BaseException, backend: str) -> KeyringProbe:
         )
     if isinstance(exc, _NoKeyring):
         return KeyringProbe("missing", exc.backend if backend == "none" else backend, str(exc))
-    from keyring.errors import InitError, KeyringLocked
+    from .secret_service import (
+        SecretServiceInitError,
+        SecretServiceLocked,
+        SecretServiceUnavailable,
+    )
 
+    locked: tuple[type[BaseException], ...] = (SecretServiceLocked,)
+    init: tuple[type[BaseException], ...] = (SecretServiceInitError,)
+    errors = sys.modules.get("keyring.errors")  # not imported: none of its errors was raised
+    if errors is not None:
+        locked += (errors.KeyringLocked,)
+        init += (errors.InitError,)
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, KeyringLocked):
+    if isinstance(exc, locked):
         return KeyringProbe(
             "locked", backend, f"the keyring is locked ({text}); unlock it and try again"
         )
-    if isinstance(exc, InitError) and "dismissed" in text.lower():
+    if isinstance(exc, init) and "dismissed" in text.lower():
         return KeyringProbe(
             "locked",
             backend,
             f"the keyring needs an unlock prompt that could not be shown ({text})",
         )
-    if isinstance(exc, OSError):
+    if isinstance(exc, (OSError, SecretServiceUnavailable)):
         return KeyringProbe("missing", backend, _why_unusable(exc))
     return KeyringProbe("missing", backend, f"{type(exc).__name__}: {text}")
 
