@@ -1,8 +1,9 @@
 """The tool with a real system keyring (gnome-keyring on a private D-Bus session).
 
 What is proved: with a working keyring the key goes there and nowhere on disk, ``login``,
-``status`` and ``doctor`` say so, and ``doctor`` passes with no warning; with a locked keyring
-``doctor`` says it is locked and what to do.
+``status`` and ``doctor`` say so, and ``doctor`` passes with no warning, and a command reading
+the key never imports ``keyring`` (no backend configured: ``secretstorage`` reads it directly);
+with a locked keyring ``doctor`` says it is locked and what to do.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def test_key_in_the_keyring(
     record = cli.record(demo.mcp_url)
     assert record is not None and record.tokens is not None
     assert token.stdout == record.tokens.access_token + "\n"
+    timed = cli("token", demo.mcp_url, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert timed.returncode == 0 and timed.stdout == token.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in timed.stderr.splitlines()}
+    assert "secretstorage" in imported  # the key came from the Secret Service...
+    assert not {m for m in imported if m.split(".")[0] in ("keyring", "jaraco")}  # ...not keyring
 
     doctor = cli("doctor")
     assert doctor.returncode == 0, doctor.output
