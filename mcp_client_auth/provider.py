@@ -498,11 +498,17 @@ class OAuthClientProvider(AuthBase):
                     value = yield request
                 elif isinstance(item, HttpRequest):
                     if client is None:
+                        # On the network, sent from the sync portal's event loop: there the
+                        # total deadline covers every read (a sync client bounds only each one,
+                        # and a server trickling its headers evades that). A transport of the
+                        # user's is driven the way it serves, synchronously where it can.
                         library = self._http.library(request)
-                        synchronous = self._http.serves(library, asynchronous=False)
+                        synchronous = self._http.transport is not None and self._http.serves(
+                            library, asynchronous=False
+                        )
                         make = self._http.sync_client if synchronous else self._http.async_client
                         client = make(library)
-                    try:  # an async-only transport: sent from the sync portal's event loop
+                    try:
                         value = (
                             send_sync(client, item)
                             if synchronous

@@ -10,6 +10,8 @@ and a listening socket that never answers at all (connect succeeds, no headers e
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -112,3 +114,42 @@ def test_get_token_ends_at_the_deadline(live: Hostile) -> None:
     with pytest.raises(DiscoveryError) as info:
         auth.get_token()
     assert_clean(info.value, DiscoveryError, re.escape(live.asm_url) + " " + within(LIMIT))
+
+
+def trickle_headers(sock: socket.socket, stop: threading.Event) -> None:
+    """Answer every connection with a status line and headers sent a byte every PAUSE s."""
+    while not stop.is_set():
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1200
+            for byte in head:
+                if stop.wait(PAUSE):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    break
+
+
+@pytest.mark.parametrize(("lib", "mode"), COMBOS)
+def test_trickled_headers_end_at_the_deadline(live: Hostile, lib: str, mode: str) -> None:
+    """Headers a byte at a time: each read is quick, so only a total deadline ends the wait,
+    in the sync driver too (its flow requests go out from the portal's event loop)."""
+    sock, stop = bound_socket(), threading.Event()
+    server = threading.Thread(target=trickle_headers, args=(sock, stop), daemon=True)
+    server.start()
+    try:
+        issuer = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        live.prm_extra["authorization_servers"] = [issuer]
+        auth = OAuthClientProvider(live.resource, store=TokenStore.memory(), login=live.approve)
+        with pytest.raises(DiscoveryError) as info:
+            get_through(lib, mode, auth, live.resource)
+    finally:
+        stop.set()
+        sock.close()
+        server.join(10)
+    assert_clean(info.value, DiscoveryError, re.escape(issuer) + r"/\S+ " + within(LIMIT))
