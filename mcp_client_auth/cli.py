@@ -199,23 +199,11 @@ def _configure_logging(debug: bool, *, quiet_key_file: bool = False) -> None:
 
 
 def _run_now(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a store coroutine, without an event loop when it never suspends.
+    """Run a store coroutine, without an event loop when it never suspends (the default
+    store's): ``token`` then need not import asyncio (about a third of ``import httpx``)."""
+    from ._eager import run_eagerly
 
-    The default store reads and writes its small files without awaiting anything (see
-    ``store/disk.py``), so one ``send`` completes the coroutine and ``token`` need not import
-    asyncio (about a third of ``import httpx``). A store that does suspend gets a real loop, on
-    a fresh call: the first coroutine is discarded unstarted past its first step.
-    """
-    coroutine = factory()
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    coroutine.close()
-    import asyncio
-
-    return asyncio.run(factory())
+    return run_eagerly(factory, _run)
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
