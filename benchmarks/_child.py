@@ -188,47 +188,6 @@ def reconnect_ours(url: str, directory: str) -> None:
     )
 
 
-def reconnect_whatif(url: str, directory: str) -> None:
-    """What-if: the sync driver's first, lock-free read of the store done without the portal.
-
-    The default store never suspends, so the driver could run that read with one
-    ``coroutine.send(None)`` (as ``cli._run_now`` does): no portal thread, no event loop, no
-    ``asyncio`` import. Done here by hand, through the flow's own ``load()`` step, before the
-    same request as :func:`reconnect_ours`; nothing else differs.
-    """
-    import contextlib
-
-    import httpx
-
-    from mcp_client_auth import OAuthClientProvider, TokenStore
-
-    t_import = time.perf_counter()
-    store = TokenStore.default(directory)
-    t_store = time.perf_counter()
-    auth = OAuthClientProvider(url, store=store, interactive=False)
-    steps = auth._flow.load()
-    next(steps)  # LoadRecord
-    read = store.get(auth.server_url)
-    try:
-        read.send(None)
-    except StopIteration as done:
-        record = done.value
-    else:
-        raise RuntimeError("the default store suspended")
-    with contextlib.suppress(StopIteration):  # load() returns the record it kept
-        steps.send(record)
-    assert "asyncio" not in sys.modules, "the what-if imported asyncio"
-    with httpx.Client(auth=auth) as client:
-        status = client.get(url).status_code
-    t_done = time.perf_counter()
-    _out(
-        status=status,
-        imports=t_import - T0,
-        store=t_store - t_import,
-        request=t_done - t_store,
-    )
-
-
 def reconnect_static(url: str, token: str) -> None:
     """The floor: the same request with the token given as a static header."""
     import httpx
@@ -373,8 +332,9 @@ def status_filetree(folder: str, keys_file: str) -> None:
 def keyring_parts(directory: str) -> None:
     """Where reading the store's key from the Secret Service goes, step by step, in one thread.
 
-    The store reads it in a timeout thread, which cProfile does not see; these are the same
-    calls (keyring's SecretService backend), timed one by one.
+    The store reads it in a timeout thread, which cProfile does not see; these are the calls
+    it makes there (``store/secret_service.py``: ``secretstorage`` without ``keyring``), timed
+    one by one.
     """
     import itertools
 
@@ -383,41 +343,34 @@ def keyring_parts(directory: str) -> None:
     def mark(name: str) -> None:
         marks.append((name, time.perf_counter()))
 
-    from keyring.backends import SecretService
+    import secretstorage
 
-    mark("import keyring + SecretService backend")
-    SecretService.Keyring.priority  # noqa: B018  (a D-Bus connection and a service check)
-    mark("viability check (D-Bus connection)")
-    backend = SecretService.Keyring()
-    float(backend.priority)
-    mark("the same check again (the store's refusal test)")
-    collection = backend.get_preferred_collection()
-    mark("D-Bus connection + default collection")
+    mark("import secretstorage")
+    connection = secretstorage.dbus_init()
+    secretstorage.check_service_availability(connection)
+    mark("D-Bus connection + service check")
+    collection = secretstorage.get_default_collection(connection)
+    locked = collection.is_locked()
+    mark("default collection")
     items = list(collection.search_items({"service": "mcp-client-auth", "username": directory}))
     mark("search")
     secret = items[0].get_secret() if items else None
     mark("get_secret (opens an encrypted session)")
-    collection.connection.close()
+    connection.close()
     _out(
-        found=secret is not None,
+        found=secret is not None and not locked,
         seconds=time.perf_counter() - T0,
         parts={b[0]: b[1] - a[1] for a, b in itertools.pairwise(marks)},
     )
 
 
-def keyring_direct(directory: str) -> None:
-    """What-if: the same key read through ``secretstorage`` alone (keyring's SecretService
-    backend is a thin layer over it), without importing ``keyring``."""
-    import secretstorage
+def keyring_backend(directory: str) -> None:
+    """The same key read through ``keyring``'s SecretService backend (the store's way before
+    it spoke to ``secretstorage`` directly): ``import keyring`` is what it costs more."""
+    from keyring.backends import SecretService
 
-    connection = secretstorage.dbus_init()
-    try:
-        collection = secretstorage.get_default_collection(connection)
-        query = {"service": "mcp-client-auth", "username": directory}
-        items = list(collection.search_items(query))
-        secret = items[0].get_secret() if items else None
-    finally:
-        connection.close()
+    SecretService.Keyring.priority  # noqa: B018  (its viability check, as keyring makes it)
+    secret = SecretService.Keyring().get_password("mcp-client-auth", directory)
     _out(found=secret is not None, seconds=time.perf_counter() - T0)
 
 
@@ -542,7 +495,6 @@ MODES = {
     "fill-store": fill_store,
     "reconnect-ours": reconnect_ours,
     "reconnect-static": reconnect_static,
-    "reconnect-whatif": reconnect_whatif,
     "token-library": token_library,
     "cli-lazy-init": cli_lazy_init,
     "concurrent-ours": concurrent_ours,
@@ -551,7 +503,7 @@ MODES = {
     "status-filetree": status_filetree,
     "lookup": lookup,
     "keyring-parts": keyring_parts,
-    "keyring-direct": keyring_direct,
+    "keyring-backend": keyring_backend,
     "memory-floor": memory_floor,
     "memory-ours": memory_ours,
     "memory-floor-plus": memory_floor_plus,

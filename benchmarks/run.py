@@ -579,7 +579,6 @@ def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalSe
     commands = {
         "static": [PY, CHILD, "reconnect-static", server.url, TOKEN],
         "ours": [PY, CHILD, "reconnect-ours", server.url, str(home)],
-        "what-if": [PY, CHILD, "reconnect-whatif", server.url, str(home)],
     }
     breakdown: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
     requests: dict[str, list[Counter[str]]] = {name: [] for name in commands}
@@ -615,16 +614,6 @@ def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalSe
         "<= 1.3x static",
         ok(r <= 1.3),
     )
-    r, text = both(times, "what-if", "static")
-    report.add(
-        "2",
-        "what-if: first read without portal",
-        fmt(median(times["what-if"])),
-        fmt(median(times["static"])),
-        text,
-        "<= 1.3x static",
-        "info",
-    )
 
     def part(name: str, key: str) -> str:
         return fmt(median([b[key] for b in breakdown[name][1:]]))
@@ -633,8 +622,6 @@ def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalSe
     report.note(f"2: reconnect (static) -X importtime: {total * 1e3:.0f} ms; {listed}")
     extra = import_difference(commands["ours"], commands["static"], env, runs_=1 if quick else 3)
     report.note(f"2: reconnect (ours) imports beyond static's: {extra}")
-    extra = import_difference(commands["what-if"], commands["static"], env, runs_=1 if quick else 3)
-    report.note(f"2: reconnect (what-if) imports beyond static's: {extra}")
     if not quick:
         report.note(f"2: reconnect (ours) profile: {profile_parts(commands['ours'], env, box)}")
     server.take_counts()
@@ -642,9 +629,7 @@ def section_reconnect(report: Report, quick: bool, box: Sandbox, server: LocalSe
         f"2: inside the process (medians): static = imports {part('static', 'imports')} + "
         f"request {part('static', 'request')}; ours = imports {part('ours', 'imports')} + "
         f"TokenStore.default() {part('ours', 'store')} + provider and request "
-        f"{part('ours', 'request')}; what-if = imports {part('what-if', 'imports')} + "
-        f"TokenStore.default() {part('what-if', 'store')} + read, provider and request "
-        f"{part('what-if', 'request')}."
+        f"{part('ours', 'request')}."
     )
 
 
@@ -1547,16 +1532,16 @@ def status_keyring(report: Report, box: Sandbox, count: int, rounds: int) -> Non
         if parts.get("found"):
             steps = "; ".join(f"{k} {fmt(v)}" for k, v in parts["parts"].items())
             report.note(f"6: reading the key from the Secret Service, step by step: {steps}")
+            ours: list[dict[str, Any]] = []
             via: list[dict[str, Any]] = []
-            direct: list[dict[str, Any]] = []
             for _ in range(rounds):  # interleaved
-                via.append(child_json("keyring-parts", str(home), env=env))
-                direct.append(child_json("keyring-direct", str(home), env=env))
+                ours.append(child_json("keyring-parts", str(home), env=env))
+                via.append(child_json("keyring-backend", str(home), env=env))
             report.note(
-                "6: what-if: a process reading the key through keyring's SecretService backend "
-                f"{fmt(median([p['seconds'] for p in via]))}, through secretstorage alone "
-                f"{fmt(median([d['seconds'] for d in direct]))} (start to secret, medians of "
-                f"{rounds}, interleaved)"
+                "6: a process reading the key through secretstorage (the store's way) "
+                f"{fmt(median([p['seconds'] for p in ours]))}, through keyring's SecretService "
+                f"backend {fmt(median([v['seconds'] for v in via]))} (start to secret, medians "
+                f"of {rounds}, interleaved)"
             )
 
 
