@@ -377,10 +377,9 @@ class AuthFlow:
             "refresh_token": refresh_token,
             "resource": record.resource_indicator,
         }
-        sender = self._signed_by_private_key(client, form, client.issuer or record.issuer or "")
         try:
             new = yield from self._token_request(
-                record, sender, form, requested_scope=old.scope, what="token refresh"
+                record, client, form, requested_scope=old.scope, what="token refresh"
             )
         except TokenError as exc:
             if exc.error == "invalid_grant":
@@ -715,12 +714,14 @@ class AuthFlow:
         auth_form, headers = client_auth(client)
         key = self._dpop_key(record)
         where = (AUTHORIZATION_SERVER, origin(endpoint))
+        audience = client.issuer or record.issuer or ""
         for attempt in (1, 2):
             if key is not None:
                 proof = key.proof("POST", endpoint, nonce=self.nonces.get(where), now=self.clock())
                 headers = {**headers, "DPoP": proof}
+            sent = {**form, **auth_form, **self._client_assertion(client, audience)}
             response: HttpResponse = yield HttpRequest.post_form(
-                endpoint, {**form, **auth_form}, what=what, error=TokenError, headers=headers
+                endpoint, sent, what=what, error=TokenError, headers=headers
             )
             if key is None:
                 break
@@ -731,7 +732,7 @@ class AuthFlow:
                 attempt == 1
                 and nonce
                 and response.status_code in (400, 401)
-                and _error_fields(response, _secrets(form))[0] == "use_dpop_nonce"
+                and _error_fields(response, _secrets(sent))[0] == "use_dpop_nonce"
             ):
                 logger.debug("the token endpoint %s asked for a DPoP nonce; retrying", endpoint)
                 continue
@@ -740,7 +741,7 @@ class AuthFlow:
             response,
             what=what,
             requested_scope=requested_scope,
-            secrets=_secrets({**form, **auth_form}),
+            secrets=_secrets(sent),
         )
         if tokens.dpop_bound and key is None:
             raise TokenError(
@@ -890,7 +891,6 @@ class AuthFlow:
         elif settings.grant == JWT_BEARER_GRANT:
             # RFC 7523 2.1: the caller's assertion (an ID-JAG, a workload identity token)
             form["assertion"] = yield GetAssertion(found.issuer, record.resource_indicator)
-        client = self._signed_by_private_key(client, form, found.issuer)
         tokens = yield from self._token_request(
             record,
             client,
@@ -903,26 +903,26 @@ class AuthFlow:
         yield from self._save(replace(record, tokens=tokens))
         return tokens
 
-    def _signed_by_private_key(
-        self, client: ClientRegistration, form: dict[str, str], issuer: str
-    ) -> ClientRegistration:
-        """Add a fresh client assertion (RFC 7523 2.2) to ``form`` where the user gave a key.
+    def _client_assertion(self, client: ClientRegistration, issuer: str) -> dict[str, str]:
+        """A fresh client assertion (RFC 7523 2.2) where the user gave a private key.
 
-        Every token request of a ``private_key_jwt`` client authenticates, the refresh too: a
-        server answers a refresh without the assertion with ``invalid_client``. Returns the
-        client to send as, its own authentication then carried by the form alone.
+        Every token request of a ``private_key_jwt`` client authenticates with one, the refresh
+        too (without it a server answers ``invalid_client``), and each attempt signs anew: a
+        server refuses an assertion whose ``jti`` it has seen, as on a retry with a DPoP nonce.
         """
         if self.settings.private_key is None or client.token_endpoint_auth_method != (
             "private_key_jwt"
         ):
-            return client
+            return {}
         from .jwt import client_assertion
 
-        form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-        form["client_assertion"] = client_assertion(
+        assertion = client_assertion(
             client.client_id, issuer, self.settings.private_key, self.settings.signing_algorithm
         )
-        return replace(client, token_endpoint_auth_method="none")
+        return {
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        }
 
     # -- the device authorization grant (RFC 8628) ---------------------------------------
 
