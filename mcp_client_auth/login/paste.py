@@ -193,15 +193,18 @@ def _checked(
         return url
     try:
         check(url)
-    except AuthorizationError as exc:
+    except AuthorizationError:
         shown = urlunsplit(urlsplit(redirect_uri)._replace(query="", fragment=""))
         if _is_bare(_tidy(pasted)):
             reason = (
                 "The code alone is not enough here: this server also names itself (iss) in "
                 "the address it sends the browser to."
             )
-        else:
-            reason = f"That answer was refused: {clean(str(exc), 300)}."
+        else:  # said in fixed words: the pasted text (an iss, say) is not repeated to the user
+            reason = (
+                "That address is not the answer to this sign-in (its state, issuer or code "
+                "does not match)."
+            )
         raise PasteRejected(
             f"{reason} Paste the whole address the browser was sent to (it starts with {shown})."
         ) from None

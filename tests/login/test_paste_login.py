@@ -172,8 +172,30 @@ async def test_a_paste_the_flow_refuses_gets_the_reason_and_another_try() -> Non
     out = output.getvalue()
     assert "just the value of 'code'" not in out
     assert "The code alone is not enough here" in out
-    assert "That answer was refused: the authorization response has no iss parameter." in out
+    assert "That address is not the answer to this sign-in" in out
     assert out.count("Try again") == 2 and CODE not in out
+
+
+async def test_a_refused_paste_is_not_repeated_to_the_user() -> None:
+    """An iss of another server (or anything else the paste carries) is not echoed back: the
+    prompt's words are the project's own."""
+    planted = "CALL SUPPORT AT +1-555-0100"
+    hostile = f"{REDIRECT}?code={CODE}&state={STATE}&iss={planted.replace(' ', '%20')}"
+    full = f"{REDIRECT}?code={CODE}&state={STATE}&iss=https%3A%2F%2Fas.example"
+
+    def same_issuer(callback: str) -> str:
+        if "iss=https%3A%2F%2Fas.example" not in callback:
+            raise AuthorizationError(f"the authorization response came from issuer {planted!r}")
+        return "code"
+
+    output = io.StringIO()
+    login = PasteLogin(input=io.StringIO(f"{hostile}\n{full}\n"), output=output)
+    session = await login.start(redirect_uri=REDIRECT, redirect_port=None)
+    session.check_callbacks_with(same_issuer)
+    assert await session.complete(AUTH_URL, state=STATE, timeout=5) == full
+    out = output.getvalue()
+    assert "That address is not the answer to this sign-in" in out
+    assert "555" not in out and "SUPPORT" not in out
 
 
 async def test_refused_pastes_still_end_after_the_last_try() -> None:
