@@ -306,7 +306,9 @@ def _read_record(store: TokenStore, url: str, *, debug: bool) -> ServerRecord | 
     held: list[logging.LogRecord] = []
 
     def hold(record: logging.LogRecord) -> bool:
-        if record.levelno == logging.WARNING and "unreadable" in record.getMessage():
+        # only the message of an entry actually moved aside ("moved it to ..."): a failed
+        # move or an unreadable marker is not folded into "set aside"
+        if record.levelno == logging.WARNING and "moved it to" in record.getMessage():
             held.append(record)
             return False
         return True
@@ -364,13 +366,21 @@ def _obtain_token(
 
 
 def _refused(exc: TokenError) -> bool:
-    """Whether the token endpoint refused outright (any 4xx): only a new login can help.
+    """Whether the token endpoint refused outright (a 4xx with an OAuth error code): only a
+    new login can help.
 
     invalid_grant, invalid_client, unauthorized_client, invalid_scope or an error code of the
-    server's own: retrying the same refresh gets the same answer. A 5xx or an unreachable
-    server is different: the library's message already says to try again later.
+    server's own: retrying the same refresh gets the same answer. A 5xx, a 408 or 429 (busy),
+    a 4xx with no error code, or an unreachable server is different: the library's message
+    already says the tokens are kept and to try again later.
     """
-    return exc.status_code is not None and 400 <= exc.status_code < 500
+    status = exc.status_code
+    return (
+        exc.error is not None
+        and status is not None
+        and 400 <= status < 500
+        and status not in (408, 429)
+    )
 
 
 def _print_secret(text: str) -> None:
