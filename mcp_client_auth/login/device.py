@@ -139,6 +139,7 @@ class DeviceLogin(Login):
             self._status = StatusLine(output, clock=self._clock)
         status = self._status
         end = self._clock() + max(0.0, interval)
+        slept = 0.0  # also bounds the wait where the clock does not move (a test's fixed clock)
         try:
             while True:
                 text = "Waiting for you to approve the sign-in in the browser"
@@ -146,10 +147,12 @@ class DeviceLogin(Login):
                     left = format_remaining(self._expires_at - self._clock())
                     text += f" ({left} left)" if status.live else f" (code valid {left} more)"
                 status.show(text + ("... (Ctrl+C to cancel)" if status.live else "."))
-                remaining = end - self._clock()
+                remaining = min(end - self._clock(), interval - slept)
                 if remaining <= 0:
                     break
-                await self._sleep(min(1.0, remaining) if status.live else remaining)
+                step = min(1.0, remaining) if status.live else remaining
+                await self._sleep(step)
+                slept += step
         finally:
             status.clear()
 

@@ -100,3 +100,17 @@ async def test_wait_plain_lines_are_rate_limited() -> None:
     await login.wait(0)
     assert out.getvalue().count("Waiting for you to approve") == 2
     assert "\r" not in out.getvalue()
+
+
+@pytest.mark.timeout(10)
+async def test_wait_ends_even_where_the_clock_stands_still() -> None:
+    """``clock=`` is for the countdown; the wait itself still ends after ``interval``."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    login = DeviceLogin(output=io.StringIO(), clock=lambda: 1000.0)
+    login._sleep = sleep
+    await login.wait(2.5)
+    assert sum(slept) == pytest.approx(2.5)

@@ -230,7 +230,7 @@ def code_of(url: str) -> str:
     ("first", "reason"),
     [
         (code_of, "The code alone is not enough here"),
-        (lambda url: url.replace("iss=", "x="), "no iss parameter"),
+        (lambda url: url.replace("iss=", "x="), "not the answer to this sign-in"),
     ],
     ids=["bare-code", "address-without-iss"],
 )
