@@ -22,6 +22,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
@@ -403,6 +404,69 @@ class EncryptedKeyValue(BatchFromSingle):
                     if limit is not None and len(found) >= limit:
                         return list(found.items())
         return list(found.items())
+
+    # --- rotation ---------------------------------------------------------------------------
+
+    async def rotate(self, collections: Sequence[str] | None = None) -> int:
+        """Move every live entry of ``collections`` under the newest key; returns how many.
+
+        What finishes a rotation (key ``"NEW,OLD"``): each entry still named and encrypted by
+        an older key is re-put under the newest one and its old copy removed; then the marker
+        names the newest key, so the older keys can be dropped. ``collections`` defaults to
+        this store's default collection and ``TokenStore``'s: the names underneath are hashes,
+        so a collection that is not named here cannot be found. Idempotent; run it when no
+        other process is logging in, as a login written meanwhile under the older key's name
+        would stay there.
+        """
+        from .token_store import COLLECTION
+
+        kv: Any = await self._kv()
+        if not hasattr(kv, "keys"):
+            raise StorageError(f"{self.where} cannot list its entries, so it cannot be rotated")
+        wanted = collections if collections is not None else (self.default_collection, COLLECTION)
+        moved = 0
+        for collection in dict.fromkeys(wanted):
+            for index in range(1, len(self._keys)):
+                moved += await self._rotate_collection(kv, collection, index)
+        await self.write_marker()
+        return moved
+
+    async def write_marker(self) -> None:
+        """Record that the newest key wrote the store (a subclass keeping its marker elsewhere,
+        as the Redis store does, overrides this with :meth:`check_key`)."""
+        marker = {"format": FORMAT, "key_id": self._keys[0].id}
+        await self.inner().put(MARKER_KEY, marker, collection=self.prefix)
+
+    async def _rotate_collection(self, kv: Any, collection: str, index: int) -> int:
+        """Move the entries of ``collection`` named by the key at ``index`` to the newest key.
+
+        An entry whose newest-key copy already exists is only removed: that copy is what
+        :meth:`get` reads. An expired entry is removed, an unreadable one set aside.
+        """
+        hashed, target = self.collection_name(collection, index), self.collection_name(collection)
+        names = [
+            n
+            for n in await kv.keys(collection=hashed)
+            if len(n) == _NAME_LEN and _HEX.issuperset(n)
+        ]
+        moved = 0
+        for name in names:
+            stored = await kv.get(name, collection=hashed)
+            if stored is None:
+                continue  # expired or removed meanwhile
+            entry = await self._decode(stored, (hashed, name), expect=None, named_by=index)
+            if entry is None:
+                continue  # set aside
+            key, expires = entry["key"], entry.get("expires_at")
+            ttl = None if expires is None else float(expires) - time.time()
+            newest = self.entry_name(key, collection)
+            live = ttl is None or ttl > 0
+            if live and await kv.get(newest, collection=target) is None:
+                encoded = self._encode(key, entry["value"], collection, ttl)
+                await kv.put(newest, encoded, collection=target, ttl=ttl)
+                moved += 1
+            await kv.delete(name, collection=hashed)
+        return moved
 
     def __repr__(self) -> str:
         return f"EncryptedKeyValue({self.where}, keys={list(self.key_ids)})"

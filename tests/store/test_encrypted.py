@@ -158,3 +158,53 @@ async def test_over_py_key_value_redis_store_nothing_is_in_clear(
     assert await again.get(URL) == record()
     with pytest.raises(StorageError, match="not the key its entries were written with"):
         await TokenStore(EncryptedKeyValue(redis_kv, key=Fernet.generate_key())).get(URL)
+
+
+# --- finishing a key rotation ----------------------------------------------------------------
+
+
+async def test_rotate_moves_every_entry_to_the_newest_key_so_the_old_one_can_be_dropped() -> None:
+    inner = MemoryStore()
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    before = EncryptedKeyValue(inner, key=old)
+    others = [ServerRecord(f"https://server-{i}.example.com/mcp") for i in range(3)]
+    for rec in (record(), *others):
+        await TokenStore(before).put(rec)
+    await before.put("plain", {"x": 1})  # the wrapper's own default collection
+    await before.put("brief", {"x": 2}, ttl=3600)
+    both = EncryptedKeyValue(inner, key=f"{new},{old}")
+    await TokenStore(both).put(others[0])  # already under the newest key: not moved again
+
+    assert await both.rotate() == 5
+    assert await both.rotate() == 0  # idempotent
+
+    after = EncryptedKeyValue(inner, key=new)
+    store = TokenStore(after)
+    assert sorted(await store.records(), key=lambda r: r.resource) == sorted(
+        [record(), *others], key=lambda r: r.resource
+    )
+    assert await after.get("plain") == {"x": 1}
+    value, ttl = await after.ttl("brief")
+    assert value == {"x": 2}
+    assert ttl is not None
+    assert 0 < ttl <= 3600
+    for collection in ("default", COLLECTION):  # nothing left under the old key's names
+        assert await inner.keys(collection=before.collection_name(collection)) == []
+    assert after.unreadable_seen == 0
+    with pytest.raises(StorageError, match="not the key its entries were written with"):
+        await TokenStore(EncryptedKeyValue(inner, key=old)).get(URL)  # the marker moved on
+    assert_nothing_in_clear(await memory_dump(inner))
+
+
+async def test_rotate_only_the_named_collections() -> None:
+    inner = MemoryStore()
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    before = EncryptedKeyValue(inner, key=old)
+    await before.put("a", {"x": 1}, collection="one")
+    await before.put("b", {"x": 2}, collection="two")
+    both = EncryptedKeyValue(inner, key=f"{new},{old}")
+    assert await both.rotate(["one"]) == 1
+    after = EncryptedKeyValue(inner, key=new)
+    assert await after.get("a", collection="one") == {"x": 1}
+    assert await after.get("b", collection="two") is None  # not named: still under the old key
+    assert await both.get("b", collection="two") == {"x": 2}
