@@ -11,7 +11,9 @@ aside the same way, wherever it is:
   the encrypted file store renames its file ``<name>.unreadable-<time>-<rand>``, so
   ``doctor`` counts it and lists the file);
 * any other ``AsyncKeyValue``: the value is copied into the collection
-  ``<collection>.unreadable`` under ``<key>.unreadable-<time>-<rand>``, then removed.
+  ``<collection>.unreadable`` under ``<key>.unreadable-<time>-<rand>``, then removed if it is
+  still the same (with no atomic move, a small window is left between that check and the
+  delete).
 
 In every case a value replaced meanwhile by a writer (another process's login) is left alone.
 """
@@ -68,11 +70,20 @@ async def set_aside(
 async def _set_aside_copy(
     kv: AsyncKeyValue, key: str, collection: str, expected: Mapping[str, Any], why: str
 ) -> bool:
-    """Copy the value into the aside collection, then remove it; no store-specific call."""
+    """Copy the value into the aside collection, then remove it; no store-specific call.
+
+    The value is read again just before the delete, which happens only if it is still
+    ``expected``: a login written while the copy was being put is kept (the copy then stays
+    aside, harmless). Without an atomic move a small window is left between that read and the
+    delete; the stores that have one close it (:class:`~.encrypted.EncryptedKeyValue` over
+    Redis by ``move_if_unchanged``, the disk store by a rename).
+    """
     if await kv.get(key, collection=collection) != dict(expected):
         return False
     aside, where = aside_name(key), collection + ASIDE_COLLECTION
     await kv.put(aside, dict(expected), collection=where)
+    if await kv.get(key, collection=collection) != dict(expected):
+        return False  # replaced while the copy was put: the new value is not ours to remove
     await kv.delete(key, collection=collection)
     logger.warning(
         "ignoring the unreadable stored record for %s (%s): moved it to %s in the collection "

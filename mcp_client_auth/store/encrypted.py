@@ -260,7 +260,13 @@ class EncryptedKeyValue(BatchFromSingle):
     # --- setting aside -----------------------------------------------------------------------
 
     async def _move(self, where: tuple[str, str], aside: str, stored: Mapping[str, Any]) -> bool:
-        """Rename the entry at ``where`` to ``aside`` if it still holds ``stored``."""
+        """Rename the entry at ``where`` to ``aside`` if it still holds ``stored``.
+
+        Atomic where the store has ``move_if_unchanged`` (our Redis layer). Elsewhere a copy is
+        put, then the entry is read again and deleted only if it still holds ``stored``, so a
+        login written during the copy is kept; a small window remains between that read and
+        the delete.
+        """
         collection, name = where
         inner: Any = self.inner()
         move = getattr(inner, "move_if_unchanged", None)
@@ -270,6 +276,8 @@ class EncryptedKeyValue(BatchFromSingle):
         if await inner.get(name, collection=collection) != dict(stored):
             return False
         await inner.put(aside, dict(stored), collection=collection)
+        if await inner.get(name, collection=collection) != dict(stored):
+            return False  # replaced while the copy was put: the copy stays aside, harmless
         await inner.delete(name, collection=collection)
         return True
 
