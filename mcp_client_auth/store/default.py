@@ -16,6 +16,7 @@ from .disk import (
     MARKER,
     EncryptedFileStore,
     _make_dir,
+    _storage_error,
     key_id,
     read_marker,
     store_has_entries,
@@ -48,10 +49,15 @@ def store_exists(directory: str | os.PathLike[str] | None = None) -> bool:
     """Whether a default store was ever made in ``directory`` (as :func:`store_directory`).
 
     Looks only: creates no folder and no key, so a command that only reads (``status``,
-    ``token`` when not logged in) leaves no trace on a machine that never logged in.
+    ``token`` when not logged in) leaves no trace on a machine that never logged in. A folder
+    this user cannot look into is a :class:`StorageError` naming it and why, not a bare
+    ``PermissionError``: the caller reports store errors, not OS ones.
     """
     root = store_directory(directory)
-    return (root / MARKER).exists() or (root / ENTRIES).is_dir()
+    try:
+        return (root / MARKER).exists() or (root / ENTRIES).is_dir()
+    except OSError as exc:
+        raise _storage_error("list", root, exc, folder=True) from exc
 
 
 def open_default(
