@@ -72,12 +72,24 @@ class _Value:
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy, deepcopy and pickle would restore the slots by assignment, which is refused
+        return (_rebuild, (type(self), self._fields()))
+
     def __repr__(self) -> str:
         shown = ", ".join(
             f"{name}=..." if name in self._hidden else f"{name}={getattr(self, name)!r}"
             for name in self.__slots__
         )
         return f"{type(self).__name__}({shown})"
+
+
+def _rebuild(cls: type[_Value], fields: tuple[Any, ...]) -> _Value:
+    """An effect made again from its fields (see ``_Value.__reduce__``)."""
+    value = object.__new__(cls)
+    for name, field_value in zip(cls.__slots__, fields, strict=True):
+        _set(value, name, field_value)
+    return value
 
 
 class HttpRequest(_Value):
@@ -234,7 +246,8 @@ class CompleteLogin(_Value):
     """
 
     __slots__ = ("check", "session", "state", "timeout", "url")
-    _hidden = frozenset({"url", "state"})  # the state guards the callback
+    # the state guards the callback; ``check`` carries it too, and the session its listener
+    _hidden = frozenset({"check", "session", "state", "url"})
     session: LoginSession
     url: str
     state: str

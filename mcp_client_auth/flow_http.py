@@ -35,7 +35,7 @@ import httpx
 from ._http_compat import TRANSPORT_ERRORS, httpx2
 from .effects import HttpRequest, HttpResponse
 from .errors import ConfigurationError
-from .metadata import clean_text, origin
+from .metadata import origin
 
 __all__ = ["DEADLINE", "MAX_BODY", "FlowHttp", "send_async", "send_sync"]
 
@@ -102,8 +102,10 @@ class FlowHttp:
 def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
     """Send ``effect`` with a sync client: at most 1 MiB of answer, within :data:`DEADLINE`.
 
-    A sync read cannot be interrupted, so the deadline bounds each wait (no connect or read may
-    wait past it) and is checked after every chunk of the body.
+    A sync read cannot be interrupted, so the deadline bounds the waits for the connection and
+    the headers, and is checked after every chunk of the body (each chunk's read may still wait
+    up to ``TIMEOUT``: the sync driver therefore sends from the portal's event loop unless a
+    sync-only transport of the user's is given).
     """
     deadline = _Deadline(effect)
     response = _open_sync(client, effect, effect.url, deadline)
@@ -269,8 +271,9 @@ class _Deadline:
             raise self.error()
 
     def failure(self, exc: Exception) -> Exception:
-        """The typed error for a transport error: a wait the deadline cut short is the deadline."""
-        if self.clipped and isinstance(exc, _TIMEOUTS):
+        """The typed error for a transport error: a timeout the deadline cut short, or one
+        that ended past it (a body read waits up to ``TIMEOUT`` per chunk), is the deadline."""
+        if isinstance(exc, _TIMEOUTS) and (self.clipped or time.monotonic() >= self.end):
             return self.error()
         return _unreachable(self.effect, exc)
 
@@ -286,10 +289,12 @@ class _Decoder:
 
     httpx's own decoders inflate each network chunk whole, so a few hundred KB of gzip would
     become hundreds of MB in memory before the cap is checked; here no call yields more than
-    the caller's ``limit``.
+    the caller's ``limit``. Any other label (a server's ``utf-8`` or ``none`` on plain JSON,
+    a coding we did not ask for) is read as it is, as httpx does: still capped, and what is
+    not JSON then is the step's typed error.
     """
 
-    def __init__(self, effect: HttpRequest, header: str) -> None:
+    def __init__(self, header: str) -> None:
         codings = [c.strip().lower() for c in header.split(",")]
         codings = [c for c in codings if c and c != "identity"]
         self.coding = codings[0] if len(codings) == 1 else ""
@@ -302,11 +307,6 @@ class _Decoder:
         elif self.coding == "deflate":
             self._inflate = zlib.decompressobj()
             self._probe = b""
-        else:
-            raise effect.error(
-                f"the {effect.what} response from {effect.url} is encoded as "
-                f"{clean_text(header, 60)!r}; only gzip and deflate are accepted"
-            )
 
     def decode(self, chunk: bytes, limit: int) -> bytes:
         """At most ``limit`` bytes of ``chunk`` decoded; more waiting means the cap is passed."""
@@ -355,7 +355,7 @@ class _CappedBody:
         length = response.headers.get("content-length", "")
         if length.isascii() and length.isdigit() and int(length) > MAX_BODY:
             raise self._too_large()
-        self.decoder = _Decoder(effect, response.headers.get("content-encoding", ""))
+        self.decoder = _Decoder(response.headers.get("content-encoding", ""))
 
     def add(self, chunk: bytes) -> None:
         """Decode ``chunk`` (raw bytes off the network) into the body, one byte past the cap
@@ -368,7 +368,7 @@ class _CappedBody:
     def add_decoded(self, content: bytes) -> None:
         """A body the transport already read and decoded (httpx's ``MockTransport`` reads an
         answer made of bytes when it makes it): only the cap is left to apply."""
-        self.decoder = _Decoder(self.effect, "")
+        self.decoder = _Decoder("")
         self._take(content)
 
     def effect_response(self) -> HttpResponse:

@@ -158,16 +158,35 @@ def test_compressed_answer_trickled_a_byte_at_a_time_is_read(
     assert get_through("httpx", mode, auth, live.resource) == 200
 
 
-@pytest.mark.parametrize("coding", ["br", "zstd", "gzip, gzip", "compress"])
+@pytest.mark.parametrize("coding", ["utf-8", "none", "br", "gzip, gzip"])
 @pytest.mark.parametrize(("lib", "mode"), [("httpx", "sync"), ("httpx2", "async")])
-def test_other_encodings_are_refused(live: Hostile, lib: str, mode: str, coding: str) -> None:
+def test_other_labels_are_read_as_they_are(live: Hostile, lib: str, mode: str, coding: str) -> None:
+    """Plain JSON under another label (servers say ``utf-8`` or ``none``; httpx ignores what
+    it cannot decode): read as it is, so the flow works."""
+    plain = live.hooks.get("prm") or live._prm
+
+    def labelled(seen: Seen) -> Reply:
+        reply = plain(seen)
+        return Reply(reply.status, reply.body, [*reply.headers, ("content-encoding", coding)])
+
+    live.hooks["prm"] = labelled
+    auth = OAuthClientProvider(live.resource, store=TokenStore.memory(), login=live.approve)
+    assert get_through(lib, mode, auth, live.resource) == 200
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "compress"])
+@pytest.mark.parametrize(("lib", "mode"), [("httpx", "sync"), ("httpx2", "async")])
+def test_a_coding_not_asked_for_is_a_typed_error(
+    live: Hostile, lib: str, mode: str, coding: str
+) -> None:
+    """Really compressed in a coding the provider did not ask for: not JSON, a typed error."""
     live.hooks["prm"] = lambda seen: Reply(
         200, b"\x1b\x00\x00", [("content-type", "application/json"), ("content-encoding", coding)]
     )
     auth = OAuthClientProvider(live.resource, store=TokenStore.memory(), login=live.approve)
     with pytest.raises(DiscoveryError) as info:
         get_through(lib, mode, auth, live.resource)
-    assert_clean(info.value, DiscoveryError, r"encoded as .*only gzip and deflate are accepted")
+    assert_clean(info.value, DiscoveryError, r"not (valid )?JSON|not a JSON")
 
 
 @pytest.mark.parametrize("coding", ["gzip", "deflate"])

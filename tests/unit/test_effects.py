@@ -4,11 +4,15 @@ secret in their repr."""
 
 from __future__ import annotations
 
+import copy
+import pickle
+from typing import Any
 from dataclasses import FrozenInstanceError
 
 import pytest
 
 from mcp_client_auth.effects import (
+    CompleteLogin,
     GetSubjectToken,
     HttpRequest,
     HttpResponse,
@@ -51,6 +55,18 @@ def test_no_secret_in_a_repr() -> None:
     assert SECRET.encode() in (request.body or b"")
     response = HttpResponse(200, {}, f'{{"access_token": "{SECRET}"}}'.encode(), "https://as/t")
     record = ServerRecord(resource="https://mcp.example/mcp", tokens=TokenSet(access_token=SECRET))
-    for effect in (request, response, SaveRecord(record), GetSubjectToken(SECRET)):
+    session: Any = object()  # never used by a repr
+    login = CompleteLogin(
+        session, f"https://as.example/authorize?state={SECRET}", SECRET, 300.0, lambda url: SECRET
+    )
+    effects = (request, response, SaveRecord(record), GetSubjectToken(SECRET), login)
+    for effect in effects:
         assert SECRET not in repr(effect), type(effect).__name__
     assert "https://as.example/token" in repr(request)  # still says what it is
+
+
+def test_copied_and_pickled_as_values() -> None:
+    for effect in (Sleep(1.5), StartLogin("http://127.0.0.1:8765/callback"), LoadRecord()):
+        assert copy.copy(effect) == effect
+        assert copy.deepcopy(effect) == effect
+        assert pickle.loads(pickle.dumps(effect)) == effect
