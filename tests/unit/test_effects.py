@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import copy
 import pickle
-from typing import Any
 from dataclasses import FrozenInstanceError
+from typing import Any
 
 import pytest
 
