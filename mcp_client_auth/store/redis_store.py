@@ -243,6 +243,15 @@ class RedisEncryptedKeyValue(EncryptedKeyValue):
         )
         self._checked = True
 
+    async def write_marker(self) -> None:
+        """Name the newest key in the marker, the Redis string ``<prefix>:store`` (after a
+        :meth:`rotate`, so the old key can be dropped)."""
+        marker = json.dumps({"format": FORMAT, "key_id": self._keys[0].id})
+        try:
+            await self.connections.client.set(self.marker_key, marker)
+        except RedisError as exc:
+            raise _redis_error("write", self.connections.safe_url, exc) from exc
+
     async def aclose(self) -> None:
         await self.connections.aclose()
 

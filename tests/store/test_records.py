@@ -330,12 +330,6 @@ async def test_redis_records_after_rotation(redis_url: str) -> None:
         await rotated.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StorageError,
-    reason="RedisEncryptedKeyValue keeps its marker as the Redis string <prefix>:store and does "
-    "not yet override EncryptedKeyValue.write_marker, so rotate() leaves the old key's id there",
-)
 async def test_redis_rotate_then_the_new_key_alone_reads_every_record(redis_url: str) -> None:
     old = TokenStore.redis(redis_url, key=REDIS_KEY)
     rotated = TokenStore.redis(redis_url, key=f"{OTHER_REDIS_KEY},{REDIS_KEY}")
