@@ -15,9 +15,11 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from mcp_client_auth import DiscoveryError, OAuthClientProvider, TokenError, TokenStore, flow_http
+from mcp_client_auth.effects import HttpRequest
 
 from .drive import assert_clean, stored
 from .hostile import Hostile, Reply, bound_socket
@@ -153,3 +155,41 @@ def test_trickled_headers_end_at_the_deadline(live: Hostile, lib: str, mode: str
         sock.close()
         server.join(10)
     assert_clean(info.value, DiscoveryError, re.escape(issuer) + r"/\S+ " + within(LIMIT))
+
+
+def test_a_sync_body_read_ending_past_the_deadline_is_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sync client (a sync-only transport of the user's) bounds each body read by the read
+    timeout only; one that ends past the deadline still reports the deadline, and for a
+    refresh that the tokens are kept."""
+    monkeypatch.setattr(flow_http, "TIMEOUT", 1.0)
+    sock, stop = bound_socket(), threading.Event()
+
+    def answer_then_stall() -> None:
+        conn, _ = sock.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+            for _ in range(2):  # each byte inside the read timeout, both inside the deadline
+                if stop.wait(0.7):
+                    return
+                conn.sendall(b"a")
+            stop.wait(10)  # then silence: the next read times out, past the deadline
+
+    server = threading.Thread(target=answer_then_stall, daemon=True)
+    server.start()
+    effect = HttpRequest(
+        "POST", f"http://127.0.0.1:{sock.getsockname()[1]}/token", "token refresh", TokenError
+    )
+    try:
+        with (
+            httpx.Client(transport=httpx.HTTPTransport()) as client,
+            pytest.raises(TokenError) as info,
+        ):
+            flow_http.send_sync(client, effect)
+    finally:
+        stop.set()
+        sock.close()
+        server.join(10)
+    assert_clean(info.value, TokenError, within(LIMIT) + r"\. The stored tokens are kept")
