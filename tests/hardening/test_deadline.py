@@ -98,14 +98,23 @@ def test_server_that_never_answers_ends_at_the_deadline(live: Hostile, lib: str,
     ever reads the request: the wait for the headers ends at the deadline too."""
     silent = bound_socket()
     try:
-        issuer = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        live.prm_extra["authorization_servers"] = [issuer]
-        auth = OAuthClientProvider(live.resource, store=TokenStore.memory(), login=live.approve)
-        with pytest.raises(DiscoveryError) as info:
-            get_through(lib, mode, auth, live.resource)
+        issuer, error = discovery_failure_at(silent, live, lib, mode)
     finally:
         silent.close()
-    assert_clean(info.value, DiscoveryError, re.escape(issuer) + r"/\S+ " + within(LIMIT))
+    assert_clean(error, DiscoveryError, re.escape(issuer) + r"/\S+ " + within(LIMIT))
+
+
+def discovery_failure_at(
+    sock: socket.socket, live: Hostile, lib: str, mode: str
+) -> tuple[str, DiscoveryError]:
+    """Point the resource's metadata at an authorization server on ``sock``; the error the
+    request through the provider then ends in, and that server's URL."""
+    issuer = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    live.prm_extra["authorization_servers"] = [issuer]
+    auth = OAuthClientProvider(live.resource, store=TokenStore.memory(), login=live.approve)
+    with pytest.raises(DiscoveryError) as info:
+        get_through(lib, mode, auth, live.resource)
+    return issuer, info.value
 
 
 def test_get_token_ends_at_the_deadline(live: Hostile) -> None:
@@ -145,16 +154,12 @@ def test_trickled_headers_end_at_the_deadline(live: Hostile, lib: str, mode: str
     server = threading.Thread(target=trickle_headers, args=(sock, stop), daemon=True)
     server.start()
     try:
-        issuer = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        live.prm_extra["authorization_servers"] = [issuer]
-        auth = OAuthClientProvider(live.resource, store=TokenStore.memory(), login=live.approve)
-        with pytest.raises(DiscoveryError) as info:
-            get_through(lib, mode, auth, live.resource)
+        issuer, error = discovery_failure_at(sock, live, lib, mode)
     finally:
         stop.set()
         sock.close()
         server.join(10)
-    assert_clean(info.value, DiscoveryError, re.escape(issuer) + r"/\S+ " + within(LIMIT))
+    assert_clean(error, DiscoveryError, re.escape(issuer) + r"/\S+ " + within(LIMIT))
 
 
 def test_a_sync_body_read_ending_past_the_deadline_is_the_deadline(
