@@ -48,16 +48,28 @@ def keyring_backend() -> Any:
 
 def items(username: str) -> list[tuple[str, dict[str, str]]]:
     """(label, attributes) of every item of our service for ``username``, read by secretstorage
-    from the Secret Service this process points at (``SecretService.use``)."""
+    from the Secret Service this process points at (``SecretService.use``).
+
+    ``xdg:schema`` is left out: neither keyring nor this project sets it, but gnome-keyring adds
+    it to items of both at a moment of its own choosing (absent right after a write, present a
+    second later, in the CI image). Lookups by the other attributes find the item either way.
+    """
     import secretstorage
 
     connection = secretstorage.dbus_init()
     try:
         collection = secretstorage.get_default_collection(connection)
         query = {"service": keys.SERVICE, "username": username}
-        return [(i.get_label(), i.get_attributes()) for i in collection.search_items(query)]
+        return [
+            (item.get_label(), _without_schema(item.get_attributes()))
+            for item in collection.search_items(query)
+        ]
     finally:
         connection.close()
+
+
+def _without_schema(attributes: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in attributes.items() if name != "xdg:schema"}
 
 
 CHILD = textwrap.dedent(
