@@ -20,7 +20,7 @@ from mcp_client_auth import MCPAuthError, TokenError, TokenStore
 from .drive import assert_clean, outcome, provider, send, stored
 from .hostile import Hostile, Reply, Seen
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(90)
 
 MIB = 1024 * 1024
 
@@ -279,6 +279,12 @@ def device_servers(
     return servers
 
 
+# How long a device login may still be running before the test calls it stuck: far beyond
+# every login timeout below (the polls would go on for the device code's 600 s, or an
+# interval's hour, without one), and far beyond what a busy CI machine adds to a mocked flow.
+DEADLINE = 30.0
+
+
 def device_login(servers: Hostile, login_timeout: float, deadline: float) -> object:
     """Run a device login through the provider's own client; the error, or TimeoutError when
     it is still running after ``deadline`` seconds (it is cancelled then)."""
@@ -321,7 +327,7 @@ def test_device_login_that_is_never_approved_ends_at_the_timeout(
     mocked: Callable[[Hostile], Hostile],
 ) -> None:
     servers = mocked(device_servers({**GOOD_DEVICE, "interval": 0.05}))
-    error = device_login(servers, login_timeout=1.0, deadline=8)
+    error = device_login(servers, login_timeout=1.0, deadline=DEADLINE)
     assert_clean(error, MCPAuthError, r"no approval within 1 s", servers.secrets)
 
 
@@ -338,7 +344,7 @@ def test_incomplete_device_answer(
     mocked: Callable[[Hostile], Hostile], answer: Any, pattern: str
 ) -> None:
     servers = mocked(device_servers(answer))
-    error = device_login(servers, login_timeout=2.0, deadline=8)
+    error = device_login(servers, login_timeout=2.0, deadline=DEADLINE)
     assert_clean(error, MCPAuthError, pattern, servers.secrets)
 
 
@@ -349,7 +355,7 @@ def test_device_polling_never_outlives_the_login_timeout(
     mocked: Callable[[Hostile], Hostile], interval: float, token_error: str
 ) -> None:
     servers = mocked(device_servers({**GOOD_DEVICE, "interval": interval}, token_error))
-    error = device_login(servers, login_timeout=0.5, deadline=2.5)
+    error = device_login(servers, login_timeout=0.5, deadline=DEADLINE)
     assert not isinstance(error, TimeoutError), error
     assert_clean(error, MCPAuthError, r"expired|did not finish", servers.secrets)
 
@@ -357,7 +363,7 @@ def test_device_polling_never_outlives_the_login_timeout(
 def test_device_answer_with_huge_numbers(mocked: Callable[[Hostile], Hostile]) -> None:
     body = json.dumps({**GOOD_DEVICE, "expires_in": 10**400, "interval": 10**400}).encode()
     servers = mocked(device_servers(body))
-    error = device_login(servers, login_timeout=1.0, deadline=4)
+    error = device_login(servers, login_timeout=1.0, deadline=DEADLINE)
     if isinstance(error, Exception) and not isinstance(error, MCPAuthError):
         raise error
     assert_clean(error, MCPAuthError, r"interval|expires_in", servers.secrets)
