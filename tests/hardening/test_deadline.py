@@ -168,7 +168,11 @@ def test_a_sync_body_read_ending_past_the_deadline_is_the_deadline(
     """A sync client (a sync-only transport of the user's) bounds each body read by the read
     timeout only; one that ends past the deadline still reports the deadline, and for a
     refresh that the tokens are kept."""
-    monkeypatch.setattr(flow_http, "TIMEOUT", 1.0)
+    # Wide margins, for a busy machine: a byte every `gap` s, 2 s inside the read timeout;
+    # both bytes 2 s inside the deadline; the silent read then ends 1 s past it.
+    timeout, deadline, gap = 3.0, 4.0, 1.0
+    monkeypatch.setattr(flow_http, "TIMEOUT", timeout)
+    monkeypatch.setattr(flow_http, "DEADLINE", deadline)
     sock, stop = bound_socket(), threading.Event()
 
     def answer_then_stall() -> None:
@@ -177,10 +181,10 @@ def test_a_sync_body_read_ending_past_the_deadline_is_the_deadline(
             conn.recv(65536)
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
             for _ in range(2):  # each byte inside the read timeout, both inside the deadline
-                if stop.wait(0.7):
+                if stop.wait(gap):
                     return
                 conn.sendall(b"a")
-            stop.wait(10)  # then silence: the next read times out, past the deadline
+            stop.wait(30)  # then silence: the next read times out, past the deadline
 
     server = threading.Thread(target=answer_then_stall, daemon=True)
     server.start()
@@ -197,4 +201,4 @@ def test_a_sync_body_read_ending_past_the_deadline_is_the_deadline(
         stop.set()
         sock.close()
         server.join(10)
-    assert_clean(info.value, TokenError, within(LIMIT) + r"\. The stored tokens are kept")
+    assert_clean(info.value, TokenError, within(deadline) + r"\. The stored tokens are kept")
