@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import sys
+import threading
 
 import pytest
 
@@ -19,12 +20,19 @@ async def test_cancelled_read_on_a_tty_leaves_the_next_line() -> None:
     master, slave = pty.openpty()
     with open(slave, encoding="utf-8", closefd=True) as tty:
         assert tty.isatty()
+        before = set(threading.enumerate())
         task = asyncio.ensure_future(read_line(tty))
         await asyncio.sleep(0.1)
+        readers = set(threading.enumerate()) - before
+        assert readers, "read_line reads in a thread of its own"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await asyncio.sleep(0.5)  # the reader thread notices the stop flag and exits
+        # The reader thread notices the stop flag and exits: waited for, not slept on (a
+        # busy machine can take longer than its 0.2 s select to get back to the flag).
+        for reader in readers:
+            await asyncio.to_thread(reader.join, 30)
+            assert not reader.is_alive(), "the cancelled read's thread is still reading"
         os.write(master, b"typed later\n")
         assert await asyncio.wait_for(read_line(tty), 5) == "typed later\n"
     os.close(master)
