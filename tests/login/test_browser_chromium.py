@@ -27,9 +27,14 @@ import pytest
 from mcp_client_auth.errors import AuthorizationError
 from mcp_client_auth.login import BrowserLogin
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_stdin_terminal")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.usefixtures("no_stdin_terminal"),
+    pytest.mark.timeout(240),  # Chromium on a busy 2-core CI machine: generous
+]
 
 CODE = "real-browser-code-5521"
+STEP = 30  # seconds any one page may take in Chromium (a busy 2-core CI machine)
 
 
 class _AuthorizePage(BaseHTTPRequestHandler):
@@ -118,11 +123,11 @@ async def _login_in_browser(
                 driver.get(session.redirect_uri + "?code=old&state=stale")
                 assert "not the current one" in driver.title
             driver.get(url)
-            WebDriverWait(driver, 10).until(
+            WebDriverWait(driver, STEP).until(
                 expected_conditions.element_to_be_clickable((By.ID, button))
             ).click()
-            WebDriverWait(driver, 10).until(lambda d: d.title != "Authorize")
-            WebDriverWait(driver, 10).until(
+            WebDriverWait(driver, STEP).until(lambda d: d.title != "Authorize")
+            WebDriverWait(driver, STEP).until(
                 lambda d: d.execute_script("return document.readyState") == "complete"
             )
         except BaseException as exc:  # reported by the test, not lost in the thread

@@ -42,12 +42,13 @@ from tests.conftest import RealASLauncher, RealStack
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.usefixtures("no_stdin_terminal"),
-    pytest.mark.timeout(60),
+    pytest.mark.timeout(240),  # Chromium on a busy 2-core CI machine: generous
 ]
 
 USER = "alice-in-chromium"  # typed into the real login form; the token's ``sub``
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-STEP = 10  # seconds any one page may take to appear in the browser
+STEP = 30  # seconds any one page may take to appear in the browser (a busy CI machine)
+LOGIN_TIMEOUT = 120  # seconds for a whole login: several pages, each up to STEP
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +200,9 @@ async def test_chromium_signs_in_on_the_real_server(
     store = TokenStore.memory()
     output = io.StringIO()
     login = BrowserLogin(opener=lambda url: user.run(lambda: in_the_browser(url)), output=output)
-    provider = OAuthClientProvider(dev_stack.resource, store=store, login=login, timeout=30)
+    provider = OAuthClientProvider(
+        dev_stack.resource, store=store, login=login, timeout=LOGIN_TIMEOUT
+    )
     try:
         response = await _call_resource(provider, dev_stack)
     finally:
@@ -247,7 +250,9 @@ async def test_chromium_cancels_on_the_real_consent_page(
     login = BrowserLogin(
         opener=lambda url: user.run(lambda: in_the_browser(url)), output=io.StringIO()
     )
-    provider = OAuthClientProvider(dev_stack.resource, store=store, login=login, timeout=30)
+    provider = OAuthClientProvider(
+        dev_stack.resource, store=store, login=login, timeout=LOGIN_TIMEOUT
+    )
     with pytest.raises(AuthorizationError) as denied:
         try:
             await _call_resource(provider, dev_stack)
@@ -321,7 +326,9 @@ async def test_chromium_approves_a_device_login(
 ) -> None:
     store = TokenStore.memory()
     login = _ChromiumDevice(driver, type_the_code=type_the_code)
-    provider = OAuthClientProvider(dev_stack.resource, store=store, login=login, timeout=30)
+    provider = OAuthClientProvider(
+        dev_stack.resource, store=store, login=login, timeout=LOGIN_TIMEOUT
+    )
     try:
         response = await _call_resource(provider, dev_stack)
     finally:
