@@ -106,15 +106,17 @@ async def test_timeout_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
     path = tmp_path / "a.lock"
     tries = count_tries(monkeypatch)
     with FileLock(path, timeout=1, what="holder"):
+        # 1 s, not less: a busy machine may pause this process for a few tenths of a second,
+        # and the wait must still see several tries before its limit
         with pytest.raises(StorageError) as info:
-            async with FileLock(path, timeout=0.3, what=URL):
+            async with FileLock(path, timeout=1, what=URL):
                 pass
         assert len(tries) > 2  # it waited and tried again before giving up
         with pytest.raises(StorageError):
             FileLock(path, timeout=0.1, what=URL).acquire()  # the sync form too
     assert not any(tries[1:])  # the holder kept it throughout: no try succeeded
     message = str(info.value)
-    assert "waited 0.3 s" in message and str(path) in message and URL in message
+    assert "waited 1 s" in message and str(path) in message and URL in message
     assert "another process holds it" in message
 
 
@@ -170,8 +172,14 @@ async def test_a_dead_holder_frees_the_lock(
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         delays = record_sleeps(monkeypatch)
         waiter = asyncio.create_task(FileLock(path, timeout=30, what="test").acquire_async())
-        await asyncio.sleep(0.5)
+        # until the back-off has reached its cap and slept at it a few times (not a fixed
+        # while: on a busy machine the waiter may have tried only a few times in 0.5 s)
+        for _ in range(600):  # 30 s at least
+            if delays.count(locks._MAX_DELAY) >= 3 or waiter.done():
+                break
+            await asyncio.sleep(0.05)
         assert not waiter.done()
+        assert delays.count(locks._MAX_DELAY) >= 3, delays  # the back-off reached its cap
         os.kill(holder.pid, signal.SIGKILL)
         await asyncio.wait_for(waiter, timeout=10)
         # the back-off grew to its cap and no further: a dead holder is noticed within 100 ms
@@ -189,17 +197,20 @@ async def test_waiting_leaves_the_event_loop_free(tmp_path: Path) -> None:
     ticks = 0
 
     async def ticker() -> None:
+        # Runs only while the waiter leaves the loop free, and frees the lock only after
+        # 20 ticks: a wait that blocked the loop would never see it freed (its 30 s limit:
+        # StorageError). Counted, not timed, so a busy machine cannot fail it.
         nonlocal ticks
-        while True:
+        while ticks < 20:
             ticks += 1
             await asyncio.sleep(0.005)
+        holder.release()
 
     tick_task = asyncio.create_task(ticker())
-    asyncio.get_running_loop().call_later(0.3, holder.release)
-    async with FileLock(path, timeout=5, what="test"):
-        pass
-    tick_task.cancel()
-    assert ticks >= 20
+    await asyncio.sleep(0)  # the ticker has started: the lock is still held
+    async with FileLock(path, timeout=30, what="test"):
+        assert ticks >= 20
+    await tick_task
 
 
 async def test_cancelled_wait_leaks_no_descriptor(tmp_path: Path) -> None:
