@@ -441,7 +441,9 @@ HOLDER = textwrap.dedent(
 async def test_a_dead_holder_frees_the_lock_within_the_lease(
     make_store: MakeStore, redis_url: str
 ) -> None:
-    lease = 1.5
+    # The holder renews every lease / 3: a lease of a few seconds, so that a busy machine
+    # pausing the holder for a second or two does not let its lease run out while it lives.
+    lease = 4.0
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, redis_url, KEY, URL, str(lease)],
         stdout=subprocess.PIPE,
