@@ -68,7 +68,7 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 REALAS_DIR = Path(__file__).parent / "realas"
 LOOPBACK = "127.0.0.1"
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 90.0  # generous: node and uvicorn start slowly on a busy 2-core machine
 
 StartRealAS = Callable[..., "RealStack"]
 

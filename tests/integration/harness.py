@@ -415,29 +415,9 @@ def mcp_v1_python() -> str:
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A private redis-server on 127.0.0.1 (no persistence); the process and its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("the Redis fleet example needs redis-server (apt-get install redis-server)")
-    port = free_port()
-    log = workdir / "redis.log"
-    argv = [binary, "--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly", "no"]
-    argv += ["--dir", str(workdir), "--logfile", str(log)]
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    import redis
+    """A private redis-server on 127.0.0.1 (no persistence); the process and its URL (started
+    as the store tests start theirs: a new port when the chosen one was taken meanwhile)."""
+    from tests.store.redis_server import start_redis_server
 
-    deadline = time.monotonic() + 15
-    while True:
-        client = redis.Redis(host=LOOPBACK, port=port, socket_connect_timeout=1)
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                text = log.read_text() if log.exists() else ""
-                pytest.fail(f"redis-server did not start:\n{text[-2000:]}")
-            time.sleep(0.05)
-        finally:
-            client.close()
-    return process, f"redis://{LOOPBACK}:{port}/0"
+    server = start_redis_server(workdir)
+    return server.process, server.url

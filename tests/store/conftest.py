@@ -123,22 +123,27 @@ def _start_keyring(env: dict[str, str], password: str | None) -> subprocess.Pope
 
 
 def _wait_for(address: str, expected: str) -> None:
-    """Wait (growing back-off, 15 s at most) until the keyring answers with ``expected``."""
-    deadline = time.monotonic() + 15
+    """Wait (growing back-off, 90 s at most: each try starts a Python, which a busy 2-core
+    machine can make slow) until the keyring answers with ``expected``."""
+    deadline = time.monotonic() + 90
     delay = 0.05
     probe = None
     while time.monotonic() < deadline:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from mcp_client_auth.store import keys; print(keys.probe_keyring().verdict)",
-            ],
-            env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": address},
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        try:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "from mcp_client_auth.store import keys; print(keys.probe_keyring().verdict)",
+                ],
+                env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": address},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        except subprocess.TimeoutExpired:
+            probe = "(the probe took over 60 s)"
+            continue
         probe = out.stdout.strip()
         if probe == expected:
             return

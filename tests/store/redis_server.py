@@ -62,15 +62,17 @@ def start_redis_server(workdir: Path, *, password: str | None = None) -> RedisSe
             argv += ["--requirepass", password]
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         server = RedisServer(process, port, log, password)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # generous: a busy machine starts it slowly
         while process.poll() is None and time.monotonic() < deadline:
             client = redis.Redis(
-                host=LOOPBACK, port=port, password=password, socket_connect_timeout=1
+                host=LOOPBACK, port=port, password=password, socket_connect_timeout=5
             )
             try:
-                client.ping()
-                return server
-            except redis.ConnectionError:
+                # ours, not another server that took the port between choosing and binding it
+                if client.info("server")["process_id"] == process.pid:
+                    return server
+                break
+            except (redis.ConnectionError, redis.TimeoutError):
                 time.sleep(0.02)
             finally:
                 client.close()
