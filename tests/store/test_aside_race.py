@@ -67,7 +67,7 @@ async def unreadable_store(
     return inner, store
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(60)  # a deadlock ends here; generous for a busy machine
 @pytest.mark.parametrize("wrap", WRAPPERS.values(), ids=WRAPPERS.keys())
 async def test_a_login_written_while_setting_aside_survives(
     wrap: Callable[[AsyncKeyValue], AsyncKeyValue],
@@ -85,7 +85,7 @@ async def test_a_login_written_while_setting_aside_survives(
     assert await store.get(URL) == ServerRecord(resource=URL)  # the login was not deleted
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(60)  # a deadlock ends here; generous for a busy machine
 @pytest.mark.parametrize("wrap", WRAPPERS.values(), ids=WRAPPERS.keys())
 async def test_without_a_writer_the_value_is_moved_aside(
     wrap: Callable[[AsyncKeyValue], AsyncKeyValue],
