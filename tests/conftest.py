@@ -80,6 +80,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening_socket() -> socket.socket:
+    """A TCP socket bound to a free port on 127.0.0.1 and listening, for a server process to
+    inherit (``pass_fds``): the port is held from the moment it is chosen, so nothing else on
+    the machine can take it before the server starts (as with a port chosen, freed, then bound)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((LOOPBACK, 0))
+        sock.listen(128)
+        sock.set_inheritable(True)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _node() -> str:
     node = os.environ.get("AS_NODE") or shutil.which("node")
     if not node:
@@ -152,10 +167,23 @@ class RealStack:
         return self.auth_server.events()
 
 
-def _spawn(name: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> Server:
+def _spawn(
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    log_path: Path,
+    pass_fds: tuple[int, ...] = (),
+) -> Server:
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
         )
     return Server(name, process, log_path)
 
@@ -188,7 +216,13 @@ class RealASLauncher:
     def start(self, **knobs: str) -> RealStack:
         node = _node()
         workdir = self._tmp.mktemp("realas")
-        rs_port = free_port()
+        with listening_socket() as rs_socket:  # the resource server's, held until it starts
+            return self._start(node, workdir, rs_socket, knobs)
+
+    def _start(
+        self, node: str, workdir: Path, rs_socket: socket.socket, knobs: dict[str, str]
+    ) -> RealStack:
+        rs_port = int(rs_socket.getsockname()[1])
         resource = f"http://{LOOPBACK}:{rs_port}/mcp"
         settings = {
             "AS_HOST": LOOPBACK,
@@ -212,12 +246,14 @@ class RealASLauncher:
         issuer = f"http://{LOOPBACK}:{port_file.read_text().strip()}"
 
         rs_env = {**env, "RS_HOST": LOOPBACK, "RS_PORT": str(rs_port), "AS_ISSUER": issuer}
+        rs_env["RS_FD"] = str(rs_socket.fileno())
         resource_server = _spawn(
             "protected resource (tests/realas/rs_server.py)",
             [sys.executable, "rs_server.py"],
             rs_env,
             REALAS_DIR,
             workdir / "rs.log",
+            pass_fds=(rs_socket.fileno(),),
         )
         self._started.append(resource_server)
         _wait_for(resource_server, lambda: _http_ok(f"http://{LOOPBACK}:{rs_port}/healthz"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -28,7 +29,15 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import LOOPBACK, REALAS_DIR, Server, _node, _spawn, _wait_for, free_port
+from tests.conftest import (
+    LOOPBACK,
+    REALAS_DIR,
+    Server,
+    _node,
+    _spawn,
+    _wait_for,
+    listening_socket,
+)
 
 from .mcp_server import SCOPES
 
@@ -113,7 +122,13 @@ def _start_auth_server(workdir: Path, settings: dict[str, str], name: str) -> Se
 
 def start_stack(workdir: Path, **knobs: str) -> Stack:
     """Start both servers. ``knobs``: the authorization server's settings (``AT_TTL``...)."""
-    mcp_port = free_port()
+    # The MCP server's socket, bound now and inherited: its port cannot be taken meanwhile.
+    with listening_socket() as mcp_socket:
+        return _start_stack(workdir, mcp_socket, knobs)
+
+
+def _start_stack(workdir: Path, mcp_socket: socket.socket, knobs: dict[str, str]) -> Stack:
+    mcp_port = int(mcp_socket.getsockname()[1])
     url = f"http://{LOOPBACK}:{mcp_port}/mcp"
     settings = {
         "AS_HOST": LOOPBACK,
@@ -137,11 +152,14 @@ def start_stack(workdir: Path, **knobs: str) -> Stack:
                 issuer,
                 "--port",
                 str(mcp_port),
+                "--fd",
+                str(mcp_socket.fileno()),
                 "--log-requests",
             ],
             {**os.environ, "PYTHONPATH": _pythonpath()},
             ROOT,
             workdir / "mcp.log",
+            pass_fds=(mcp_socket.fileno(),),
         )
         stack = Stack(issuer, url, auth_server, mcp_server, workdir, settings)
         _wait_for(mcp_server, lambda: _ok(stack.prm_url))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -272,12 +273,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--issuer", required=True, help="the authorization server's issuer")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", default="/mcp")
+    parser.add_argument(
+        "--fd",
+        type=int,
+        help="serve on this inherited listening socket (bound to --port by the parent)",
+    )
     parser.add_argument("--log-requests", action="store_true")
     args = parser.parse_args(argv)
     resource = f"http://{HOST}:{args.port}{args.path}"
     app = build_app(resource=resource, issuer=args.issuer, log_requests=args.log_requests)
     print(json.dumps({"event": "starting", "resource": resource}), flush=True)
-    uvicorn.run(app, host=HOST, port=args.port, log_level="warning", lifespan="on")
+    if args.fd is not None:  # the test's socket: its port was never free for another
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        uvicorn.Server(config).run(sockets=[socket.socket(fileno=args.fd)])
+    else:
+        uvicorn.run(app, host=HOST, port=args.port, log_level="warning", lifespan="on")
     sys.exit(0)
 
 

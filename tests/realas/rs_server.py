@@ -3,6 +3,8 @@
 Environment (all optional):
   RS_HOST          bind address (default 127.0.0.1)
   RS_PORT          port (default 9100)
+  RS_FD            a listening socket's file descriptor, inherited: serve on it (bound to
+                   RS_HOST:RS_PORT by the parent) instead of binding one
   AS_ISSUER        authorization server issuer (default http://127.0.0.1:9000)
   RS_VALIDATION    jwt | introspect (default jwt)
                    jwt: verify RFC 9068 JWT access tokens with the AS JWKS
@@ -15,6 +17,7 @@ Environment (all optional):
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 import httpx
@@ -185,4 +188,9 @@ app = Starlette(
 )
 
 if __name__ == "__main__":
-    uvicorn.run(app, host=HOST, port=PORT, log_level=os.environ.get("RS_LOG_LEVEL", "warning"))
+    log_level = os.environ.get("RS_LOG_LEVEL", "warning")
+    if os.environ.get("RS_FD"):  # the test's socket: its port was never free for another
+        listening = socket.socket(fileno=int(os.environ["RS_FD"]))
+        uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[listening])
+    else:
+        uvicorn.run(app, host=HOST, port=PORT, log_level=log_level)
