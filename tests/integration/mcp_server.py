@@ -116,8 +116,11 @@ class JWKSVerifier(TokenVerifier):
         )
 
 
-def build_server(*, resource: str, issuer: str) -> tuple[MCPServer, JWKSVerifier]:
-    verifier = JWKSVerifier(issuer=issuer, resource=resource)
+def build_server(
+    *, resource: str, issuer: str, verifier: TokenVerifier | None = None
+) -> tuple[MCPServer, TokenVerifier]:
+    """The server and its token verifier: ``verifier``, else oidc-provider's JWTs by JWKS."""
+    verifier = verifier or JWKSVerifier(issuer=issuer, resource=resource)
     server = MCPServer(
         name="mcp-client-auth integration server",
         token_verifier=verifier,
@@ -132,6 +135,14 @@ def build_server(*, resource: str, issuer: str) -> tuple[MCPServer, JWKSVerifier
         ),
         log_level="WARNING",
     )
+
+    add_tools(server)
+    return server, verifier
+
+
+def add_tools(server: MCPServer) -> None:
+    """The tools every test server offers: ``echo``, ``whoami``, and ``save_note``, which
+    needs ``mcp:write`` (the step-up)."""
 
     @server.tool()
     def echo(text: str) -> str:
@@ -153,13 +164,21 @@ def build_server(*, resource: str, issuer: str) -> tuple[MCPServer, JWKSVerifier
             raise PermissionError(f"save_note needs the {WRITE_SCOPE} scope")
         return f"saved: {text}"
 
-    return server, verifier
 
-
-def build_app(*, resource: str, issuer: str, log_requests: bool = False) -> ASGIApp:
-    server, verifier = build_server(resource=resource, issuer=issuer)
+def build_app(
+    *,
+    resource: str,
+    issuer: str,
+    log_requests: bool = False,
+    verifier: TokenVerifier | None = None,
+    stateless: bool = False,
+) -> ASGIApp:
+    """``stateless``: every POST stands alone and is answered in JSON (no session, no SSE)."""
+    server, verifier = build_server(resource=resource, issuer=issuer, verifier=verifier)
     path = AnyHttpUrl(resource).path or "/"
-    app: ASGIApp = server.streamable_http_app(streamable_http_path=path, host=HOST)
+    app: ASGIApp = server.streamable_http_app(
+        streamable_http_path=path, host=HOST, stateless_http=stateless, json_response=stateless
+    )
     app = StepUpGate(
         app,
         verifier=verifier,
