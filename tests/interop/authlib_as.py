@@ -56,6 +56,18 @@ class Client(ClientMixin):  # type: ignore[misc]
     def get_client_id(self) -> str:
         return self.client_id
 
+    @property
+    def client_info(self) -> dict[str, Any]:  # RFC 7592 read: what registration issued
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "client_secret_expires_at": 0,
+        }
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        return self.metadata
+
     def get_default_redirect_uri(self) -> str | None:
         uris = self.metadata.get("redirect_uris") or []
         return uris[0] if uris else None
@@ -238,16 +250,14 @@ class Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
 
 
 class Configuration(ClientConfigurationEndpoint):  # type: ignore[misc]
-    def authenticate_token(self, request: JsonRequest) -> str | None:
+    def authenticate_token(self, request: JsonRequest) -> RegistrationToken | None:
         header = request.headers.get("Authorization", "")
-        return header[7:] if header.lower().startswith("bearer ") else None
+        if not header.lower().startswith("bearer "):
+            return None
+        return RegistrationToken(header[7:])
 
     def authenticate_client(self, request: JsonRequest) -> Client | None:
-        client = STATE.clients.get(request.uri.rstrip("/").rsplit("/", 1)[-1])
-        token = request.credential
-        if client is None or not secrets.compare_digest(client.registration_access_token, token):
-            return None
-        return client
+        return STATE.clients.get(request.uri.rstrip("/").rsplit("/", 1)[-1])
 
     def revoke_access_token(self, token: str, request: JsonRequest) -> None:
         pass  # the registration access token stays the same
@@ -269,6 +279,16 @@ class Configuration(ClientConfigurationEndpoint):  # type: ignore[misc]
 
     def get_server_metadata(self) -> dict[str, Any]:
         return SERVER_METADATA
+
+
+@dataclass
+class RegistrationToken:
+    """An RFC 7592 registration access token, as presented."""
+
+    value: str
+
+    def check_client(self, client: Client) -> bool:
+        return secrets.compare_digest(client.registration_access_token, self.value)
 
 
 class Revocation(RevocationEndpoint):  # type: ignore[misc]

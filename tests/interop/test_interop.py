@@ -72,9 +72,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("oidc-provider", "refresh after restart"): NO_CONSENT_PROMPT,
     ("oidc-provider", "refresh on 401"): NO_CONSENT_PROMPT,
     ("oidc-provider", "step-up"): STEP_UP_NEW_CLIENT,
-    ("authlib", "step-up"): STEP_UP_NEW_CLIENT
-    + " (here although RFC 7592 is offered: the update is not taken; not yet isolated whether "
-    "the client or this server's Authlib glue refuses it)",
 }
 
 
