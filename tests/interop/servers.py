@@ -34,6 +34,7 @@ class Interop:
 
     name: str
     resource: str  # the MCP endpoint: http://127.0.0.1:<port>/mcp
+    issuer: str  # the authorization server's issuer, exactly as the server spells it
     access_ttl: int  # the server's access-token lifetime, seconds
     refresh_tokens: bool = True  # it issues refresh tokens
     revocation: bool = True  # it has an RFC 7009 revocation endpoint
@@ -115,6 +116,7 @@ def _typescript(provider: str, workdir: Path) -> Interop:
     return Interop(
         name="ts-sdk-demo" if demo else "ts-sdk",
         resource=f"{base}/mcp",
+        issuer=f"{base}/",  # the SDK's issuer is a URL object's href: a trailing slash
         access_ttl=3600 if demo else ACCESS_TTL,  # the demo's tokens live an hour, fixed
         refresh_tokens=not demo,
         revocation=not demo,
@@ -181,6 +183,7 @@ def _oidc_default(workdir: Path) -> Interop:
     return Interop(
         name="oidc-provider",
         resource=resource,
+        issuer=issuer,
         access_ttl=ACCESS_TTL,
         processes=[auth_server, resource_server],
     )
@@ -189,7 +192,14 @@ def _oidc_default(workdir: Path) -> Interop:
 def _in_python(kind: str) -> Callable[[Path], Interop]:
     def start(workdir: Path) -> Interop:
         base, server = _python(kind, workdir, "--ttl", str(ACCESS_TTL))
-        return Interop(name=kind, resource=f"{base}/mcp", access_ttl=ACCESS_TTL, processes=[server])
+        issuer = f"{base}/" if kind == "fastmcp" else base  # FastMCP adds a trailing slash
+        return Interop(
+            name=kind,
+            resource=f"{base}/mcp",
+            issuer=issuer,
+            access_ttl=ACCESS_TTL,
+            processes=[server],
+        )
 
     return start
 

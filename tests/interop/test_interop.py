@@ -204,6 +204,8 @@ def renewed(session: Session, before: str, client_id: str) -> None:
 def test_login(server: Interop) -> None:
     session = logged_in(server)
     assert raw_call(server, session.access_token()).status_code == 200
+    record = session.provider.record
+    assert record is not None and record.issuer == server.issuer  # found, exact spelling
 
 
 CHILD = textwrap.dedent(
