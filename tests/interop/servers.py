@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import (
     LOOPBACK,
@@ -24,7 +25,10 @@ from tests.conftest import (
 
 ROOT = Path(__file__).resolve().parents[2]
 TS_DIR = Path(__file__).resolve().parent / "ts"
-ACCESS_TTL = 4  # seconds, where the server lets us set it: short, so a 401 comes soon
+# Access-token lifetime, seconds, where the server lets us set it: short, so that the check of a
+# 401 waits little for it, yet long enough that a token is never dead at its first use, even
+# on a busy machine (where a server issues no refresh token, that would cost a second login).
+ACCESS_TTL = 8
 RS_CLIENT = ("mcp-rs", "mcp-rs-secret")  # oidc-provider's introspection client (tests/realas)
 
 
@@ -89,8 +93,8 @@ def _python(kind: str, workdir: Path, *args: str) -> tuple[str, Server]:
 def _typescript(provider: str, workdir: Path) -> Interop:
     node = _node()
     if not (TS_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
-        raise RuntimeError(
-            f"the TypeScript SDK is not installed in {TS_DIR / 'node_modules'}: run "
+        pytest.fail(
+            f"the TypeScript MCP SDK is not installed in {TS_DIR / 'node_modules'}: run "
             "`(cd tests/interop/ts && npm ci)` (bash .ci/run does)"
         )
     with listening_socket() as sock:
