@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -117,10 +118,12 @@ class CountingLogin:
 
     def __init__(self) -> None:
         self.count = 0
+        self.last = ""  # the URL the browser was last sent back to
 
     def __call__(self, authorization_url: str) -> str:
         self.count += 1
-        return follow_to_redirect_uri(authorization_url)
+        self.last = follow_to_redirect_uri(authorization_url)
+        return self.last
 
 
 class Session:
@@ -206,6 +209,9 @@ def test_login(server: Interop) -> None:
     assert raw_call(server, session.access_token()).status_code == 200
     record = session.provider.record
     assert record is not None and record.issuer == server.issuer  # found, exact spelling
+    assert record.server_metadata is not None
+    if record.server_metadata.get("authorization_response_iss_parameter_supported"):  # RFC 9207
+        assert parse_qs(urlsplit(session.login.last).query)["iss"] == [server.issuer]
 
 
 CHILD = textwrap.dedent(
