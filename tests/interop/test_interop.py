@@ -355,3 +355,43 @@ def test_logout_revokes(server: Interop) -> None:
     assert raw_call(server, tokens.access_token).status_code == 401
     if tokens.refresh_token:  # dead at the server: it can renew nothing
         assert refresh_grant(record, tokens.refresh_token).status_code == 400
+
+
+# The servers whose revocation endpoint demands client_secret from a public client (mcp 2.3.0,
+# server/auth/handlers/revoke.py, which FastMCP's provider uses).
+REVOCATION_DEMANDS_SECRET = {"mcp-sdk", "fastmcp"}
+
+
+def revoke(record: ServerRecord, token: str, **extra: str) -> httpx.Response:
+    """An RFC 7009 revocation of ``token`` by the public client it was issued to."""
+    assert record.client is not None and record.server_metadata
+    form = {"token": token, "client_id": record.client.client_id, **extra}
+    endpoint = str(record.server_metadata["revocation_endpoint"])
+    return httpx.post(endpoint, data=form, timeout=30)
+
+
+@pytest.mark.parametrize("server", cases("revocation on the wire"), indirect=True)
+def test_what_each_revocation_endpoint_takes_from_a_public_client(server: Interop) -> None:
+    """No library code: what a fix for the mcp SDK's defect may rely on. Every server here
+    takes an empty ``client_secret`` from a public client; the mcp SDK's (and FastMCP's)
+    refuse the request without one."""
+    first, second = logged_in(server), logged_in(server)
+    record = first.provider.record
+    assert record is not None and record.server_metadata is not None
+    if not server.revocation:
+        assert "revocation_endpoint" not in record.server_metadata
+        return
+    assert record.client is not None and record.client.client_secret is None  # public
+    bare = revoke(record, first.access_token())
+    second_record = second.provider.record
+    assert second_record is not None
+    empty = revoke(second_record, second.access_token(), client_secret="")
+    assert empty.status_code == 200, empty.text
+    assert raw_call(server, second.access_token()).status_code == 401
+    if server.name in REVOCATION_DEMANDS_SECRET:
+        assert bare.status_code == 400
+        assert "client_secret" in bare.json()["error_description"]
+        assert raw_call(server, first.access_token()).status_code == 200
+    else:
+        assert bare.status_code == 200, bare.text
+        assert raw_call(server, first.access_token()).status_code == 401
