@@ -47,7 +47,8 @@ NO_CONSENT_PROMPT = (
 STEP_UP_NEW_CLIENT = "our defect: step-up registers a new client instead of keeping the client_id"
 REVOKE_NEEDS_SECRET = (
     "our defect (the server's first): the mcp SDK's revocation endpoint answers 400 "
-    "'client_secret: Field required' to a public client, and we find no way past it"
+    "'client_secret: Field required' to a public client that sends none (it takes an empty one, "
+    "see the last test here)"
 )
 RELOGIN_NEW_CLIENT = (
     "our defect: with no refresh token, the new login (no challenge to go by) asks for every "
