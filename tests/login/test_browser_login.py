@@ -212,6 +212,9 @@ async def test_an_error_without_this_logins_state_keeps_the_login_waiting(
     forged = await client.get(session.redirect_uri + "?" + query)
     assert forged.status_code == 400
     assert "cancelled or refused" not in forged.text and "forged" not in forged.text
+    # a prefetch of the server's own refusal does not end the login either
+    prefetch = await client.head(callback(session, error="access_denied", state=STATE))
+    assert prefetch.status_code == 400
     await asyncio.sleep(0.05)
     assert not task.done()
     assert (await client.get(callback(session, code=CODE, state=STATE))).status_code == 200
