@@ -80,6 +80,16 @@ def test_a_store_folder_of_another_user_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("env_key")
+def test_a_store_folder_that_links_to_a_folder_of_another_user_is_refused(tmp_path: Path) -> None:
+    theirs = made(tmp_path / "theirs", 0o700, owner=NOBODY)
+    (tmp_path / "store").symlink_to(theirs)
+    with pytest.raises(StorageError) as refused:
+        TokenStore.default(tmp_path / "store")
+    assert_names_the_folder(refused, theirs)
+    assert not list(theirs.iterdir())
+
+
+@pytest.mark.usefixtures("env_key")
 async def test_a_store_made_safe_again_works(tmp_path: Path) -> None:
     folder = made(tmp_path / "store", 0o777)
     with pytest.raises(StorageError):
