@@ -87,7 +87,7 @@ CHILD = textwrap.dedent(
         # read (refresh, or log in); none acts before all are here, so the race the lock
         # prevents happens every time, however quiet or busy the machine is.
         open(os.path.join(gate, str(os.getpid())), "x").close()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 45  # under race()'s 60 s: a missing child is named
         while len(os.listdir(gate)) < processes:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {len(os.listdir(gate))} children reached the gate")
