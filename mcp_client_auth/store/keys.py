@@ -463,7 +463,15 @@ def _read_key_file(path: Path) -> tuple[bytes, ...] | None:
         raise StorageError(f"could not read the key file {path}: {exc.strerror}") from exc
     with os.fdopen(fd, "rb") as file:
         if os.name == "posix":
-            mode = os.fstat(fd).st_mode & 0o777
+            info = os.fstat(fd)
+            if info.st_uid != os.geteuid():  # a key someone else made is theirs to read
+                raise StorageError(
+                    f"refusing the key file {path} (owner uid {info.st_uid}, mode "
+                    f"{info.st_mode & 0o7777:o}): it belongs to another user, so its key is no "
+                    "secret of yours. Fix: move it away; if "
+                    "the store has entries, restore its own key (or start over, logging in again)"
+                )
+            mode = info.st_mode & 0o777
             if mode & 0o077:
                 logger.warning(
                     "the key file %s was readable by other users (mode %o); made it 0600",

@@ -14,6 +14,7 @@ makes "a folder of another user" for real.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -148,6 +149,18 @@ def test_a_key_file_planted_in_a_folder_others_can_write_is_not_used(isolated_ho
     key_file.write_text(Fernet.generate_key().decode() + "\n")
     os.chmod(key_file, 0o600)
     with pytest.raises(StorageError):
+        TokenStore.default(store)
+
+
+def test_a_key_file_of_another_user_is_refused(isolated_home: Path) -> None:
+    """In a folder of ours, left from a time it was open to others (or by a root session)."""
+    store = isolated_home / "store"
+    key_file = key_file_path(store)
+    made(key_file.parent)
+    key_file.write_text(Fernet.generate_key().decode() + "\n")
+    os.chmod(key_file, 0o600)
+    os.chown(key_file, NOBODY, -1)
+    with pytest.raises(StorageError, match=f"key file {re.escape(str(key_file))}.*uid {NOBODY}"):
         TokenStore.default(store)
 
 
