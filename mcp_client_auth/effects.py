@@ -175,15 +175,22 @@ class HttpRequest(_Value):
 
 
 class HttpResponse(_Value):
-    """The answer to an :class:`HttpRequest`, body capped by the driver."""
+    """The answer to an :class:`HttpRequest`, body capped by the driver.
 
-    __slots__ = ("body", "challenges", "headers", "status_code", "truncated", "url")
+    ``request`` is the request it answers, set by the driver: what it sent (a code, a secret,
+    an ID token) is cut out of any text of this answer that reaches a message
+    (:func:`~mcp_client_auth.untrusted.read_error`).
+    """
+
+    __slots__ = ("body", "challenges", "headers", "request", "status_code", "truncated", "url")
+    _hidden = frozenset({"request"})
     status_code: int
     headers: Mapping[str, str]
     body: bytes
     url: str
     challenges: tuple[str, ...]  # every WWW-Authenticate value, in order
     truncated: bool
+    request: HttpRequest | None
 
     def __init__(
         self,
@@ -193,6 +200,7 @@ class HttpResponse(_Value):
         url: str,
         challenges: tuple[str, ...] = (),
         truncated: bool = False,
+        request: HttpRequest | None = None,
     ) -> None:
         _set(self, "status_code", status_code)
         _set(self, "headers", headers)
@@ -200,6 +208,7 @@ class HttpResponse(_Value):
         _set(self, "url", url)
         _set(self, "challenges", challenges)
         _set(self, "truncated", truncated)
+        _set(self, "request", request)
 
     def __repr__(self) -> str:
         return f"HttpResponse({self.status_code} from {self.url})"

@@ -383,6 +383,7 @@ class _CappedBody:
             body=bytes(self.data),
             url=str(response.url),
             challenges=tuple(response.headers.get_list("www-authenticate")),
+            request=self.effect,
         )
 
     def _room(self) -> int:

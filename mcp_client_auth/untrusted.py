@@ -1,0 +1,418 @@
+"""What a server sends, made safe before it is used: JSON, numbers, text and error answers.
+
+Everything a protected resource, an authorization server or an identity provider sends is
+hostile until checked, and each check has one helper here that every module uses:
+
+- :func:`parse_json`: a body is a JSON object, without ``NaN`` or ``Infinity`` (which
+  :func:`json.loads` accepts: a NaN deadline compares false with everything, so a wait never
+  ends), without a number that overflows to infinity (``1e999``), bounded in size and depth;
+  anything else is the caller's typed error.
+- :func:`server_number`: a number is finite and in its range before it is used (a lifetime, an
+  interval, an expiry), and never a boolean.
+- :func:`clean_text`: text put into a message, a log line or the terminal shows every control,
+  bidirectional and invisible character as a visible escape (``\\x1b``, ``\\u202e``), so a
+  server can neither drive the terminal, forge a log line, nor make text read other than it is;
+  and whatever the request just sent (a code, a verifier, a client secret, an ID token) is cut
+  out of it, also when echoed URL- or base64-encoded or split by spaces and line breaks.
+- :func:`read_error`: a server's error answer (RFC 6749 5.2 and the like) read once, through
+  the rules above, into the typed error the caller names.
+
+Pure functions of their arguments: no I/O, so every hostile input is tested directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
+from urllib.parse import parse_qsl, quote, quote_plus
+
+from .errors import AuthorizationError, DiscoveryError, TokenError
+
+if TYPE_CHECKING:
+    from .effects import HttpRequest, HttpResponse
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "MAX_JSON_DEPTH",
+    "SECRET_FIELDS",
+    "ErrorAnswer",
+    "answer_text",
+    "clean_text",
+    "has_unsafe_characters",
+    "json_type",
+    "parse_json",
+    "read_error",
+    "sent_secrets",
+    "server_number",
+]
+
+#: The largest JSON body read from a server. Real documents and answers are a few KiB; a cap
+#: stops a hostile or broken server from making the client buffer and parse without bound.
+MAX_DOCUMENT_BYTES = 1024 * 1024
+
+#: The deepest nesting of arrays and objects accepted. Real metadata and token answers nest
+#: three or four levels; a body of ``[[[[...`` is refused as a typed error, not a RecursionError.
+MAX_JSON_DEPTH = 32
+
+#: Form and JSON fields whose values are secrets: never shown again, even when a server echoes
+#: them back.
+SECRET_FIELDS = frozenset(
+    {
+        "access_token",
+        "actor_token",
+        "assertion",
+        "client_assertion",
+        "client_secret",
+        "code",
+        "code_verifier",
+        "device_code",
+        "id_token",
+        "refresh_token",
+        "registration_access_token",
+        "subject_token",
+        "token",
+    }
+)
+
+E = TypeVar("E", bound=Exception)
+
+# -- JSON ----------------------------------------------------------------------------------------
+
+
+def json_type(value: object) -> str:
+    """What a JSON value is, for a message: ``an array``, ``null``, ``a string``..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large to be finite")
+    return value
+
+
+def _too_deep(document: object, limit: int) -> bool:
+    """Whether ``document`` nests arrays and objects more than ``limit`` levels (no recursion)."""
+    level: list[object] = [document]
+    for _ in range(limit + 1):
+        below: list[object] = []
+        for value in level:
+            if isinstance(value, dict):
+                below.extend(v for v in value.values() if isinstance(v, (dict, list)))
+            elif isinstance(value, list):
+                below.extend(v for v in value if isinstance(v, (dict, list)))
+        if not below:
+            return False
+        level = below
+    return True
+
+
+def parse_json(
+    body: bytes,
+    *,
+    what: str,
+    url: str,
+    error: type[E] = DiscoveryError,  # type: ignore[assignment]
+    limit: int = MAX_DOCUMENT_BYTES,
+) -> dict[str, Any]:
+    """A server's body as a JSON object, or ``error`` naming ``what`` and ``url``.
+
+    Refused: more than ``limit`` bytes (checked before decoding), text that is not UTF-8 (a
+    byte order mark is allowed, as RFC 8259 lets a parser ignore it), ``NaN``, ``Infinity``,
+    numbers that overflow a float, integers past Python's digit limit, nesting deeper than
+    :data:`MAX_JSON_DEPTH`, and any JSON value that is not an object.
+    """
+    if len(body) > limit:
+        raise error(f"the {what} at {url} is larger than {limit} bytes")
+    try:
+        text = bytes(body).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise error(f"the {what} at {url} is not UTF-8 text, so not valid JSON") from None
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise error(f"the {what} at {url} is not valid JSON (nested too deeply)") from None
+    except ValueError as exc:
+        raise error(f"the {what} at {url} is not valid JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise error(f"the {what} at {url} must be a JSON object, got {json_type(document)}")
+    if _too_deep(document, MAX_JSON_DEPTH):
+        raise error(
+            f"the {what} at {url} is not valid JSON (nested deeper than {MAX_JSON_DEPTH} levels)"
+        )
+    return document
+
+
+# -- numbers -------------------------------------------------------------------------------------
+
+_MAX_DIGITS = 30  # a decimal string longer than this is no lifetime or interval
+
+
+def server_number(
+    value: object,
+    *,
+    name: str,
+    low: float,
+    high: float,
+    cap: bool = False,
+    what: str,
+    error: type[E],
+) -> float:
+    """``value`` from a server as a finite float in ``[low, high]``, or ``error``.
+
+    A JSON number, or a string of ASCII digits (some servers send ``"3600"``); never a boolean.
+    ``NaN``, an infinity and an integer too large for a float are refused, and so is a value
+    below ``low``; one above ``high`` is refused too, or becomes ``high`` with ``cap`` (a
+    lifetime of ten years is kept as the longest this client uses). ``-0`` is ``0``.
+    """
+    number: float
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text and text.isascii() and text.isdigit()):
+            raise error(f"{what} has a non-numeric {name}")
+        if len(text) > _MAX_DIGITS:
+            raise error(f"{what} has a {name} too large to be a number")
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise error(f"{what} has a non-numeric {name}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise error(f"{what} has a {name} too large to be a number") from None
+    if math.isnan(number):
+        raise error(f"{what} has a {name} that is not a number (NaN)")
+    if math.isinf(number):
+        raise error(f"{what} has a {name} too large to be a number")
+    number += 0.0  # -0.0 becomes 0.0
+    if number < low:
+        below = "negative" if low == 0 else f"below {low:g}:"
+        raise error(f"{what} has a {below} {name}")
+    if number > high:
+        if cap:
+            return float(high)
+        raise error(f"{what} has a {name} of {number:g}, more than the {high:g} allowed")
+    return number
+
+
+# -- text ----------------------------------------------------------------------------------------
+
+# What may hide inside a secret a server echoes: whitespace, controls (C0, DEL, C1), soft
+# hyphen, bidirectional marks, overrides and isolates, zero-width characters, byte order mark.
+_GAP = (
+    r"\s\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    r"\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+)
+_VISIBLE_RUN = re.compile(f"[^{_GAP}]+")
+_UNSAFE = re.compile(f"[{_GAP}]")
+_SCAN_LIMIT = 64 * 1024  # the most of one text looked at: messages show a few hundred characters
+
+
+def has_unsafe_characters(text: str) -> bool:
+    """Whether ``text`` holds whitespace, a control, bidi or invisible character, or anything
+    Python does not call printable (a URL with one is refused: it can read other than it is)."""
+    return not text.isprintable() or _UNSAFE.search(text) is not None
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def _visible(text: str) -> str:
+    """Every character that is not printable, or hides (see ``_GAP``), as a visible escape;
+    the plain space stays."""
+    if text.isprintable() and not _UNSAFE.search(text.replace(" ", "")):
+        return text
+    return "".join(
+        char if char == " " or (char.isprintable() and not _UNSAFE.match(char)) else _escape(char)
+        for char in text
+    )
+
+
+def _encodings(secret: str) -> set[str]:
+    """The forms a server could echo ``secret`` in: as sent, URL-encoded, JSON-escaped,
+    base64 (standard and URL-safe, padded or not), and a JWT's parts one by one."""
+    forms = {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1]}
+    forms |= {f.lower() for f in list(forms) if "%" in f}
+    raw = secret.encode("utf-8", "surrogatepass")
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode("ascii")
+        forms |= {text, text.rstrip("=")}
+    if secret.count(".") >= 2:  # a JWT: its header, claims or signature alone
+        forms |= {part for part in secret.split(".") if len(part) >= 16}
+    return {form for form in forms if len(form) >= 4}
+
+
+def _cut_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every echo of ``secrets`` replaced by ``…``.
+
+    The search runs over the text's visible characters only, so a secret split by line breaks,
+    spaces or zero-width characters is found too; what it covers in the text, the hidden
+    characters between included, is cut.
+    """
+    forms = set()
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            forms |= _encodings(secret)
+    if not forms:
+        return text
+    runs = [(m.start(), m.group()) for m in _VISIBLE_RUN.finditer(text)]
+    starts: list[int] = []  # where each run begins in the skeleton
+    skeleton_parts: list[str] = []
+    position = 0
+    for _, run in runs:
+        starts.append(position)
+        skeleton_parts.append(run)
+        position += len(run)
+    skeleton = "".join(skeleton_parts)
+
+    def raw_index(index: int) -> int:
+        run = bisect.bisect_right(starts, index) - 1
+        return runs[run][0] + index - starts[run]
+
+    cuts: list[tuple[int, int]] = []
+    for form in sorted(forms, key=len, reverse=True):
+        found = skeleton.find(form)
+        while found >= 0:
+            cuts.append((raw_index(found), raw_index(found + len(form) - 1) + 1))
+            found = skeleton.find(form, found + len(form))
+    if not cuts:
+        return text
+    cuts.sort()
+    pieces: list[str] = []
+    done = 0
+    for start, end in cuts:
+        if start >= done:  # a new cut; one that overlaps the last only extends it
+            pieces += (text[done:start], "…")
+        done = max(done, end)
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def clean_text(text: str, limit: int = 300, *, secrets: Iterable[str] = ()) -> str:
+    """``text`` from a server, safe to put into a message, a log line or the terminal.
+
+    Every echo of ``secrets`` (what the request just sent) becomes ``…``; every control,
+    bidirectional or invisible character becomes a visible escape (``\\x1b``, ``\\u202e``)
+    rather than vanishing, so what is shown is what was sent; the result is at most ``limit``
+    characters.
+    """
+    sent = [secret for secret in secrets if secret]
+    text = text[: _SCAN_LIMIT + 4 * max(map(len, sent), default=0)]
+    if sent:
+        text = _cut_secrets(text, sent)
+    text = _visible(text[: 8 * limit + 8]).strip(" ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- what a request sent, and a server's error answer ------------------------------------------
+
+
+def sent_secrets(request: HttpRequest | None) -> tuple[str, ...]:
+    """Every secret ``request`` carried: the values of :data:`SECRET_FIELDS` in its form or
+    JSON body, and its credentials headers (``Authorization``, ``DPoP``)."""
+    if request is None:
+        return ()
+    found: list[str] = []
+    for name, value in request.headers.items():
+        if name.lower() in ("authorization", "dpop") and value:
+            found.append(value)
+            found.append(value.partition(" ")[2])
+    body = request.body or b""
+    fields: Iterable[tuple[str, Any]] = ()
+    content_type = next(
+        (v for k, v in request.headers.items() if k.lower() == "content-type"), ""
+    ).lower()
+    try:
+        if "json" in content_type:
+            document = json.loads(body)
+            fields = document.items() if isinstance(document, dict) else ()
+        elif body:
+            fields = parse_qsl(body.decode("ascii"), keep_blank_values=True)
+    except (ValueError, UnicodeDecodeError):
+        fields = ()
+    found += [v for k, v in fields if k in SECRET_FIELDS and isinstance(v, str)]
+    return tuple(s for s in dict.fromkeys(found) if s)
+
+
+class ErrorAnswer(NamedTuple):
+    """A server's error answer, read by :func:`read_error`: cleaned, what was sent cut out."""
+
+    status: int
+    error: str | None
+    description: str | None
+
+    @property
+    def detail(self) -> str:
+        """``: error (description)``, or nothing when the server said neither."""
+        text = f": {self.error}" if self.error else ""
+        return text + (f" ({self.description})" if self.description else "")
+
+    def as_error(self, kind: type[E], message: str) -> E:
+        """``kind(message)``, carrying the server's ``error`` and ``error_description`` where
+        ``kind`` has room for them."""
+        if issubclass(kind, TokenError):
+            return kind(
+                message, error=self.error, description=self.description, status_code=self.status
+            )
+        if issubclass(kind, AuthorizationError):
+            return kind(message, error=self.error, description=self.description)
+        return kind(message)
+
+
+def read_error(response: HttpResponse) -> ErrorAnswer:
+    """The ``error`` and ``error_description`` of a server's answer, safe to show.
+
+    The one reader of every error answer (resource, authorization server, identity provider,
+    registration, revocation, device authorization): the body is parsed by the strict rules of
+    :func:`parse_json` (an answer that breaks them simply says nothing), and both texts go
+    through :func:`clean_text` with the secrets of the request that was answered.
+    """
+    try:
+        answer: Mapping[str, Any] = parse_json(
+            response.body, what="error answer", url=response.url, error=ValueError
+        )
+    except ValueError:
+        answer = {}
+    secrets = sent_secrets(getattr(response, "request", None))
+    error = answer.get("error")
+    description = answer.get("error_description")
+    return ErrorAnswer(
+        response.status_code,
+        (clean_text(error, 100, secrets=secrets) or None) if isinstance(error, str) else None,
+        (clean_text(description, 300, secrets=secrets) or None)
+        if isinstance(description, str)
+        else None,
+    )
+
+
+def answer_text(response: HttpResponse, value: object, limit: int = 100) -> str:
+    """Text taken from ``response`` (a value, or a reason that quotes one) for a message:
+    cleaned, and what the request sent cut out."""
+    secrets = sent_secrets(getattr(response, "request", None))
+    return clean_text(str(value), limit, secrets=secrets)
