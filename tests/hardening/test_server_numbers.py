@@ -9,7 +9,6 @@ its timeout with a typed error, after a handful of polls at most (counted, not t
 from __future__ import annotations
 
 import io
-import json
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from mcp_client_auth import (
     AuthorizationError,
     IdentityAssertion,
     IdJagExchange,
-    MCPAuthError,
     RegistrationError,
     TokenError,
 )
