@@ -36,6 +36,7 @@ from ._http_compat import TRANSPORT_ERRORS, httpx2
 from .effects import HttpRequest, HttpResponse
 from .errors import ConfigurationError
 from .metadata import origin
+from .untrusted import clean_text
 
 __all__ = ["DEADLINE", "MAX_BODY", "FlowHttp", "send_async", "send_sync"]
 
@@ -238,8 +239,9 @@ def _library_of_transport(transport: Any) -> ModuleType | None:
 
 
 def _unreachable(effect: HttpRequest, exc: Exception) -> Exception:
+    reason = clean_text(str(exc), 300)  # a protocol error may quote what the server sent
     return effect.error(
-        f"could not reach {effect.url} for the {effect.what}: {exc}.{_kept(effect)}"
+        f"could not reach {effect.url} for the {effect.what}: {reason}.{_kept(effect)}"
     )
 
 

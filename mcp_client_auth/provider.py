@@ -56,6 +56,7 @@ from .metadata import (
 from .registration import ClientSettings
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
+from .untrusted import clean_text, header_secrets
 
 if TYPE_CHECKING:
     import asyncio
@@ -95,6 +96,8 @@ class _Response(Protocol):
     def headers(self) -> Any: ...
     @property
     def url(self) -> Any: ...
+    @property
+    def request(self) -> Any: ...
 
 
 def _resolve_login(login: Login | LoginCallable | None, port: int | None) -> Login:
@@ -455,8 +458,12 @@ class OAuthClientProvider(AuthBase):
             return []
         try:
             return parse_www_authenticate(values)
-        except DiscoveryError as exc:
-            logger.warning("ignoring a malformed WWW-Authenticate header: %s", exc)
+        except DiscoveryError as exc:  # quoting the header: what the request carried is cut out
+            sent = header_secrets(response.request.headers)
+            logger.warning(
+                "ignoring a malformed WWW-Authenticate header: %s",
+                clean_text(str(exc), secrets=sent),
+            )
             return []
 
     # -- sync driver -----------------------------------------------------------------------

@@ -44,6 +44,7 @@ __all__ = [
     "answer_text",
     "clean_text",
     "has_unsafe_characters",
+    "header_secrets",
     "json_type",
     "parse_json",
     "read_error",
@@ -225,7 +226,7 @@ _GAP = (
 )
 _VISIBLE_RUN = re.compile(f"[^{_GAP}]+")
 _UNSAFE = re.compile(f"[{_GAP}]")
-_SCAN_LIMIT = 64 * 1024  # the most of one text looked at: messages show a few hundred characters
+_PIECE = 12  # this many characters of a secret in a row are an echo of it (about 70 bits)
 
 
 def has_unsafe_characters(text: str) -> bool:
@@ -269,49 +270,57 @@ def _encodings(secret: str) -> set[str]:
 
 
 def _cut_secrets(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every echo of ``secrets`` replaced by ``…``.
+    """``text`` with every echo of ``secrets``, whole or in part, replaced by ``…``.
 
     The search runs over the text's visible characters only, so a secret split by line breaks,
-    spaces or zero-width characters is found too; what it covers in the text, the hidden
-    characters between included, is cut.
+    spaces or zero-width characters is found too, and what it covers in the text (the hidden
+    characters between included) is cut. Any :data:`_PIECE` characters in a row of a secret
+    count as an echo: a server (or a message that quotes a bounded excerpt) may give back only
+    part of one.
     """
-    forms = set()
+    forms: set[str] = set()
     for secret in secrets:
-        if secret and len(secret) >= 4:
+        if len(secret) >= 4:
             forms |= _encodings(secret)
     if not forms:
         return text
     runs = [(m.start(), m.group()) for m in _VISIBLE_RUN.finditer(text)]
     starts: list[int] = []  # where each run begins in the skeleton
-    skeleton_parts: list[str] = []
-    position = 0
+    length = 0
     for _, run in runs:
-        starts.append(position)
-        skeleton_parts.append(run)
-        position += len(run)
-    skeleton = "".join(skeleton_parts)
+        starts.append(length)
+        length += len(run)
+    skeleton = "".join(run for _, run in runs)
 
-    def raw_index(index: int) -> int:
+    def raw(index: int) -> int:
         run = bisect.bisect_right(starts, index) - 1
         return runs[run][0] + index - starts[run]
 
-    cuts: list[tuple[int, int]] = []
-    for form in sorted(forms, key=len, reverse=True):
+    spans: list[tuple[int, int]] = []  # in the skeleton, end exclusive
+    pieces = {f[i : i + _PIECE] for f in forms for i in range(len(f) - _PIECE + 1)}
+    if pieces:
+        spans += [
+            (i, i + _PIECE)
+            for i in range(len(skeleton) - _PIECE + 1)
+            if skeleton[i : i + _PIECE] in pieces
+        ]
+    for form in (f for f in forms if len(f) < _PIECE):
         found = skeleton.find(form)
         while found >= 0:
-            cuts.append((raw_index(found), raw_index(found + len(form) - 1) + 1))
-            found = skeleton.find(form, found + len(form))
-    if not cuts:
+            spans.append((found, found + len(form)))
+            found = skeleton.find(form, found + 1)
+    if not spans:
         return text
-    cuts.sort()
-    pieces: list[str] = []
-    done = 0
-    for start, end in cuts:
-        if start >= done:  # a new cut; one that overlaps the last only extends it
-            pieces += (text[done:start], "…")
-        done = max(done, end)
-    pieces.append(text[done:])
-    return "".join(pieces)
+    spans.sort()
+    out: list[str] = []
+    done = 0  # how much of the text is written or cut
+    for start, end in spans:
+        raw_start, raw_end = raw(start), raw(end - 1) + 1
+        if raw_start >= done:  # a new cut; one that overlaps the last only extends it
+            out += (text[done:raw_start], "…")
+        done = max(done, raw_end)
+    out.append(text[done:])
+    return "".join(out)
 
 
 def clean_text(text: str, limit: int = 300, *, secrets: Iterable[str] = ()) -> str:
@@ -322,15 +331,27 @@ def clean_text(text: str, limit: int = 300, *, secrets: Iterable[str] = ()) -> s
     rather than vanishing, so what is shown is what was sent; the result is at most ``limit``
     characters.
     """
+    # at most 7 characters are shown for one (as an escape), so this is all that can be shown,
+    # with room for a piece of a secret that starts just before the end
+    text = text[: 8 * limit + 8 * _PIECE]
     sent = [secret for secret in secrets if secret]
-    text = text[: _SCAN_LIMIT + 4 * max(map(len, sent), default=0)]
     if sent:
         text = _cut_secrets(text, sent)
-    text = _visible(text[: 8 * limit + 8]).strip(" ")
+    text = _visible(text).strip(" ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- what a request sent, and a server's error answer ------------------------------------------
+
+
+def header_secrets(headers: Mapping[str, str]) -> list[str]:
+    """The credentials in request headers: ``Authorization`` (whole, and its credentials
+    without the scheme) and a ``DPoP`` proof."""
+    found: list[str] = []
+    for name, value in headers.items():
+        if name.lower() in ("authorization", "dpop") and value:
+            found += (value, value.partition(" ")[2])
+    return found
 
 
 def sent_secrets(request: HttpRequest | None) -> tuple[str, ...]:
@@ -338,11 +359,7 @@ def sent_secrets(request: HttpRequest | None) -> tuple[str, ...]:
     JSON body, and its credentials headers (``Authorization``, ``DPoP``)."""
     if request is None:
         return ()
-    found: list[str] = []
-    for name, value in request.headers.items():
-        if name.lower() in ("authorization", "dpop") and value:
-            found.append(value)
-            found.append(value.partition(" ")[2])
+    found = header_secrets(request.headers)
     body = request.body or b""
     fields: Iterable[tuple[str, Any]] = ()
     content_type = next(
