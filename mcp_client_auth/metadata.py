@@ -21,7 +21,13 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, DiscoveryError
-from .untrusted import MAX_DOCUMENT_BYTES, clean_text, json_type, parse_json
+from .untrusted import (
+    MAX_DOCUMENT_BYTES,
+    clean_text,
+    has_unsafe_characters,
+    json_type,
+    parse_json,
+)
 
 __all__ = [
     "MAX_CHALLENGE_HEADER_BYTES",
@@ -348,8 +354,8 @@ def _split_url(url: object) -> _URL:
         raise ValueError(f"expected a string, got {type(url).__name__}")
     if not url:
         raise ValueError("empty")
-    if any(char <= " " or char == "\x7f" for char in url):
-        raise ValueError("contains whitespace or a control character")
+    if has_unsafe_characters(url):
+        raise ValueError("contains whitespace, a control, bidi or invisible character")
     try:
         parts = urlsplit(url)
     except ValueError as exc:

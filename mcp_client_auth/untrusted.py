@@ -50,6 +50,7 @@ __all__ = [
     "read_error",
     "sent_secrets",
     "server_number",
+    "visible_text",
 ]
 
 #: The largest JSON body read from a server. Real documents and answers are a few KiB; a cap
@@ -244,9 +245,10 @@ def _escape(char: str) -> str:
     return f"\\U{code:08x}"
 
 
-def _visible(text: str) -> str:
-    """Every character that is not printable, or hides (see ``_GAP``), as a visible escape;
-    the plain space stays."""
+def visible_text(text: str) -> str:
+    """``text`` with every character that is not printable, or hides (see ``_GAP``), shown as
+    a visible escape (``\\x1b``, ``\\u202e``); the plain space stays. Unbounded: for a URL
+    printed for the user to open, which must not be cut."""
     if text.isprintable() and not _UNSAFE.search(text.replace(" ", "")):
         return text
     return "".join(
@@ -337,7 +339,7 @@ def clean_text(text: str, limit: int = 300, *, secrets: Iterable[str] = ()) -> s
     sent = [secret for secret in secrets if secret]
     if sent:
         text = _cut_secrets(text, sent)
-    text = _visible(text).strip(" ")
+    text = visible_text(text).strip(" ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
