@@ -99,13 +99,14 @@ class HttpRequest(_Value):
     (connection refused, timeout), so a dead network surfaces as a typed error naming ``what``.
     """
 
-    __slots__ = ("body", "error", "headers", "method", "url", "what")
+    __slots__ = ("body", "error", "headers", "method", "timeout", "url", "what")
     method: str
     url: str
     what: str
     error: type[MCPAuthError]
     headers: Mapping[str, str]
     body: bytes | None
+    timeout: float | None  # the longest it may take, when less than the driver's own deadline
 
     def __init__(
         self,
@@ -115,6 +116,7 @@ class HttpRequest(_Value):
         error: type[MCPAuthError],
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
+        timeout: float | None = None,
     ) -> None:
         _set(self, "method", method)
         _set(self, "url", url)
@@ -122,6 +124,7 @@ class HttpRequest(_Value):
         _set(self, "error", error)
         _set(self, "headers", {} if headers is None else headers)
         _set(self, "body", body)
+        _set(self, "timeout", timeout)
 
     @classmethod
     def get_json(
@@ -143,6 +146,7 @@ class HttpRequest(_Value):
         what: str,
         error: type[MCPAuthError],
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> HttpRequest:
         return cls(
             "POST",
@@ -155,6 +159,7 @@ class HttpRequest(_Value):
                 **(headers or {}),
             },
             urlencode(form).encode("ascii"),
+            timeout,
         )
 
     @classmethod

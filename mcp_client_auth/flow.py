@@ -76,6 +76,7 @@ MAX_POLL_INTERVAL = 60.0  # device flow: a server's interval (and slow_down) is 
 MIN_POLL_INTERVAL = 1.0  # ... and raised to this: a server's 0 or 1e-300 is no reason to spin
 DEFAULT_POLL_INTERVAL = 5.0  # RFC 8628 3.2: without an interval, 5 s
 MAX_CODE_LIFETIME = 24 * 3600.0  # a device code's expires_in is capped at this
+LAST_POLL_GRACE = 5.0  # a poll sent as the login's time runs out may take this long to answer
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # who gave a DPoP nonce: the first half of a key of AuthFlow.nonces
 AUTHORIZATION_SERVER = "authorization server"
@@ -671,9 +672,11 @@ class AuthFlow:
         *,
         requested_scope: str | None,
         what: str,
+        timeout: Callable[[], float | None] = lambda: None,
     ) -> Generator[Effect, Any, TokenSet]:
         """One token request; with DPoP, a proof, and one retry when the server asks for a
-        nonce (RFC 9449 8)."""
+        nonce (RFC 9449 8). ``timeout`` says how long each attempt may take, when less than
+        the driver's deadline (a device poll: what is left of the login's timeout)."""
         metadata = record.server_metadata or {}
         endpoint = require_secure_url(metadata["token_endpoint"], what="the token endpoint")
         auth_form, headers = client_auth(client)
@@ -686,7 +689,7 @@ class AuthFlow:
                 headers = {**headers, "DPoP": proof}
             sent = {**form, **auth_form, **self._client_assertion(client, audience)}
             response: HttpResponse = yield HttpRequest.post_form(
-                endpoint, sent, what=what, error=TokenError, headers=headers
+                endpoint, sent, what=what, error=TokenError, headers=headers, timeout=timeout()
             )
             if key is None:
                 break
@@ -908,12 +911,15 @@ class AuthFlow:
         form = {"resource": record.resource_indicator, **auth_form}
         if scope:
             form["scope"] = scope
+        start = self.clock()
+        timeout = self.settings.login_timeout
         response: HttpResponse = yield HttpRequest.post_form(
             endpoint,
             form,
             what="device authorization",
             error=AuthorizationError,
             headers=headers,
+            timeout=timeout,
         )
         if response.status_code != 200:
             answer = read_error(response)
@@ -926,10 +932,9 @@ class AuthFlow:
         yield ShowDeviceCode(
             code.verification_uri, code.user_code, code.verification_uri_complete, code.expires_in
         )
-        timeout = self.settings.login_timeout
-        # the login's own timeout bounds the wait whatever the server says; the code's
-        # lifetime may end it sooner (then the message says so)
-        start = self.clock()
+        # the login's own timeout bounds the wait whatever the server says (each poll may take
+        # only what is left of it, and a few seconds more for the last); the code's lifetime
+        # may end it sooner (the message then says so)
         lifetime = code.expires_in
         timed_out = lifetime is None or timeout < lifetime
         deadline = start + (timeout if lifetime is None or timed_out else lifetime)
@@ -939,21 +944,34 @@ class AuthFlow:
             "device_code": code.device_code,
             "resource": record.resource_indicator,
         }
-        while True:
-            if self.clock() >= deadline and timed_out:
-                raise AuthorizationError(
+
+        def left() -> float:
+            return max(0.0, deadline - self.clock())
+
+        def over() -> AuthorizationError:
+            if timed_out:
+                return AuthorizationError(
                     f"no approval within {timeout:g} s; the login did not finish in its time "
                     "(the device code was still valid). Run it again; timeout= allows longer"
                 )
-            if self.clock() >= deadline:
-                raise AuthorizationError("the device code expired before the login was approved")
-            # never past the deadline, whatever the server's interval
-            yield Sleep(min(interval, max(0.0, deadline - self.clock())))
+            return AuthorizationError("the device code expired before the login was approved")
+
+        while True:
+            if not left():
+                raise over()
+            yield Sleep(min(interval, left()))  # never past the deadline, whatever the interval
             try:
                 tokens = yield from self._token_request(
-                    record, client, form, requested_scope=scope, what="device code exchange"
+                    record,
+                    client,
+                    form,
+                    requested_scope=scope,
+                    what="device code exchange",
+                    timeout=lambda: left() + LAST_POLL_GRACE,
                 )
             except TokenError as exc:
+                if not left():  # the poll took what was left of the login's time
+                    raise over() from None
                 if exc.error == "authorization_pending":
                     continue
                 if exc.error == "slow_down":

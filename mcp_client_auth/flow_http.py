@@ -255,7 +255,8 @@ class _Deadline:
 
     def __init__(self, effect: HttpRequest) -> None:
         self.effect = effect
-        self.limit = DEADLINE
+        # a request may be given less (a device poll: what is left of the login's timeout)
+        self.limit = DEADLINE if effect.timeout is None else max(0.0, min(DEADLINE, effect.timeout))
         self.end = time.monotonic() + self.limit
         self.clipped = False  # the last wait handed to the client was cut short by the deadline
 

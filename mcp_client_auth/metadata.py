@@ -355,7 +355,7 @@ def _split_url(url: object) -> _URL:
     if not url:
         raise ValueError("empty")
     if has_unsafe_characters(url):
-        raise ValueError("contains whitespace, a control, bidi or invisible character")
+        raise ValueError("contains whitespace or a control character, or a bidi or invisible one")
     try:
         parts = urlsplit(url)
     except ValueError as exc:

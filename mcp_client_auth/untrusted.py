@@ -263,9 +263,12 @@ def _encodings(secret: str) -> set[str]:
     forms = {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1]}
     forms |= {f.lower() for f in list(forms) if "%" in f}
     raw = secret.encode("utf-8", "surrogatepass")
-    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
-        text = encoded.decode("ascii")
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        text = encode(raw).decode("ascii")
         forms |= {text, text.rstrip("=")}
+        for shift in (1, 2):  # inside a longer base64 text (a whole form, say): what does
+            # not depend on the bytes around it, at each of the other two alignments
+            forms.add(encode(b"\0" * shift + raw).decode("ascii")[4:-4])
     if secret.count(".") >= 2:  # a JWT: its header, claims or signature alone
         forms |= {part for part in secret.split(".") if len(part) >= 16}
     return {form for form in forms if len(form) >= 4}

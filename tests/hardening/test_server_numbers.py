@@ -9,6 +9,7 @@ its timeout with a typed error, after a handful of polls at most (counted, not t
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,14 +18,20 @@ from mcp_client_auth import (
     AuthorizationError,
     IdentityAssertion,
     IdJagExchange,
+    MCPAuthError,
+    OAuthClientProvider,
     RegistrationError,
     TokenError,
+    TokenStore,
 )
 from mcp_client_auth.login.device import DeviceLogin
 from mcp_client_auth.untrusted import parse_json, server_number
 
 from .drive import COMBOS, assert_clean, outcome, provider
 from .hostile import Hostile, Reply, Seen
+from .test_own_client import get_through, live
+
+__all__ = ["live"]  # the fixture, shared with test_own_client
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -208,3 +215,41 @@ def test_server_number_refuses(value: Any, message: str) -> None:
 def test_server_number_accepts_and_caps(value: Any, expected: float) -> None:
     got = server_number(value, name="n", low=0, high=3600, cap=True, what="x", error=TokenError)
     assert got == expected and str(got) == str(expected)
+
+
+# -- a token endpoint that answers each poll too slowly ------------------------------------------
+
+
+@pytest.mark.parametrize(("lib", "mode"), [c.split("-") for c in COMBOS])
+def test_a_trickling_token_endpoint_does_not_stretch_the_device_login(
+    live: Hostile, lib: str, mode: str
+) -> None:
+    """Each poll may take only what is left of ``timeout=`` (and a few seconds' grace), not the
+    minute every flow request may take: a server answering a poll a byte at a time ends the
+    login at its timeout, as "no approval", not a minute later as the poll's own error."""
+    device = f"{live.issuer}/device_authorization"
+    live.asm_extra["device_authorization_endpoint"] = device
+    body = ("{" + GOOD + ', "expires_in": 600, "interval": 1}').encode()
+    live.hooks["unknown"] = lambda seen: Reply.raw(body) if seen.url == device else None
+    sent: list[int] = []
+
+    def trickle(seen: Seen) -> Reply:
+        def chunks() -> Iterator[bytes]:
+            for _ in range(1200):  # a minute at 50 ms a byte
+                sent.append(1)
+                yield b" "
+
+        return Reply(200, chunks(), [("content-type", "application/json")], pause=0.05)
+
+    live.on_grant(DEVICE_GRANT, trickle)
+    auth = OAuthClientProvider(
+        live.resource,
+        store=TokenStore.memory(),
+        login=DeviceLogin(output=io.StringIO()),
+        timeout=1.0,
+    )
+    with pytest.raises(MCPAuthError) as caught:
+        get_through(lib, mode, auth, live.resource)
+    assert_clean(caught.value, AuthorizationError, r"no approval within 1 s")
+    assert len(live.token_requests(DEVICE_GRANT)) == 1
+    assert 0 < len(sent) < 1200  # the client hung up long before the server was done
