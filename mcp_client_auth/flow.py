@@ -65,7 +65,7 @@ from .tokens import (
     TokenSet,
     token_set_from_response,
 )
-from .untrusted import answer_text, parse_json, read_error, server_number
+from .untrusted import answer_text, parse_json, read_error, server_nonce, server_number
 
 __all__ = ["AuthFlow", "FlowSettings", "LogoutResult"]
 
@@ -693,7 +693,7 @@ class AuthFlow:
             )
             if key is None:
                 break
-            nonce = response.headers.get("dpop-nonce")
+            nonce = server_nonce(response.headers.get("dpop-nonce"))
             if nonce:
                 self.nonces[where] = nonce
             if (

@@ -56,7 +56,7 @@ from .metadata import (
 from .registration import ClientSettings
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
-from .untrusted import clean_text, header_secrets
+from .untrusted import clean_text, header_secrets, server_nonce
 
 if TYPE_CHECKING:
     import asyncio
@@ -357,7 +357,7 @@ class OAuthClientProvider(AuthBase):
 
     def _note_nonce(self, response: Any) -> None:
         """Keep the resource's newest DPoP nonce (RFC 9449 9) for the next proofs."""
-        nonce = response.headers.get("dpop-nonce")
+        nonce = server_nonce(response.headers.get("dpop-nonce"))
         if nonce:
             self._flow.note_resource_nonce(nonce)
 
@@ -402,7 +402,7 @@ class OAuthClientProvider(AuthBase):
                 and sent is not None
                 and sent.dpop_bound
                 and not nonce_retried
-                and response.headers.get("dpop-nonce")
+                and server_nonce(response.headers.get("dpop-nonce"))
                 and _asks_for_nonce(challenges)
             ):
                 # RFC 9449 9: the resource wants its nonce in the proof; once per token

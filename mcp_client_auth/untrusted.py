@@ -49,6 +49,7 @@ __all__ = [
     "parse_json",
     "read_error",
     "sent_secrets",
+    "server_nonce",
     "server_number",
     "visible_text",
 ]
@@ -215,6 +216,23 @@ def server_number(
             return float(high)
         raise error(f"{what} has a {name} of {number:g}, more than the {high:g} allowed")
     return number
+
+
+# -- values a server hands back to be sent again ----------------------------------------------
+
+MAX_NONCE = 512  # characters of a DPoP nonce: real ones are a few dozen
+_NQCHAR = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+def server_nonce(value: str | None) -> str | None:
+    """A DPoP nonce (RFC 9449 8) fit to put into every later proof, else ``None`` (ignored).
+
+    RFC 9449 makes it ``1*NQCHAR`` (visible ASCII but ``"`` and ``\\``); a longer one than
+    :data:`MAX_NONCE` would ride on every request to that server.
+    """
+    if value and len(value) <= MAX_NONCE and _NQCHAR.fullmatch(value):
+        return value
+    return None
 
 
 # -- text ----------------------------------------------------------------------------------------

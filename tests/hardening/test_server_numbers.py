@@ -253,3 +253,32 @@ def test_a_trickling_token_endpoint_does_not_stretch_the_device_login(
     assert_clean(caught.value, AuthorizationError, r"no approval within 1 s")
     assert len(live.token_requests(DEVICE_GRANT)) == 1
     assert 0 < len(sent) < 1200  # the client hung up long before the server was done
+
+
+# -- a DPoP nonce is sent back on every proof: it must be one ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("nonce", "retried"),
+    [("n-1_ok", True), ("n" * 10_000, False), ('bad"quote', False), ("caf\u00e9", False)],
+)
+def test_only_a_well_formed_dpop_nonce_is_used(nonce: str, retried: bool) -> None:
+    servers = Hostile()
+    servers.asm_extra["dpop_signing_alg_values_supported"] = ["ES256"]
+    servers.on_grant(
+        "authorization_code",
+        lambda seen: Reply.json({"error": "use_dpop_nonce"}, 400, [("dpop-nonce", nonce)]),
+    )
+    error = outcome(servers, provider(servers, dpop=True))
+    assert_clean(error, TokenError, r"use_dpop_nonce", servers.secrets)
+    sent = servers.token_requests("authorization_code")
+    assert len(sent) == (2 if retried else 1)
+
+
+def test_server_nonce_rule() -> None:
+    from mcp_client_auth.untrusted import MAX_NONCE, server_nonce
+
+    assert server_nonce("abc-_.~!#$") == "abc-_.~!#$"
+    assert server_nonce("x" * MAX_NONCE) == "x" * MAX_NONCE
+    for bad in (None, "", "x" * (MAX_NONCE + 1), "a b", 'a"b', "a\\b", "a\x1bb", "é"):
+        assert server_nonce(bad) is None
