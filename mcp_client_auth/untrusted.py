@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
-from urllib.parse import parse_qsl, quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit, urlunsplit
 
 from .errors import AuthorizationError, DiscoveryError, TokenError
 
@@ -52,6 +52,7 @@ __all__ = [
     "server_nonce",
     "server_number",
     "visible_text",
+    "visible_url",
 ]
 
 #: The largest JSON body read from a server. Real documents and answers are a few KiB; a cap
@@ -275,12 +276,28 @@ def visible_text(text: str) -> str:
     )
 
 
+def visible_url(url: str) -> str:
+    """``url`` as printed for a person to open: :func:`visible_text`, and an international
+    host name in its ASCII (punycode) form, so a look-alike host (a Cyrillic ``а`` for a
+    Latin ``a``) shows as the different name it is."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if not host.isascii():
+            ascii_host = host.encode("idna").decode("ascii")
+            url = urlunsplit(parts._replace(netloc=parts.netloc.replace(host, ascii_host, 1)))
+    except (ValueError, UnicodeError):
+        pass  # shown as it is, escapes and all
+    return visible_text(url)
+
+
 def _encodings(secret: str) -> set[str]:
-    """The forms a server could echo ``secret`` in: as sent, URL-encoded, JSON-escaped,
+    """The forms a server could echo ``secret`` in: as sent, URL-encoded, JSON-escaped, hex,
     base64 (standard and URL-safe, padded or not), and a JWT's parts one by one."""
     forms = {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1]}
     forms |= {f.lower() for f in list(forms) if "%" in f}
     raw = secret.encode("utf-8", "surrogatepass")
+    forms |= {raw.hex(), raw.hex().upper()}
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         text = encode(raw).decode("ascii")
         forms |= {text, text.rstrip("=")}

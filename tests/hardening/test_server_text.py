@@ -196,3 +196,19 @@ def test_status_shows_server_text_with_escapes(capsys: pytest.CaptureFixture[str
     assert not raw_hidden(shown.out + shown.err), shown.out
     assert "client\\x1b]0;owned\\x07-1" in shown.out
     assert "read\\x9b2J" in shown.out and "write\\u2066" in shown.out
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_a_look_alike_host_is_printed_in_its_ascii_form(combo: str) -> None:
+    """A Cyrillic ``а`` in the authorization server's host: the paste login prints the
+    punycode name, which does not look like the real one."""
+    servers = Hostile(issuer="https://xn--uth-5cd.example.com")  # where the requests go
+    look_alike = "https://\u0430uth.example.com"
+    servers.prm_extra["authorization_servers"] = [look_alike]
+    servers.asm_extra.update(issuer=look_alike, authorization_endpoint=f"{look_alike}/authorize")
+    output = io.StringIO()
+    login = PasteLogin(input=io.StringIO(""), output=output)
+    outcome(servers, provider(servers, login=login, timeout=5), combo=combo)
+    shown = output.getvalue()
+    assert "https://xn--uth-5cd.example.com/authorize?" in shown, shown
+    assert "\u0430" not in shown
