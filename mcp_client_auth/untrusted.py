@@ -119,7 +119,7 @@ def _finite_float(text: str) -> float:
 def _too_deep(document: object, limit: int) -> bool:
     """Whether ``document`` nests arrays and objects more than ``limit`` levels (no recursion)."""
     level: list[object] = [document]
-    for _ in range(limit + 1):
+    for _ in range(limit):
         below: list[object] = []
         for value in level:
             if isinstance(value, dict):
@@ -130,6 +130,27 @@ def _too_deep(document: object, limit: int) -> bool:
             return False
         level = below
     return True
+
+
+# A surrogate can only come from a \u escape (UTF-8 text has none); a pair of them is one
+# character once parsed, so what is left is a lone one, which no UTF-8 file or log can hold.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(document: object) -> bool:
+    pending: list[object] = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 def parse_json(
@@ -145,7 +166,8 @@ def parse_json(
     Refused: more than ``limit`` bytes (checked before decoding), text that is not UTF-8 (a
     byte order mark is allowed, as RFC 8259 lets a parser ignore it), ``NaN``, ``Infinity``,
     numbers that overflow a float, integers past Python's digit limit, nesting deeper than
-    :data:`MAX_JSON_DEPTH`, and any JSON value that is not an object.
+    :data:`MAX_JSON_DEPTH`, a lone surrogate (``"\\ud800"``: I-JSON, RFC 7493, forbids it, and
+    no UTF-8 store or log can hold it), and any JSON value that is not an object.
     """
     if len(body) > limit:
         raise error(f"the {what} at {url} is larger than {limit} bytes")
@@ -165,6 +187,8 @@ def parse_json(
         raise error(
             f"the {what} at {url} is not valid JSON (nested deeper than {MAX_JSON_DEPTH} levels)"
         )
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(document):
+        raise error(f"the {what} at {url} is not valid JSON (a lone surrogate in a string)")
     return document
 
 

@@ -171,7 +171,9 @@ def test_error_answer_with_nan_is_still_a_typed_error() -> None:
         b'{"a": -1e999}',
         b'{"a": ' + b"9" * 5000 + b"}",
         b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-        b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}",
+        b'{"a": ' + b"[" * 32 + b"]" * 32 + b"}",  # 33 levels
+        b'{"a": "x\\ud800"}',  # a lone surrogate: no UTF-8 store or log can hold it
+        b'{"a\\udfff": 1}',
         b"[" * 1_000_000,
     ],
 )
@@ -183,6 +185,13 @@ def test_parse_json_refuses_what_is_not_plain_json(body: bytes) -> None:
 def test_parse_json_keeps_tiny_and_negative_zero_numbers() -> None:
     doc = parse_json(b'{"a": 1e-400, "b": -0, "c": -0.0}', what="x", url="u")
     assert doc == {"a": 0.0, "b": 0, "c": 0.0}
+
+
+def test_parse_json_keeps_32_levels_and_surrogate_pairs() -> None:
+    doc = parse_json(
+        b'{"a": ' + b"[" * 31 + b"]" * 31 + b', "b": "\\ud83d\\ude00"}', what="x", url="u"
+    )
+    assert doc["b"] == "\U0001f600"
 
 
 @pytest.mark.parametrize(
