@@ -46,7 +46,6 @@ from .errors import (
 )
 from .metadata import (
     Challenge,
-    clean_text,
     origin,
     require_secure_url,
 )
@@ -65,7 +64,14 @@ from .tokens import (
     TokenSet,
     token_set_from_response,
 )
-from .untrusted import answer_text, parse_json, read_error, server_nonce, server_number
+from .untrusted import (
+    answer_text,
+    clean_text,
+    parse_json,
+    read_error,
+    server_nonce,
+    server_number,
+)
 
 __all__ = ["AuthFlow", "FlowSettings", "LogoutResult"]
 
@@ -548,7 +554,7 @@ class AuthFlow:
             if setting:
                 raise ConfigurationError(
                     f"dpop=True, but the authorization server {record.issuer} accepts DPoP "
-                    f"proofs only as {', '.join(map(str, algorithms))[:200]}, not "
+                    f"proofs only as {clean_text(', '.join(map(str, algorithms)), 200)}, not "
                     f"{DPOP_ALGORITHM}; pass dpop=None to use bearer tokens there"
                 )
             logger.info(

@@ -212,3 +212,13 @@ def test_a_look_alike_host_is_printed_in_its_ascii_form(combo: str) -> None:
     shown = output.getvalue()
     assert "https://xn--uth-5cd.example.com/authorize?" in shown, shown
     assert "\u0430" not in shown
+
+
+def test_dpop_algorithms_a_server_lists_are_quoted_with_escapes() -> None:
+    from mcp_client_auth import ConfigurationError
+
+    servers = Hostile()
+    servers.asm_extra["dpop_signing_alg_values_supported"] = ["RS256\x1b[2J\u202e"]
+    error = outcome(servers, provider(servers, dpop=True))
+    assert_clean(error, ConfigurationError, r"RS256\\x1b\[2J\\u202e")
+    assert not raw_hidden(str(error))
