@@ -8,12 +8,15 @@ hostile until checked, and each check has one helper here that every module uses
   ends), without a number that overflows to infinity (``1e999``), bounded in size and depth;
   anything else is the caller's typed error.
 - :func:`server_number`: a number is finite and in its range before it is used (a lifetime, an
-  interval, an expiry), and never a boolean.
+  interval, an expiry), and never a boolean; :func:`server_nonce`: a DPoP nonce is one before
+  it rides on every later proof.
 - :func:`clean_text`: text put into a message, a log line or the terminal shows every control,
   bidirectional and invisible character as a visible escape (``\\x1b``, ``\\u202e``), so a
   server can neither drive the terminal, forge a log line, nor make text read other than it is;
   and whatever the request just sent (a code, a verifier, a client secret, an ID token) is cut
   out of it, also when echoed URL- or base64-encoded or split by spaces and line breaks.
+  :func:`visible_text` is the same rule unbounded (and :func:`visible_url`, for a URL a person
+  is asked to open, also shows an international host as punycode).
 - :func:`read_error`: a server's error answer (RFC 6749 5.2 and the like) read once, through
   the rules above, into the typed error the caller names.
 
@@ -308,8 +311,9 @@ def visible_url(url: str) -> str:
         parts = urlsplit(url)
         host = parts.hostname or ""
         if not host.isascii():
-            ascii_host = host.encode("idna").decode("ascii")
-            url = urlunsplit(parts._replace(netloc=parts.netloc.replace(host, ascii_host, 1)))
+            port = f":{parts.port}" if parts.port is not None else ""
+            netloc = host.encode("idna").decode("ascii") + port
+            url = urlunsplit(parts._replace(netloc=netloc))
     except (ValueError, UnicodeError):
         pass  # shown as it is, escapes and all
     return visible_text(url)
