@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .store.keys import KeyringProbe, Protection, probe_keyring
     from .token_exchange import IdJagExchange
     from .tokens import ClientRegistration, ServerRecord, TokenSet
+    from .untrusted import visible_text
 
 _WHERE = {
     "AuthorizationError": ".errors",
@@ -68,6 +69,7 @@ _WHERE = {
     "TokenStore": ".store",
     "canonical_resource_url": ".metadata",
     "probe_keyring": ".store.keys",
+    "visible_text": ".untrusted",
 }
 
 __all__ = [
@@ -99,6 +101,7 @@ __all__ = [
     "TokenStore",
     "canonical_resource_url",
     "probe_keyring",
+    "visible_text",
 ]
 
 __version__ = "0.1.0"

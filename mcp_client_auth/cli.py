@@ -142,16 +142,32 @@ class Reporter:
         sys.stderr.flush()
 
     def success(self, text: str) -> None:
-        self._write(f"{self.style.good('✓')} {text}")
+        self._write(f"{self.style.good('✓')} {_printable(text)}")
 
     def warning(self, text: str) -> None:
-        self._write(f"{self.style.warn('!')} {text}")
+        self._write(f"{self.style.warn('!')} {_printable(text)}")
 
     def info(self, text: str) -> None:
-        self._write(text)
+        self._write(text)  # our own lines, some styled: what they quote is cleaned by the caller
 
     def error(self, text: str) -> None:
-        self._write(f"{self.style.bad('error:')} {text}")
+        self._write(f"{self.style.bad('error:')} {_printable(text)}")
+
+
+def _printable(text: str) -> str:
+    """``text`` with its line breaks kept and every other control, bidi or invisible character
+    shown as an escape (the library's one rule): what a message quotes from a server cannot
+    drive the terminal, whoever built the message."""
+    from . import visible_text
+
+    return "\n".join(visible_text(line) for line in text.split("\n"))
+
+
+def _one_line(text: str) -> str:
+    """A value a server chose (a client_id, scopes), shown on one line with escapes."""
+    from . import visible_text
+
+    return visible_text(text)
 
 
 def _configure_logging(debug: bool, *, quiet_key_file: bool = False) -> None:
@@ -164,11 +180,13 @@ def _configure_logging(debug: bool, *, quiet_key_file: bool = False) -> None:
     """
     import logging
 
+    from . import visible_text
+
     style = Style(sys.stderr)
 
     class OneLine(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
-            message = record.getMessage()
+            message = visible_text(record.getMessage())  # one line, whatever a server put in it
             if debug:
                 stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
                 head = f"{stamp} {record.levelname.lower()} {record.name}: {message}"
@@ -445,10 +463,11 @@ def cmd_login(args: argparse.Namespace) -> int:
         report.info("")  # the paste prompt's line: a pipe echoes no Enter to end it
     report.success(f"Logged in to {url}")
     if record is not None and record.issuer:
-        report.info(f"  issuer          {record.issuer}")
+        report.info(f"  issuer          {_one_line(record.issuer)}")
     if record is not None and record.client is not None:
-        report.info(f"  client id       {record.client.client_id} ({_client_kind(record)})")
-    report.info(f"  scopes          {tokens.scope or '(none stated)'}")
+        client_id = _one_line(record.client.client_id)
+        report.info(f"  client id       {client_id} ({_client_kind(record)})")
+    report.info(f"  scopes          {_one_line(tokens.scope or '(none stated)')}")
     report.info(f"  access token    {_expiry_text(tokens, time.time(), Style(sys.stderr))}")
     report.info(f"  refresh token   {'present' if tokens.refresh_token else 'absent'}")
     report.info(f"  stored in       {store.description}")
@@ -474,7 +493,7 @@ def _client_kind(record: ServerRecord) -> str:
         "metadata-document": "client ID metadata document",
     }.get(client.kind, client.kind)
     public = client.token_endpoint_auth_method == "none"
-    return f"{kind}, {'public client' if public else client.token_endpoint_auth_method}"
+    return _one_line(f"{kind}, {'public client' if public else client.token_endpoint_auth_method}")
 
 
 def _relative(seconds: float) -> str:
@@ -634,12 +653,17 @@ def _print_status(
         lines.append(style.bold(record.resource))
         rows = [
             ("state", style.good(state) if usable else style.warn(state)),
-            ("issuer", record.issuer or "(unknown)"),
+            ("issuer", _one_line(record.issuer or "(unknown)")),
             (
                 "client id",
-                f"{record.client.client_id} ({_client_kind(record)})" if record.client else "none",
+                f"{_one_line(record.client.client_id)} ({_client_kind(record)})"
+                if record.client
+                else "none",
             ),
-            ("scopes", " ".join(sorted(tokens.scopes)) if tokens and tokens.scopes else "-"),
+            (
+                "scopes",
+                _one_line(" ".join(sorted(tokens.scopes))) if tokens and tokens.scopes else "-",
+            ),
             ("access token", _expiry_text(tokens, now, style)),
             ("refresh token", "present" if tokens and tokens.refresh_token else "absent"),
         ]
@@ -783,8 +807,8 @@ class Findings:
         self._add(self.style.bad("✗"), text, details)
 
     def _add(self, mark: str, text: str, details: Sequence[str]) -> None:
-        self.lines.append(f"{mark} {text}")
-        self.lines.extend(f"    {d}" for d in details if d)
+        self.lines.append(f"{mark} {_printable(text)}")
+        self.lines.extend(f"    {_printable(d)}" for d in details if d)
 
 
 def _version(distribution: str) -> str | None:

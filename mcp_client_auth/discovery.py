@@ -18,7 +18,6 @@ from .effects import Effect, HttpRequest, HttpResponse
 from .errors import DiscoveryError
 from .metadata import (
     authorization_server_metadata_urls,
-    clean_text,
     fallback_server_metadata,
     origin,
     parse_json_document,
@@ -28,6 +27,7 @@ from .metadata import (
     validate_resource_metadata,
     validate_server_metadata,
 )
+from .untrusted import clean_text
 
 __all__ = ["Discovered", "choose_authorization_server", "discover", "discover_server_metadata"]
 

@@ -9,7 +9,6 @@ them with httpx or httpx2, sync or async; the clock is passed in. The provider c
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -48,7 +47,6 @@ from .errors import (
 )
 from .metadata import (
     Challenge,
-    clean_text,
     origin,
     require_secure_url,
 )
@@ -65,8 +63,15 @@ from .tokens import (
     ClientRegistration,
     ServerRecord,
     TokenSet,
-    number,
     token_set_from_response,
+)
+from .untrusted import (
+    answer_text,
+    clean_text,
+    parse_json,
+    read_error,
+    server_nonce,
+    server_number,
 )
 
 __all__ = ["AuthFlow", "FlowSettings", "LogoutResult"]
@@ -75,18 +80,10 @@ logger = logging.getLogger("mcp_client_auth.flow")
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 MAX_POLL_INTERVAL = 60.0  # device flow: a server's interval (and slow_down) is capped at this
-# form fields whose values must never come back in a message, even when a server echoes them
-SECRET_FIELDS = (
-    "code",
-    "code_verifier",
-    "refresh_token",
-    "client_secret",
-    "assertion",
-    "client_assertion",
-    "device_code",
-    "token",
-    "subject_token",
-)
+MIN_POLL_INTERVAL = 1.0  # ... and raised to this: a server's 0 or 1e-300 is no reason to spin
+DEFAULT_POLL_INTERVAL = 5.0  # RFC 8628 3.2: without an interval, 5 s
+MAX_CODE_LIFETIME = 24 * 3600.0  # a device code's expires_in is capped at this
+LAST_POLL_GRACE = 5.0  # a poll sent as the login's time runs out may take this long to answer
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # who gave a DPoP nonce: the first half of a key of AuthFlow.nonces
 AUTHORIZATION_SERVER = "authorization server"
@@ -129,31 +126,6 @@ class LogoutResult:
     forgotten: bool = False
     revocation_supported: bool = False
     errors: tuple[str, ...] = ()
-
-
-def _error_fields(
-    response: HttpResponse, secrets: Sequence[str] = ()
-) -> tuple[str | None, str | None]:
-    """The server's ``error`` and ``error_description``, cleaned of control characters and of
-    any secret the request carried (``secrets``), and bounded in length."""
-    try:
-        answer = json.loads(response.body[:65536])
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None, None
-    if not isinstance(answer, dict):
-        return None, None
-    error = answer.get("error")
-    description = answer.get("error_description")
-    return (
-        (clean_text(error, 100, secrets=secrets) or None) if isinstance(error, str) else None,
-        (clean_text(description, 300, secrets=secrets) or None)
-        if isinstance(description, str)
-        else None,
-    )
-
-
-def _secrets(form: Mapping[str, str]) -> tuple[str, ...]:
-    return tuple(form[name] for name in SECRET_FIELDS if form.get(name))
 
 
 def _unique(items: Sequence[str]) -> tuple[str, ...]:
@@ -583,7 +555,7 @@ class AuthFlow:
             if setting:
                 raise ConfigurationError(
                     f"dpop=True, but the authorization server {record.issuer} accepts DPoP "
-                    f"proofs only as {', '.join(map(str, algorithms))[:200]}, not "
+                    f"proofs only as {clean_text(', '.join(map(str, algorithms)), 200)}, not "
                     f"{DPOP_ALGORITHM}; pass dpop=None to use bearer tokens there"
                 )
             logger.info(
@@ -704,9 +676,11 @@ class AuthFlow:
         *,
         requested_scope: str | None,
         what: str,
+        timeout: Callable[[], float | None] = lambda: None,
     ) -> Generator[Effect, Any, TokenSet]:
         """One token request; with DPoP, a proof, and one retry when the server asks for a
-        nonce (RFC 9449 8)."""
+        nonce (RFC 9449 8). ``timeout`` says how long each attempt may take, when less than
+        the driver's deadline (a device poll: what is left of the login's timeout)."""
         metadata = record.server_metadata or {}
         endpoint = require_secure_url(metadata["token_endpoint"], what="the token endpoint")
         auth_form, headers = client_auth(client)
@@ -719,28 +693,23 @@ class AuthFlow:
                 headers = {**headers, "DPoP": proof}
             sent = {**form, **auth_form, **self._client_assertion(client, audience)}
             response: HttpResponse = yield HttpRequest.post_form(
-                endpoint, sent, what=what, error=TokenError, headers=headers
+                endpoint, sent, what=what, error=TokenError, headers=headers, timeout=timeout()
             )
             if key is None:
                 break
-            nonce = response.headers.get("dpop-nonce")
+            nonce = server_nonce(response.headers.get("dpop-nonce"))
             if nonce:
                 self.nonces[where] = nonce
             if (
                 attempt == 1
                 and nonce
                 and response.status_code in (400, 401)
-                and _error_fields(response, _secrets(sent))[0] == "use_dpop_nonce"
+                and read_error(response).error == "use_dpop_nonce"
             ):
                 logger.debug("the token endpoint %s asked for a DPoP nonce; retrying", endpoint)
                 continue
             break
-        tokens = self._parse_token_response(
-            response,
-            what=what,
-            requested_scope=requested_scope,
-            secrets=_secrets(sent),
-        )
+        tokens = self._parse_token_response(response, what=what, requested_scope=requested_scope)
         if tokens.dpop_bound and key is None:
             raise TokenError(
                 f"the {what} at {endpoint} returned a DPoP-bound token although no DPoP proof "
@@ -754,43 +723,32 @@ class AuthFlow:
         return tokens
 
     def _parse_token_response(
-        self,
-        response: HttpResponse,
-        *,
-        what: str,
-        requested_scope: str | None,
-        secrets: Sequence[str] = (),
+        self, response: HttpResponse, *, what: str, requested_scope: str | None
     ) -> TokenSet:
         if response.status_code != 200:
-            error, description = _error_fields(response, secrets)
+            answer = read_error(response)
             retry = (
                 " The stored tokens are kept; try again later."
-                if (response.status_code >= 500 or error is None)
+                if (response.status_code >= 500 or answer.error is None)
                 else ""
             )
-            detail = f": {error}" if error else ""
-            detail += f" ({description})" if description else ""
-            raise TokenError(
+            raise answer.as_error(
+                TokenError,
                 f"the {what} at {response.url} failed with HTTP {response.status_code}"
-                f"{detail}.{retry}",
-                error=error,
-                description=description,
-                status_code=response.status_code,
+                f"{answer.detail}.{retry}",
             )
         if response.truncated:
             raise TokenError(f"the {what} response from {response.url} is too large")
-        try:
-            answer = json.loads(response.body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise TokenError(f"the {what} response from {response.url} is not JSON") from None
-        if not isinstance(answer, dict):
-            raise TokenError(f"the {what} response from {response.url} is not a JSON object")
+        document = parse_json(
+            response.body, what=f"{what} response", url=response.url, error=TokenError
+        )
         try:
             return token_set_from_response(
-                answer, now=self.clock(), requested_scope=requested_scope or None
+                document, now=self.clock(), requested_scope=requested_scope or None
             )
         except ValueError as exc:
-            raise TokenError(f"invalid {what} response from {response.url}: {exc}") from None
+            reason = answer_text(response, exc, 300)
+            raise TokenError(f"invalid {what} response from {response.url}: {reason}") from None
 
     # -- logout (RFC 7009) ---------------------------------------------------------------
 
@@ -834,7 +792,7 @@ class AuthFlow:
                 if response.status_code == 200:
                     revoked.append(hint)
                 else:
-                    error, _ = _error_fields(response, (value, *auth_form.values()))
+                    error = read_error(response).error
                     errors.append(
                         f"{hint}: HTTP {response.status_code}" + (f" ({error})" if error else "")
                     )
@@ -957,73 +915,67 @@ class AuthFlow:
         form = {"resource": record.resource_indicator, **auth_form}
         if scope:
             form["scope"] = scope
+        start = self.clock()
+        timeout = self.settings.login_timeout
         response: HttpResponse = yield HttpRequest.post_form(
             endpoint,
             form,
             what="device authorization",
             error=AuthorizationError,
             headers=headers,
+            timeout=timeout,
         )
         if response.status_code != 200:
-            error, description = _error_fields(response, _secrets(form))
-            raise AuthorizationError(
+            answer = read_error(response)
+            raise answer.as_error(
+                AuthorizationError,
                 f"the device authorization request failed with HTTP {response.status_code}"
-                + (f": {error}" if error else "")
-                + (f" ({description})" if description else ""),
-                error=error,
-                description=description,
+                f"{answer.detail}",
             )
-        try:
-            answer = json.loads(response.body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            answer = None
-        if not isinstance(answer, dict) or not all(
-            isinstance(answer.get(k), str) for k in ("device_code", "user_code", "verification_uri")
-        ):
-            raise AuthorizationError("the device authorization response is incomplete")
-        given = answer.get("interval", 5)
-        interval = number(given) if isinstance(given, (int, float)) else None
-        lifetime = answer.get("expires_in")
-        expires_in = number(lifetime) if isinstance(lifetime, (int, float)) else None
-        for name, value in (("interval", interval), ("expires_in", expires_in)):
-            if value is not None and value == float("inf"):
-                raise AuthorizationError(
-                    f"the device authorization response has an {name} too large to be a number"
-                )
-        if interval is None or not interval > 0:
-            interval = 5.0
-        interval = min(interval, MAX_POLL_INTERVAL)
-        complete = answer.get("verification_uri_complete")
+        code = _device_code(response)
         yield ShowDeviceCode(
-            answer["verification_uri"],
-            answer["user_code"],
-            complete if isinstance(complete, str) else None,
-            expires_in,
+            code.verification_uri, code.user_code, code.verification_uri_complete, code.expires_in
         )
-        timeout = self.settings.login_timeout
-        # which ends the wait first: the login's own timeout, or the code's lifetime
-        timed_out = not expires_in or timeout < expires_in
-        deadline = self.clock() + min(expires_in or timeout, timeout)
+        # the login's own timeout bounds the wait whatever the server says (each poll may take
+        # only what is left of it, and a few seconds more for the last); the code's lifetime
+        # may end it sooner (the message then says so)
+        lifetime = code.expires_in
+        timed_out = lifetime is None or timeout < lifetime
+        deadline = start + (timeout if lifetime is None or timed_out else lifetime)
+        interval = code.interval
         form = {
             "grant_type": DEVICE_GRANT,
-            "device_code": answer["device_code"],
+            "device_code": code.device_code,
             "resource": record.resource_indicator,
         }
-        while True:
-            if self.clock() >= deadline and timed_out:
-                raise AuthorizationError(
+
+        def left() -> float:
+            return max(0.0, deadline - self.clock())
+
+        def over() -> AuthorizationError:
+            if timed_out:
+                return AuthorizationError(
                     f"no approval within {timeout:g} s; the login did not finish in its time "
                     "(the device code was still valid). Run it again; timeout= allows longer"
                 )
-            if self.clock() >= deadline:
-                raise AuthorizationError("the device code expired before the login was approved")
-            # never past the deadline, whatever the server's interval
-            yield Sleep(min(interval, max(0.0, deadline - self.clock())))
+            return AuthorizationError("the device code expired before the login was approved")
+
+        while True:
+            if not left():
+                raise over()
+            yield Sleep(min(interval, left()))  # never past the deadline, whatever the interval
             try:
                 tokens = yield from self._token_request(
-                    record, client, form, requested_scope=scope, what="device code exchange"
+                    record,
+                    client,
+                    form,
+                    requested_scope=scope,
+                    what="device code exchange",
+                    timeout=lambda: left() + LAST_POLL_GRACE,
                 )
             except TokenError as exc:
+                if not left():  # the poll took what was left of the login's time
+                    raise over() from None
                 if exc.error == "authorization_pending":
                     continue
                 if exc.error == "slow_down":
@@ -1041,3 +993,57 @@ class AuthFlow:
                 raise
             yield from self._save(replace(record, tokens=tokens))
             return tokens
+
+
+@dataclass(frozen=True)
+class _DeviceCode:
+    """A device authorization response (RFC 8628 3.2), every field checked."""
+
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_in: float | None  # None: not said (or 0), so only the login's timeout applies
+    interval: float
+
+
+def _device_code(response: HttpResponse) -> _DeviceCode:
+    """Read a device authorization response: strings where strings belong, the verification
+    pages usable URLs, the numbers finite and in range (an interval between
+    :data:`MIN_POLL_INTERVAL` and :data:`MAX_POLL_INTERVAL`, a lifetime of at most a day)."""
+    what = "the device authorization response"
+    answer = parse_json(
+        response.body,
+        what="device authorization response",
+        url=response.url,
+        error=AuthorizationError,
+    )
+    if not all(
+        isinstance(answer.get(k), str) and answer[k]
+        for k in ("device_code", "user_code", "verification_uri")
+    ):
+        raise AuthorizationError(f"{what} is incomplete")
+    complete = answer.get("verification_uri_complete")
+    complete = complete if isinstance(complete, str) and complete else None
+    for uri in (answer["verification_uri"], complete):
+        if uri is not None:
+            require_secure_url(uri, what=f"the verification page in {what}")
+
+    def seconds(name: str, high: float, default: float) -> float:
+        value = answer.get(name)
+        if value is None:
+            return default
+        return server_number(
+            value, name=name, low=0, high=high, cap=True, what=what, error=AuthorizationError
+        )
+
+    expires_in = seconds("expires_in", MAX_CODE_LIFETIME, 0.0) or None  # 0: not said
+    interval = seconds("interval", MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL)
+    return _DeviceCode(
+        answer["device_code"],
+        answer["user_code"],
+        answer["verification_uri"],
+        complete,
+        expires_in,
+        max(interval, MIN_POLL_INTERVAL),
+    )

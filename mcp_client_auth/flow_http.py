@@ -36,6 +36,7 @@ from ._http_compat import TRANSPORT_ERRORS, httpx2
 from .effects import HttpRequest, HttpResponse
 from .errors import ConfigurationError
 from .metadata import origin
+from .untrusted import clean_text
 
 __all__ = ["DEADLINE", "MAX_BODY", "FlowHttp", "send_async", "send_sync"]
 
@@ -238,8 +239,9 @@ def _library_of_transport(transport: Any) -> ModuleType | None:
 
 
 def _unreachable(effect: HttpRequest, exc: Exception) -> Exception:
+    reason = clean_text(str(exc), 300)  # a protocol error may quote what the server sent
     return effect.error(
-        f"could not reach {effect.url} for the {effect.what}: {exc}.{_kept(effect)}"
+        f"could not reach {effect.url} for the {effect.what}: {reason}.{_kept(effect)}"
     )
 
 
@@ -253,7 +255,8 @@ class _Deadline:
 
     def __init__(self, effect: HttpRequest) -> None:
         self.effect = effect
-        self.limit = DEADLINE
+        # a request may be given less (a device poll: what is left of the login's timeout)
+        self.limit = DEADLINE if effect.timeout is None else max(0.0, min(DEADLINE, effect.timeout))
         self.end = time.monotonic() + self.limit
         self.clipped = False  # the last wait handed to the client was cut short by the deadline
 
@@ -383,6 +386,7 @@ class _CappedBody:
             body=bytes(self.data),
             url=str(response.url),
             challenges=tuple(response.headers.get_list("www-authenticate")),
+            request=self.effect,
         )
 
     def _room(self) -> int:

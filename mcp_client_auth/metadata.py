@@ -13,16 +13,21 @@ indicators) and the MCP authorization specification (discovery order, fallbacks)
 from __future__ import annotations
 
 import ipaddress
-import json
-import re
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, DiscoveryError
+from .untrusted import (
+    MAX_DOCUMENT_BYTES,
+    clean_text,
+    has_unsafe_characters,
+    json_type,
+    parse_json,
+)
 
 __all__ = [
     "MAX_CHALLENGE_HEADER_BYTES",
@@ -30,6 +35,7 @@ __all__ = [
     "Challenge",
     "authorization_server_metadata_urls",
     "canonical_resource_url",
+    "clean_text",
     "fallback_server_metadata",
     "find_challenge",
     "is_loopback_host",
@@ -42,10 +48,6 @@ __all__ = [
     "validate_resource_metadata",
     "validate_server_metadata",
 ]
-
-#: The largest metadata document we read. Real documents are a few KiB; a cap stops a hostile
-#: or broken server from making the client buffer and parse without bound.
-MAX_DOCUMENT_BYTES = 1024 * 1024
 
 #: The largest total size of the ``WWW-Authenticate`` values we parse, for the same reason.
 MAX_CHALLENGE_HEADER_BYTES = 16 * 1024
@@ -352,8 +354,8 @@ def _split_url(url: object) -> _URL:
         raise ValueError(f"expected a string, got {type(url).__name__}")
     if not url:
         raise ValueError("empty")
-    if any(char <= " " or char == "\x7f" for char in url):
-        raise ValueError("contains whitespace or a control character")
+    if has_unsafe_characters(url):
+        raise ValueError("contains whitespace or a control character, or a bidi or invisible one")
     try:
         parts = urlsplit(url)
     except ValueError as exc:
@@ -568,63 +570,12 @@ def fallback_server_metadata(server_url: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def clean_text(text: str, limit: int = 300, *, secrets: Iterable[str] = ()) -> str:
-    """``text`` from a server, safe to put into a message or a log line.
-
-    Control, line-separator and bidi characters become spaces, every value in ``secrets`` (what
-    the request just sent: a code, a verifier, a refresh token) becomes ``…``, and the result is
-    at most ``limit`` characters.
-    """
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "…")
-    text = _CONTROL.sub(" ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def parse_json_document(
     body: bytes, *, what: str, url: str, limit: int = MAX_DOCUMENT_BYTES
 ) -> dict[str, Any]:
-    """Decode a metadata response body into a JSON object, refusing anything else.
-
-    The size is checked before decoding, so an oversized body costs nothing to refuse.
-    """
-    if len(body) > limit:
-        raise DiscoveryError(f"{what} at {url} is larger than {limit} bytes")
-    try:
-        # utf-8-sig: RFC 8259 lets a parser ignore a byte order mark, and some servers send one.
-        text = bytes(body).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DiscoveryError(f"{what} at {url} is not UTF-8 text") from None
-    try:
-        document = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise DiscoveryError(f"{what} at {url} is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise DiscoveryError(f"{what} at {url} must be a JSON object, got {_json_type(document)}")
-    return document
+    """A metadata response body as a JSON object (:func:`untrusted.parse_json`'s rules), or
+    :class:`DiscoveryError`."""
+    return parse_json(body, what=what, url=url, error=DiscoveryError, limit=limit)
 
 
 class _Fields:
@@ -636,7 +587,7 @@ class _Fields:
 
     def __init__(self, doc: object, *, what: str, url: str) -> None:
         if not isinstance(doc, Mapping):
-            raise DiscoveryError(f"{what} at {url} must be a JSON object, got {_json_type(doc)}")
+            raise DiscoveryError(f"{what} at {url} must be a JSON object, got {json_type(doc)}")
         self.doc: Mapping[Any, Any] = doc
         self.what = what
         self.url = url
@@ -644,7 +595,7 @@ class _Fields:
 
     def _wrong(self, name: str, expected: str, value: object) -> NoReturn:
         raise DiscoveryError(
-            f"{self.what} at {self.url}: field {name!r} must be {expected}, got {_json_type(value)}"
+            f"{self.what} at {self.url}: field {name!r} must be {expected}, got {json_type(value)}"
         )
 
     def required_str(self, name: str) -> str:

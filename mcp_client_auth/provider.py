@@ -56,6 +56,7 @@ from .metadata import (
 from .registration import ClientSettings
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
+from .untrusted import clean_text, header_secrets, server_nonce
 
 if TYPE_CHECKING:
     import asyncio
@@ -95,6 +96,8 @@ class _Response(Protocol):
     def headers(self) -> Any: ...
     @property
     def url(self) -> Any: ...
+    @property
+    def request(self) -> Any: ...
 
 
 def _resolve_login(login: Login | LoginCallable | None, port: int | None) -> Login:
@@ -354,7 +357,7 @@ class OAuthClientProvider(AuthBase):
 
     def _note_nonce(self, response: Any) -> None:
         """Keep the resource's newest DPoP nonce (RFC 9449 9) for the next proofs."""
-        nonce = response.headers.get("dpop-nonce")
+        nonce = server_nonce(response.headers.get("dpop-nonce"))
         if nonce:
             self._flow.note_resource_nonce(nonce)
 
@@ -399,7 +402,7 @@ class OAuthClientProvider(AuthBase):
                 and sent is not None
                 and sent.dpop_bound
                 and not nonce_retried
-                and response.headers.get("dpop-nonce")
+                and server_nonce(response.headers.get("dpop-nonce"))
                 and _asks_for_nonce(challenges)
             ):
                 # RFC 9449 9: the resource wants its nonce in the proof; once per token
@@ -455,8 +458,12 @@ class OAuthClientProvider(AuthBase):
             return []
         try:
             return parse_www_authenticate(values)
-        except DiscoveryError as exc:
-            logger.warning("ignoring a malformed WWW-Authenticate header: %s", exc)
+        except DiscoveryError as exc:  # quoting the header: what the request carried is cut out
+            sent = header_secrets(response.request.headers)
+            logger.warning(
+                "ignoring a malformed WWW-Authenticate header: %s",
+                clean_text(str(exc), secrets=sent),
+            )
             return []
 
     # -- sync driver -----------------------------------------------------------------------

@@ -20,8 +20,9 @@ from urllib.parse import quote
 
 from .effects import Effect, HttpRequest, HttpResponse
 from .errors import MCPAuthError, RegistrationError
-from .metadata import clean_text, parse_json_document, require_secure_url
-from .tokens import ClientRegistration, number
+from .metadata import require_secure_url
+from .tokens import ClientRegistration
+from .untrusted import parse_json, read_error, server_number
 
 __all__ = [
     "ClientSettings",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("mcp_client_auth.registration")
+
+MAX_SECRET_EXPIRY = 253402300799.0  # 9999-12-31T23:59:59Z: later expiries are kept as this
 
 
 @dataclass(frozen=True, repr=False)
@@ -159,10 +162,11 @@ def register_dynamically(
         endpoint, document, what="client registration", error=RegistrationError
     )
     if response.status_code not in (200, 201):
-        detail = _error_detail(response)
-        raise RegistrationError(
+        answer = read_error(response)
+        raise answer.as_error(
+            RegistrationError,
             f"the authorization server {issuer} refused to register this client "
-            f"(HTTP {response.status_code}{detail})"
+            f"(HTTP {response.status_code}{answer.detail})",
         )
     return _registration(response, endpoint, document, issuer=issuer)
 
@@ -210,7 +214,7 @@ def update_registration(
             "the registration update at %s failed (HTTP %s%s); registering a new client",
             uri,
             response.status_code,
-            _error_detail(response),
+            read_error(response).detail,
         )
         return None
     try:
@@ -231,10 +235,9 @@ def update_registration(
 def _registration(
     response: HttpResponse, endpoint: str, document: Mapping[str, Any], *, issuer: str
 ) -> ClientRegistration:
-    try:
-        answer = parse_json_document(response.body, what="registration response", url=endpoint)
-    except Exception as exc:
-        raise RegistrationError(str(exc)) from None
+    answer = parse_json(
+        response.body, what="registration response", url=endpoint, error=RegistrationError
+    )
     client_id = answer.get("client_id")
     if not isinstance(client_id, str) or not client_id:
         raise RegistrationError(f"the registration response from {endpoint} has no client_id")
@@ -247,14 +250,20 @@ def _registration(
         tuple(u for u in uris if isinstance(u, str)) if isinstance(uris, list) else ()
     ) or tuple(document.get("redirect_uris") or ())
     expires = answer.get("client_secret_expires_at")
-    expires_at = number(expires) if isinstance(expires, (int, float)) else None
-    if expires_at == float("inf"):
-        raise RegistrationError(
-            f"the registration response from {endpoint} has a client_secret_expires_at too "
-            "large to be a number"
+    expires_at: float | None = None
+    if expires is not None:  # seconds since 1970; 0: the secret does not expire (RFC 7591)
+        expires_at = (
+            server_number(
+                expires,
+                name="client_secret_expires_at",
+                low=0,
+                high=MAX_SECRET_EXPIRY,
+                cap=True,
+                what=f"the registration response from {endpoint}",
+                error=RegistrationError,
+            )
+            or None
         )
-    if expires_at is not None and not expires_at > 0:
-        expires_at = None
     rat = answer.get("registration_access_token")
     rcu = answer.get("registration_client_uri")
     registered_scope = answer.get("scope")
@@ -276,18 +285,6 @@ def _registration(
         registration_client_uri=rcu if isinstance(rcu, str) else None,
         grant_types=tuple(grants),
     )
-
-
-def _error_detail(response: HttpResponse) -> str:
-    try:
-        answer = parse_json_document(response.body, what="error response", url=response.url)
-    except Exception:
-        return ""
-    error = answer.get("error")
-    description = answer.get("error_description")
-    parts = [clean_text(p, 300) for p in (error, description) if isinstance(p, str) and p]
-    parts = [p for p in parts if p]
-    return (": " + ": ".join(parts)[:300]) if parts else ""
 
 
 def client_auth(client: ClientRegistration) -> tuple[dict[str, str], dict[str, str]]:

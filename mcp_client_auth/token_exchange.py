@@ -22,7 +22,6 @@ library of the request being authorized.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from urllib.parse import quote
 from .effects import Effect, GetSubjectToken, HttpRequest, HttpResponse
 from .errors import ConfigurationError, TokenError
 from .metadata import require_secure_url
+from .untrusted import answer_text, parse_json, read_error
 
 __all__ = [
     "ID_JAG_TOKEN_TYPE",
@@ -113,32 +113,24 @@ class IdJagExchange:
 
 
 def _id_jag(response: HttpResponse) -> str:
-    try:
-        answer = json.loads(response.body[: 1024 * 1024])
-    except (ValueError, UnicodeDecodeError):
-        answer = None
     if response.status_code != 200:
-        error = answer.get("error") if isinstance(answer, dict) else None
-        description = answer.get("error_description") if isinstance(answer, dict) else None
-        error = error[:100] if isinstance(error, str) else None
-        description = description[:300] if isinstance(description, str) else None
-        detail = (f": {error}" if error else "") + (f" ({description})" if description else "")
-        raise TokenError(
+        answer = read_error(response)
+        raise answer.as_error(
+            TokenError,
             f"the identity provider refused the ID-JAG token exchange at {response.url} "
-            f"(HTTP {response.status_code}{detail}); the user may need to sign in to it again",
-            error=error,
-            description=description,
-            status_code=response.status_code,
+            f"(HTTP {response.status_code}{answer.detail}); the user may need to sign in to it "
+            "again",
         )
-    if not isinstance(answer, dict):
-        raise TokenError(f"the token exchange response from {response.url} is not a JSON object")
-    token = answer.get("access_token")
+    document = parse_json(
+        response.body, what="token exchange response", url=response.url, error=TokenError
+    )
+    token = document.get("access_token")
     if not isinstance(token, str) or not token:
         raise TokenError(f"the token exchange response from {response.url} has no access_token")
-    issued = answer.get("issued_token_type")
+    issued = document.get("issued_token_type")
     if issued is not None and issued != ID_JAG_TOKEN_TYPE:
         raise TokenError(
-            f"the identity provider at {response.url} issued a {str(issued)[:100]!r}, "
-            f"not an ID-JAG ({ID_JAG_TOKEN_TYPE})"
+            f"the identity provider at {response.url} issued a "
+            f"{answer_text(response, issued)!r}, not an ID-JAG ({ID_JAG_TOKEN_TYPE})"
         )
     return token

@@ -34,6 +34,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import AuthorizationError, ConfigurationError
+from ..untrusted import visible_url
 from .base import Login, LoginSession
 from .device import DeviceLogin
 from .pages import (
@@ -263,10 +264,8 @@ class BrowserLoginSession(LoginSession):
                 )
                 self._sock = None  # the server owns and closes it now
             listening = self._server is not None
-            _write(
-                output,
-                f"\nOpen this URL in your browser to sign in:\n\n    {authorization_url}\n\n",
-            )
+            printed = visible_url(authorization_url)
+            _write(output, f"\nOpen this URL in your browser to sign in:\n\n    {printed}\n\n")
             opened: bool | None = None  # None: not tried (open_browser=False)
             # Finding the system browser may run a program (xdg-settings): not on the loop.
             if await run_in_daemon_thread(login.browser_available):

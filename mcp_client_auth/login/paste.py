@@ -18,6 +18,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ..callback import ForeignCallback, callback_parameters
 from ..errors import AuthorizationError
+from ..untrusted import visible_url
 from .base import Login, LoginSession, free_loopback_port, loopback_redirect_uri
 from .terminal import clean, default_input, default_output, describe_duration, read_line
 
@@ -286,7 +287,7 @@ class _PasteSession(LoginSession):
         just_code = _code_alone_accepted(self._check, redirect_uri=self.redirect_uri, state=state)
         output.write(
             "\nOpen this URL in a browser on any device and sign in:\n\n"
-            f"    {authorization_url}\n\n"
+            f"    {visible_url(authorization_url)}\n\n"
             f"Afterwards the browser is sent to {shown}, which will probably fail to load "
             '("can\'t connect" or similar). That is expected: copy the whole address from the '
             "address bar and paste it below"
