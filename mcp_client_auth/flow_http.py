@@ -240,9 +240,21 @@ def _library_of_transport(transport: Any) -> ModuleType | None:
 
 def _unreachable(effect: HttpRequest, exc: Exception) -> Exception:
     reason = clean_text(str(exc), 300)  # a protocol error may quote what the server sent
+    if not reason.strip():  # httpx.ReadError(""): a pooled connection the server dropped
+        reason = _WITHOUT_TEXT.get(type(exc).__name__, type(exc).__name__)
     return effect.error(
         f"could not reach {effect.url} for the {effect.what}: {reason}.{_kept(effect)}"
     )
+
+
+#: What a transport error that carries no text of its own means, by its httpx class name (the
+#: same names in httpx and httpx2), so the message still says what went wrong.
+_WITHOUT_TEXT = {
+    "ReadError": "the connection was closed while reading the answer",
+    "WriteError": "the connection was closed while sending the request",
+    "ConnectError": "the connection could not be made",
+    "RemoteProtocolError": "the server broke the HTTP protocol",
+}
 
 
 def _kept(effect: HttpRequest) -> str:

@@ -20,11 +20,6 @@ from mcp_client_auth import DiscoveryError, OAuthClientProvider, TokenStore
 from .fake_servers import RESOURCE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product defect: the message shows str(exc), empty for httpx.ReadError(''), and "
-    "names no cause",
-)
 def test_a_transport_error_without_text_still_names_its_cause(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_exception(httpx.ReadError(""), is_reusable=True)
     provider = OAuthClientProvider(RESOURCE, store=TokenStore.memory(), login=lambda u: u)
