@@ -77,7 +77,8 @@ class SDKTokenStorage:
             token = OAuthToken.model_validate(value["token"])
             expires_at = _expiry(value.get("expires_at"))
         except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError included
-            await self._set_aside(TOKENS_COLLECTION, value, f"it is not an OAuth token: {exc}")
+            why = f"it is not an OAuth token: {_without_values(exc)}"
+            await self._set_aside(TOKENS_COLLECTION, value, why)
             return None
         if expires_at is not None:
             left = max(0, math.floor(expires_at - time.time()))
@@ -100,7 +101,7 @@ class SDKTokenStorage:
         try:
             return OAuthClientInformationFull.model_validate(value)
         except (TypeError, ValueError) as exc:
-            why = f"it is not a client registration: {exc}"
+            why = f"it is not a client registration: {_without_values(exc)}"
             await self._set_aside(CLIENTS_COLLECTION, value, why)
             return None
 
@@ -155,12 +156,24 @@ class SDKTokenStorage:
         return f"SDKTokenStorage({self.resource!r}, {shown})"
 
 
+def _without_values(exc: Exception) -> str:
+    """What is wrong with a stored value, by field, without any of its values: pydantic's own
+    message quotes the input, which holds tokens and client secrets."""
+    errors: Any = getattr(exc, "errors", None)
+    if isinstance(exc, KeyError):  # a field of ours, named by us
+        return f"{exc.args[0]}: missing"
+    if not callable(errors):  # ours (a bad expiry), or a mapping that is not one
+        return str(exc) if isinstance(exc, ValueError) else type(exc).__name__
+    found = errors(include_input=False, include_url=False, include_context=False)
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in found)
+
+
 def _expiry(value: Any) -> float | None:
     """A stored absolute expiry: a finite number of seconds since the epoch, or None."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"its expiry is not a time: {value!r}")
+        raise ValueError(f"expires_at: not a time (a {type(value).__name__})")
     return float(value)
 
 

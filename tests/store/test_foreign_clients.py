@@ -245,16 +245,42 @@ async def test_sdk_storage_sets_aside_what_it_cannot_read(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = TokenStore.default(tmp_path)
-    await store.kv.put(URL, {"token": {"no": "access token"}}, collection=TOKENS_COLLECTION)
+    await store.kv.put(URL, {"tokens": {"access_token": "a"}}, collection=TOKENS_COLLECTION)
     await store.kv.put(URL, {"client_id": ["not", "a", "string"]}, collection=CLIENTS_COLLECTION)
     storage = SDKTokenStorage(URL, store)
     with caplog.at_level(logging.WARNING, logger="mcp_client_auth.store"):
         assert await storage.get_tokens() is None
         assert await storage.get_client_info() is None
     assert len(store.unreadable_files()) == 2  # kept, as doctor lists them
-    assert "not an OAuth token" in caplog.text and "not a client registration" in caplog.text
+    assert "it is not an OAuth token: token: missing" in caplog.text
+    assert "it is not a client registration: client_id: Input should be" in caplog.text
     await storage.set_tokens(token())  # the next login writes afresh
     assert await storage.get_tokens() is not None
+
+
+async def test_sdk_storage_says_what_is_wrong_with_a_value_without_showing_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = TokenStore.default(tmp_path)
+    broken = {"refresh_token": "rt-7", "scope": "s", "expires_in": "soon"}  # no access token
+    await store.kv.put(URL, {"token": broken}, collection=TOKENS_COLLECTION)
+    client_value = {"client_id": "cid", "client_secret": "cs-7", "redirect_uris": "nowhere"}
+    await store.kv.put(URL, client_value, collection=CLIENTS_COLLECTION)
+    storage = SDKTokenStorage(URL, store)
+    with caplog.at_level(logging.WARNING, logger="mcp_client_auth.store"):
+        assert await storage.get_tokens() is None
+        assert await storage.get_client_info() is None
+    assert "access_token: Field required" in caplog.text
+    assert "expires_in: Input should be a valid integer" in caplog.text
+    assert "redirect_uris" in caplog.text
+    for secret in ("rt-7", "cs-7", "soon", "nowhere", "'rt", "'cs"):
+        assert secret not in caplog.text, secret
+
+    late = {"token": token().model_dump(mode="json"), "expires_at": "tomorrow"}
+    await store.kv.put(URL, late, collection=TOKENS_COLLECTION)
+    with caplog.at_level(logging.WARNING, logger="mcp_client_auth.store"):
+        assert await storage.get_tokens() is None
+    assert "expires_at: not a time (a str)" in caplog.text and "tomorrow" not in caplog.text
 
 
 async def test_sdk_storage_reports_a_failing_store_as_a_storage_error() -> None:
