@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from cryptography.fernet import Fernet
 from fastmcp.client.auth.oauth import TokenStorageAdapter
 from key_value.aio.stores.memory import MemoryStore
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
@@ -28,6 +29,8 @@ from pydantic import AnyUrl
 from mcp_client_auth import SDKTokenStorage, StorageError, TokenStore
 from mcp_client_auth.sdk_storage import CLIENTS_COLLECTION, TOKENS_COLLECTION
 from mcp_client_auth.tokens import ServerRecord, TokenSet
+
+from .test_redis import raw_items
 
 if TYPE_CHECKING:
     from .conftest import SecretService
@@ -161,6 +164,25 @@ async def test_fastmcp_entries_are_encrypted_with_the_key_in_the_system_keyring(
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["keyring", "access-secret-1"]
+
+
+async def test_fastmcp_over_redis_for_a_fleet(redis_url: str) -> None:
+    """``TokenStore.redis(...).kv``: FastMCP's entries shared by every host with the key, its
+    time-to-live kept by Redis, nothing in clear in Redis."""
+    key = Fernet.generate_key().decode()
+    one, two = TokenStore.redis(redis_url, key=key), TokenStore.redis(redis_url, key=key)
+    try:
+        await TokenStorageAdapter(one.kv, server_url=URL).set_tokens(token())
+        other_host = TokenStorageAdapter(two.kv, server_url=URL)
+        assert await other_host.get_tokens() == token()
+        _, ttl = await two.kv.ttl(f"{URL}/tokens", collection="mcp-oauth-token")
+        assert ttl is not None and YEAR - 3600 < ttl <= YEAR
+        blob = b"\n".join(k + b"\n" + v for k, v in raw_items(redis_url).items())
+        for clear in ("mcp.example.com", "access-secret-1", "refresh-secret-1", "mcp-oauth"):
+            assert clear.encode() not in blob, clear
+    finally:
+        await one.aclose()
+        await two.aclose()
 
 
 FASTMCP_CHILD = """
