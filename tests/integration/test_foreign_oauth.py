@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -248,8 +247,3 @@ def test_what_they_still_miss_an_expired_token_after_a_restart_costs_a_login(
     else:
         assert to_mcp_origin[0][2] == 401, step.explain()
         assert ("POST", "/token", 404) not in to_mcp_origin, step.explain()
-
-
-def test_the_journeys_ran_every_client() -> None:
-    assert set(CLIENTS) == {"fastmcp", "sdk2", "sdk1"}
-    assert os.path.exists(FAKE_BROWSER)
