@@ -7,13 +7,12 @@ share one store, each under its server's canonical URL, beside (never inside) th
 this library's own provider.
 
 Importing this module imports neither ``mcp`` nor pydantic: the SDK's models are imported by
-the first call, which only the SDK (already imported) makes. So ``mcp_client_auth`` can name
-this class without making ``mcp`` a dependency.
+the first call, which in practice only the SDK (already imported) makes. So
+``mcp_client_auth`` can name this class without making ``mcp`` a dependency.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
     from .store import TokenStore
 
 __all__ = ["CLIENTS_COLLECTION", "TOKENS_COLLECTION", "SDKTokenStorage"]
-
-logger = logging.getLogger("mcp_client_auth.store")
 
 # Collections of their own: the SDK's client registrations are made with its redirect URIs and
 # its metadata, so they are not this library's records and must not be read as such.
