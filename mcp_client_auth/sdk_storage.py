@@ -17,6 +17,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from .errors import ConfigurationError
 from .metadata import canonical_resource_url
 
 if TYPE_CHECKING:
@@ -51,6 +52,14 @@ class SDKTokenStorage:
     """
 
     def __init__(self, server_url: str, store: TokenStore | None = None) -> None:
+        from .store import TokenStore
+
+        if store is not None and not isinstance(store, TokenStore):
+            raise ConfigurationError(
+                f"store= takes a TokenStore, not a {type(store).__name__}: for a py-key-value-aio "
+                "store of your own, pass TokenStore(kv), or "
+                "TokenStore(EncryptedKeyValue(kv, key=...)) to keep it encrypted"
+            )
         self.resource = canonical_resource_url(server_url)
         self._store = store
 

@@ -26,7 +26,7 @@ from key_value.aio.stores.memory import MemoryStore
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import AnyUrl
 
-from mcp_client_auth import SDKTokenStorage, StorageError, TokenStore
+from mcp_client_auth import ConfigurationError, SDKTokenStorage, StorageError, TokenStore
 from mcp_client_auth.sdk_storage import CLIENTS_COLLECTION, TOKENS_COLLECTION
 from mcp_client_auth.tokens import ServerRecord, TokenSet
 
@@ -328,6 +328,14 @@ async def test_sdk_storage_reports_a_failing_store_as_a_storage_error() -> None:
     expected = re.escape("could not read the token store (a broken store)")
     with pytest.raises(StorageError, match=expected):
         await storage.get_tokens()
+
+
+def test_sdk_storage_refuses_what_is_not_a_token_store_or_a_url(tmp_path: Path) -> None:
+    kv = TokenStore.default(tmp_path).kv
+    with pytest.raises(ConfigurationError, match=r"store= takes a TokenStore.*TokenStore\(kv\)"):
+        SDKTokenStorage(URL, kv)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="not a usable resource URL"):
+        SDKTokenStorage("mcp.example.com/mcp")
 
 
 def test_sdk_storage_is_named_without_importing_mcp_or_pydantic() -> None:
