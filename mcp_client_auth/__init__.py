@@ -10,6 +10,10 @@ default store is and whether it exists (:meth:`TokenStore.default_directory`,
 the system keyring works (:func:`probe_keyring`, :class:`KeyringProbe`), what a logout did
 (:class:`LogoutResult`), and the canonical form of a server URL under which its tokens are
 stored (:func:`canonical_resource_url`). The ``mcp-client-auth`` command uses nothing else.
+
+For code that keeps the mcp SDK's or FastMCP's own OAuth client, the store alone:
+:class:`SDKTokenStorage` (the SDK's ``TokenStorage``; ``mcp`` is imported by its first call,
+not by naming it) and :attr:`TokenStore.kv` (FastMCP's ``token_storage=``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
     from .login import BrowserLogin, CallbackLogin, DeviceLogin, Login, LoginSession, PasteLogin
     from .metadata import canonical_resource_url
     from .provider import OAuthClientProvider
+    from .sdk_storage import SDKTokenStorage
     from .store import EncryptedKeyValue, TokenStore
     from .store.keys import KeyringProbe, Protection, probe_keyring
     from .token_exchange import IdJagExchange
@@ -62,6 +67,7 @@ _WHERE = {
     "PasteLogin": ".login",
     "Protection": ".store.keys",
     "RegistrationError": ".errors",
+    "SDKTokenStorage": ".sdk_storage",
     "ServerRecord": ".tokens",
     "StorageError": ".errors",
     "TokenError": ".errors",
@@ -94,6 +100,7 @@ __all__ = [
     "PasteLogin",
     "Protection",
     "RegistrationError",
+    "SDKTokenStorage",
     "ServerRecord",
     "StorageError",
     "TokenError",

@@ -194,6 +194,13 @@ class TokenStore:
 
     @property
     def kv(self) -> AsyncKeyValue:
+        """The py-key-value-aio store underneath, for another OAuth client to keep its tokens in.
+
+        FastMCP's ``OAuth(url, token_storage=TokenStore.default().kv)`` gets encrypted files
+        under hashed names, the key in the system keyring; ``TokenStore.redis(...).kv`` gets
+        the same in Redis. Whatever it writes stays in its own collections, apart from this
+        store's records. It is the store itself, not a copy: ``rotate()`` where it has one.
+        """
         return self._kv
 
     @property
