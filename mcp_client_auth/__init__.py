@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     )
     from .flow import LogoutResult
     from .login import BrowserLogin, CallbackLogin, DeviceLogin, Login, LoginSession, PasteLogin
-    from .metadata import canonical_resource_url
+    from .metadata import canonical_resource_url, secure_resource_url
     from .provider import OAuthClientProvider
     from .store import EncryptedKeyValue, TokenStore
     from .store.keys import KeyringProbe, Protection, probe_keyring
@@ -68,6 +68,7 @@ _WHERE = {
     "TokenStore": ".store",
     "canonical_resource_url": ".metadata",
     "probe_keyring": ".store.keys",
+    "secure_resource_url": ".metadata",
 }
 
 __all__ = [
@@ -99,6 +100,7 @@ __all__ = [
     "TokenStore",
     "canonical_resource_url",
     "probe_keyring",
+    "secure_resource_url",
 ]
 
 __version__ = "0.1.0"
