@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from .errors import ConfigurationError, DiscoveryError
 
@@ -42,6 +42,7 @@ __all__ = [
     "parse_json_document",
     "parse_www_authenticate",
     "path_covers",
+    "path_is_under",
     "protected_resource_metadata_urls",
     "reaches_this_machine",
     "require_secure_setting",
@@ -663,13 +664,20 @@ def normalized_path(raw: str) -> str | None:
 
     ``None`` where servers disagree on what the path is, so no decision on it is safe: an
     encoded slash, backslash or percent sign (``%2F``, ``%5C``, ``%25``: a separator to one
-    server, a character or a second encoding to another), a raw backslash, or a dot segment
-    behind path parameters (``..;x``, one level up to some servers).
+    server, a character or a second encoding to another), ``%u`` escapes or encodings that are
+    not UTF-8 (overlong ``%C0%AE``), a raw backslash, or a dot segment behind path parameters
+    (``..;x``, one level up to some servers).
     """
     path = raw if raw.startswith("/") else "/" + raw
+    if not ("%" in path or "\\" in path or ";" in path or "/." in path):
+        return path  # the common case, on every request: already what a server sees
     if "%" in path:
         path = _PERCENT_ENCODED.sub(_decode_unreserved, path)
-        if any(code in path for code in _AMBIGUOUS_ENCODINGS):
+        if any(code in path for code in _AMBIGUOUS_ENCODINGS) or "%U" in path.upper():
+            return None  # "%u002e" is a dot to some servers
+        try:
+            unquote_to_bytes(path).decode("utf-8")
+        except UnicodeDecodeError:  # overlong forms such as %C0%AE: a dot to some decoders
             return None
     if "\\" in path:
         return None
@@ -687,8 +695,13 @@ def path_covers(base: str, path: str) -> bool:
     will see both (:func:`normalized_path`): ``/mcp`` covers ``/mcp`` and ``/mcp/tools``, not
     ``/mcpx``, ``/mcp/%2e%2e/admin`` (``/admin``) or ``/mcp%2Fadmin`` (one segment, or two: it
     depends on the server). This decides which requests get the token."""
+    return path_is_under(normalized_path(base), path)
+
+
+def path_is_under(root: str | None, path: str) -> bool:
+    """:func:`path_covers` with the base already normalised (``root``), for the request path,
+    where it runs on every request."""
     seen = normalized_path(path)
-    root = normalized_path(base)
     if seen is None or root is None:
         return False
     return seen == root or seen.startswith(root.rstrip("/") + "/")

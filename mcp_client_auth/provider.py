@@ -50,8 +50,9 @@ from .metadata import (
     UrlRules,
     canonical_resource_url,
     find_challenge,
+    normalized_path,
     parse_www_authenticate,
-    path_covers,
+    path_is_under,
     require_secure_setting,
 )
 from .registration import ClientSettings
@@ -72,6 +73,7 @@ __all__ = ["OAuthClientProvider"]
 logger = logging.getLogger("mcp_client_auth")
 
 MAX_AUTH_ROUNDS = 3  # re-authorizations for one request before giving up
+_JUDGED_PATHS = 256  # request paths whose verdict (token or not) is remembered
 _LOCK = object()
 _UNLOCK = object()
 _EMPTY_CHALLENGE = Challenge("Bearer", {})
@@ -328,7 +330,9 @@ class OAuthClientProvider(AuthBase):
         self._scheme = url.scheme
         self._host = url.host
         self._port = url.port or (443 if url.scheme == "https" else 80)
-        self._path = _raw_path(url)
+        self._root = normalized_path(_path_of(url.raw_path))
+        # raw path (and query) -> covered: a client sends to a few paths, over and over
+        self._judged: dict[bytes, bool] = {}
 
     def _covers(self, url: Any) -> bool:
         """True for requests to the protected resource itself: the token goes nowhere else.
@@ -340,7 +344,14 @@ class OAuthClientProvider(AuthBase):
         port = url.port or (443 if url.scheme == "https" else 80)
         if port != self._port:
             return False
-        return path_covers(self._path, _raw_path(url))
+        raw: bytes = url.raw_path
+        covered = self._judged.get(raw)
+        if covered is None:
+            covered = path_is_under(self._root, _path_of(raw))
+            if len(self._judged) >= _JUDGED_PATHS:
+                self._judged.clear()
+            self._judged[raw] = covered
+        return covered
 
     def _authorize(self, request: Any, tokens: TokenSet) -> None:
         """Attach ``tokens``; a DPoP-bound token gets a fresh proof of its key (RFC 9449 7)."""
@@ -717,10 +728,10 @@ def _on_portal(coroutine: Coroutine[Any, Any, _T]) -> _T:
     return run_sync(coroutine)
 
 
-def _raw_path(url: Any) -> str:
-    """The path of an httpx or httpx2 URL as it goes on the wire (percent-encoded, no query)."""
-    raw: bytes = url.raw_path
-    return raw.split(b"?", 1)[0].decode("ascii", "replace") or "/"
+def _path_of(raw: bytes) -> str:
+    """The path of an httpx or httpx2 URL's ``raw_path``: as it goes on the wire
+    (percent-encoded), without the query."""
+    return raw.partition(b"?")[0].decode("ascii", "replace") or "/"
 
 
 def _resume(steps: Generator[Any, Any, Any], value: Any) -> Any:

@@ -41,6 +41,9 @@ PATHS = [
     ("/mcp;x", False),
     ("/mcpx", False),
     ("/mcp/%5C..%5Cadmin", False),  # a backslash is a separator to some servers
+    ("/mcp/%c0%ae%c0%ae/admin", False),  # overlong UTF-8 dots, decoded by some servers
+    ("/mcp/%u002e%u002e/admin", False),  # %u escapes, decoded by some servers
+    ("/mcp/caf%C3%A9", True),  # UTF-8 is fine
 ]
 
 

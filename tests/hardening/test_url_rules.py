@@ -244,3 +244,29 @@ def test_url_rules_directly() -> None:
     for where in SHORTHANDS:
         with pytest.raises(DiscoveryError, match="IPv4 address written in full"):
             local.check(where, what="x")
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_a_metadata_redirect_to_this_machine_is_not_followed(combo: str) -> None:
+    servers = Hostile()
+    servers.hooks["prm"] = lambda seen: Reply(307, b"", [("location", "https://127.0.0.1:6379/")])
+    error = outcome(servers, provider(servers), combo=combo)
+    assert isinstance(error, DiscoveryError), error
+    _nothing_local_reached(servers)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "https://ｌｏｃａｌｈｏｓｔ",  # full-width: IDNA maps it to localhost
+        "https://127。0。0。1",  # ideographic full stops: IDNA label separators
+        "https://[::ffff:0:0]",
+        "https://[::0.0.0.1]",
+        "https://127.0.0.1.",
+        "https://127.000.000.001",
+        "https://auth.example.com@127.0.0.1",
+    ],
+)
+def test_more_spellings_of_this_machine_are_refused(where: str) -> None:
+    with pytest.raises(DiscoveryError):
+        UrlRules().check(f"{where}/token", what="the token endpoint")
