@@ -205,7 +205,9 @@ def test_a_stored_record_from_before_cannot_send_the_refresh_to_this_machine() -
     run_sync(store.put(replace(record, server_metadata=moved)))
     servers.seen.clear()
     error = outcome(servers, provider(servers, store, interactive=False))
-    assert isinstance(error, Exception)
+    assert isinstance(error, DiscoveryError), error
+    assert "the token endpoint points at this machine" in str(error)
+    assert servers.count("token") == 0
     _nothing_local_reached(servers)
 
 
