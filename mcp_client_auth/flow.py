@@ -1017,6 +1017,9 @@ class AuthFlow:
             isinstance(answer.get(k), str) for k in ("device_code", "user_code", "verification_uri")
         ):
             raise AuthorizationError("the device authorization response is incomplete")
+        for name in ("verification_uri", "verification_uri_complete"):
+            if isinstance(answer.get(name), str):  # shown, and opened with open_browser=True
+                self.settings.urls.check(answer[name], what=f"the {name} of the device login")
         given = answer.get("interval", 5)
         interval = number(given) if isinstance(given, (int, float)) else None
         lifetime = answer.get("expires_in")
