@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     )
     from .flow import LogoutResult
     from .login import BrowserLogin, CallbackLogin, DeviceLogin, Login, LoginSession, PasteLogin
-    from .metadata import canonical_resource_url
+    from .metadata import canonical_resource_url, secure_resource_url
     from .provider import OAuthClientProvider
     from .sdk_storage import SDKTokenStorage
     from .store import EncryptedKeyValue, TokenStore
@@ -76,6 +76,7 @@ _WHERE = {
     "canonical_resource_url": ".metadata",
     "probe_keyring": ".store.keys",
     "visible_text": ".untrusted",
+    "secure_resource_url": ".metadata",
 }
 
 __all__ = [
@@ -108,6 +109,7 @@ __all__ = [
     "TokenStore",
     "canonical_resource_url",
     "probe_keyring",
+    "secure_resource_url",
     "visible_text",
 ]
 

@@ -262,6 +262,16 @@ def _canonical(url: str) -> str:
         raise UsageError(str(exc)) from None
 
 
+def _secure(url: str, allow_http: bool) -> str:
+    """``url`` if a token may go there: https, loopback, or plain http with ``--allow-http``."""
+    from . import ConfigurationError, secure_resource_url
+
+    try:
+        return secure_resource_url(url, allow_insecure_http=allow_http)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _login_hint(url: str) -> str:
     return f"run `{PROG} login {_shell_quote(url)}`"
 
@@ -290,7 +300,9 @@ def cmd_token(args: argparse.Namespace) -> int:
         record = _read_record(store, url, debug=args.debug)
     tokens = record.tokens if record is not None else None
     if tokens is not None and tokens.dpop_bound and args.login:
-        tokens = _obtain_token(url, store or _open_store(args.store), interactive=True, fresh=True)
+        tokens = _obtain_token(
+            url, store or _open_store(args.store), interactive=True, fresh=True, args=args
+        )
     elif tokens is not None and tokens.dpop_bound:
         raise CommandError(
             f"the stored token for {url} is DPoP-bound (RFC 9449): other programs cannot use "
@@ -305,7 +317,9 @@ def cmd_token(args: argparse.Namespace) -> int:
                 f"the access token for {url} has expired and there is no refresh token; "
                 f"{_login_hint(url)}"
             )
-        tokens = _obtain_token(url, store or _open_store(args.store), interactive=args.login)
+        tokens = _obtain_token(
+            url, store or _open_store(args.store), interactive=args.login, args=args
+        )
     line = f"Authorization: {tokens.token_type} {tokens.access_token}" if args.header else None
     _print_secret(line or tokens.access_token)
     return EXIT_OK
@@ -349,7 +363,12 @@ def _read_record(store: TokenStore, url: str, *, debug: bool) -> ServerRecord | 
 
 
 def _obtain_token(
-    url: str, store: TokenStore, *, interactive: bool, fresh: bool = False
+    url: str,
+    store: TokenStore,
+    *,
+    interactive: bool,
+    args: argparse.Namespace,
+    fresh: bool = False,
 ) -> TokenSet:
     """The slow path of ``token``: refresh (or, when allowed, log in) through the provider.
 
@@ -360,7 +379,12 @@ def _obtain_token(
     from . import LoginRequiredError, OAuthClientProvider, TokenError
 
     provider = OAuthClientProvider(
-        url, store=store, interactive=interactive, client_name=PROG, dpop=False
+        url,
+        store=store,
+        interactive=interactive,
+        client_name=PROG,
+        dpop=False,
+        allow_insecure_http=args.allow_http,
     )
     progress = Progress()
     if not interactive:
@@ -452,6 +476,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         store=store,
         login=_make_login(args.method, args.port),
         issuer=args.issuer,
+        allow_insecure_http=args.allow_http,
         # Tokens from this tool are mostly handed to other programs (curl, scripts), which
         # cannot make DPoP proofs: bearer tokens unless asked.
         dpop=bool(args.dpop),
@@ -695,7 +720,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
     failed = False
     for url in urls:
         try:
-            failed = not _logout_one(url, store, args.forget_client, report) or failed
+            failed = not _logout_one(url, store, args, report) or failed
         except (MCPAuthError, OSError) as exc:
             if not args.all:
                 raise
@@ -704,15 +729,18 @@ def cmd_logout(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _logout_one(url: str, store: TokenStore, forget_client: bool, report: Reporter) -> bool:
+def _logout_one(url: str, store: TokenStore, args: argparse.Namespace, report: Reporter) -> bool:
     """Log out of one server; False when something was left undone (said on stderr)."""
     from . import MCPAuthError, OAuthClientProvider
 
+    forget_client: bool = args.forget_client
     before = _run_now(lambda: store.get(url))
     if before is None:
         report.info(f"Not logged in to {url}; nothing to do.")
         return True
-    provider = OAuthClientProvider(url, store=store, interactive=False)
+    provider = OAuthClientProvider(
+        url, store=store, interactive=False, allow_insecure_http=args.allow_http
+    )
     progress = Progress()
     progress.show(f"Logging out of {url}")
     failure: str | None = None
@@ -1003,6 +1031,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="the token store folder (default: $MCP_CLIENT_AUTH_HOME, else the user data folder)",
     )
+    common.add_argument(
+        "--allow-http",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help=(
+            "allow a plain-http server off this machine, tokens in clear (development only; "
+            "also MCP_CLIENT_AUTH_INSECURE_HTTP=1)"
+        ),
+    )
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Log in to OAuth-protected MCP servers and APIs, and use their tokens.",
@@ -1146,6 +1183,8 @@ def _check(args: argparse.Namespace) -> None:
     if getattr(args, "url", None):
         try:
             args.url = _canonical(args.url)
+            if args.command != "status":  # each of the others sends a token, or asks for one
+                args.url = _secure(args.url, args.allow_http)
         except UsageError as exc:
             parser.error(str(exc))
     if args.command == "login":
@@ -1170,6 +1209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # parser (argparse parents), so a default set there would overwrite `--debug COMMAND`.
     args.debug = debug = bool(getattr(args, "debug", False))
     args.store = getattr(args, "store", None)
+    args.allow_http = bool(getattr(args, "allow_http", False))
     _check(args)
     _configure_logging(debug, quiet_key_file=True)
     report = Reporter()

@@ -47,6 +47,7 @@ from .errors import (
 )
 from .metadata import (
     Challenge,
+    UrlRules,
     origin,
     require_secure_url,
 )
@@ -60,6 +61,7 @@ from .registration import (
 )
 from .token_exchange import IdJagExchange
 from .tokens import (
+    ANONYMOUS,
     ClientRegistration,
     ServerRecord,
     TokenSet,
@@ -116,6 +118,20 @@ class FlowSettings:
     token_exchange: IdJagExchange | None = None  # the jwt-bearer assertion is an ID-JAG
     # the authorization server the user expects (its issuer): no other one is ever contacted
     issuer: str | None = None
+    # where a server may send the client: https, and loopback only for a loopback resource
+    urls: UrlRules = field(default_factory=UrlRules)
+
+    @property
+    def own_credentials(self) -> bool:
+        """Whether this client presents credentials the user gave: a pre-registered secret, a
+        private key, or an identity assertion (fixed, from a callable, or an ID-JAG). These
+        belong to one authorization server, and another one could replay them there, so they
+        are bound to the first server they are used with (or ``issuer=``)."""
+        return bool(
+            self.client.client_secret
+            or self.private_key is not None
+            or self.grant == JWT_BEARER_GRANT
+        )
 
 
 @dataclass(frozen=True)
@@ -290,7 +306,7 @@ class AuthFlow:
         header_url = challenge.param("resource_metadata")
         try:
             resource_metadata = yield from discover_resource_metadata(
-                self.settings.server_url, header_url
+                self.settings.server_url, header_url, rules=self.settings.urls
             )
             servers = (resource_metadata or {}).get("authorization_servers") or []
             if resource_metadata is None or not servers:
@@ -302,7 +318,7 @@ class AuthFlow:
             if issuer == record.issuer:
                 return None
             logger.info("%s now names the authorization server %s", record.resource, issuer)
-            server_metadata = yield from discover_server_metadata(issuer)
+            server_metadata = yield from discover_server_metadata(issuer, rules=self.settings.urls)
         except DiscoveryError as exc:
             logger.warning("could not re-read the metadata of %s: %s", record.resource, exc)
             return None
@@ -313,19 +329,22 @@ class AuthFlow:
         expected, why = self._expected_issuer()
         return (
             yield from discover(
-                self.settings.server_url, header_url, expected_issuer=expected, why=why
+                self.settings.server_url,
+                header_url,
+                rules=self.settings.urls,
+                expected_issuer=expected,
+                why=why,
             )
         )
 
     def _expected_issuer(self) -> tuple[str | None, str]:
         """The only authorization server this client may use, and why: ``issuer=``; else, for
-        credentials the user gave (a pre-registered secret or private key), the server they
-        were first used with, since they are that server's. ``None``: whichever is listed."""
+        credentials the user gave (:attr:`FlowSettings.own_credentials`), the server they were
+        first used with, since they are that server's. ``None``: whichever is listed."""
         if self.settings.issuer is not None:
             return self.settings.issuer, "issuer="
         record = self.record
-        own_credentials = self.settings.client.client_secret or self.settings.private_key
-        if own_credentials and record is not None and record.issuer is not None:
+        if self.settings.own_credentials and record is not None and record.issuer is not None:
             return record.issuer, (
                 "the server this client's credentials were first used with; pass issuer= "
                 "to move them, or forget the client (logout --forget-client)"
@@ -439,7 +458,7 @@ class AuthFlow:
             registration_scope = " ".join(_unique((*stored_client.scope.split(), *scope.split())))
             if redirect_uri in stored_client.redirect_uris:
                 client = yield from update_registration(
-                    settings.client, stored_client, scope=registration_scope
+                    settings.client, stored_client, scope=registration_scope, rules=settings.urls
                 )
         if client is None:
             client = yield from register_dynamically(
@@ -448,6 +467,7 @@ class AuthFlow:
                 server_metadata=metadata,
                 redirect_uri=redirect_uri,
                 scope=registration_scope,
+                rules=settings.urls,
                 protocol_version=settings.protocol_version,
             )
         record = replace(record, client=client)
@@ -469,7 +489,7 @@ class AuthFlow:
         dpop_key = self._dpop_key(record)
         if dpop_key is not None:
             params["dpop_jkt"] = dpop_key.thumbprint  # binds the code (RFC 9449 10)
-        endpoint = require_secure_url(
+        endpoint = settings.urls.check(
             metadata["authorization_endpoint"], what="the authorization endpoint"
         )
         check = functools.partial(
@@ -682,16 +702,15 @@ class AuthFlow:
         nonce (RFC 9449 8). ``timeout`` says how long each attempt may take, when less than
         the driver's deadline (a device poll: what is left of the login's timeout)."""
         metadata = record.server_metadata or {}
-        endpoint = require_secure_url(metadata["token_endpoint"], what="the token endpoint")
-        auth_form, headers = client_auth(client)
+        endpoint = self.settings.urls.check(metadata["token_endpoint"], what="the token endpoint")
         key = self._dpop_key(record)
         where = (AUTHORIZATION_SERVER, origin(endpoint))
-        audience = client.issuer or record.issuer or ""
         for attempt in (1, 2):
+            auth_form, headers = self._client_authentication(client, record)
             if key is not None:
                 proof = key.proof("POST", endpoint, nonce=self.nonces.get(where), now=self.clock())
                 headers = {**headers, "DPoP": proof}
-            sent = {**form, **auth_form, **self._client_assertion(client, audience)}
+            sent = {**form, **auth_form}
             response: HttpResponse = yield HttpRequest.post_form(
                 endpoint, sent, what=what, error=TokenError, headers=headers, timeout=timeout()
             )
@@ -769,8 +788,7 @@ class AuthFlow:
         errors: list[str] = []
         tokens, client = record.tokens, record.client
         if revoke and endpoint and tokens is not None and client is not None:
-            require_secure_url(endpoint, what="the revocation endpoint")
-            auth_form, headers = client_auth(client)
+            self.settings.urls.check(endpoint, what="the revocation endpoint")
             candidates = (
                 ("refresh_token", tokens.refresh_token),
                 ("access_token", tokens.access_token),
@@ -778,6 +796,7 @@ class AuthFlow:
             for hint, value in candidates:
                 if not value:
                     continue
+                auth_form, headers = self._client_authentication(client, record)
                 try:
                     response: HttpResponse = yield HttpRequest.post_form(
                         endpoint,
@@ -833,9 +852,12 @@ class AuthFlow:
             client_secret=secret,
             token_endpoint_auth_method=method,
             issuer=found.issuer,
-            kind="pre-registered",
+            kind="pre-registered" if client_id else ANONYMOUS,
         )
         record = replace(record, client=client)
+        # bound before the credentials leave: should this grant fail, they still go to no
+        # other server than this one (see _expected_issuer)
+        yield from self._save(record)
         form = {"grant_type": settings.grant, "resource": record.resource_indicator}
         if scope:
             form["scope"] = scope
@@ -859,12 +881,24 @@ class AuthFlow:
         yield from self._save(replace(record, tokens=tokens))
         return tokens
 
+    def _client_authentication(
+        self, client: ClientRegistration, record: ServerRecord
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Form fields and headers that authenticate ``client`` for one request to its
+        authorization server: the token request, revocation (RFC 7009 2.1) and device
+        authorization (RFC 8628 3.1) alike, each the way the client was registered; for a
+        ``private_key_jwt`` client, a client assertion signed for this request alone."""
+        form, headers = client_auth(client)
+        audience = client.issuer or record.issuer or ""
+        return {**form, **self._client_assertion(client, audience)}, headers
+
     def _client_assertion(self, client: ClientRegistration, issuer: str) -> dict[str, str]:
         """A fresh client assertion (RFC 7523 2.2) where the user gave a private key.
 
-        Every token request of a ``private_key_jwt`` client authenticates with one, the refresh
-        too (without it a server answers ``invalid_client``), and each attempt signs anew: a
-        server refuses an assertion whose ``jti`` it has seen, as on a retry with a DPoP nonce.
+        Every request of a ``private_key_jwt`` client authenticates with one, the refresh and
+        the revocation too (without it a server answers ``invalid_client``), and each attempt
+        signs anew: a server refuses an assertion whose ``jti`` it has seen, as on a retry with
+        a DPoP nonce.
         """
         if self.settings.private_key is None or client.token_endpoint_auth_method != (
             "private_key_jwt"
@@ -890,7 +924,7 @@ class AuthFlow:
                 f"the authorization server {record.issuer} does not offer the device flow; "
                 "use the browser or paste-back login"
             )
-        require_secure_url(endpoint, what="the device authorization endpoint")
+        self.settings.urls.check(endpoint, what="the device authorization endpoint")
         client = record.client
         if client is None or not _serves_device_grant(client, record.issuer, scope):
             client = choose_client(
@@ -907,11 +941,12 @@ class AuthFlow:
                 server_metadata=metadata,
                 redirect_uri=None,
                 scope=scope,
+                rules=self.settings.urls,
                 grant_types=[DEVICE_GRANT, "refresh_token"],
             )
             record = replace(record, client=client)
             yield from self._save(record)
-        auth_form, headers = client_auth(client)
+        auth_form, headers = self._client_authentication(client, record)
         form = {"resource": record.resource_indicator, **auth_form}
         if scope:
             form["scope"] = scope
@@ -933,6 +968,13 @@ class AuthFlow:
                 f"{answer.detail}",
             )
         code = _device_code(response)
+        pages = {
+            "verification_uri": code.verification_uri,
+            "verification_uri_complete": code.verification_uri_complete,
+        }
+        for name, uri in pages.items():
+            if uri is not None:  # shown, and opened with open_browser=True
+                self.settings.urls.check(uri, what=f"the {name} of the device login")
         yield ShowDeviceCode(
             code.verification_uri, code.user_code, code.verification_uri_complete, code.expires_in
         )

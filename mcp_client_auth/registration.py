@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from .effects import Effect, HttpRequest, HttpResponse
 from .errors import MCPAuthError, RegistrationError
-from .metadata import require_secure_url
+from .metadata import UrlRules
 from .tokens import ClientRegistration
 from .untrusted import parse_json, read_error, server_number
 
@@ -141,6 +141,7 @@ def register_dynamically(
     server_metadata: Mapping[str, Any],
     redirect_uri: str | None,
     scope: str | None,
+    rules: UrlRules,
     protocol_version: str | None = None,
     grant_types: list[str] | None = None,
 ) -> Generator[Effect, Any, ClientRegistration]:
@@ -156,7 +157,7 @@ def register_dynamically(
             f"the authorization server {issuer} offers no dynamic client registration{hint}; "
             "register a client there and pass client_id= (and client_secret=)"
         )
-    require_secure_url(endpoint, what="the registration endpoint")
+    rules.check(endpoint, what="the registration endpoint")
     document = _document(settings, redirect_uri=redirect_uri, scope=scope, grant_types=grant_types)
     response: HttpResponse = yield HttpRequest.post_json(
         endpoint, document, what="client registration", error=RegistrationError
@@ -172,7 +173,7 @@ def register_dynamically(
 
 
 def update_registration(
-    settings: ClientSettings, stored: ClientRegistration, *, scope: str
+    settings: ClientSettings, stored: ClientRegistration, *, scope: str, rules: UrlRules
 ) -> Generator[Effect, Any, ClientRegistration | None]:
     """RFC 7592: widen a dynamic client's registered ``scope``, keeping its client_id.
 
@@ -184,7 +185,7 @@ def update_registration(
     if not uri or not token:
         return None
     try:
-        require_secure_url(uri, what="the registration_client_uri")
+        rules.check(uri, what="the registration_client_uri")
     except MCPAuthError:
         return None
     document = _document(
@@ -288,8 +289,11 @@ def _registration(
 
 
 def client_auth(client: ClientRegistration) -> tuple[dict[str, str], dict[str, str]]:
-    """Form fields and headers that authenticate ``client`` at the token endpoint."""
+    """Form fields and headers that authenticate ``client`` at the token endpoint (nothing
+    for a client without a client_id: no empty ``client_id=`` is sent)."""
     method = client.token_endpoint_auth_method
+    if not client.client_id:
+        return {}, {}
     if client.client_secret and method == "client_secret_basic":
         user = quote(client.client_id, safe="")
         password = quote(client.client_secret, safe="")

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from .effects import Effect, GetSubjectToken, HttpRequest, HttpResponse
 from .errors import ConfigurationError, TokenError
-from .metadata import require_secure_url
+from .metadata import require_secure_setting
 from .untrusted import answer_text, parse_json, read_error
 
 __all__ = [
@@ -54,7 +54,9 @@ class IdJagExchange:
     a current one; it is asked for at every exchange, so it can refresh it. ``client_id`` and
     ``client_secret`` are this application's client at the IdP (``client_secret_basic``, or
     ``client_secret_post`` with ``auth_method="client_secret_post"``; without a secret the
-    client_id goes in the form).
+    client_id goes in the form). ``token_endpoint`` must be https (or on loopback);
+    ``allow_insecure_http`` (or ``MCP_CLIENT_AUTH_INSECURE_HTTP=1``) allows plain http there,
+    for development only.
     """
 
     token_endpoint: str
@@ -63,9 +65,14 @@ class IdJagExchange:
     client_secret: str | None = None
     auth_method: str = "client_secret_basic"
     subject_token_type: str = ID_TOKEN_TYPE
+    allow_insecure_http: bool = False
 
     def __post_init__(self) -> None:
-        require_secure_url(self.token_endpoint, what="the identity provider's token endpoint")
+        require_secure_setting(
+            self.token_endpoint,
+            what="the identity provider's token endpoint",
+            allow_insecure_http=self.allow_insecure_http,
+        )
         if not self.client_id:
             raise ConfigurationError("IdJagExchange needs the client_id registered at the IdP")
         if self.auth_method not in ("client_secret_basic", "client_secret_post"):

@@ -129,6 +129,10 @@ class TokenSet:
     __str__ = __repr__
 
 
+#: The kind of a client without a client_id (see :attr:`ClientRegistration.kind`).
+ANONYMOUS = "anonymous"
+
+
 @dataclass(frozen=True, repr=False)
 class ClientRegistration:
     """How this client is known to one authorization server (bound to its issuer)."""
@@ -138,7 +142,9 @@ class ClientRegistration:
     token_endpoint_auth_method: str = "none"
     redirect_uris: tuple[str, ...] = ()
     issuer: str | None = None
-    kind: str = "dynamic"  # "pre-registered" | "metadata-document" | "dynamic"
+    # "pre-registered" | "metadata-document" | "dynamic" | "anonymous" (no client_id: a grant
+    # with no client authentication, the JWT bearer grant's assertion standing alone)
+    kind: str = "dynamic"
     client_secret_expires_at: float | None = None
     registration_access_token: str | None = None
     scope: str | None = None  # the scope registered (RFC 7591); None: not known or not limited
@@ -167,7 +173,8 @@ class ClientRegistration:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClientRegistration:
         client_id = data.get("client_id")
-        if not isinstance(client_id, str) or not client_id:
+        anonymous = data.get("kind") == ANONYMOUS and client_id == ""
+        if not isinstance(client_id, str) or not (client_id or anonymous):
             raise ValueError("stored registration has no client_id")
         uris = data.get("redirect_uris") or []
         return cls(
