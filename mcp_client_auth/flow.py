@@ -179,6 +179,38 @@ def _serves_device_grant(client: ClientRegistration, issuer: str | None, scope: 
     return DEVICE_GRANT in client.grant_types and covered
 
 
+def _registration_scope(scope: str, found: Discovered) -> str:
+    """What a new dynamic registration asks for: this login's ``scope`` and every scope the
+    resource and its authorization server advertise (``scopes_supported``).
+
+    A registration's scope is a ceiling, not a grant: each login still asks for its own scope.
+    Registering for what is advertised lets a later step-up ask for more with the same client,
+    where the server holds a client to its registered scope (oidc-provider, the mcp SDK's);
+    a new registration would be a new client_id, and servers bind MCP sessions to it.
+    """
+    advertised: list[str] = []
+    for document in (found.resource_metadata or {}, found.server_metadata):
+        supported = document.get("scopes_supported")
+        if isinstance(supported, list):
+            advertised += [s for s in supported if isinstance(s, str) and " " not in s]
+    return " ".join(_unique((*scope.split(), *advertised)))
+
+
+def openid_provider(metadata: Mapping[str, Any]) -> bool:
+    """Whether the authorization server is an OpenID provider, as its metadata says.
+
+    OpenID Provider Metadata requires ``id_token_signing_alg_values_supported``, which plain
+    OAuth metadata (RFC 8414) does not define; and only an OpenID provider offers the
+    ``openid`` scope. Either is the sign. ``offline_access`` alone is not: OAuth servers list
+    it too (for a refresh token), without OpenID Connect's rules for it.
+    """
+    algorithms = metadata.get("id_token_signing_alg_values_supported")
+    scopes = metadata.get("scopes_supported")
+    return bool(algorithms and isinstance(algorithms, list)) or (
+        isinstance(scopes, list) and "openid" in scopes
+    )
+
+
 def _with_query(url: str, params: Mapping[str, str]) -> str:
     parts = urlsplit(url)
     query = parts.query + ("&" if parts.query else "") + urlencode(params)
@@ -453,29 +485,33 @@ class AuthFlow:
             redirect_uri=redirect_uri,
             scope=scope,
         )
-        registration_scope = scope
+        # asking with a client registered for fewer scopes: a server may refuse (invalid_scope)
+        beyond_registration = False
         if (
             client is None
             and stored_client is not None
             and stored_client.kind == "dynamic"
             and stored_client.issuer == found.issuer
-            and stored_client.scope
+            and redirect_uri in stored_client.redirect_uris
         ):
-            # registered for fewer scopes than this login asks: widen the registration
-            # (RFC 7592: the same client_id, so the MCP session survives), else register anew
-            registration_scope = " ".join(_unique((*stored_client.scope.split(), *scope.split())))
-            if redirect_uri in stored_client.redirect_uris:
-                client = yield from update_registration(
-                    settings.client, stored_client, scope=registration_scope
-                )
+            # Registered for fewer scopes than this login asks (a step-up). The client_id must
+            # survive it: servers bind MCP sessions to it. Widen the registration where the
+            # server manages registrations (RFC 7592); else ask with the stored client, since
+            # most servers let a client ask for more than it registered, and register anew
+            # only when this server refuses that (below).
+            widened = " ".join(_unique((*(stored_client.scope or "").split(), *scope.split())))
+            client = yield from update_registration(settings.client, stored_client, scope=widened)
+            if client is None:
+                client, beyond_registration = stored_client, True
         if client is None:
             client = yield from register_dynamically(
                 settings.client,
                 issuer=found.issuer,
                 server_metadata=metadata,
                 redirect_uri=redirect_uri,
-                scope=registration_scope,
+                scope=_registration_scope(scope, found),
                 protocol_version=settings.protocol_version,
+                narrow_scope=scope,
             )
         record = replace(record, client=client)
         yield from self._save(record)
@@ -493,6 +529,11 @@ class AuthFlow:
         }
         if scope:
             params["scope"] = scope
+        if "offline_access" in scope.split() and openid_provider(metadata):
+            # OpenID Connect Core 1.0 section 11: an OpenID provider grants offline_access (the
+            # refresh token) only with prompt=consent; it ignores the scope otherwise. A server
+            # that is not an OpenID provider is never sent prompt, which it may refuse.
+            params["prompt"] = "consent"
         dpop_key = self._dpop_key(record)
         if dpop_key is not None:
             params["dpop_jkt"] = dpop_key.thumbprint  # binds the code (RFC 9449 10)
@@ -509,7 +550,13 @@ class AuthFlow:
         if session.wants_device_flow:  # no browser opened and no terminal: the device grant
             logger.info("no browser could be opened for %s; using the device flow", record.issuer)
             return (yield from self._device_grant(record, scope))
-        code = check(callback)
+        try:
+            code = check(callback)
+        except AuthorizationError as exc:
+            if beyond_registration and exc.error == "invalid_scope" and _retry:
+                again = self._register_for(scope, redirect_uri, record, found, challenge, step_up)
+                return (yield from again)
+            raise
         form = {
             "grant_type": "authorization_code",
             "code": code,
@@ -526,9 +573,45 @@ class AuthFlow:
                 logger.info("the authorization server forgot this client; registering again")
                 yield from self._save(replace(record, client=None, tokens=None))
                 return (yield from self.authorize(challenge, step_up=step_up, _retry=False))
+            if exc.error == "invalid_scope" and beyond_registration and _retry:
+                again = self._register_for(scope, redirect_uri, record, found, challenge, step_up)
+                return (yield from again)
             raise
         yield from self._save(replace(record, tokens=tokens))
         return tokens
+
+    def _register_for(
+        self,
+        scope: str,
+        redirect_uri: str,
+        record: ServerRecord,
+        found: Discovered,
+        challenge: Challenge | None,
+        step_up: bool,
+    ) -> Generator[Effect, Any, TokenSet]:
+        """The server refused the stored client the wider ``scope`` (``invalid_scope``): the
+        one case where a step-up takes a new registration (and so a new client_id, which ends
+        the MCP sessions a server bound to the old one). Register for it, then log in again."""
+        stored = record.client
+        assert stored is not None
+        logger.info(
+            "%s refused client %s the scope %r; registering a new client for it",
+            found.issuer,
+            stored.client_id,
+            scope,
+        )
+        widened = " ".join(_unique((*(stored.scope or "").split(), *scope.split())))
+        client = yield from register_dynamically(
+            self.settings.client,
+            issuer=found.issuer,
+            server_metadata=found.server_metadata,
+            redirect_uri=redirect_uri,
+            scope=_registration_scope(widened, found),
+            protocol_version=self.settings.protocol_version,
+            narrow_scope=widened,
+        )
+        yield from self._save(replace(record, client=client))
+        return (yield from self.authorize(challenge, step_up=step_up, _retry=False, found=found))
 
     def _bind_issuer(self, found: Discovered, challenge: Challenge | None = None) -> ServerRecord:
         """The record updated with fresh metadata; what another issuer gave us is dropped."""

@@ -33,6 +33,9 @@ __all__ = [
 
 logger = logging.getLogger("mcp_client_auth.registration")
 
+# a registration refused for its scope (RFC 7591 3.2.2); the server may take a narrower one
+SCOPE_REFUSALS = ("invalid_client_metadata", "invalid_scope")
+
 
 @dataclass(frozen=True, repr=False)
 class ClientSettings:
@@ -140,8 +143,14 @@ def register_dynamically(
     scope: str | None,
     protocol_version: str | None = None,
     grant_types: list[str] | None = None,
+    narrow_scope: str | None = None,
 ) -> Generator[Effect, Any, ClientRegistration]:
-    """RFC 7591 registration as a public native client (PKCE, no secret requested)."""
+    """RFC 7591 registration as a public native client (PKCE, no secret requested).
+
+    ``narrow_scope``: the least this client needs, where ``scope`` asks for more (everything
+    the server advertises): a server that refuses the wider scope (``invalid_client_metadata``
+    or ``invalid_scope``) is asked once more, for ``narrow_scope``.
+    """
     endpoint = server_metadata.get("registration_endpoint")
     if not endpoint:
         hint = (
@@ -158,6 +167,25 @@ def register_dynamically(
     response: HttpResponse = yield HttpRequest.post_json(
         endpoint, document, what="client registration", error=RegistrationError
     )
+    if (
+        narrow_scope is not None
+        and narrow_scope != scope
+        and response.status_code == 400
+        and _error_code(response) in SCOPE_REFUSALS
+    ):
+        logger.info(
+            "%s refused to register a client for %r%s; registering for %r",
+            issuer,
+            scope,
+            _error_detail(response),
+            narrow_scope,
+        )
+        document = _document(
+            settings, redirect_uri=redirect_uri, scope=narrow_scope, grant_types=grant_types
+        )
+        response = yield HttpRequest.post_json(
+            endpoint, document, what="client registration", error=RegistrationError
+        )
     if response.status_code not in (200, 201):
         detail = _error_detail(response)
         raise RegistrationError(
@@ -276,6 +304,16 @@ def _registration(
         registration_client_uri=rcu if isinstance(rcu, str) else None,
         grant_types=tuple(grants),
     )
+
+
+def _error_code(response: HttpResponse) -> str | None:
+    """The ``error`` of an error response, when it is one."""
+    try:
+        answer = parse_json_document(response.body, what="error response", url=response.url)
+    except Exception:
+        return None
+    error = answer.get("error")
+    return error if isinstance(error, str) else None
 
 
 def _error_detail(response: HttpResponse) -> str:
