@@ -151,6 +151,18 @@ def _error_fields(
     )
 
 
+def _wants_a_secret_field(response: HttpResponse, client: ClientRegistration) -> bool:
+    """A public client's request refused only for want of a ``client_secret`` field."""
+    if (
+        response.status_code != 400
+        or client.client_secret
+        or (client.token_endpoint_auth_method != "none")
+    ):
+        return False
+    error, description = _error_fields(response)
+    return error == "invalid_request" and "client_secret" in (description or "")
+
+
 def _secrets(form: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(form[name] for name in SECRET_FIELDS if form.get(name))
 
@@ -905,23 +917,38 @@ class AuthFlow:
             for hint, value in candidates:
                 if not value:
                     continue
+                form = {"token": value, "token_type_hint": hint, **auth_form}
                 try:
                     response: HttpResponse = yield HttpRequest.post_form(
-                        endpoint,
-                        {"token": value, "token_type_hint": hint, **auth_form},
-                        what="token revocation",
-                        error=TokenError,
-                        headers=headers,
+                        endpoint, form, what="token revocation", error=TokenError, headers=headers
                     )
+                    if "client_secret" not in form and _wants_a_secret_field(response, client):
+                        # A server that requires the client_secret field even of a public
+                        # client (the mcp SDK's, and so FastMCP's): RFC 6749 2.3.1 lets a
+                        # client send an empty secret as an empty field. Only after exactly this
+                        # refusal: a compliant server would take the empty field as a secret
+                        # the client was not registered with.
+                        logger.info("%s requires a client_secret field; sending it empty", endpoint)
+                        auth_form = {**auth_form, "client_secret": ""}
+                        form = {**form, "client_secret": ""}
+                        response = yield HttpRequest.post_form(
+                            endpoint,
+                            form,
+                            what="token revocation",
+                            error=TokenError,
+                            headers=headers,
+                        )
                 except TokenError as exc:  # unreachable: the tokens are forgotten all the same
                     errors.append(f"{hint}: {exc}")
                     break
                 if response.status_code == 200:
                     revoked.append(hint)
                 else:
-                    error, _ = _error_fields(response, (value, *auth_form.values()))
+                    error, description = _error_fields(response, (value, *auth_form.values()))
                     errors.append(
-                        f"{hint}: HTTP {response.status_code}" + (f" ({error})" if error else "")
+                        f"{hint}: HTTP {response.status_code}"
+                        + (f" ({error})" if error else "")
+                        + (f": {description}" if description else "")
                     )
         if forget_client:
             yield DeleteRecord()
