@@ -56,6 +56,7 @@ from .registration import (
     ClientSettings,
     choose_client,
     client_auth,
+    covers_scope,
     register_dynamically,
     update_registration,
 )
@@ -175,23 +176,25 @@ def _unique(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _serves_device_grant(client: ClientRegistration, issuer: str | None, scope: str) -> bool:
-    """Whether a stored client can poll for a device code at ``issuer``, for ``scope``.
+def _serves_device_grant(client: ClientRegistration, issuer: str | None) -> bool:
+    """Whether a stored client can poll for a device code at ``issuer``.
 
     A client registered for a browser login lists only the code grant: an authorization server
     refuses it the device grant (``device_code is not allowed for this client``), so the device
     flow registers a client of its own. A client the user gave (pre-registered, metadata
-    document) is trusted to carry the grant.
+    document) is trusted to carry the grant. Its registered scope does not decide: a step-up
+    asks with it first, as the browser login does.
     """
     if client.issuer != issuer:
         return False
-    if client.kind != "dynamic":
-        return True
-    covered = client.scope is None or not scope or set(scope.split()) <= set(client.scope.split())
-    return DEVICE_GRANT in client.grant_types and covered
+    return client.kind != "dynamic" or DEVICE_GRANT in client.grant_types
 
 
-def _registration_scope(scope: str, found: Discovered) -> str:
+def _registration_scope(
+    scope: str,
+    resource_metadata: Mapping[str, Any] | None,
+    server_metadata: Mapping[str, Any] | None,
+) -> str:
     """What a new dynamic registration asks for: this login's ``scope`` and every scope the
     resource and its authorization server advertise (``scopes_supported``).
 
@@ -201,7 +204,7 @@ def _registration_scope(scope: str, found: Discovered) -> str:
     a new registration would be a new client_id, and servers bind MCP sessions to it.
     """
     advertised: list[str] = []
-    for document in (found.resource_metadata or {}, found.server_metadata):
+    for document in (resource_metadata or {}, server_metadata or {}):
         supported = document.get("scopes_supported")
         if isinstance(supported, list):
             advertised += [s for s in supported if isinstance(s, str) and " " not in s]
@@ -521,7 +524,7 @@ class AuthFlow:
                 issuer=found.issuer,
                 server_metadata=metadata,
                 redirect_uri=redirect_uri,
-                scope=_registration_scope(scope, found),
+                scope=_registration_scope(scope, found.resource_metadata, metadata),
                 protocol_version=settings.protocol_version,
                 narrow_scope=scope,
             )
@@ -618,7 +621,7 @@ class AuthFlow:
             issuer=found.issuer,
             server_metadata=found.server_metadata,
             redirect_uri=redirect_uri,
-            scope=_registration_scope(widened, found),
+            scope=_registration_scope(widened, found.resource_metadata, found.server_metadata),
             protocol_version=self.settings.protocol_version,
             narrow_scope=widened,
         )
@@ -1036,35 +1039,27 @@ class AuthFlow:
 
     # -- the device authorization grant (RFC 8628) ---------------------------------------
 
-    def _device_grant(self, record: ServerRecord, scope: str) -> Generator[Effect, Any, TokenSet]:
-        metadata = record.server_metadata or {}
-        endpoint = metadata.get("device_authorization_endpoint")
-        if not endpoint:
-            raise AuthorizationError(
-                f"the authorization server {record.issuer} does not offer the device flow; "
-                "use the browser or paste-back login"
-            )
-        require_secure_url(endpoint, what="the device authorization endpoint")
-        client = record.client
-        if client is None or not _serves_device_grant(client, record.issuer, scope):
-            client = choose_client(
-                self.settings.client,
-                None,
-                issuer=record.issuer or "",
-                server_metadata=metadata,
-                redirect_uri="",
-            )
-        if client is None:
-            client = yield from register_dynamically(
+    def _register_device_client(
+        self, record: ServerRecord, scope: str
+    ) -> Generator[Effect, Any, ClientRegistration]:
+        """A client of its own for the device grant, registered as a browser login's is: for
+        ``scope`` and what the resource and the server advertise."""
+        return (
+            yield from register_dynamically(
                 replace(self.settings.client, application_type="native"),
                 issuer=record.issuer or "",
-                server_metadata=metadata,
+                server_metadata=record.server_metadata or {},
                 redirect_uri=None,
-                scope=scope,
+                scope=_registration_scope(scope, record.resource_metadata, record.server_metadata),
                 grant_types=[DEVICE_GRANT, "refresh_token"],
+                narrow_scope=scope,
             )
-            record = replace(record, client=client)
-            yield from self._save(record)
+        )
+
+    def _device_authorization(
+        self, endpoint: str, record: ServerRecord, client: ClientRegistration, scope: str
+    ) -> Generator[Effect, Any, tuple[HttpResponse, dict[str, str]]]:
+        """The device authorization request (RFC 8628 3.1): the answer, and the form sent."""
         auth_form, headers = client_auth(client)
         form = {"resource": record.resource_indicator, **auth_form}
         if scope:
@@ -1076,6 +1071,45 @@ class AuthFlow:
             error=AuthorizationError,
             headers=headers,
         )
+        return response, form
+
+    def _device_grant(self, record: ServerRecord, scope: str) -> Generator[Effect, Any, TokenSet]:
+        metadata = record.server_metadata or {}
+        endpoint = metadata.get("device_authorization_endpoint")
+        if not endpoint:
+            raise AuthorizationError(
+                f"the authorization server {record.issuer} does not offer the device flow; "
+                "use the browser or paste-back login"
+            )
+        require_secure_url(endpoint, what="the device authorization endpoint")
+        client = record.client
+        if client is None or not _serves_device_grant(client, record.issuer):
+            client = choose_client(
+                self.settings.client,
+                None,
+                issuer=record.issuer or "",
+                server_metadata=metadata,
+                redirect_uri="",
+            )
+        # asking with a client registered for fewer scopes (a step-up): it keeps the client_id
+        # where the server allows it; a refusal (invalid_scope) registers anew, below
+        beyond_registration = client is not None and not covers_scope(client, scope)
+        if client is None:
+            client = yield from self._register_device_client(record, scope)
+            record = replace(record, client=client)
+            yield from self._save(record)
+        response, form = yield from self._device_authorization(endpoint, record, client, scope)
+        if (
+            beyond_registration
+            and response.status_code == 400
+            and _error_fields(response)[0] == "invalid_scope"
+        ):
+            logger.info("%s refused this client the scope %r; registering anew", endpoint, scope)
+            widened = " ".join(_unique((*(client.scope or "").split(), *scope.split())))
+            client = yield from self._register_device_client(record, widened)
+            record = replace(record, client=client)
+            yield from self._save(record)
+            response, form = yield from self._device_authorization(endpoint, record, client, scope)
         if response.status_code != 200:
             error, description = _error_fields(response, _secrets(form))
             raise AuthorizationError(

@@ -27,6 +27,7 @@ __all__ = [
     "ClientSettings",
     "choose_client",
     "client_auth",
+    "covers_scope",
     "register_dynamically",
     "update_registration",
 ]
@@ -104,10 +105,16 @@ def choose_client(
         and stored.kind == "dynamic"
         and stored.issuer == issuer
         and redirect_uri in stored.redirect_uris
-        and (stored.scope is None or not scope or set(scope.split()) <= set(stored.scope.split()))
+        and covers_scope(stored, scope)
     ):
         return stored
     return None
+
+
+def covers_scope(client: ClientRegistration, scope: str | None) -> bool:
+    """Whether ``client`` was registered for every scope of ``scope`` (or for no scope in
+    particular)."""
+    return client.scope is None or not scope or set(scope.split()) <= set(client.scope.split())
 
 
 def _document(

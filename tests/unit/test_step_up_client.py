@@ -9,7 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from .fake_servers import ISSUER, FakeServers
+from .fake_servers import ISSUER, FakeServers, Seen
+from .test_device_polling import Clock, RecordingDeviceLogin
+from .test_login_fallback import DEVICE_ENDPOINT, DEVICE_GRANT, DeviceServers
 from .test_provider_flow import COMBOS, call, provider
 
 
@@ -157,3 +159,32 @@ class MetadataServers(FakeServers):
             document = {**json.loads(response.content), **self.as_extra}
             return type(response)(200, json=document)
         return response
+
+
+# -- the device grant: the same rule -------------------------------------------------------------
+
+
+class ScopedDeviceServers(DeviceServers):
+    """The device authorization endpoint holds a client to its registered scope, when
+    ``registered_scope_limits`` is set."""
+
+    def _authorization_server(self, issuer: str, seen: Seen, reply: Any) -> Any:
+        if seen.url == DEVICE_ENDPOINT and self.registered_scope_limits:
+            client = self.clients.get(seen.form.get("client_id", ""), {})
+            asked = set(seen.form.get("scope", "").split())
+            if not asked <= set(client.get("scope", "").split()):
+                return reply(400, {"error": "invalid_scope"})
+        return super()._authorization_server(issuer, seen, reply)
+
+
+@pytest.mark.parametrize("limits", [False, True], ids=["asks with the client", "refused"])
+def test_device_login_step_up(limits: bool) -> None:
+    servers = ScopedDeviceServers(scopes_supported=["read"], registered_scope_limits=limits)
+    clock = Clock()
+    auth = provider(servers, scopes=None, login=RecordingDeviceLogin(clock), clock=clock)
+    assert call("httpx2-async", servers, auth).status_code == 200
+    servers.required_scope = "admin"
+    response = call("httpx2-async", servers, auth)
+    assert response.status_code == 200 and "admin" in response.json()["scope"].split()
+    device_clients = [c for c in servers.clients.values() if DEVICE_GRANT in c["grant_types"]]
+    assert len(device_clients) == (2 if limits else 1)
