@@ -155,8 +155,10 @@ def register_dynamically(
     """RFC 7591 registration as a public native client (PKCE, no secret requested).
 
     ``narrow_scope``: the least this client needs, where ``scope`` asks for more (everything
-    the server advertises): a server that refuses the wider scope (``invalid_client_metadata``
-    or ``invalid_scope``) is asked once more, for ``narrow_scope``.
+    the server advertises). A server that refuses a registration for its scope
+    (``invalid_client_metadata`` or ``invalid_scope``) is asked again for ``narrow_scope``, then
+    for no scope at all, which RFC 7591 leaves to the server's default (oidc-provider, as it
+    comes, registers only the scopes of its own configuration, never a resource's).
     """
     endpoint = server_metadata.get("registration_endpoint")
     if not endpoint:
@@ -170,28 +172,27 @@ def register_dynamically(
             "register a client there and pass client_id= (and client_secret=)"
         )
     require_secure_url(endpoint, what="the registration endpoint")
-    document = _document(settings, redirect_uri=redirect_uri, scope=scope, grant_types=grant_types)
-    response: HttpResponse = yield HttpRequest.post_json(
-        endpoint, document, what="client registration", error=RegistrationError
-    )
-    if (
-        narrow_scope is not None
-        and narrow_scope != scope
-        and response.status_code == 400
-        and _error_code(response) in SCOPE_REFUSALS
-    ):
-        logger.info(
-            "%s refused to register a client for %r%s; registering for %r",
-            issuer,
-            scope,
-            _error_detail(response),
-            narrow_scope,
-        )
+    attempts = [scope or None]
+    if narrow_scope is not None:
+        attempts += [narrow_scope or None, None]
+    attempts = list(dict.fromkeys(attempts))
+    for index, asked in enumerate(attempts):
         document = _document(
-            settings, redirect_uri=redirect_uri, scope=narrow_scope, grant_types=grant_types
+            settings, redirect_uri=redirect_uri, scope=asked, grant_types=grant_types
         )
-        response = yield HttpRequest.post_json(
+        response: HttpResponse = yield HttpRequest.post_json(
             endpoint, document, what="client registration", error=RegistrationError
+        )
+        if index == len(attempts) - 1 or not (
+            response.status_code == 400 and _error_code(response) in SCOPE_REFUSALS
+        ):
+            break
+        logger.info(
+            "%s refused to register a client for the scope %r%s; trying %r",
+            issuer,
+            asked,
+            _error_detail(response),
+            attempts[index + 1],
         )
     if response.status_code not in (200, 201):
         detail = _error_detail(response)

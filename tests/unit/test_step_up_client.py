@@ -75,17 +75,18 @@ def test_refused_wider_scope_registers_once_more_and_logs_in_again(combo: str) -
 
 
 class PickyRegistration(FakeServers):
-    """Refuses to register a client for ``admin`` (invalid_client_metadata), as a server may
-    for a scope it advertises but gives only to clients it approved."""
+    """Refuses to register a client for ``refused_scope`` (invalid_client_metadata), as a
+    server may for a scope it advertises but gives only to clients it approved."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, refused_scope: str = "admin", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.refused_scope = refused_scope
         self.refused: list[str] = []
 
     def handler(self, request: Any) -> Any:
         if request.url.path == "/register":
             body = json.loads(request.read())
-            if "admin" in body.get("scope", "").split():
+            if self.refused_scope in body.get("scope", "").split():
                 self.refused.append(body["scope"])
                 module = __import__(type(request).__module__.split(".")[0])
                 return module.Response(
@@ -106,6 +107,18 @@ def test_registration_refused_for_advertised_scopes_registers_for_the_login_scop
     assert client["scope"] == "read"
     assert servers.refused == ["read admin"]  # asked first, refused: the login scope then
     assert servers.count("/register") == 1
+
+
+def test_registration_refused_for_any_of_the_scopes_registers_without_one() -> None:
+    """As oidc-provider does with its own scope list: a resource's scope is never registered."""
+    servers = PickyRegistration(refused_scope="read", scopes_supported=["read", "admin"])
+    auth = provider(servers, scopes=["read"])
+    assert call("httpx2-sync", servers, auth).status_code == 200
+    [client] = servers.clients.values()
+    assert "scope" not in client
+    assert servers.refused == ["read admin", "read"]
+    assert auth.record is not None and auth.record.client is not None
+    assert auth.record.client.scope is None  # so a step-up asks with this client
 
 
 # -- OpenID Connect: offline_access with prompt=consent (Core 1.0 section 11) -------------------
