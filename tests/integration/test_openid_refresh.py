@@ -1,7 +1,7 @@
 """A refresh token from an OpenID provider in its default policy, and no ``prompt`` elsewhere.
 
 oidc-provider, set up as it comes (an issuer with a path, opaque access tokens checked by
-introspection, no RFC 7592, and its own refresh-token policy: a refresh token only for
+introspection, no RFC 7592, its own scope list, and its own refresh-token policy: a refresh token only for
 ``offline_access``, which it grants only with ``prompt=consent``, OpenID Connect Core 1.0
 section 11): the login asks for ``offline_access`` with ``prompt=consent``, gets a refresh token,
 and the expired access token is refreshed. The demo authorization server is plain OAuth (it
@@ -56,6 +56,7 @@ def test_default_oidc_provider_issues_a_refresh_token_and_it_refreshes(
         RS_VALIDATION="introspect",
         ALWAYS_ISSUE_RT="0",
         REGISTRATION_MANAGEMENT="0",
+        STATIC_RS_SCOPES="0",  # its own scope list: openid, offline_access
         AT_TTL="300",
         AS_LOG_EVENTS="1",
     )
