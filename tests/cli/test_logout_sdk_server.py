@@ -40,3 +40,19 @@ def test_logout_revokes_at_the_mcp_sdks_authorization_server(cli: CLI, sdk: SdkA
     assert sdk.provider.revoked == ["refresh", "access"]
     assert record.tokens.access_token not in sdk.provider.access
     assert record.tokens.refresh_token not in sdk.provider.refresh
+
+
+def test_logout_where_the_revocation_endpoint_refuses_says_so(cli: CLI) -> None:
+    with sdk_auth_server(refuse_revocation=True) as sdk:
+        assert cli.login(sdk.url).returncode == 0
+        run = cli("logout", sdk.url)
+        assert sdk.provider.revoked == []
+    assert run.returncode == 1, run.output  # the tokens still live on the server: say so
+    assert run.stdout == ""
+    assert "but the server's revocation endpoint refused" in run.stderr
+    assert "refresh_token: HTTP 400 (invalid_request): client_secret: Field required" in (
+        run.stderr
+    )
+    assert "Still valid on the server until they expire" in run.stderr
+    record = cli.record(sdk.url)
+    assert record is not None and record.tokens is None  # forgotten here all the same

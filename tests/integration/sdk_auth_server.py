@@ -139,9 +139,29 @@ class SdkAuthServer:
     provider: InMemoryProvider
 
 
+class RefuseRevocation:
+    """In front of the app: ``/revoke`` refuses every request as the SDK's handler refuses one
+    without a ``client_secret`` field (a server that takes not even the empty field)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/revoke":
+            body = (
+                b'{"error":"invalid_request","error_description":"client_secret: Field required"}'
+            )
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 400, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
 @contextmanager
-def sdk_auth_server() -> Iterator[SdkAuthServer]:
-    """Start the SDK's server with its own authorization server; stop it afterwards."""
+def sdk_auth_server(*, refuse_revocation: bool = False) -> Iterator[SdkAuthServer]:
+    """Start the SDK's server with its own authorization server; stop it afterwards.
+    ``refuse_revocation``: its revocation endpoint refuses every request."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, 0))
@@ -171,6 +191,8 @@ def sdk_auth_server() -> Iterator[SdkAuthServer]:
         return text
 
     app: Any = server.streamable_http_app(host=HOST)
+    if refuse_revocation:
+        app = RefuseRevocation(app)
     runner = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=runner.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

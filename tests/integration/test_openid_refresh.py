@@ -1,11 +1,11 @@
 """A refresh token from an OpenID provider in its default policy, and no ``prompt`` elsewhere.
 
 oidc-provider, set up as it comes (an issuer with a path, opaque access tokens checked by
-introspection, no RFC 7592, its own scope list, and its own refresh-token policy: a refresh token only for
-``offline_access``, which it grants only with ``prompt=consent``, OpenID Connect Core 1.0
-section 11): the login asks for ``offline_access`` with ``prompt=consent``, gets a refresh token,
-and the expired access token is refreshed. The demo authorization server is plain OAuth (it
-lists ``offline_access`` but not ``openid``): it is never sent ``prompt``.
+introspection, no RFC 7592, its own scope list, and its own refresh-token policy: a refresh
+token only for ``offline_access``, which it grants only with ``prompt=consent``, OpenID Connect
+Core 1.0 section 11): the login asks for ``offline_access`` with ``prompt=consent``, gets a
+refresh token, and the expired access token is refreshed. The demo authorization server is
+plain OAuth (it lists ``offline_access`` but not ``openid``): it is never sent ``prompt``.
 """
 
 from __future__ import annotations
