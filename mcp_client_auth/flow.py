@@ -190,6 +190,11 @@ def _serves_device_grant(client: ClientRegistration, issuer: str | None) -> bool
     return client.kind != "dynamic" or DEVICE_GRANT in client.grant_types
 
 
+def _widened(client: ClientRegistration, scope: str) -> str:
+    """The scope ``client`` was registered for, with ``scope`` added."""
+    return " ".join(_unique((*(client.scope or "").split(), *scope.split())))
+
+
 def _registration_scope(
     scope: str,
     resource_metadata: Mapping[str, Any] | None,
@@ -514,7 +519,7 @@ class AuthFlow:
             # server manages registrations (RFC 7592); else ask with the stored client, since
             # most servers let a client ask for more than it registered, and register anew
             # only when this server refuses that (below).
-            widened = " ".join(_unique((*(stored_client.scope or "").split(), *scope.split())))
+            widened = _widened(stored_client, scope)
             client = yield from update_registration(settings.client, stored_client, scope=widened)
             if client is None:
                 client, beyond_registration = stored_client, True
@@ -615,7 +620,7 @@ class AuthFlow:
             stored.client_id,
             scope,
         )
-        widened = " ".join(_unique((*(stored.scope or "").split(), *scope.split())))
+        widened = _widened(stored, scope)
         client = yield from register_dynamically(
             self.settings.client,
             issuer=found.issuer,
@@ -1105,7 +1110,7 @@ class AuthFlow:
             and _error_fields(response)[0] == "invalid_scope"
         ):
             logger.info("%s refused this client the scope %r; registering anew", endpoint, scope)
-            widened = " ".join(_unique((*(client.scope or "").split(), *scope.split())))
+            widened = _widened(client, scope)
             client = yield from self._register_device_client(record, widened)
             record = replace(record, client=client)
             yield from self._save(record)
