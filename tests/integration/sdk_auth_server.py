@@ -3,9 +3,11 @@ revocation) over an in-memory provider, in the SDK's ``MCPServer``, which is als
 resource. What most Python MCP servers embed (FastMCP's ``InMemoryOAuthProvider`` uses these
 same routes).
 
-The provider approves every authorization request at once (no user interface) and keeps
-clients, codes and tokens in memory. It records what was revoked, so a test can check that a
-revocation reached it. Served by uvicorn in a thread, on a socket bound to 127.0.0.1 first.
+The provider approves every authorization request at once (no user interface), keeps
+clients, codes and tokens in memory, and records what was revoked, so a test can check that a
+revocation reached it. Clients may register for ``mcp:tools`` and ``mcp:write``; ``save_note``
+needs the second (a 403 ``insufficient_scope`` first: step-up). Served by uvicorn in a thread,
+on a socket bound to 127.0.0.1 first.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mcp.server.auth.provider import (
     AccessToken,
     AuthorizationCode,
     AuthorizationParams,
+    ProviderTokenVerifier,
     RefreshToken,
     construct_redirect_uri,
 )
@@ -31,8 +34,10 @@ from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, Re
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
+from .mcp_server import BASE_SCOPE, WRITE_SCOPE, StepUpGate
+
 HOST = "127.0.0.1"
-SCOPES = ["mcp:tools"]
+SCOPES = [BASE_SCOPE, WRITE_SCOPE]  # what clients may register for; every request needs the first
 
 
 @dataclass
@@ -175,7 +180,7 @@ def sdk_auth_server(*, refuse_revocation: bool = False) -> Iterator[SdkAuthServe
             {
                 "issuer_url": issuer,
                 "resource_server_url": f"{issuer}/mcp",
-                "required_scopes": SCOPES,
+                "required_scopes": [BASE_SCOPE],
                 "validate_token_resource": True,
                 "client_registration_options": ClientRegistrationOptions(
                     enabled=True, valid_scopes=SCOPES, default_scopes=SCOPES
@@ -190,7 +195,17 @@ def sdk_auth_server(*, refuse_revocation: bool = False) -> Iterator[SdkAuthServe
     def echo(text: str) -> str:
         return text
 
-    app: Any = server.streamable_http_app(host=HOST)
+    @server.tool()
+    def save_note(text: str) -> str:
+        """Needs mcp:write: the gate answers 403 insufficient_scope before (step-up)."""
+        return f"saved: {text}"
+
+    app: Any = StepUpGate(
+        server.streamable_http_app(host=HOST),
+        verifier=ProviderTokenVerifier(provider),
+        path="/mcp",
+        resource_metadata_url=f"{issuer}/.well-known/oauth-protected-resource/mcp",
+    )
     if refuse_revocation:
         app = RefuseRevocation(app)
     runner = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))

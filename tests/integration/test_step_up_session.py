@@ -9,6 +9,8 @@ One registration, one client_id, no 404, on every authorization server:
 
 - the demo authorization server (``examples/demo_servers``): no RFC 7592, and it lets a client
   ask for more than it registered;
+- the ``mcp`` SDK's own authorization server (``sdk_auth_server.py``, as FastMCP's): no RFC
+  7592, and a client may ask only for the scopes it registered;
 - the real one (oidc-provider, ``tests/realas``), with RFC 7592 registration management and
   without it (``REGISTRATION_MANAGEMENT=0``, oidc-provider's own default), where a client may ask
   only for the scopes it registered; and with oidc-provider's own scope list, where it
@@ -31,18 +33,27 @@ from examples.demo_servers import PROFILE_SCOPE, DemoServers, start_demo_servers
 
 from .harness import Run, Stack, call, drive, start_stack
 from .mcp_server import WRITE_SCOPE
+from .sdk_auth_server import SdkAuthServer, sdk_auth_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 SESSION_CLIENTS = ("mcp1", "mcp2-legacy")
 
 
-def python_for(client: str, mcp_v1: str) -> str:
-    return mcp_v1 if client == "mcp1" else sys.executable
-
-
-def mcp_statuses(run: Run, url: str) -> list[int | None]:
-    return [status for _, _, status in run.sent(url)]
+def session_with_step_up(
+    client: str, url: str, tools: list[str], needed: str, mcp_v1: str, key: str, stores: Path
+) -> Run:
+    """One session calling ``tools``: one of them needs ``needed``, which the first login has
+    not, so the server's 403, a second login, and the retry, all in the session (no 404)."""
+    plan = [call("session", "main", "auto", *tools)]
+    python = mcp_v1 if client == "mcp1" else sys.executable
+    run = drive(python, client, url, stores, plan, key=key)["session"]
+    assert len(run.texts()) == len(tools), run.explain()
+    assert run.logins == 2, run.explain()
+    assert needed in (run.scope or "").split(), run.explain()
+    statuses = [status for _, _, status in run.sent(url)]
+    assert 403 in statuses and 404 not in statuses, run.explain()
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +68,13 @@ def test_step_up_in_a_session_keeps_the_client_id_on_the_demo_server(
     client: str, demo: DemoServers, mcp_v1: str, store_key: str, tmp_path: Path
 ) -> None:
     registered_before = set(demo.authorization_server.clients)
-    plan = [call("session", "main", "auto", "echo=before", "whoami")]
-    python = python_for(client, mcp_v1)
-    run = drive(python, client, demo.mcp_url, tmp_path, plan, key=store_key)["session"]
+    tools = ["echo=before", "whoami"]
+    run = session_with_step_up(
+        client, demo.mcp_url, tools, PROFILE_SCOPE, mcp_v1, store_key, tmp_path
+    )
     texts = run.texts()
     assert texts[0] == "before", run.explain()
     assert "demo-user" in texts[1], run.explain()
-    assert run.logins == 2, run.explain()
-    assert run.scope is not None and PROFILE_SCOPE in run.scope.split(), run.explain()
-    statuses = mcp_statuses(run, demo.mcp_url)
-    assert 403 in statuses and 404 not in statuses, run.explain()
     registrations = [p for m, p, _ in run.sent(demo.issuer + "/") if p == "/register"]
     assert registrations == ["/register"], run.explain()
     new_clients = set(demo.authorization_server.clients) - registered_before
@@ -97,15 +105,10 @@ def test_step_up_in_a_session_keeps_the_client_id_on_oidc_provider(
     client: str, realas_stack: Stack, mcp_v1: str, store_key: str, tmp_path: Path
 ) -> None:
     stack = realas_stack
-    plan = [call("session", "main", "auto", "echo=before", "save_note=after", "whoami")]
-    python = python_for(client, mcp_v1)
-    run = drive(python, client, stack.url, tmp_path, plan, key=store_key)["session"]
+    tools = ["echo=before", "save_note=after", "whoami"]
+    run = session_with_step_up(client, stack.url, tools, WRITE_SCOPE, mcp_v1, store_key, tmp_path)
     texts = run.texts()
     assert texts[:2] == ["before", "saved: after"], run.explain()
-    assert run.logins == 2, run.explain()
-    assert run.scope is not None and WRITE_SCOPE in run.scope.split(), run.explain()
-    statuses = mcp_statuses(run, stack.url)
-    assert 403 in statuses and 404 not in statuses, run.explain()
     registered = [s for m, p, s in run.sent(stack.issuer + "/") if m == "POST" and p == "/reg"]
     assert registered.count(201) == 1, run.explain()  # refusals for a scope aside
     # whoami, after the step-up, names the client; both logins' codes went to it
@@ -114,3 +117,22 @@ def test_step_up_in_a_session_keeps_the_client_id_on_oidc_provider(
     assert client_id in registered, registered
     codes = [g for g in stack.grants(client_id) if g == "authorization_code"]
     assert len(codes) == 2, stack.grants(client_id)
+
+
+@pytest.fixture(scope="module")
+def sdk() -> Iterator[SdkAuthServer]:
+    with sdk_auth_server() as server:
+        yield server
+
+
+@pytest.mark.parametrize("client", SESSION_CLIENTS)
+def test_step_up_in_a_session_keeps_the_client_id_on_the_mcp_sdks_server(
+    client: str, sdk: SdkAuthServer, mcp_v1: str, store_key: str, tmp_path: Path
+) -> None:
+    registered_before = set(sdk.provider.clients)
+    tools = ["echo=before", "save_note=after"]
+    run = session_with_step_up(client, sdk.url, tools, WRITE_SCOPE, mcp_v1, store_key, tmp_path)
+    assert run.texts() == ["before", "saved: after"], run.explain()
+    [client_id] = set(sdk.provider.clients) - registered_before  # one registration
+    stepped_up = [t for t in sdk.provider.access.values() if WRITE_SCOPE in t.scopes]
+    assert client_id in {t.client_id for t in stepped_up}  # the wider token is that client's
