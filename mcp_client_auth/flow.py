@@ -206,8 +206,12 @@ def _registration_scope(
     A registration's scope is a ceiling, not a grant: each login still asks for its own scope.
     Registering for what is advertised lets a later step-up ask for more with the same client,
     where the server holds a client to its registered scope (oidc-provider, the mcp SDK's);
-    a new registration would be a new client_id, and servers bind MCP sessions to it.
+    a new registration would be a new client_id, and servers bind MCP sessions to it. A login
+    that asks for no scope registers for none: a server may grant a scopeless request all the
+    client registered for.
     """
+    if not scope.strip():
+        return ""
     advertised: list[str] = []
     for document in (resource_metadata or {}, server_metadata or {}):
         supported = document.get("scopes_supported")

@@ -74,6 +74,16 @@ def test_refused_wider_scope_registers_once_more_and_logs_in_again(combo: str) -
     assert "admin" in servers.clients[second]["scope"].split()
 
 
+def test_a_login_without_scope_registers_for_none() -> None:
+    """A server may grant a request without scope all the client registered for: so a login
+    that asks for none does not register for what the server advertises."""
+    servers = MetadataServers(as_extra={"scopes_supported": ["read", "admin"]}, scopes_supported=[])
+    login = Recorder(servers)
+    assert call("httpx2-sync", servers, provider(servers, login=login)).status_code == 200
+    [client] = servers.clients.values()
+    assert "scope" not in client and "scope" not in login.queries[0]
+
+
 class PickyRegistration(FakeServers):
     """Refuses to register a client for ``refused_scope`` (invalid_client_metadata), as a
     server may for a scope it advertises but gives only to clients it approved."""
