@@ -796,8 +796,11 @@ def _report_logout(
             "(unsupported_token_type)"
         )
     if problems:
+        # the server answered and said no, or the revocation could not be sent at all
+        refused = not failure and all(": HTTP " in p for p in problems)
+        what = "the server's revocation endpoint refused" if refused else "revoking failed"
         report.warning(
-            f"Logged out of {url} here{dropped}, but revoking failed ({'; '.join(problems)})"
+            f"Logged out of {url} here{dropped}, but {what} ({'; '.join(problems)})"
             + "".join(f"; {part}" for part in parts)
             + f". Still valid on the server {until}: {still}."
         )

@@ -56,6 +56,7 @@ from .registration import (
     ClientSettings,
     choose_client,
     client_auth,
+    covers_scope,
     register_dynamically,
     update_registration,
 )
@@ -144,6 +145,18 @@ class LogoutResult:
     errors: tuple[str, ...] = ()
 
 
+def _wants_a_secret_field(response: HttpResponse, client: ClientRegistration) -> bool:
+    """A public client's request refused only for want of a ``client_secret`` field."""
+    if (
+        response.status_code != 400
+        or client.client_secret
+        or (client.token_endpoint_auth_method != "none")
+    ):
+        return False
+    answer = read_error(response)
+    return answer.error == "invalid_request" and "client_secret" in (answer.description or "")
+
+
 def _unique(items: Sequence[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for item in items:
@@ -152,20 +165,63 @@ def _unique(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _serves_device_grant(client: ClientRegistration, issuer: str | None, scope: str) -> bool:
-    """Whether a stored client can poll for a device code at ``issuer``, for ``scope``.
+def _serves_device_grant(client: ClientRegistration, issuer: str | None) -> bool:
+    """Whether a stored client can poll for a device code at ``issuer``.
 
     A client registered for a browser login lists only the code grant: an authorization server
     refuses it the device grant (``device_code is not allowed for this client``), so the device
     flow registers a client of its own. A client the user gave (pre-registered, metadata
-    document) is trusted to carry the grant.
+    document) is trusted to carry the grant. Its registered scope does not decide: a step-up
+    asks with it first, as the browser login does.
     """
     if client.issuer != issuer:
         return False
-    if client.kind != "dynamic":
-        return True
-    covered = client.scope is None or not scope or set(scope.split()) <= set(client.scope.split())
-    return DEVICE_GRANT in client.grant_types and covered
+    return client.kind != "dynamic" or DEVICE_GRANT in client.grant_types
+
+
+def _widened(client: ClientRegistration, scope: str) -> str:
+    """The scope ``client`` was registered for, with ``scope`` added."""
+    return " ".join(_unique((*(client.scope or "").split(), *scope.split())))
+
+
+def _registration_scope(
+    scope: str,
+    resource_metadata: Mapping[str, Any] | None,
+    server_metadata: Mapping[str, Any] | None,
+) -> str:
+    """What a new dynamic registration asks for: this login's ``scope`` and every scope the
+    resource and its authorization server advertise (``scopes_supported``).
+
+    A registration's scope is a ceiling, not a grant: each login still asks for its own scope.
+    Registering for what is advertised lets a later step-up ask for more with the same client,
+    where the server holds a client to its registered scope (oidc-provider, the mcp SDK's);
+    a new registration would be a new client_id, and servers bind MCP sessions to it. A login
+    that asks for no scope registers for none: a server may grant a scopeless request all the
+    client registered for.
+    """
+    if not scope.strip():
+        return ""
+    advertised: list[str] = []
+    for document in (resource_metadata or {}, server_metadata or {}):
+        supported = document.get("scopes_supported")
+        if isinstance(supported, list):
+            advertised += [s for s in supported if isinstance(s, str) and " " not in s]
+    return " ".join(_unique((*scope.split(), *advertised)))
+
+
+def openid_provider(metadata: Mapping[str, Any]) -> bool:
+    """Whether the authorization server is an OpenID provider, as its metadata says.
+
+    OpenID Provider Metadata requires ``id_token_signing_alg_values_supported``, which plain
+    OAuth metadata (RFC 8414) does not define; and only an OpenID provider offers the
+    ``openid`` scope. Either is the sign. ``offline_access`` alone is not: OAuth servers list
+    it too (for a refresh token), without OpenID Connect's rules for it.
+    """
+    algorithms = metadata.get("id_token_signing_alg_values_supported")
+    scopes = metadata.get("scopes_supported")
+    return bool(algorithms and isinstance(algorithms, list)) or (
+        isinstance(scopes, list) and "openid" in scopes
+    )
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -445,30 +501,36 @@ class AuthFlow:
             redirect_uri=redirect_uri,
             scope=scope,
         )
-        registration_scope = scope
+        # asking with a client registered for fewer scopes: a server may refuse (invalid_scope)
+        beyond_registration = False
         if (
             client is None
             and stored_client is not None
             and stored_client.kind == "dynamic"
             and stored_client.issuer == found.issuer
-            and stored_client.scope
+            and redirect_uri in stored_client.redirect_uris
         ):
-            # registered for fewer scopes than this login asks: widen the registration
-            # (RFC 7592: the same client_id, so the MCP session survives), else register anew
-            registration_scope = " ".join(_unique((*stored_client.scope.split(), *scope.split())))
-            if redirect_uri in stored_client.redirect_uris:
-                client = yield from update_registration(
-                    settings.client, stored_client, scope=registration_scope, rules=settings.urls
-                )
+            # Registered for fewer scopes than this login asks (a step-up). The client_id must
+            # survive it: servers bind MCP sessions to it. Widen the registration where the
+            # server manages registrations (RFC 7592); else ask with the stored client, since
+            # most servers let a client ask for more than it registered, and register anew
+            # only when this server refuses that (below).
+            widened = _widened(stored_client, scope)
+            client = yield from update_registration(
+                settings.client, stored_client, scope=widened, rules=settings.urls
+            )
+            if client is None:
+                client, beyond_registration = stored_client, True
         if client is None:
             client = yield from register_dynamically(
                 settings.client,
                 issuer=found.issuer,
                 server_metadata=metadata,
                 redirect_uri=redirect_uri,
-                scope=registration_scope,
+                scope=_registration_scope(scope, found.resource_metadata, metadata),
                 rules=settings.urls,
                 protocol_version=settings.protocol_version,
+                narrow_scope=scope,
             )
         record = replace(record, client=client)
         yield from self._save(record)
@@ -486,6 +548,11 @@ class AuthFlow:
         }
         if scope:
             params["scope"] = scope
+        if "offline_access" in scope.split() and openid_provider(metadata):
+            # OpenID Connect Core 1.0 section 11: an OpenID provider grants offline_access (the
+            # refresh token) only with prompt=consent; it ignores the scope otherwise. A server
+            # that is not an OpenID provider is never sent prompt, which it may refuse.
+            params["prompt"] = "consent"
         dpop_key = self._dpop_key(record)
         if dpop_key is not None:
             params["dpop_jkt"] = dpop_key.thumbprint  # binds the code (RFC 9449 10)
@@ -502,7 +569,13 @@ class AuthFlow:
         if session.wants_device_flow:  # no browser opened and no terminal: the device grant
             logger.info("no browser could be opened for %s; using the device flow", record.issuer)
             return (yield from self._device_grant(record, scope))
-        code = check(callback)
+        try:
+            code = check(callback)
+        except AuthorizationError as exc:
+            if beyond_registration and exc.error == "invalid_scope" and _retry:
+                again = self._register_for(scope, redirect_uri, record, found, challenge, step_up)
+                return (yield from again)
+            raise
         form = {
             "grant_type": "authorization_code",
             "code": code,
@@ -519,9 +592,46 @@ class AuthFlow:
                 logger.info("the authorization server forgot this client; registering again")
                 yield from self._save(replace(record, client=None, tokens=None))
                 return (yield from self.authorize(challenge, step_up=step_up, _retry=False))
+            if exc.error == "invalid_scope" and beyond_registration and _retry:
+                again = self._register_for(scope, redirect_uri, record, found, challenge, step_up)
+                return (yield from again)
             raise
         yield from self._save(replace(record, tokens=tokens))
         return tokens
+
+    def _register_for(
+        self,
+        scope: str,
+        redirect_uri: str,
+        record: ServerRecord,
+        found: Discovered,
+        challenge: Challenge | None,
+        step_up: bool,
+    ) -> Generator[Effect, Any, TokenSet]:
+        """The server refused the stored client the wider ``scope`` (``invalid_scope``): the
+        one case where a step-up takes a new registration (and so a new client_id, which ends
+        the MCP sessions a server bound to the old one). Register for it, then log in again."""
+        stored = record.client
+        assert stored is not None
+        logger.info(
+            "%s refused client %s the scope %r; registering a new client for it",
+            found.issuer,
+            stored.client_id,
+            scope,
+        )
+        widened = _widened(stored, scope)
+        client = yield from register_dynamically(
+            self.settings.client,
+            issuer=found.issuer,
+            server_metadata=found.server_metadata,
+            redirect_uri=redirect_uri,
+            scope=_registration_scope(widened, found.resource_metadata, found.server_metadata),
+            rules=self.settings.urls,
+            protocol_version=self.settings.protocol_version,
+            narrow_scope=widened,
+        )
+        yield from self._save(replace(record, client=client))
+        return (yield from self.authorize(challenge, step_up=step_up, _retry=False, found=found))
 
     def _bind_issuer(self, found: Discovered, challenge: Challenge | None = None) -> ServerRecord:
         """The record updated with fresh metadata; what another issuer gave us is dropped."""
@@ -789,6 +899,7 @@ class AuthFlow:
         tokens, client = record.tokens, record.client
         if revoke and endpoint and tokens is not None and client is not None:
             self.settings.urls.check(endpoint, what="the revocation endpoint")
+            empty_secret: dict[str, str] = {}  # once a server asked for it (below), every time
             candidates = (
                 ("refresh_token", tokens.refresh_token),
                 ("access_token", tokens.access_token),
@@ -797,23 +908,39 @@ class AuthFlow:
                 if not value:
                     continue
                 auth_form, headers = self._client_authentication(client, record)
+                form = {"token": value, "token_type_hint": hint, **auth_form, **empty_secret}
                 try:
                     response: HttpResponse = yield HttpRequest.post_form(
-                        endpoint,
-                        {"token": value, "token_type_hint": hint, **auth_form},
-                        what="token revocation",
-                        error=TokenError,
-                        headers=headers,
+                        endpoint, form, what="token revocation", error=TokenError, headers=headers
                     )
+                    if "client_secret" not in form and _wants_a_secret_field(response, client):
+                        # A server that requires the client_secret field even of a public
+                        # client (the mcp SDK's, and so FastMCP's): RFC 6749 2.3.1 lets a
+                        # client send an empty secret as an empty field. Only after exactly this
+                        # refusal: a compliant server would take the empty field as a secret
+                        # the client was not registered with.
+                        logger.info("%s requires a client_secret field; sending it empty", endpoint)
+                        empty_secret = {"client_secret": ""}
+                        form = {**form, **empty_secret}
+                        response = yield HttpRequest.post_form(
+                            endpoint,
+                            form,
+                            what="token revocation",
+                            error=TokenError,
+                            headers=headers,
+                        )
                 except TokenError as exc:  # unreachable: the tokens are forgotten all the same
                     errors.append(f"{hint}: {exc}")
                     break
                 if response.status_code == 200:
                     revoked.append(hint)
                 else:
-                    error = read_error(response).error
+                    answer = read_error(response)
+                    error, description = answer.error, answer.description
                     errors.append(
-                        f"{hint}: HTTP {response.status_code}" + (f" ({error})" if error else "")
+                        f"{hint}: HTTP {response.status_code}"
+                        + (f" ({error})" if error else "")
+                        + (f": {description}" if description else "")
                     )
         if forget_client:
             yield DeleteRecord()
@@ -916,6 +1043,47 @@ class AuthFlow:
 
     # -- the device authorization grant (RFC 8628) ---------------------------------------
 
+    def _register_device_client(
+        self, record: ServerRecord, scope: str
+    ) -> Generator[Effect, Any, ClientRegistration]:
+        """A client of its own for the device grant, registered as a browser login's is: for
+        ``scope`` and what the resource and the server advertise."""
+        return (
+            yield from register_dynamically(
+                replace(self.settings.client, application_type="native"),
+                issuer=record.issuer or "",
+                server_metadata=record.server_metadata or {},
+                redirect_uri=None,
+                scope=_registration_scope(scope, record.resource_metadata, record.server_metadata),
+                rules=self.settings.urls,
+                grant_types=[DEVICE_GRANT, "refresh_token"],
+                narrow_scope=scope,
+            )
+        )
+
+    def _device_authorization(
+        self,
+        endpoint: str,
+        record: ServerRecord,
+        client: ClientRegistration,
+        scope: str,
+        timeout: float,
+    ) -> Generator[Effect, Any, HttpResponse]:
+        """The device authorization request (RFC 8628 3.1), within ``timeout`` seconds."""
+        auth_form, headers = self._client_authentication(client, record)
+        form = {"resource": record.resource_indicator, **auth_form}
+        if scope:
+            form["scope"] = scope
+        response: HttpResponse = yield HttpRequest.post_form(
+            endpoint,
+            form,
+            what="device authorization",
+            error=AuthorizationError,
+            headers=headers,
+            timeout=timeout,
+        )
+        return response
+
     def _device_grant(self, record: ServerRecord, scope: str) -> Generator[Effect, Any, TokenSet]:
         metadata = record.server_metadata or {}
         endpoint = metadata.get("device_authorization_endpoint")
@@ -926,7 +1094,7 @@ class AuthFlow:
             )
         self.settings.urls.check(endpoint, what="the device authorization endpoint")
         client = record.client
-        if client is None or not _serves_device_grant(client, record.issuer, scope):
+        if client is None or not _serves_device_grant(client, record.issuer):
             client = choose_client(
                 self.settings.client,
                 None,
@@ -934,32 +1102,30 @@ class AuthFlow:
                 server_metadata=metadata,
                 redirect_uri="",
             )
+        # asking with a client registered for fewer scopes (a step-up): it keeps the client_id
+        # where the server allows it; a refusal (invalid_scope) registers anew, below
+        beyond_registration = client is not None and not covers_scope(client, scope)
         if client is None:
-            client = yield from register_dynamically(
-                replace(self.settings.client, application_type="native"),
-                issuer=record.issuer or "",
-                server_metadata=metadata,
-                redirect_uri=None,
-                scope=scope,
-                rules=self.settings.urls,
-                grant_types=[DEVICE_GRANT, "refresh_token"],
-            )
+            client = yield from self._register_device_client(record, scope)
             record = replace(record, client=client)
             yield from self._save(record)
-        auth_form, headers = self._client_authentication(client, record)
-        form = {"resource": record.resource_indicator, **auth_form}
-        if scope:
-            form["scope"] = scope
         start = self.clock()
         timeout = self.settings.login_timeout
-        response: HttpResponse = yield HttpRequest.post_form(
-            endpoint,
-            form,
-            what="device authorization",
-            error=AuthorizationError,
-            headers=headers,
-            timeout=timeout,
-        )
+        response = yield from self._device_authorization(endpoint, record, client, scope, timeout)
+        if (
+            beyond_registration
+            and response.status_code == 400
+            and read_error(response).error == "invalid_scope"
+        ):
+            logger.info("%s refused this client the scope %r; registering anew", endpoint, scope)
+            widened = _widened(client, scope)
+            client = yield from self._register_device_client(record, widened)
+            record = replace(record, client=client)
+            yield from self._save(record)
+            remaining = max(0.0, timeout - (self.clock() - start))
+            response = yield from self._device_authorization(
+                endpoint, record, client, scope, remaining
+            )
         if response.status_code != 200:
             answer = read_error(response)
             raise answer.as_error(

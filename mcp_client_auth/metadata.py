@@ -914,6 +914,7 @@ _SERVER_OPTIONAL_LISTS = (
     "code_challenge_methods_supported",
     "token_endpoint_auth_methods_supported",
     "dpop_signing_alg_values_supported",
+    "id_token_signing_alg_values_supported",  # OpenID Connect Discovery: an OpenID provider
 )
 _SERVER_OPTIONAL_BOOLS = (
     "client_id_metadata_document_supported",

@@ -28,6 +28,7 @@ __all__ = [
     "ClientSettings",
     "choose_client",
     "client_auth",
+    "covers_scope",
     "register_dynamically",
     "update_registration",
 ]
@@ -35,6 +36,8 @@ __all__ = [
 logger = logging.getLogger("mcp_client_auth.registration")
 
 MAX_SECRET_EXPIRY = 253402300799.0  # 9999-12-31T23:59:59Z: later expiries are kept as this
+# a registration refused for its scope (RFC 7591 3.2.2); the server may take a narrower one
+SCOPE_REFUSALS = ("invalid_client_metadata", "invalid_scope")
 
 
 @dataclass(frozen=True, repr=False)
@@ -104,10 +107,16 @@ def choose_client(
         and stored.kind == "dynamic"
         and stored.issuer == issuer
         and redirect_uri in stored.redirect_uris
-        and (stored.scope is None or not scope or set(scope.split()) <= set(stored.scope.split()))
+        and covers_scope(stored, scope)
     ):
         return stored
     return None
+
+
+def covers_scope(client: ClientRegistration, scope: str | None) -> bool:
+    """Whether ``client`` was registered for every scope of ``scope`` (or for no scope in
+    particular)."""
+    return client.scope is None or not scope or set(scope.split()) <= set(client.scope.split())
 
 
 def _document(
@@ -144,8 +153,16 @@ def register_dynamically(
     rules: UrlRules,
     protocol_version: str | None = None,
     grant_types: list[str] | None = None,
+    narrow_scope: str | None = None,
 ) -> Generator[Effect, Any, ClientRegistration]:
-    """RFC 7591 registration as a public native client (PKCE, no secret requested)."""
+    """RFC 7591 registration as a public native client (PKCE, no secret requested).
+
+    ``narrow_scope``: the least this client needs, where ``scope`` asks for more (everything
+    the server advertises). A server that refuses a registration for its scope
+    (``invalid_client_metadata`` or ``invalid_scope``) is asked again for ``narrow_scope``, then
+    for no scope at all, which RFC 7591 leaves to the server's default (oidc-provider, as it
+    comes, registers only the scopes of its own configuration, never a resource's).
+    """
     endpoint = server_metadata.get("registration_endpoint")
     if not endpoint:
         hint = (
@@ -158,10 +175,28 @@ def register_dynamically(
             "register a client there and pass client_id= (and client_secret=)"
         )
     rules.check(endpoint, what="the registration endpoint")
-    document = _document(settings, redirect_uri=redirect_uri, scope=scope, grant_types=grant_types)
-    response: HttpResponse = yield HttpRequest.post_json(
-        endpoint, document, what="client registration", error=RegistrationError
-    )
+    attempts = [scope or None]
+    if narrow_scope is not None:
+        attempts += [narrow_scope or None, None]
+    attempts = list(dict.fromkeys(attempts))
+    for index, asked in enumerate(attempts):
+        document = _document(
+            settings, redirect_uri=redirect_uri, scope=asked, grant_types=grant_types
+        )
+        response: HttpResponse = yield HttpRequest.post_json(
+            endpoint, document, what="client registration", error=RegistrationError
+        )
+        if index == len(attempts) - 1 or not (
+            response.status_code == 400 and read_error(response).error in SCOPE_REFUSALS
+        ):
+            break
+        logger.info(
+            "%s refused to register a client for the scope %r%s; trying %r",
+            issuer,
+            asked,
+            read_error(response).detail,
+            attempts[index + 1],
+        )
     if response.status_code not in (200, 201):
         answer = read_error(response)
         raise answer.as_error(

@@ -141,7 +141,8 @@ def _start_stack(workdir: Path, mcp_socket: socket.socket, knobs: dict[str, str]
         **knobs,
     }
     auth_server = _start_auth_server(workdir, settings, "as")
-    issuer = f"http://{LOOPBACK}:{(workdir / 'as.port').read_text().strip()}"
+    port = (workdir / "as.port").read_text().strip()
+    issuer = f"http://{LOOPBACK}:{port}{settings.get('ISSUER_PATH', '')}"
     try:
         mcp_server = _spawn(
             "MCP server (tests/integration/mcp_server.py)",

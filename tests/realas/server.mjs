@@ -34,14 +34,19 @@
 //   REVOCATION          1 = RFC 7009 revocation at /token/revocation (default 1)
 //   CLIENT_CREDENTIALS  1 = the client_credentials grant (default 1)
 //   REGISTRATION        1 = open RFC 7591 dynamic registration at /reg (default 1)
+//   REGISTRATION_MANAGEMENT 1 = RFC 7592 read/update/delete of a registered client (default:
+//                       as REGISTRATION; 0 is oidc-provider's own default)
+//   ISSUER_PATH         a path for the issuer, e.g. /oidc (default none): the issuer becomes
+//                       http://HOST:PORT/oidc and every endpoint is served under that path, as
+//                       an oidc-provider mounted in a larger application is; its metadata is
+//                       then at /oidc/.well-known/openid-configuration (and
+//                       /oidc/.well-known/oauth-authorization-server), none at the root
 //   EXTRA_CLIENTS       JSON array of pre-registered client metadata (default [])
 //   OIDC_DEFAULTS       1 = oidc-provider's own defaults where the settings above depart from them
 //                       (default 0): a refresh token only for `offline_access` granted with
 //                       prompt=consent (OpenID Connect Core 1.0 section 11), tokens that end with
 //                       the session unless `offline_access` was granted, no RFC 7592 registration
 //                       management. ALWAYS_ISSUE_RT is then ignored.
-//   ISSUER_PATH         a path for the issuer, e.g. /oidc (default none): every endpoint, the
-//                       discovery documents included, is served below it
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -68,6 +73,9 @@ const flag = (name, dflt) => (env[name] ?? dflt) === '1';
 const EXTRA_CLIENTS = JSON.parse(env.EXTRA_CLIENTS || '[]');
 const OIDC_DEFAULTS = env.OIDC_DEFAULTS === '1';
 const ISSUER_PATH = (env.ISSUER_PATH || '').replace(/\/+$/, '');
+if (ISSUER_PATH && !/^\/[A-Za-z0-9._~/-]+$/.test(ISSUER_PATH)) {
+  throw new Error(`ISSUER_PATH must be a path such as /oidc, not ${ISSUER_PATH}`);
+}
 
 // Fresh RS256 signing key per process (avoids the built-in dev keys warning).
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -100,7 +108,10 @@ const configuration = {
   features: {
     devInteractions: { enabled: MODE === 'dev' },
     registration: { enabled: flag('REGISTRATION', '1'), initialAccessToken: false }, // open RFC 7591 DCR
-    registrationManagement: { enabled: flag('REGISTRATION', '1') && !OIDC_DEFAULTS }, // RFC 7592
+    // RFC 7592 read/update/delete (oidc-provider's own default: off)
+    registrationManagement: {
+      enabled: flag('REGISTRATION_MANAGEMENT', env.REGISTRATION ?? '1') && !OIDC_DEFAULTS,
+    },
     introspection: { enabled: true },
     revocation: { enabled: flag('REVOCATION', '1') },
     clientCredentials: { enabled: flag('CLIENT_CREDENTIALS', '1') },
@@ -234,7 +245,9 @@ async function autoInteraction(req, res) {
 const callback = provider.callback();
 server.on('request', (req, res) => {
   if (ISSUER_PATH) {
-    const [path] = req.url.split('?');
+    // mounted under the issuer's path: oidc-provider sees the rest of the URL, and learns the
+    // mount point from originalUrl (as under express or koa-mount); nothing outside the path
+    const path = req.url.split('?')[0];
     if (path !== ISSUER_PATH && !path.startsWith(`${ISSUER_PATH}/`)) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
