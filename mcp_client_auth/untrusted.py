@@ -32,7 +32,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
-from urllib.parse import parse_qsl, quote, quote_plus, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 
 from .errors import AuthorizationError, DiscoveryError, TokenError
 
@@ -418,8 +418,22 @@ def header_secrets(headers: Mapping[str, str]) -> list[str]:
     found: list[str] = []
     for name, value in headers.items():
         if name.lower() in ("authorization", "dpop") and value:
-            found += (value, value.partition(" ")[2])
+            scheme, _, credentials = value.partition(" ")
+            found += (value, credentials)
+            if scheme.lower() == "basic":
+                found += _basic_secrets(credentials)
     return found
+
+
+def _basic_secrets(credentials: str) -> list[str]:
+    """What HTTP Basic credentials carry in clear (RFC 6749 2.3.1: ``id:secret``, each
+    form-encoded), which a server may echo decoded."""
+    try:
+        pair = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return []
+    secret = pair.partition(":")[2]
+    return [pair, secret, unquote_plus(secret)]
 
 
 def sent_secrets(request: HttpRequest | None) -> tuple[str, ...]:
