@@ -7,8 +7,8 @@ One server per kind, shared by every check (pytest groups the checks by server);
 registers its own client, with its own store. The provider's clock stands still unless a check
 moves it: the server's clock alone decides when a token dies there (a 401), the provider's when
 it thinks so itself (a refresh before the request). Where a check fails today, the case is a
-strict ``xfail`` naming the defect (ours, being fixed: it flips to a failure when the fix
-lands; or the server's: it stays); ``KNOWN`` lists them and the README's table shows them.
+strict ``xfail`` naming the server's defect (it flips to a failure if the server is fixed);
+``KNOWN`` lists them and the README's table shows them.
 """
 
 from __future__ import annotations
@@ -39,21 +39,6 @@ pytestmark = pytest.mark.integration
 NAMES = list(SERVERS)
 MCP_HEADERS = {"accept": "application/json, text/event-stream"}
 
-# Our defects, fixed on another branch: the case flips to a failure when the fix lands.
-NO_CONSENT_PROMPT = (
-    "our defect: offline_access is asked for without prompt=consent, so an OpenID provider with "
-    "its default policy issues no refresh token"
-)
-STEP_UP_NEW_CLIENT = "our defect: step-up registers a new client instead of keeping the client_id"
-REVOKE_NEEDS_SECRET = (
-    "our defect (the server's first): the mcp SDK's revocation endpoint answers 400 "
-    "'client_secret: Field required' to a public client that sends none (it takes an empty one, "
-    "see the last test here)"
-)
-RELOGIN_NEW_CLIENT = (
-    "our defect: with no refresh token, the new login (no challenge to go by) asks for every "
-    "scope the resource lists and registers a new client for it: the client_id is not kept"
-)
 # The servers' own defects: these stay.
 FASTMCP_EXPIRED_KILLS_GRANT = (
     "server defect: FastMCP's InMemoryOAuthProvider deletes the refresh token when its expired "
@@ -61,19 +46,7 @@ FASTMCP_EXPIRED_KILLS_GRANT = (
 )
 # (server, check) -> why it fails today.
 KNOWN: dict[tuple[str, str], str] = {
-    ("ts-sdk", "step-up"): STEP_UP_NEW_CLIENT,
-    ("ts-sdk-demo", "refresh on expiry"): RELOGIN_NEW_CLIENT,
-    ("ts-sdk-demo", "refresh after restart"): RELOGIN_NEW_CLIENT,
-    ("ts-sdk-demo", "step-up"): STEP_UP_NEW_CLIENT,
-    ("mcp-sdk", "step-up"): STEP_UP_NEW_CLIENT,
-    ("mcp-sdk", "logout"): REVOKE_NEEDS_SECRET,
     ("fastmcp", "refresh on 401"): FASTMCP_EXPIRED_KILLS_GRANT,
-    ("fastmcp", "step-up"): STEP_UP_NEW_CLIENT,
-    ("fastmcp", "logout"): REVOKE_NEEDS_SECRET,
-    ("oidc-provider", "refresh on expiry"): NO_CONSENT_PROMPT,
-    ("oidc-provider", "refresh after restart"): NO_CONSENT_PROMPT,
-    ("oidc-provider", "refresh on 401"): NO_CONSENT_PROMPT,
-    ("oidc-provider", "step-up"): STEP_UP_NEW_CLIENT,
 }
 
 
@@ -355,7 +328,10 @@ def test_logout_revokes(server: Interop) -> None:
     assert not result.errors, result.errors
     assert raw_call(server, tokens.access_token).status_code == 401
     if tokens.refresh_token:  # dead at the server: it can renew nothing
-        assert refresh_grant(record, tokens.refresh_token).status_code == 400
+        refused = refresh_grant(record, tokens.refresh_token)
+        # invalid_grant: the token is gone (RFC 6749 5.2 says 400; FastMCP's server says 401)
+        assert refused.status_code in (400, 401), refused.text
+        assert refused.json().get("error") == "invalid_grant", refused.text
 
 
 # The servers whose revocation endpoint demands client_secret from a public client (mcp 2.3.0,
