@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 if TYPE_CHECKING:
     import argparse
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         KeyringProbe,
         Login,
         LogoutResult,
+        OAuthClientProvider,
         Protection,
         ServerRecord,
         TokenError,
@@ -244,8 +245,35 @@ def _canonical(url: str) -> str:
         raise UsageError(str(exc)) from None
 
 
-def _login_hint(url: str) -> str:
-    return f"run `{PROG} login {_shell_quote(url)}`"
+# The --store of this run, when it names another folder than the default one: a hint to log
+# in must name it too, or the login lands in the default store and this one stays empty.
+_other_store: str | None = None
+
+
+def _note_store_option(directory: str | None) -> None:
+    global _other_store
+    _other_store = None
+    if directory is not None:
+        folder = _store_folder(directory)
+        if folder != _store_folder(None):
+            _other_store = str(folder)
+
+
+def _login_hint(url: str, record: ServerRecord | None = None) -> str:
+    """``run `mcp-client-auth login ... URL```: the command that logs in to the same store, with
+    the same client where the user gave one (a pre-registered client, a metadata document)."""
+    words = [PROG, "login"]
+    if _other_store is not None:
+        words += ["--store", _other_store]
+    client = record.client if record is not None else None
+    if client is not None and client.kind == "pre-registered":
+        words += ["--client-id", client.client_id]
+        if client.client_secret:
+            words.append("--client-secret-stdin")
+    elif client is not None and client.kind == "metadata-document":
+        words += ["--client-metadata-url", client.client_id]
+    words.append(url)
+    return f"run `{' '.join(_shell_quote(w) for w in words)}`"
 
 
 def _shell_quote(text: str) -> str:
@@ -272,11 +300,13 @@ def cmd_token(args: argparse.Namespace) -> int:
         record = _read_record(store, url, debug=args.debug)
     tokens = record.tokens if record is not None else None
     if tokens is not None and tokens.dpop_bound and args.login:
-        tokens = _obtain_token(url, store or _open_store(args.store), interactive=True, fresh=True)
+        tokens = _obtain_token(
+            url, store or _open_store(args.store), interactive=True, fresh=True, record=record
+        )
     elif tokens is not None and tokens.dpop_bound:
         raise CommandError(
             f"the stored token for {url} is DPoP-bound (RFC 9449): other programs cannot use "
-            f"it, since each request needs a proof signed with its key; {_login_hint(url)} "
+            f"it, since each request needs a proof signed with its key; {_login_hint(url, record)} "
             "for a bearer token"
         )
     if tokens is None or not tokens.is_valid(time.time()):
@@ -285,9 +315,11 @@ def cmd_token(args: argparse.Namespace) -> int:
                 raise CommandError(f"not logged in to {url}; {_login_hint(url)}")
             raise CommandError(
                 f"the access token for {url} has expired and there is no refresh token; "
-                f"{_login_hint(url)}"
+                f"{_login_hint(url, record)}"
             )
-        tokens = _obtain_token(url, store or _open_store(args.store), interactive=args.login)
+        tokens = _obtain_token(
+            url, store or _open_store(args.store), interactive=args.login, record=record
+        )
     line = f"Authorization: {tokens.token_type} {tokens.access_token}" if args.header else None
     _print_secret(line or tokens.access_token)
     return EXIT_OK
@@ -331,7 +363,12 @@ def _read_record(store: TokenStore, url: str, *, debug: bool) -> ServerRecord | 
 
 
 def _obtain_token(
-    url: str, store: TokenStore, *, interactive: bool, fresh: bool = False
+    url: str,
+    store: TokenStore,
+    *,
+    interactive: bool,
+    fresh: bool = False,
+    record: ServerRecord | None = None,
 ) -> TokenSet:
     """The slow path of ``token``: refresh (or, when allowed, log in) through the provider.
 
@@ -351,14 +388,14 @@ def _obtain_token(
         return _run(provider.alogin() if fresh else provider.aget_token())
     except LoginRequiredError:
         raise CommandError(
-            f"the login for {url} has expired and could not be renewed; {_login_hint(url)}"
+            f"the login for {url} has expired and could not be renewed; {_login_hint(url, record)}"
         ) from None
     except TokenError as exc:
         if not interactive and _refused(exc):
             reason = exc.error or f"HTTP {exc.status_code}"
             raise CommandError(
                 f"the authorization server refused to refresh the token for {url} "
-                f"({reason}); {_login_hint(url)}"
+                f"({reason}); {_login_hint(url, record)}"
             ) from None
         raise
     finally:
@@ -438,7 +475,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         # cannot make DPoP proofs: bearer tokens unless asked.
         dpop=bool(args.dpop),
     )
-    tokens = _run(provider.alogin())
+    tokens = _run_login(provider, url)
     record = provider.record
     report = Reporter()
     if args.method == "paste" and not _is_tty(sys.stdin):
@@ -459,6 +496,23 @@ def cmd_login(args: argparse.Namespace) -> int:
             f"`{PROG} doctor` says how to use the system keyring instead."
         )
     return EXIT_OK
+
+
+def _run_login(provider: OAuthClientProvider, url: str) -> TokenSet:
+    """The provider's login, its no-browser failure said in this tool's words (its options),
+    not the library's (its classes)."""
+    from . import NoBrowserError
+
+    try:
+        return _run(provider.alogin())
+    except NoBrowserError:
+        raise CommandError(
+            "no browser could be opened here and no terminal is attached to paste the answer "
+            f"into. In a terminal, run `{PROG} login --paste {_shell_quote(url)}` (paste back "
+            "the address the browser ends on), or `--device` where the server offers the "
+            "device flow, or `--port N` and open the URL above in a browser that reaches "
+            "127.0.0.1:N (over SSH: ssh -L N:127.0.0.1:N)"
+        ) from None
 
 
 # -- status --------------------------------------------------------------------------------
@@ -520,12 +574,12 @@ def _state(record: ServerRecord, now: float) -> tuple[str, bool]:
     """One phrase on what the next use of this login does, and whether it works unattended."""
     tokens = record.tokens
     if tokens is None:
-        return "logged out: " + _login_hint(record.resource), False
+        return "logged out: " + _login_hint(record.resource, record), False
     if tokens.is_valid(now):
         return "logged in", True
     if tokens.refresh_token:
         return "logged in (the access token is refreshed on next use)", True
-    return "expired: " + _login_hint(record.resource), False
+    return "expired: " + _login_hint(record.resource, record), False
 
 
 def _protection_json(protection: Protection) -> dict[str, Any]:
@@ -962,11 +1016,33 @@ def _finish_doctor(head: list[str], found: Findings) -> int:
 # -- the command line ------------------------------------------------------------------------
 
 
+def _one_line_parser_class() -> type[argparse.ArgumentParser]:
+    """An ``ArgumentParser`` whose every complaint is one line on stderr and exit 2.
+
+    argparse prints the whole usage block before its one-line error; a user then hunts for
+    the error under it. The line names ``--help`` instead, where the usage is.
+    """
+    import argparse
+
+    class OneLineParser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            _usage_error(self.prog, message)
+
+    return OneLineParser
+
+
+def _usage_error(prog: str, message: str) -> NoReturn:
+    """Say what is wrong with the command line, in one line, and exit 2."""
+    Reporter().error(f"{message} (see `{prog} --help`)")
+    sys.exit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; global options are accepted before or after the command."""
     import argparse
 
-    common = argparse.ArgumentParser(add_help=False)
+    parser_class = _one_line_parser_class()
+    common = parser_class(add_help=False)
     common.add_argument(
         "--debug",
         action="store_true",
@@ -979,7 +1055,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="the token store folder (default: $MCP_CLIENT_AUTH_HOME, else the user data folder)",
     )
-    parser = argparse.ArgumentParser(
+    parser = parser_class(
         prog=PROG,
         description="Log in to OAuth-protected MCP servers and APIs, and use their tokens.",
         epilog=(
@@ -989,7 +1065,6 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
 
     login = commands.add_parser(
         "login",
@@ -1119,7 +1194,7 @@ def _check(args: argparse.Namespace) -> None:
     Also puts every URL in its canonical form, so a malformed one is a usage error too.
     """
     parser: argparse.ArgumentParser = args.parser
-    if getattr(args, "url", None):
+    if getattr(args, "url", None) is not None:  # "" too: an empty URL is a bad argument
         try:
             args.url = _canonical(args.url)
         except UsageError as exc:
@@ -1142,19 +1217,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the tool; return the exit status (0 success, 1 failure, 2 usage error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        _usage_error(PROG, "give a command: login, token, status, logout or doctor")
     # Not parser.set_defaults(): the global options' actions are shared with every command's
     # parser (argparse parents), so a default set there would overwrite `--debug COMMAND`.
     args.debug = debug = bool(getattr(args, "debug", False))
     args.store = getattr(args, "store", None)
     _check(args)
+    _note_store_option(args.store)
     _configure_logging(debug, quiet_key_file=True)
     report = Reporter()
     try:
         status: int = args.handler(args)
         return status
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        report.error(str(exc))
+        report.error(f"{exc} (see `{args.parser.prog} --help`)")
         return EXIT_USAGE
     except CommandError as exc:
         report.error(str(exc))

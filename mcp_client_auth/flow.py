@@ -118,6 +118,8 @@ class FlowSettings:
     token_exchange: IdJagExchange | None = None  # the jwt-bearer assertion is an ID-JAG
     # the authorization server the user expects (its issuer): no other one is ever contacted
     issuer: str | None = None
+    # what LoginRequiredError tells the user to do (the command that logs in to the same store)
+    login_hint: Callable[[], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -418,10 +420,12 @@ class AuthFlow:
         if settings.grant in ("client_credentials", JWT_BEARER_GRANT):
             return (yield from self._client_credentials(challenge, step_up=step_up, found=found))
         if not settings.interactive:
-            raise LoginRequiredError(
-                f"{settings.server_url} needs a login; run "
-                f"`mcp-client-auth login {settings.server_url}`"
+            hint = (
+                settings.login_hint()
+                if settings.login_hint is not None
+                else f"run `mcp-client-auth login {settings.server_url}`"
             )
+            raise LoginRequiredError(f"{settings.server_url} needs a login; {hint}")
         if found is None:
             found = yield from self._discover(challenge)
         record = self._bind_issuer(found, challenge)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import shlex
 import ssl
 import sys
 import threading
@@ -200,6 +201,7 @@ class OAuthClientProvider(AuthBase):
                 prefer_device=self._browser_unavailable,
                 dpop=dpop,
                 issuer=_expected_issuer(issuer),
+                login_hint=self._login_hint,
             ),
             clock,
         )
@@ -229,6 +231,17 @@ class OAuthClientProvider(AuthBase):
 
     def __repr__(self) -> str:
         return f"OAuthClientProvider({self.server_url!r})"
+
+    def _login_hint(self) -> str:
+        """How to log in to this provider's store: the CLI for a store folder (with
+        ``--store`` unless it is the default one), this program for any other store."""
+        folder = TokenStore.default_directory() if self._store is None else self._store.folder
+        if folder is None:
+            return "log in with this store (login(), or a provider with interactive=True)"
+        words = ["mcp-client-auth", "login"]
+        if folder != TokenStore.default_directory():
+            words += ["--store", str(folder)]
+        return f"run `{shlex.join([*words, self.server_url])}`"
 
     # -- without a request: for command-line tools and explicit logins --------------------
 

@@ -50,6 +50,10 @@ class TokenStore:
     ``TokenStore.redis(url)`` keeps them encrypted in Redis, shared by a fleet of hosts.
     """
 
+    #: The folder of a :meth:`default` store (what ``mcp-client-auth --store`` takes);
+    #: ``None`` for any other store.
+    folder: Path | None = None
+
     def __init__(
         self,
         kv: AsyncKeyValue,
@@ -94,12 +98,14 @@ class TokenStore:
         kv, locks, key = open_default(
             directory, require_keyring=require_keyring, lock_timeout=lock_timeout
         )
-        return cls(
+        store = cls(
             kv,
             lock=locks,
             description=f"encrypted files in {kv.directory}",
             protection=key.protection,
         )
+        store.folder = kv.directory
+        return store
 
     @staticmethod
     def default_directory(directory: str | os.PathLike[str] | None = None) -> Path:
