@@ -342,7 +342,11 @@ class AuthFlow:
         expected, why = self._expected_issuer()
         return (
             yield from discover(
-                self.settings.server_url, header_url, expected_issuer=expected, why=why
+                self.settings.server_url,
+                header_url,
+                expected_issuer=expected,
+                why=why,
+                challenged=challenge is not None,
             )
         )
 
@@ -480,6 +484,7 @@ class AuthFlow:
                 redirect_uri=redirect_uri,
                 scope=registration_scope,
                 protocol_version=settings.protocol_version,
+                assumed_because=found.assumed_because,
             )
         record = replace(record, client=client)
         yield from self._save(record)

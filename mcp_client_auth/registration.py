@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .effects import Effect, HttpRequest, HttpResponse
-from .errors import MCPAuthError, RegistrationError
+from .errors import DiscoveryError, MCPAuthError, RegistrationError
 from .metadata import clean_text, parse_json_document, require_secure_url
 from .tokens import ClientRegistration, number
 
@@ -140,8 +140,14 @@ def register_dynamically(
     scope: str | None,
     protocol_version: str | None = None,
     grant_types: list[str] | None = None,
+    assumed_because: str | None = None,
 ) -> Generator[Effect, Any, ClientRegistration]:
-    """RFC 7591 registration as a public native client (PKCE, no secret requested)."""
+    """RFC 7591 registration as a public native client (PKCE, no secret requested).
+
+    ``assumed_because``: the endpoint is the 2025-03-26 default, assumed for want of metadata
+    (and why); a 404 there then means no OAuth at all, said as a :class:`DiscoveryError`,
+    not as a refusal to register.
+    """
     endpoint = server_metadata.get("registration_endpoint")
     if not endpoint:
         hint = (
@@ -158,6 +164,11 @@ def register_dynamically(
     response: HttpResponse = yield HttpRequest.post_json(
         endpoint, document, what="client registration", error=RegistrationError
     )
+    if response.status_code == 404 and assumed_because is not None:
+        raise DiscoveryError(
+            f"{assumed_because}, but the default registration endpoint {endpoint} answered "
+            "HTTP 404 too: there is no OAuth authorization server there; check the URL"
+        )
     if response.status_code not in (200, 201):
         detail = _error_detail(response)
         raise RegistrationError(

@@ -1,19 +1,29 @@
 """What a new user meets in the first hour with the command-line tool, tried as they tried it.
 
-What is proved: with no browser and no terminal, ``login`` names the tool's own options
-(``--paste``, ``--device``, ``--port``), not the library's classes; every "log in" hint names
-the store the user chose (``--store``), and following a hint word for word logs in where the
-tokens are then found.
+What is proved: a URL that is not an OAuth-protected endpoint (404 to everything) is reported
+as that, with every URL tried, not as a registration refusal; a 2025-03-26 server (401, no
+metadata, default endpoints at its origin) still logs in, and one whose default endpoints are
+missing too is reported as having no OAuth; with no browser and no terminal, ``login`` names the
+tool's own options (``--paste``, ``--device``, ``--port``), not the library's classes; every
+"log in" hint names the store the user chose (``--store``), and following a hint word for word
+logs in where the tokens are then found.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from demo_servers import DemoServers
+from demo_servers import DemoAuthorizationServer, DemoServers
+from demo_servers.servers import ServedApp, loopback_socket, serve_app
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 from mcp_client_auth import LoginRequiredError, OAuthClientProvider, TokenStore
 
@@ -22,6 +32,96 @@ from .conftest import CLI
 pytestmark = pytest.mark.integration
 
 NO_DISPLAY = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "BROWSER": ""}
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Callable[[str], Any]], ServedApp]]:
+    """Serves ``build(origin)`` (an ASGI app that may need its own origin) on 127.0.0.1."""
+    served: list[ServedApp] = []
+
+    def start(build: Callable[[str], Any]) -> ServedApp:
+        sock = loopback_socket()
+        app = serve_app(build(f"http://127.0.0.1:{sock.getsockname()[1]}"), sock)
+        served.append(app)
+        return app
+
+    yield start
+    for app in served:
+        app.stop()
+
+
+def not_found_everywhere(origin: str) -> Starlette:
+    """A web server, but no MCP endpoint: 404 to every method and path."""
+
+    async def nothing(request: Request) -> Response:
+        return PlainTextResponse("Not Found", status_code=404)
+
+    return Starlette(routes=[Route("/{path:path}", nothing, methods=["GET", "POST"])])
+
+
+def legacy_server(origin: str, *, with_endpoints: bool = True) -> Starlette:
+    """A 2025-03-26 MCP server: 401 without a token, no metadata document anywhere, and (with
+    ``with_endpoints``) the default endpoints /authorize, /token and /register at its origin,
+    served by the demo authorization server without its metadata route."""
+    mcp_url = f"{origin}/mcp"
+
+    async def mcp(request: Request) -> Response:
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return JSONResponse(
+                {"error": "unauthorized"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="mcp"'},
+            )
+        return JSONResponse({"jsonrpc": "2.0", "id": 0, "result": {}})
+
+    routes = [Route("/mcp", mcp, methods=["POST"])]
+    if with_endpoints:
+        server = DemoAuthorizationServer(origin, resources=[mcp_url])
+        routes += [r for r in server.app.routes if "well-known" not in getattr(r, "path", "")]
+    return Starlette(routes=routes)
+
+
+def test_a_url_that_is_not_an_oauth_endpoint_is_said_to_be_one(
+    cli: CLI, serve: Callable[[Callable[[str], Any]], ServedApp]
+) -> None:
+    url = serve(not_found_everywhere).origin + "/mcp"
+    run = cli.login(url)
+    assert run.returncode == 1, run.output
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("error: no OAuth metadata found at any of: "), line
+    for tried in (
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ):
+        assert tried in line, line
+    assert "answered HTTP 404, not 401" in line and "check the URL" in line, line
+    assert "regist" not in line and "client_id" not in line, line
+
+
+def test_a_2025_03_26_server_without_metadata_still_logs_in(
+    cli: CLI, serve: Callable[[Callable[[str], Any]], ServedApp]
+) -> None:
+    app = serve(legacy_server)
+    run = cli.login(app.origin + "/mcp")
+    assert run.returncode == 0, run.output
+    record = cli.record(app.origin + "/mcp")
+    assert record is not None and record.tokens is not None
+    assert record.issuer == app.origin
+    assert record.server_metadata is not None
+    assert record.server_metadata["token_endpoint"] == app.origin + "/token"
+
+
+def test_a_401_without_any_oauth_behind_it_is_not_a_registration_refusal(
+    cli: CLI, serve: Callable[[Callable[[str], Any]], ServedApp]
+) -> None:
+    app = serve(lambda origin: legacy_server(origin, with_endpoints=False))
+    run = cli.login(app.origin + "/mcp")
+    assert run.returncode == 1, run.output
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("error: no OAuth metadata found at any of: "), line
+    assert f"the default registration endpoint {app.origin}/register answered HTTP 404" in line
+    assert "check the URL" in line and "refused" not in line, line
 
 
 def hinted_command(text: str) -> list[str]:
