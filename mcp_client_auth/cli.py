@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from . import (
+        ClientRegistration,
         KeyringProbe,
         Login,
         LogoutResult,
@@ -475,6 +476,8 @@ def cmd_login(args: argparse.Namespace) -> int:
         # cannot make DPoP proofs: bearer tokens unless asked.
         dpop=bool(args.dpop),
     )
+    stored = _run_now(lambda: store.get(url))
+    before = stored.client if stored is not None else None
     tokens = _run_login(provider, url)
     record = provider.record
     report = Reporter()
@@ -485,6 +488,9 @@ def cmd_login(args: argparse.Namespace) -> int:
         report.info(f"  issuer          {record.issuer}")
     if record is not None and record.client is not None:
         report.info(f"  client id       {record.client.client_id} ({_client_kind(record)})")
+    moved = _moved_client(before, record.client if record is not None else None)
+    if moved:
+        report.info(f"  redirect URI    {moved}")
     report.info(f"  scopes          {tokens.scope or '(none stated)'}")
     report.info(f"  access token    {_expiry_text(tokens, time.time(), Style(sys.stderr))}")
     report.info(f"  refresh token   {'present' if tokens.refresh_token else 'absent'}")
@@ -496,6 +502,21 @@ def cmd_login(args: argparse.Namespace) -> int:
             f"`{PROG} doctor` says how to use the system keyring instead."
         )
     return EXIT_OK
+
+
+def _moved_client(before: ClientRegistration | None, after: ClientRegistration | None) -> str:
+    """What became of a stored client whose redirect URI this login changed (``--port``);
+    empty when it did not."""
+    if before is None or after is None or after.redirect_uris == before.redirect_uris:
+        return ""
+    if before.kind != "dynamic":
+        return after.redirect_uri or ""
+    how = (
+        "registration updated, same client id"
+        if after.client_id == before.client_id
+        else f"a new client was registered for it; the one for {before.redirect_uri} is unused"
+    )
+    return f"{after.redirect_uri} ({how})"
 
 
 def _run_login(provider: OAuthClientProvider, url: str) -> TokenSet:

@@ -100,6 +100,9 @@ class FlowSettings:
     client: ClientSettings
     scopes: tuple[str, ...] | None = None  # the user's scopes: never replaced
     redirect_uri: str | None = None
+    # the loopback port the user fixed (redirect_port=, BrowserLogin(port=)): it wins over a
+    # stored registration's redirect URI, whose client is updated or registered again for it
+    fixed_port: int | None = None
     leeway: float = 60.0
     login_timeout: float = 300.0
     interactive: bool = True  # False: raise LoginRequiredError instead of a login
@@ -179,6 +182,18 @@ def _serves_device_grant(client: ClientRegistration, issuer: str | None, scope: 
         return True
     covered = client.scope is None or not scope or set(scope.split()) <= set(client.scope.split())
     return DEVICE_GRANT in client.grant_types and covered
+
+
+def _unless_another_port(redirect_uri: str | None, fixed_port: int | None) -> str | None:
+    """A stored registration's redirect URI, unless the user fixed another port: then None,
+    so the login listens on the user's port (an ``ssh -L`` tunnel waits there)."""
+    if redirect_uri is None or fixed_port is None:
+        return redirect_uri
+    try:
+        port = urlsplit(redirect_uri).port
+    except ValueError:
+        port = None
+    return redirect_uri if port == fixed_port else None
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -450,7 +465,7 @@ class AuthFlow:
         stored_client = record.client
         preferred = settings.redirect_uri
         if preferred is None and stored_client is not None and stored_client.issuer == found.issuer:
-            preferred = stored_client.redirect_uri
+            preferred = _unless_another_port(stored_client.redirect_uri, settings.fixed_port)
         session = yield StartLogin(preferred)
         redirect_uri = session.redirect_uri
         client = choose_client(
@@ -467,14 +482,24 @@ class AuthFlow:
             and stored_client is not None
             and stored_client.kind == "dynamic"
             and stored_client.issuer == found.issuer
-            and stored_client.scope
         ):
-            # registered for fewer scopes than this login asks: widen the registration
-            # (RFC 7592: the same client_id, so the MCP session survives), else register anew
-            registration_scope = " ".join(_unique((*stored_client.scope.split(), *scope.split())))
-            if redirect_uri in stored_client.redirect_uris:
-                client = yield from update_registration(
-                    settings.client, stored_client, scope=registration_scope
+            # registered for fewer scopes than this login asks, or for another redirect URI
+            # (a port the user fixed): update the registration (RFC 7592: the same client_id,
+            # so the MCP session survives), else register anew
+            if stored_client.scope:
+                registration_scope = " ".join(
+                    _unique((*stored_client.scope.split(), *scope.split()))
+                )
+            client = yield from update_registration(
+                settings.client, stored_client, scope=registration_scope, redirect_uri=redirect_uri
+            )
+            if redirect_uri not in stored_client.redirect_uris:
+                logger.info(
+                    "the client for %s was registered for %s; this login uses %s: %s",
+                    record.resource,
+                    stored_client.redirect_uri,
+                    redirect_uri,
+                    "registration updated (same client id)" if client else "registering anew",
                 )
         if client is None:
             client = yield from register_dynamically(

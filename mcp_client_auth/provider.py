@@ -179,10 +179,14 @@ class OAuthClientProvider(AuthBase):
         self._clock = clock
         self._http = FlowHttp(verify=verify, transport=transport)
         device = False
+        fixed_port = redirect_port
         if login is not None:  # no strategy given: no need to import the device one
+            from .login.browser import BrowserLogin
             from .login.device import DeviceLogin
 
             device = isinstance(login, DeviceLogin)
+            if isinstance(login, BrowserLogin):
+                fixed_port = fixed_port or login.port
         self._flow = AuthFlow(
             FlowSettings(
                 server_url=self.server_url,
@@ -194,6 +198,7 @@ class OAuthClientProvider(AuthBase):
                 ),
                 scopes=_scopes(scopes),
                 redirect_uri=redirect_uri,
+                fixed_port=fixed_port,
                 leeway=leeway,
                 login_timeout=timeout,
                 interactive=interactive,

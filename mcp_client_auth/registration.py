@@ -179,9 +179,14 @@ def register_dynamically(
 
 
 def update_registration(
-    settings: ClientSettings, stored: ClientRegistration, *, scope: str
+    settings: ClientSettings,
+    stored: ClientRegistration,
+    *,
+    scope: str,
+    redirect_uri: str | None = None,
 ) -> Generator[Effect, Any, ClientRegistration | None]:
-    """RFC 7592: widen a dynamic client's registered ``scope``, keeping its client_id.
+    """RFC 7592: widen a dynamic client's registered ``scope``, or move it to another
+    ``redirect_uri`` (a port the user fixed), keeping its client_id.
 
     A new client_id would end sessions that an MCP server binds to the client (the mcp SDK's
     do). ``None`` where the server offers no registration management or refuses the update:
@@ -196,7 +201,7 @@ def update_registration(
         return None
     document = _document(
         settings,
-        redirect_uri=stored.redirect_uri,
+        redirect_uri=redirect_uri or stored.redirect_uri,
         scope=scope,
         grant_types=list(stored.grant_types) or None,
     )

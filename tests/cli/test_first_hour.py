@@ -6,7 +6,8 @@ metadata, default endpoints at its origin) still logs in, and one whose default 
 missing too is reported as having no OAuth; with no browser and no terminal, ``login`` names the
 tool's own options (``--paste``, ``--device``, ``--port``), not the library's classes; every
 "log in" hint names the store the user chose (``--store``), and following a hint word for word
-logs in where the tokens are then found.
+logs in where the tokens are then found; ``login --port N`` after an earlier login listens on
+N (the README's ``ssh -L`` tip) and says that the client was registered for it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from demo_servers import DemoAuthorizationServer, DemoServers
 from demo_servers.servers import ServedApp, loopback_socket, serve_app
@@ -27,6 +29,7 @@ from starlette.routing import Route
 
 from mcp_client_auth import LoginRequiredError, OAuthClientProvider, TokenStore
 
+from ..unit.test_fixed_port import unused_fixed_port
 from .conftest import CLI
 
 pytestmark = pytest.mark.integration
@@ -122,6 +125,37 @@ def test_a_401_without_any_oauth_behind_it_is_not_a_registration_refusal(
     assert line.startswith("error: no OAuth metadata found at any of: "), line
     assert f"the default registration endpoint {app.origin}/register answered HTTP 404" in line
     assert "check the URL" in line and "refused" not in line, line
+
+
+def browser_elsewhere(authorization_url: str) -> None:
+    """A browser on another machine, through ``ssh -L``: it approves at the demo authorization
+    server and follows the redirect to the loopback listener; nothing is pasted."""
+    approved = httpx.get(authorization_url, follow_redirects=False, timeout=10)
+    assert approved.status_code == 302, approved.text
+    answer = httpx.get(approved.headers["location"], timeout=20)
+    assert answer.status_code == 200, answer.text
+
+
+def test_login_port_wins_over_the_stored_client(cli: CLI, demo: DemoServers) -> None:
+    assert cli.login(demo.mcp_url).returncode == 0  # an earlier login, on a free port
+    first = cli.record(demo.mcp_url)
+    assert first is not None and first.client is not None
+    port = unused_fixed_port()
+    assert f":{port}/" not in (first.client.redirect_uri or "")
+
+    cli.env.update(NO_DISPLAY)  # an SSH session: no browser here, no terminal on stdin
+    run = cli.login(
+        demo.mcp_url, "--port", str(port), method="--browser", browser=browser_elsewhere
+    )
+    assert run.returncode == 0, run.output
+    assert f"ssh -L {port}:127.0.0.1:{port}" in run.stderr
+    moved = f"http://127.0.0.1:{port}/callback"
+    assert f"redirect URI    {moved} (a new client was registered for it" in run.stderr
+    record = cli.record(demo.mcp_url)
+    assert record is not None and record.client is not None and record.tokens is not None
+    assert record.client.redirect_uris == (moved,)
+    # the demo server has no RFC 7592 registration updates: a second registration
+    assert demo.authorization_server.stats["registrations"] == 2
 
 
 def hinted_command(text: str) -> list[str]:
