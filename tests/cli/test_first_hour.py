@@ -7,13 +7,20 @@ missing too is reported as having no OAuth; with no browser and no terminal, ``l
 tool's own options (``--paste``, ``--device``, ``--port``), not the library's classes; every
 "log in" hint names the store the user chose (``--store``), and following a hint word for word
 logs in where the tokens are then found; ``login --port N`` after an earlier login listens on
-N (the README's ``ssh -L`` tip) and says that the client was registered for it.
+N (the README's ``ssh -L`` tip) and says that the client was registered for it; one documented
+command starts the demo servers on their own and prints the URL that login, token, status and
+logout then work with.
 """
 
 from __future__ import annotations
 
+import queue
 import re
 import shlex
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,9 +38,11 @@ from mcp_client_auth import LoginRequiredError, OAuthClientProvider, TokenStore
 
 from ..unit.test_fixed_port import unused_fixed_port
 from .conftest import CLI
+from .test_login_token import INITIALIZE
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 NO_DISPLAY = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "BROWSER": ""}
 
 
@@ -221,3 +230,64 @@ def test_the_library_hint_names_the_store_folder(tmp_path: Path) -> None:
     )
     with pytest.raises(LoginRequiredError, match=r"log in with this store"):
         memory.get_token()
+
+
+def first_url(process: subprocess.Popen[str], pattern: str, limit: float = 90.0) -> str:
+    """The first match of ``pattern`` in the process's stdout, read as it comes."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    while True:
+        try:
+            line = lines.get(timeout=limit)
+        except queue.Empty:
+            raise AssertionError(f"no URL within {limit:g} s: {seen}") from None
+        if line is None:
+            raise AssertionError(f"the demo servers exited: {seen}")
+        seen.append(line)
+        found = re.search(pattern, line)
+        if found:
+            return found.group(0)
+
+
+def test_the_demo_servers_start_on_their_own_for_the_cli(cli: CLI, tmp_path: Path) -> None:
+    """The README's command: start them, read the URL, then login, token, status, logout."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "examples.demo_servers"],
+        cwd=ROOT,
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = first_url(server, r"http://127\.0\.0\.1:\d+/mcp")
+        store = str(tmp_path / "try-it")
+        assert cli.login(url, "--store", store).returncode == 0
+        token = cli("--store", store, "token", url)
+        assert token.returncode == 0, token.output
+        answer = httpx.post(
+            url,
+            json=INITIALIZE,
+            headers={
+                "Authorization": f"Bearer {token.stdout.strip()}",
+                "Accept": "application/json, text/event-stream",
+            },
+            timeout=20,
+        )
+        assert answer.status_code == 200, answer.text
+        status = cli("--store", store, "status", url)
+        assert status.returncode == 0 and "logged in" in status.stdout, status.output
+        logout = cli("--store", store, "logout", url)
+        assert logout.returncode == 0 and "revoked" in logout.stderr, logout.output
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    assert server.returncode == 0
