@@ -495,13 +495,19 @@ def cmd_login(args: argparse.Namespace) -> int:
     report.info(f"  access token    {_expiry_text(tokens, time.time(), Style(sys.stderr))}")
     report.info(f"  refresh token   {'present' if tokens.refresh_token else 'absent'}")
     report.info(f"  stored in       {store.description}")
-    report.info(f"  key             {store.protection}")
-    if not store.protection.in_keyring and store.protection.kind == "key file":
-        report.warning(
-            "The store key is protected only by file permissions; "
-            f"`{PROG} doctor` says how to use the system keyring instead."
-        )
+    report.info(f"  key             {_key_text(store.protection)}")
     return EXIT_OK
+
+
+def _key_text(protection: Protection) -> str:
+    """Where the store key is, in one line; a key file says only that ``doctor`` knows more
+    (why no keyring works, and what to do), not the whole story in every command."""
+    if protection.kind == "key file":
+        return (
+            f"in {protection.place}, protected only by file permissions (no working system "
+            f"keyring; `{PROG} doctor` says more)"
+        )
+    return str(protection)
 
 
 def _moved_client(before: ClientRegistration | None, after: ClientRegistration | None) -> str:
@@ -694,7 +700,9 @@ def _print_status(
         lines.append(f"Store: {folder} (not created yet: nothing stored)")
     else:
         protection = store.protection
-        shown = style.warn(str(protection)) if protection.kind == "key file" else str(protection)
+        shown = (
+            style.warn(_key_text(protection)) if protection.kind == "key file" else str(protection)
+        )
         lines.append(f"Store: {store.description}")
         lines.append(f"Key:   {shown}")
     lines.append("")

@@ -507,14 +507,12 @@ def _warn_key_file(directory: Path | str, key: StoreKey) -> None:
     if str(directory) in _warned:
         return
     _warned.add(str(directory))
+    # One short line, once per process and store: `doctor` gives the whole story (why the
+    # keyring does not work, how to set one up, MCP_CLIENT_AUTH_KEY).
     logger.warning(
-        "%s; so the key of the token store %s is in %s, protected only by its file "
-        "permissions: anyone who can read that file can read the tokens. "
-        "Set up a keyring (`mcp-client-auth doctor` says what is wrong) or set %s.",
-        key.protection.note,
-        directory,
+        "the token store key is in %s, protected only by its file permissions (no working "
+        "system keyring; `mcp-client-auth doctor` says more)",
         key.protection.where,
-        ENV_KEY,
     )
 
 

@@ -9,7 +9,8 @@ tool's own options (``--paste``, ``--device``, ``--port``), not the library's cl
 logs in where the tokens are then found; ``login --port N`` after an earlier login listens on
 N (the README's ``ssh -L`` tip) and says that the client was registered for it; one documented
 command starts the demo servers on their own and prints the URL that login, token, status and
-logout then work with.
+logout then work with; without a keyring, each command says so in one short line pointing to
+``doctor`` (the library too, once per process), not a paragraph.
 """
 
 from __future__ import annotations
@@ -291,3 +292,44 @@ def test_the_demo_servers_start_on_their_own_for_the_cli(cli: CLI, tmp_path: Pat
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     assert server.returncode == 0
+
+
+def keyring_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "system keyring" in line]
+
+
+def test_no_keyring_is_one_short_line_pointing_to_doctor(cli: CLI, demo: DemoServers) -> None:
+    login = cli.login(demo.mcp_url)
+    assert login.returncode == 0, login.output
+    [line] = keyring_lines(login.stderr)
+    assert "protected only by file permissions" in line and "`mcp-client-auth doctor`" in line
+    key_file = re.search(r"/\S+\.key", line)
+    assert key_file, line
+    assert len(line.replace(key_file.group(0), "")) < 160, line  # one line, not a paragraph
+    status = cli("status")
+    [line] = keyring_lines(status.stdout)
+    assert "`mcp-client-auth doctor`" in line, status.stdout
+    assert cli("token", demo.mcp_url).stderr == ""
+    doctor = cli("doctor")  # the whole story is there
+    assert "MCP_CLIENT_AUTH_KEY" in doctor.stdout and "Secret Service" in doctor.stdout
+
+
+def test_the_library_says_no_keyring_once_in_one_line(cli: CLI, tmp_path: Path) -> None:
+    script = (
+        "import asyncio\n"
+        "from mcp_client_auth import ServerRecord, TokenStore\n"
+        "for _ in range(3):\n"
+        "    store = TokenStore.default()\n"
+        "    asyncio.run(store.put(ServerRecord(resource='http://127.0.0.1:9/mcp')))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert "protected only by its file permissions" in line, line
+    assert "`mcp-client-auth doctor` says more" in line, line
