@@ -513,7 +513,12 @@ def _key_text(protection: Protection) -> str:
 def _moved_client(before: ClientRegistration | None, after: ClientRegistration | None) -> str:
     """What became of a stored client whose redirect URI this login changed (``--port``);
     empty when it did not."""
-    if before is None or after is None or after.redirect_uris == before.redirect_uris:
+    if (
+        before is None
+        or after is None
+        or not after.redirect_uris  # a device-flow client: no redirect URI at all
+        or after.redirect_uris == before.redirect_uris
+    ):
         return ""
     if before.kind != "dynamic":
         return after.redirect_uri or ""
@@ -737,6 +742,8 @@ def _print_status(
 def cmd_logout(args: argparse.Namespace) -> int:
     """Revoke (RFC 7009) where the server allows, forget locally, and say which happened."""
     report = Reporter()
+    if args.all:
+        _remove_orphan_key_files(report)
     if not _store_exists(args.store):
         report.info("Nothing stored, so nothing to log out of.")
         return EXIT_OK
@@ -761,6 +768,16 @@ def cmd_logout(args: argparse.Namespace) -> int:
             report.error(f"{url}: {exc}")  # and go on with the other servers
             failed = True
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _remove_orphan_key_files(report: Reporter) -> None:
+    """``logout --all`` forgets everything: also the key files no store folder is left for."""
+    from . import TokenStore
+
+    removed = TokenStore.remove_orphan_key_files()
+    if removed:
+        files = "key file" if len(removed) == 1 else "key files"
+        report.success(f"Removed {len(removed)} {files} of store folders that no longer exist.")
 
 
 def _logout_one(url: str, store: TokenStore, forget_client: bool, report: Reporter) -> bool:
@@ -932,6 +949,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         progress.clear()
     _report_keyring(found, probe, env_key=bool(os.environ.get(KEY_ENV)))
 
+    _report_orphan_key_files(found)
     folder = _store_folder(args.store)
     if not _store_exists(args.store):
         found.ok(
@@ -983,6 +1001,20 @@ def _report_keyring(found: Findings, probe: KeyringProbe, *, env_key: bool) -> N
             "Without it the store key is kept in a key file. To use a keyring on Linux, install "
             "and unlock a Secret Service (gnome-keyring or KeePassXC) in a D-Bus session; "
             "in containers and CI, set MCP_CLIENT_AUTH_KEY instead.",
+        )
+
+
+def _report_orphan_key_files(found: Findings) -> None:
+    """Key files whose store folder is gone (temporary stores of tests and demos, moved ones)."""
+    from . import TokenStore
+
+    orphans = TokenStore.orphan_key_files()
+    if orphans:
+        found.warn(
+            f"Key files: {len(orphans)} left by store folders that no longer exist",
+            *(str(p) for p in orphans[:10]),
+            f"...and {len(orphans) - 10} more" if len(orphans) > 10 else "",
+            f"Fix: `{PROG} logout --all` removes them (no store can use them again).",
         )
 
 
@@ -1201,7 +1233,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     logout.add_argument("url", metavar="URL", nargs="?")
-    logout.add_argument("--all", action="store_true", help="every stored server")
+    logout.add_argument(
+        "--all",
+        action="store_true",
+        help="every stored server; also removes key files left by store folders now gone",
+    )
     logout.add_argument(
         "--forget-client", action="store_true", help="drop the client registration too"
     )

@@ -146,6 +146,30 @@ class TokenStore:
 
         return key_file_path(store_directory(directory))
 
+    @staticmethod
+    def orphan_key_files() -> list[Path]:
+        """Key files (see :meth:`default_key_file`) whose store folder no longer exists: left by
+        temporary or moved stores, of no use to any store. ``doctor`` lists them."""
+        from .keys import orphan_key_files
+
+        return orphan_key_files()
+
+    @staticmethod
+    def remove_orphan_key_files() -> list[Path]:
+        """Delete :meth:`orphan_key_files` (``logout --all`` does); return the ones removed."""
+        from .keys import remove_orphan_key_files
+
+        return remove_orphan_key_files()
+
+    @staticmethod
+    def remove_default_key(directory: str | os.PathLike[str] | None = None) -> None:
+        """Forget the key of that folder's store (keyring entry or key file), for a store being
+        removed with its folder: what it encrypted can never be read again."""
+        from .default import store_directory
+        from .keys import remove_key
+
+        remove_key(store_directory(directory))
+
     @classmethod
     def redis(
         cls,

@@ -10,7 +10,9 @@ logs in where the tokens are then found; ``login --port N`` after an earlier log
 N (the README's ``ssh -L`` tip) and says that the client was registered for it; one documented
 command starts the demo servers on their own and prints the URL that login, token, status and
 logout then work with; without a keyring, each command says so in one short line pointing to
-``doctor`` (the library too, once per process), not a paragraph.
+``doctor`` (the library too, once per process), not a paragraph; a login that fails leaves no
+key file behind, ``doctor`` lists the key files of store folders that are gone, and
+``logout --all`` removes them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import queue
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -333,3 +336,39 @@ def test_the_library_says_no_keyring_once_in_one_line(cli: CLI, tmp_path: Path) 
     [line] = run.stderr.strip().splitlines()
     assert "protected only by its file permissions" in line, line
     assert "`mcp-client-auth doctor` says more" in line, line
+
+
+def key_files(cli: CLI) -> list[Path]:
+    folder = cli.config / "mcp-client-auth" / "keys"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def test_a_failed_login_leaves_no_key_behind(
+    cli: CLI, serve: Callable[[Callable[[str], Any]], ServedApp]
+) -> None:
+    url = serve(not_found_everywhere).origin + "/mcp"
+    assert cli.login(url).returncode == 1
+    assert cli("status").returncode == 0
+    assert key_files(cli) == []
+    assert "not created yet" in cli("status").stdout
+
+
+def test_doctor_lists_key_files_of_gone_stores_and_logout_all_removes_them(
+    cli: CLI, demo: DemoServers, tmp_path: Path
+) -> None:
+    gone = tmp_path / "a-temporary-store"
+    assert cli.login(demo.mcp_url, "--store", str(gone)).returncode == 0
+    assert cli.login(demo.mcp_url).returncode == 0  # the default store: it stays
+    [orphan] = [k for k in key_files(cli) if str(gone.resolve()) in k.read_text()]
+    shutil.rmtree(gone)
+
+    doctor = cli("doctor")
+    assert "Key files: 1 left by store folders that no longer exist" in doctor.stdout
+    assert str(orphan) in doctor.stdout and "logout --all" in doctor.stdout
+
+    logout = cli("logout", "--all")
+    assert logout.returncode == 0, logout.output
+    assert "Removed 1 key file of store folders that no longer exist." in logout.stderr
+    assert not orphan.exists()
+    assert len(key_files(cli)) == 1  # the live store's key is kept
+    assert "no longer exist" not in cli("doctor").stdout
