@@ -273,6 +273,9 @@ def _login_hint(url: str, record: ServerRecord | None = None) -> str:
             words.append("--client-secret-stdin")
     elif client is not None and client.kind == "metadata-document":
         words += ["--client-metadata-url", client.client_id]
+    listed = (record.resource_metadata or {}).get("authorization_servers") if record else None
+    if record is not None and record.issuer and listed and listed[0] != record.issuer:
+        words += ["--issuer", record.issuer]  # not the one a login picks by default
     words.append(url)
     return f"run `{' '.join(_shell_quote(w) for w in words)}`"
 
@@ -456,26 +459,10 @@ def _make_login(method: str | None, port: int | None) -> Login:
 
 def cmd_login(args: argparse.Namespace) -> int:
     """Run a fresh login, store the tokens, and say where they are and how they are protected."""
-    from . import OAuthClientProvider
-
     url: str = args.url
     secret = _read_client_secret() if args.client_secret_stdin else None
     store = _open_store(args.store)
-    provider = OAuthClientProvider(
-        url,
-        scopes=args.scope,
-        client_name=PROG,
-        client_id=args.client_id,
-        client_secret=secret,
-        client_metadata_url=args.client_metadata_url,
-        redirect_port=args.port,
-        store=store,
-        login=_make_login(args.method, args.port),
-        issuer=args.issuer,
-        # Tokens from this tool are mostly handed to other programs (curl, scripts), which
-        # cannot make DPoP proofs: bearer tokens unless asked.
-        dpop=bool(args.dpop),
-    )
+    provider = _login_provider(args, url, secret, store)
     stored = _run_now(lambda: store.get(url))
     before = stored.client if stored is not None else None
     tokens = _run_login(provider, url)
@@ -497,6 +484,32 @@ def cmd_login(args: argparse.Namespace) -> int:
     report.info(f"  stored in       {store.description}")
     report.info(f"  key             {_key_text(store.protection)}")
     return EXIT_OK
+
+
+def _login_provider(
+    args: argparse.Namespace, url: str, secret: str | None, store: TokenStore
+) -> OAuthClientProvider:
+    """The provider ``login`` runs; an option it cannot use is a usage error (exit 2)."""
+    from . import ConfigurationError, OAuthClientProvider
+
+    try:
+        return OAuthClientProvider(
+            url,
+            scopes=args.scope,
+            client_name=PROG,
+            client_id=args.client_id,
+            client_secret=secret,
+            client_metadata_url=args.client_metadata_url,
+            redirect_port=args.port,
+            store=store,
+            login=_make_login(args.method, args.port),
+            issuer=args.issuer,
+            # Tokens from this tool are mostly handed to other programs (curl, scripts), which
+            # cannot make DPoP proofs: bearer tokens unless asked.
+            dpop=bool(args.dpop),
+        )
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _key_text(protection: Protection) -> str:
@@ -1259,6 +1272,8 @@ def _check(args: argparse.Namespace) -> None:
     Also puts every URL in its canonical form, so a malformed one is a usage error too.
     """
     parser: argparse.ArgumentParser = args.parser
+    if args.store is not None and not args.store.strip():
+        parser.error("--store needs a folder (empty: the current folder was never meant)")
     if getattr(args, "url", None) is not None:  # "" too: an empty URL is a bad argument
         try:
             args.url = _canonical(args.url)

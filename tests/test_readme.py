@@ -60,8 +60,25 @@ opener.open(sys.argv[1], timeout=20).read()
 """
 
 
+def fenced_blocks(text: str = README) -> list[tuple[str, str]]:
+    """Every fenced block: (its language, or "", its text), in order."""
+    blocks: list[tuple[str, str]] = []
+    language: str | None = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        if language is None and line.startswith("```"):
+            language, lines = line[3:].strip(), []
+        elif language is not None and line.strip() == "```":
+            blocks.append((language, "\n".join(lines) + "\n"))
+            language = None
+        elif language is not None:
+            lines.append(line)
+    assert language is None, "an unclosed fence in the README"
+    return blocks
+
+
 def python_blocks(text: str = README) -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+    return [body for language, body in fenced_blocks(text) if language == "python"]
 
 
 def fragment_reason(block: str) -> str | None:
@@ -220,3 +237,37 @@ def test_ci_run_says_first_what_it_needs_and_does_not_install(tmp_path: Path) ->
         "bash .ci/run needs Node.js 20 or newer (node) (not installed by this script)"
     )
     assert run.stdout == ""
+
+
+#: Every command block of the README, by its first line, and the test that runs it or checks
+#: what it claims. A new block fails here until it is given one.
+COMMAND_BLOCKS = {
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[demo]' && .venv/bin/python examples/"
+    "quickstart.py": "tests/test_quickstart.py runs the quickstart; the demo extra: above",
+    "bash .ci/run": "test_ci_run_says_first_what_it_needs_and_does_not_install",
+    "pip install -e .              # httpx, keyring, platformdirs, cryptography": (
+        "test_every_extra_the_readme_installs_exists"
+    ),
+    "$ mcp-client-auth login https://mcp.example.com/mcp     # browser login, tokens stored": (
+        "tests/cli: login, token, status, logout, doctor, each as a subprocess"
+    ),
+    ".venv/bin/python -m examples.demo_servers": (
+        "tests/cli/test_first_hour.py::test_the_demo_servers_start_on_their_own_for_the_cli"
+    ),
+}
+
+
+def command_blocks(text: str = README) -> list[str]:
+    return [body for language, body in fenced_blocks(text) if language in ("", "bash", "sh")]
+
+
+def test_every_command_block_is_run_by_a_test() -> None:
+    firsts = [block.splitlines()[0] for block in command_blocks()]
+    assert sorted(firsts) == sorted(COMMAND_BLOCKS), firsts
+
+
+def test_every_extra_the_readme_installs_exists() -> None:
+    named = set(re.findall(r"-e '\.\[([a-z0-9_-]+)\]'", README))
+    assert {"demo", "httpx2", "redis"} <= named, named
+    provided = set(metadata.metadata("mcp-client-auth").get_all("Provides-Extra") or [])
+    assert named <= provided, (named, provided)

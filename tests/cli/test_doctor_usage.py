@@ -164,6 +164,9 @@ def test_doctor_with_the_key_in_the_environment(cli: CLI, demo: DemoServers) -> 
         ["token", ""],
         ["status", " "],
         ["login", "mcp.example.com/mcp"],
+        ["--store", "", "status"],
+        ["login", URL, "--issuer", "http://as.example.com"],  # plain http off loopback
+        ["login", URL, "--issuer", ""],
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(cli: CLI, args: list[str]) -> None:
