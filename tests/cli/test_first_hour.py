@@ -372,3 +372,34 @@ def test_doctor_lists_key_files_of_gone_stores_and_logout_all_removes_them(
     assert not orphan.exists()
     assert len(key_files(cli)) == 1  # the live store's key is kept
     assert "no longer exist" not in cli("doctor").stdout
+
+
+def test_the_hint_names_what_reaches_the_same_login() -> None:
+    """A login at the second authorization server a resource lists, with a pre-registered
+    client: the hint names both, or following it would log in elsewhere."""
+    from mcp_client_auth import ClientRegistration, ServerRecord, cli
+
+    url = "https://mcp.example.com/mcp"
+    record = ServerRecord(
+        resource=url,
+        issuer="https://b.example.com",
+        resource_metadata={
+            "resource": url,
+            "authorization_servers": ["https://a.example.com", "https://b.example.com"],
+        },
+        client=ClientRegistration(
+            client_id="my-app", client_secret="s3cret", kind="pre-registered"
+        ),
+    )
+    words = hinted_command(cli._login_hint(url, record))
+    assert words == [
+        "mcp-client-auth",
+        "login",
+        "--client-id",
+        "my-app",
+        "--client-secret-stdin",
+        "--issuer",
+        "https://b.example.com",
+        url,
+    ]
+    assert "s3cret" not in cli._login_hint(url, record)
