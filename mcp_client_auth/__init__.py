@@ -35,7 +35,16 @@ if TYPE_CHECKING:
         TokenError,
     )
     from .flow import LogoutResult
-    from .login import BrowserLogin, CallbackLogin, DeviceLogin, Login, LoginSession, PasteLogin
+    from .login import (
+        BrowserLogin,
+        CallbackLogin,
+        DeviceLogin,
+        Login,
+        LoginSession,
+        NoBrowserError,
+        PasteLogin,
+        PortInUseError,
+    )
     from .metadata import canonical_resource_url, secure_resource_url
     from .provider import OAuthClientProvider
     from .sdk_storage import SDKTokenStorage
@@ -63,8 +72,10 @@ _WHERE = {
     "LoginSession": ".login",
     "LogoutResult": ".flow",
     "MCPAuthError": ".errors",
+    "NoBrowserError": ".login",
     "OAuthClientProvider": ".provider",
     "PasteLogin": ".login",
+    "PortInUseError": ".login",
     "Protection": ".store.keys",
     "RegistrationError": ".errors",
     "SDKTokenStorage": ".sdk_storage",
@@ -97,8 +108,10 @@ __all__ = [
     "LoginSession",
     "LogoutResult",
     "MCPAuthError",
+    "NoBrowserError",
     "OAuthClientProvider",
     "PasteLogin",
+    "PortInUseError",
     "Protection",
     "RegistrationError",
     "SDKTokenStorage",

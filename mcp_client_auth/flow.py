@@ -101,6 +101,9 @@ class FlowSettings:
     client: ClientSettings
     scopes: tuple[str, ...] | None = None  # the user's scopes: never replaced
     redirect_uri: str | None = None
+    # the loopback port the user fixed (redirect_port=, BrowserLogin(port=)): it wins over a
+    # stored registration's redirect URI, whose client is updated or registered again for it
+    fixed_port: int | None = None
     leeway: float = 60.0
     login_timeout: float = 300.0
     interactive: bool = True  # False: raise LoginRequiredError instead of a login
@@ -121,6 +124,8 @@ class FlowSettings:
     issuer: str | None = None
     # where a server may send the client: https, and loopback only for a loopback resource
     urls: UrlRules = field(default_factory=UrlRules)
+    # what LoginRequiredError tells the user to do (the command that logs in to the same store)
+    login_hint: Callable[[], str] | None = None
 
     @property
     def own_credentials(self) -> bool:
@@ -222,6 +227,18 @@ def openid_provider(metadata: Mapping[str, Any]) -> bool:
     return bool(algorithms and isinstance(algorithms, list)) or (
         isinstance(scopes, list) and "openid" in scopes
     )
+
+
+def _unless_another_port(redirect_uri: str | None, fixed_port: int | None) -> str | None:
+    """A stored registration's redirect URI, unless the user fixed another port: then None,
+    so the login listens on the user's port (an ``ssh -L`` tunnel waits there)."""
+    if redirect_uri is None or fixed_port is None:
+        return redirect_uri
+    try:
+        port = urlsplit(redirect_uri).port
+    except ValueError:
+        port = None
+    return redirect_uri if port == fixed_port else None
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -390,6 +407,7 @@ class AuthFlow:
                 rules=self.settings.urls,
                 expected_issuer=expected,
                 why=why,
+                challenged=challenge is not None,
             )
         )
 
@@ -466,10 +484,12 @@ class AuthFlow:
         if settings.grant in ("client_credentials", JWT_BEARER_GRANT):
             return (yield from self._client_credentials(challenge, step_up=step_up, found=found))
         if not settings.interactive:
-            raise LoginRequiredError(
-                f"{settings.server_url} needs a login; run "
-                f"`mcp-client-auth login {settings.server_url}`"
+            hint = (
+                settings.login_hint()
+                if settings.login_hint is not None
+                else f"run `mcp-client-auth login {settings.server_url}`"
             )
+            raise LoginRequiredError(f"{settings.server_url} needs a login; {hint}")
         if found is None:
             found = yield from self._discover(challenge)
         record = self._bind_issuer(found, challenge)
@@ -490,7 +510,7 @@ class AuthFlow:
         stored_client = record.client
         preferred = settings.redirect_uri
         if preferred is None and stored_client is not None and stored_client.issuer == found.issuer:
-            preferred = stored_client.redirect_uri
+            preferred = _unless_another_port(stored_client.redirect_uri, settings.fixed_port)
         session = yield StartLogin(preferred)
         redirect_uri = session.redirect_uri
         client = choose_client(
@@ -508,19 +528,36 @@ class AuthFlow:
             and stored_client is not None
             and stored_client.kind == "dynamic"
             and stored_client.issuer == found.issuer
-            and redirect_uri in stored_client.redirect_uris
         ):
-            # Registered for fewer scopes than this login asks (a step-up). The client_id must
-            # survive it: servers bind MCP sessions to it. Widen the registration where the
-            # server manages registrations (RFC 7592); else ask with the stored client, since
-            # most servers let a client ask for more than it registered, and register anew
-            # only when this server refuses that (below).
             widened = _widened(stored_client, scope)
-            client = yield from update_registration(
-                settings.client, stored_client, scope=widened, rules=settings.urls
-            )
-            if client is None:
-                client, beyond_registration = stored_client, True
+            if redirect_uri in stored_client.redirect_uris:
+                # Registered for fewer scopes than this login asks (a step-up). The client_id
+                # must survive it: servers bind MCP sessions to it. Widen the registration
+                # where the server manages registrations (RFC 7592); else ask with the stored
+                # client, since most servers let a client ask for more than it registered, and
+                # register anew only when this server refuses that (below).
+                client = yield from update_registration(
+                    settings.client, stored_client, scope=widened, rules=settings.urls
+                )
+                if client is None:
+                    client, beyond_registration = stored_client, True
+            else:
+                # registered for another redirect URI (a port the user fixed): move the
+                # registration there (RFC 7592: the same client_id), else register anew
+                client = yield from update_registration(
+                    settings.client,
+                    stored_client,
+                    scope=widened,
+                    rules=settings.urls,
+                    redirect_uri=redirect_uri,
+                )
+                logger.info(
+                    "the client for %s was registered for %s; this login uses %s: %s",
+                    record.resource,
+                    stored_client.redirect_uri,
+                    redirect_uri,
+                    "registration updated (same client id)" if client else "registering anew",
+                )
         if client is None:
             client = yield from register_dynamically(
                 settings.client,
@@ -531,6 +568,7 @@ class AuthFlow:
                 rules=settings.urls,
                 protocol_version=settings.protocol_version,
                 narrow_scope=scope,
+                assumed_because=found.assumed_because,
             )
         record = replace(record, client=client)
         yield from self._save(record)

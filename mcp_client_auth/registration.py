@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .effects import Effect, HttpRequest, HttpResponse
-from .errors import MCPAuthError, RegistrationError
+from .errors import DiscoveryError, MCPAuthError, RegistrationError
 from .metadata import UrlRules
 from .tokens import ClientRegistration
 from .untrusted import parse_json, read_error, server_number
@@ -154,6 +154,7 @@ def register_dynamically(
     protocol_version: str | None = None,
     grant_types: list[str] | None = None,
     narrow_scope: str | None = None,
+    assumed_because: str | None = None,
 ) -> Generator[Effect, Any, ClientRegistration]:
     """RFC 7591 registration as a public native client (PKCE, no secret requested).
 
@@ -162,6 +163,10 @@ def register_dynamically(
     (``invalid_client_metadata`` or ``invalid_scope``) is asked again for ``narrow_scope``, then
     for no scope at all, which RFC 7591 leaves to the server's default (oidc-provider, as it
     comes, registers only the scopes of its own configuration, never a resource's).
+
+    ``assumed_because``: the endpoint is the 2025-03-26 default, assumed for want of metadata
+    (and why); a 404 there then means no OAuth at all, said as a :class:`DiscoveryError`,
+    not as a refusal to register.
     """
     endpoint = server_metadata.get("registration_endpoint")
     if not endpoint:
@@ -197,6 +202,11 @@ def register_dynamically(
             read_error(response).detail,
             attempts[index + 1],
         )
+    if response.status_code == 404 and assumed_because is not None:
+        raise DiscoveryError(
+            f"{assumed_because}, but the default registration endpoint {endpoint} answered "
+            "HTTP 404 too: there is no OAuth authorization server there; check the URL"
+        )
     if response.status_code not in (200, 201):
         answer = read_error(response)
         raise answer.as_error(
@@ -208,9 +218,15 @@ def register_dynamically(
 
 
 def update_registration(
-    settings: ClientSettings, stored: ClientRegistration, *, scope: str, rules: UrlRules
+    settings: ClientSettings,
+    stored: ClientRegistration,
+    *,
+    scope: str,
+    rules: UrlRules,
+    redirect_uri: str | None = None,
 ) -> Generator[Effect, Any, ClientRegistration | None]:
-    """RFC 7592: widen a dynamic client's registered ``scope``, keeping its client_id.
+    """RFC 7592: widen a dynamic client's registered ``scope``, or move it to another
+    ``redirect_uri`` (a port the user fixed), keeping its client_id.
 
     A new client_id would end sessions that an MCP server binds to the client (the mcp SDK's
     do). ``None`` where the server offers no registration management or refuses the update:
@@ -225,7 +241,7 @@ def update_registration(
         return None
     document = _document(
         settings,
-        redirect_uri=stored.redirect_uri,
+        redirect_uri=redirect_uri or stored.redirect_uri,
         scope=scope,
         grant_types=list(stored.grant_types) or None,
     )
