@@ -312,12 +312,13 @@ def _login_hint(url: str, record: ServerRecord | None = None) -> str:
 
 def _plain_http_off_loopback(url: str) -> bool:
     """Whether ``url`` needs ``--allow-http`` (so a hint to log in names it too)."""
-    from urllib.parse import urlsplit
+    from . import ConfigurationError, secure_resource_url
 
-    from .metadata import is_loopback_host
-
-    parts = urlsplit(url)
-    return parts.scheme == "http" and not is_loopback_host(parts.hostname or "")
+    try:
+        secure_resource_url(url)
+    except ConfigurationError:
+        return True
+    return False
 
 
 def _shell_quote(text: str) -> str:
