@@ -291,12 +291,14 @@ def _registration(
         response.body, what="registration response", url=endpoint, error=RegistrationError
     )
     client_id = answer.get("client_id")
-    if not isinstance(client_id, str) or not client_id:
+    if not isinstance(client_id, str) or not client_id.strip():
         raise RegistrationError(f"the registration response from {endpoint} has no client_id")
     secret = answer.get("client_secret")
+    if not isinstance(secret, str) or not secret:
+        secret = None  # an empty secret is none: nothing to keep, nothing to send
     method = answer.get("token_endpoint_auth_method")
     if not isinstance(method, str):
-        method = "client_secret_basic" if isinstance(secret, str) else "none"
+        method = "client_secret_basic" if secret else "none"
     uris = answer.get("redirect_uris")
     registered_uris = (
         tuple(u for u in uris if isinstance(u, str)) if isinstance(uris, list) else ()
@@ -326,7 +328,7 @@ def _registration(
         grants = document.get("grant_types") or []
     return ClientRegistration(
         client_id=client_id,
-        client_secret=secret if isinstance(secret, str) else None,
+        client_secret=secret,
         token_endpoint_auth_method=method,
         redirect_uris=registered_uris,
         issuer=issuer,

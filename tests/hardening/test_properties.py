@@ -214,6 +214,8 @@ def test_callback_with_unbalanced_bracket_is_an_authorization_error() -> None:
         ).map(_dump),
     ),
 )
+@example(201, b'{"client_id": " ", "client_secret": ""}')  # found by a run: blank id, empty secret
+@example(201, b'{"client_id": "c1", "client_secret": ""}')
 def test_registration_response_raises_only_registration_error(status: int, body: bytes) -> None:
     steps = register_dynamically(
         ClientSettings("test"),
@@ -233,7 +235,12 @@ def test_registration_response_raises_only_registration_error(status: int, body:
         assert isinstance(client.client_id, str) and client.client_id
         assert client.issuer == ISSUER
         assert client.client_secret is None or isinstance(client.client_secret, str)
+        assert client.client_id.strip()
         assert client.client_secret is None or client.client_secret not in repr(client)
+        assert client.client_secret != ""  # an empty secret is no secret: a public client
+        assert (client.token_endpoint_auth_method == "none") == (client.client_secret is None) or (
+            b"token_endpoint_auth_method" in body
+        )
         return
     except RegistrationError as exc:
         assert str(exc)
