@@ -43,6 +43,14 @@ FRAGMENTS = {
     "return session.id_token": (
         "needs an enterprise identity provider, its client and secrets, and a signed-in user"
     ),
+    "auth = OAuth(url, token_storage=TokenStore.default().kv": (
+        "the lines that change in a FastMCP program; the whole program, against the demo "
+        "servers, is examples/fastmcp_own_oauth.py, run by tests/integration/test_examples.py"
+    ),
+    "client_metadata=client_metadata,  # yours, as before": (
+        "the lines that change in an mcp SDK program; the whole program, against the demo "
+        "servers, is examples/mcp_sdk_own_provider.py, run by tests/integration/test_examples.py"
+    ),
 }
 
 #: What a block that prints must print (a piece of it), by a line that only it contains.
