@@ -36,7 +36,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from pydantic import AnyHttpUrl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -146,6 +146,13 @@ def build_server(*, resource: str, issuer: str) -> tuple[MCPServer, JWKSVerifier
         return {"subject": token.subject, "client_id": token.client_id, "scopes": token.scopes}
 
     @server.tool()
+    async def announce(ctx: Context) -> str:
+        """Tell the client, on the connection's own stream (the GET stream over streamable
+        HTTP), that the tool list changed: a message no request asked for."""
+        await ctx.request_context.connection.send_tool_list_changed()
+        return "announced"
+
+    @server.tool()
     def save_note(text: str) -> str:
         """Pretend to store a note (needs mcp:write)."""
         token = get_access_token()
@@ -156,10 +163,22 @@ def build_server(*, resource: str, issuer: str) -> tuple[MCPServer, JWKSVerifier
     return server, verifier
 
 
-def build_app(*, resource: str, issuer: str, log_requests: bool = False) -> ASGIApp:
+def build_app(
+    *,
+    resource: str,
+    issuer: str,
+    log_requests: bool = False,
+    stateless: bool = False,
+    json_response: bool = False,
+) -> ASGIApp:
     server, verifier = build_server(resource=resource, issuer=issuer)
     path = AnyHttpUrl(resource).path or "/"
-    app: ASGIApp = server.streamable_http_app(streamable_http_path=path, host=HOST)
+    app: ASGIApp = server.streamable_http_app(
+        streamable_http_path=path,
+        host=HOST,
+        stateless_http=stateless,
+        json_response=json_response,
+    )
     app = StepUpGate(
         app,
         verifier=verifier,
@@ -279,9 +298,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="serve on this inherited listening socket (bound to --port by the parent)",
     )
     parser.add_argument("--log-requests", action="store_true")
+    parser.add_argument("--stateless", action="store_true", help="no sessions, no GET stream")
+    parser.add_argument("--json-response", action="store_true", help="JSON answers, not SSE")
     args = parser.parse_args(argv)
     resource = f"http://{HOST}:{args.port}{args.path}"
-    app = build_app(resource=resource, issuer=args.issuer, log_requests=args.log_requests)
+    app = build_app(
+        resource=resource,
+        issuer=args.issuer,
+        log_requests=args.log_requests,
+        stateless=args.stateless,
+        json_response=args.json_response,
+    )
     print(json.dumps({"event": "starting", "resource": resource}), flush=True)
     if args.fd is not None:  # the test's socket: its port was never free for another
         config = uvicorn.Config(app, log_level="warning", lifespan="on")
