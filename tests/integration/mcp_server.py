@@ -149,7 +149,7 @@ def build_server(*, resource: str, issuer: str) -> tuple[MCPServer, JWKSVerifier
     async def announce(ctx: Context) -> str:
         """Tell the client, on the connection's own stream (the GET stream over streamable
         HTTP), that the tool list changed: a message no request asked for."""
-        await ctx.request_context.connection.send_tool_list_changed()
+        await ctx.session.send_tool_list_changed()
         return "announced"
 
     @server.tool()
@@ -267,8 +267,19 @@ def _needed_scopes(body: bytes) -> set[str]:
     return needed
 
 
+LOGGED_HEADERS = ("mcp-protocol-version", "mcp-method", "mcp-name", "last-event-id", "x-test")
+
+
+def _logged_headers(scope: Scope) -> dict[str, Any]:
+    """The MCP headers of a request (and the tests' own ``X-Test``); whether it had a session."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    found: dict[str, Any] = {k: headers[k] for k in LOGGED_HEADERS if k in headers}
+    found["session"] = "mcp-session-id" in headers
+    return found
+
+
 class RequestLog:
-    """One JSON line per HTTP request on stdout: method, path, status."""
+    """One JSON line per HTTP request on stdout: method, path, status, the MCP headers."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -281,7 +292,10 @@ class RequestLog:
         async def logging_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 line = {"method": scope["method"], "path": scope["path"]}
-                print(json.dumps({**line, "status": message["status"]}), flush=True)
+                print(
+                    json.dumps({**line, **_logged_headers(scope), "status": message["status"]}),
+                    flush=True,
+                )
             await send(message)
 
         await self.app(scope, receive, logging_send)

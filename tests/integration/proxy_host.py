@@ -21,7 +21,12 @@ from typing import Any
 from .harness import ROOT, driver_env
 
 FAKE_BROWSER = """
-import sys, urllib.request
+import os, sys, time, urllib.request
+gate = os.environ.get("FAKE_BROWSER_GATE")
+if gate:  # a test holds the login until it is ready
+    deadline = time.monotonic() + 120
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.05)
 opener = urllib.request.build_opener(
     urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor()
 )
