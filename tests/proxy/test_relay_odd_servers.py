@@ -1,0 +1,259 @@
+"""The relay against servers that answer oddly or with hostility (httpx MockTransport): an
+answer for every host request whatever the server does, nothing but JSON-RPC lines on stdout,
+a session the server lost started again the way the spec says."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from mcp_client_auth.proxy import jsonrpc
+from mcp_client_auth.proxy.connect import Connector
+from mcp_client_auth.proxy.relay import Relay
+from mcp_client_auth.proxy.stdio import HostOutput
+
+URL = "https://mcp.example.com/mcp"
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "h"}},
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def run_host(handler: Handler, lines: list[bytes], transport: str = "http-only") -> list[Any]:
+    """Feed ``lines`` to a relay whose server is ``handler``; every line it wrote, parsed."""
+    out = io.BytesIO()
+
+    async def main() -> None:
+        async def feed() -> Any:
+            for line in lines:
+                yield line
+                await asyncio.sleep(0)
+
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with client:
+            output = HostOutput(out)
+            choice: Any = transport
+            connector = Connector(URL, client, output.send, headers={}, choice=choice)
+            relay = Relay(connector, output, url=URL, login_hint="To sign in, run `x`")
+            await relay.run(feed())
+
+    asyncio.run(main())
+    written = out.getvalue().split(b"\n")
+    assert written[-1] == b""  # every message ends its line
+    return [json.loads(line) for line in written[:-1]]
+
+
+def line(message: Any) -> bytes:
+    return json.dumps(message).encode()
+
+
+def sse(*events: str) -> bytes:
+    return "".join(f"{e}\n\n" for e in events).encode()
+
+
+def answer(request: httpx.Request, result: Any, session: str | None = "s1") -> httpx.Response:
+    message = json.loads(request.content)
+    headers = {"mcp-session-id": session} if session else {}
+    body = {"jsonrpc": "2.0", "id": message["id"], "result": result}
+    return httpx.Response(200, json=body, headers=headers)
+
+
+def test_a_lost_session_is_started_again_and_the_request_resent() -> None:
+    seen: list[tuple[str | None, str]] = []
+    sessions = iter(["s1", "s2"])
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.method != "POST":
+            return httpx.Response(405)  # no stream of its own; no DELETE
+        message = json.loads(request.content)
+        method = message.get("method", "")
+        seen.append((request.headers.get("mcp-session-id"), method))
+        if method == "initialize":
+            return answer(request, {"protocolVersion": "2025-06-18"}, next(sessions))
+        if "id" not in message:
+            return httpx.Response(202)
+        if request.headers.get("mcp-session-id") == "s1" and len(seen) > 3:
+            return httpx.Response(404)
+        return answer(request, {"tools": []})
+
+    ids = [1, 2]
+    lines = [line(INIT), line(INITIALIZED)] + [
+        line({"jsonrpc": "2.0", "id": i, "method": "tools/list"}) for i in ids
+    ]
+    got = run_host(server, lines)
+    assert [m["id"] for m in got] == [0, 1, 2]  # the replayed initialize's answer stays
+    assert all("result" in m for m in got)
+    assert (None, "initialize") in seen[3:]  # a new session, without the old id
+    assert seen[-1] == ("s2", "tools/list")
+
+
+def test_a_session_that_cannot_be_renewed_is_an_error_not_a_hang() -> None:
+    def server(request: httpx.Request) -> httpx.Response:
+        message = json.loads(request.content) if request.content else {}
+        if message.get("method") == "initialize" and "mcp-session-id" not in request.headers:
+            if message["id"] != 0:
+                return httpx.Response(500)
+            return answer(request, {"protocolVersion": "2025-06-18"})
+        return httpx.Response(404) if "id" in message else httpx.Response(202)
+
+    got = run_host(server, [line(INIT), line({"jsonrpc": "2.0", "id": 1, "method": "ping"})])
+    assert got[1]["id"] == 1 and got[1]["error"]["code"] < 0
+
+
+@pytest.mark.parametrize(
+    ("response", "code"),
+    [
+        (httpx.Response(202), jsonrpc.TRANSPORT_ERROR),
+        (httpx.Response(200, text="<html>", headers={"content-type": "text/html"}), -32003),
+        (
+            httpx.Response(200, text="{not json", headers={"content-type": "application/json"}),
+            -32003,
+        ),
+        (httpx.Response(500, text="oops"), jsonrpc.TRANSPORT_ERROR),
+        (
+            httpx.Response(
+                200, content=sse("data: 1"), headers={"content-type": "text/event-stream"}
+            ),
+            -32003,
+        ),
+    ],
+)
+def test_every_odd_answer_is_an_error_for_the_request(response: httpx.Response, code: int) -> None:
+    got = run_host(lambda _: response, [line({"jsonrpc": "2.0", "id": 7, "method": "ping"})])
+    assert len(got) == 1 and got[0]["id"] == 7 and got[0]["error"]["code"] == code
+
+
+def test_the_servers_json_rpc_error_keeps_the_hosts_id() -> None:
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32602, "message": "bad params"}}
+    got = run_host(
+        lambda _: httpx.Response(400, json=body),
+        [line({"jsonrpc": "2.0", "id": "a", "method": "tools/call"})],
+    )
+    assert got == [{"jsonrpc": "2.0", "id": "a", "error": body["error"]}]
+
+
+def test_sse_events_become_one_line_each_in_order() -> None:
+    pretty = json.dumps({"jsonrpc": "2.0", "method": "notifications/progress"}, indent=2)
+    stream = sse(
+        ": a comment",
+        "id: 1\ndata: " + "\ndata: ".join(pretty.splitlines()),
+        "event: message\ndata: not json at all",
+        'data: {"jsonrpc":"2.0","id":3,"result":{"text":"a\\nb"}}',
+        'data: {"jsonrpc":"2.0","id":99,"result":{}}',  # after the answer: not read
+    )
+    got = run_host(
+        lambda _: httpx.Response(
+            200, content=stream, headers={"content-type": "text/event-stream"}
+        ),
+        [line({"jsonrpc": "2.0", "id": 3, "method": "tools/call"})],
+    )
+    assert got == [
+        {"jsonrpc": "2.0", "method": "notifications/progress"},
+        {"jsonrpc": "2.0", "id": 3, "result": {"text": "a\nb"}},
+    ]
+
+
+def test_malformed_host_lines_get_parse_errors_and_the_relay_goes_on() -> None:
+    def server(request: httpx.Request) -> httpx.Response:
+        return answer(request, {}, None)
+
+    got = run_host(
+        server,
+        [
+            b"nope",
+            b"",
+            b"   ",
+            b"[1, 2]",
+            b'{"a": NaN}',
+            b"[]",
+            line({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+        ],
+    )
+    assert [m["error"]["code"] for m in got[:4]] == [-32700, -32600, -32700, -32600]
+    assert got[4] == {"jsonrpc": "2.0", "id": 1, "result": {}}
+
+
+def test_a_batch_is_relayed_as_one_post_and_answered_as_one_line() -> None:
+    def server(request: httpx.Request) -> httpx.Response:
+        batch = json.loads(request.content)
+        return httpx.Response(
+            200, json=[{"jsonrpc": "2.0", "id": m["id"], "result": {}} for m in batch]
+        )
+
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "ping"} for i in (1, 2)]
+    got = run_host(server, [line(batch)])
+    assert got == [
+        [{"jsonrpc": "2.0", "id": 1, "result": {}}, {"jsonrpc": "2.0", "id": 2, "result": {}}]
+    ]
+
+
+def test_stateless_revision_headers_mirror_the_body() -> None:
+    seen: list[httpx.Headers] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers)
+        return answer(request, {}, None)
+
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": "ünïcode tool",
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"},
+        },
+    }
+    run_host(server, [line(call)])
+    assert seen[0]["mcp-protocol-version"] == "2026-07-28"
+    assert seen[0]["mcp-method"] == "tools/call"
+    assert seen[0]["mcp-name"].startswith("=?base64?")
+    assert "mcp-session-id" not in seen[0]
+
+
+def test_http_first_falls_back_to_legacy_sse() -> None:
+    posted: list[Any] = []
+    endpoint_stream = sse("event: endpoint\ndata: /mcp/messages?session=abc")
+
+    class Legacy(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "POST" and request.url.path == "/mcp":
+                return httpx.Response(405)
+            if request.method == "GET":
+
+                async def body() -> Any:
+                    yield endpoint_stream
+                    while not posted:
+                        await asyncio.sleep(0.01)
+                    reply = {"jsonrpc": "2.0", "id": 0, "result": {"protocolVersion": "2024-11-05"}}
+                    yield sse(f"event: message\ndata: {json.dumps(reply)}")
+
+                return httpx.Response(
+                    200, content=body(), headers={"content-type": "text/event-stream"}
+                )
+            posted.append((str(request.url), json.loads(await request.aread())))
+            return httpx.Response(202)
+
+    out = io.BytesIO()
+
+    async def main() -> None:
+        async def feed() -> Any:
+            yield line(INIT)
+
+        async with httpx.AsyncClient(transport=Legacy()) as client:
+            output = HostOutput(out)
+            connector = Connector(URL, client, output.send, headers={}, choice="http-first")
+            await Relay(connector, output, url=URL, login_hint="").run(feed())
+
+    asyncio.run(main())
+    assert posted[0][0] == "https://mcp.example.com/mcp/messages?session=abc"
+    assert json.loads(out.getvalue())["result"]["protocolVersion"] == "2024-11-05"
