@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
+import stat
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -46,9 +48,49 @@ async def host_lines(stream: BinaryIO | None = None) -> AsyncIterator[bytes | No
     """The host's lines without their endings, as they arrive; ``None`` for a line over
     :data:`MAX_LINE` (its bytes are skipped up to the next newline). Ends at EOF.
 
-    A daemon thread does the blocking reads: it works for pipes, files and terminals alike,
-    where the event loop's pipe support depends on the platform and the kind of file."""
+    A pipe (what hosts give) is read by the event loop itself: no thread hop per message.
+    Anything else (a file, a terminal) is read by a daemon thread."""
     source = stream if stream is not None else sys.stdin.buffer
+    if _is_pipe(source):
+        async for line in _pipe_lines(source):
+            yield line
+    else:
+        async for line in _thread_lines(source):
+            yield line
+
+
+def _is_pipe(source: BinaryIO) -> bool:
+    try:
+        mode = os.fstat(source.fileno()).st_mode
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+async def _pipe_lines(source: BinaryIO) -> AsyncIterator[bytes | None]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_LINE, loop=loop)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), source)
+    skipping = False
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as end:  # EOF: a last line without its newline
+            if end.partial and not skipping:
+                yield end.partial.rstrip(b"\r")
+            return
+        except asyncio.LimitOverrunError as over:  # too long: drop it up to its newline
+            await reader.readexactly(over.consumed)
+            skipping = True
+            continue
+        if skipping:
+            skipping = False
+            yield None
+            continue
+        yield line.rstrip(b"\r\n")
+
+
+async def _thread_lines(source: BinaryIO) -> AsyncIterator[bytes | None]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | EOFError | None] = asyncio.Queue()
 
