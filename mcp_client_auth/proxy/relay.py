@@ -51,6 +51,7 @@ class Relay:
         self._login_hint = login_hint
         self._tasks: dict[asyncio.Task[None], Any] = {}
         self._stateless_posts: dict[str, asyncio.Task[None]] = {}
+        self._connecting = asyncio.Lock()
 
     async def run(self, lines: AsyncIterator[bytes | None]) -> None:
         """Relay until the host closes stdin, then end the session."""
@@ -81,8 +82,8 @@ class Relay:
             return
         if self._cancels_stateless_post(message):
             return
-        if jsonrpc.method_of(message) == "initialize" or self._transport is None:
-            await self.relay(message)  # what follows needs its session (or its transport)
+        if jsonrpc.method_of(message) == "initialize":
+            await self.relay(message)  # what follows needs the session it opens
             return
         task = asyncio.get_running_loop().create_task(self.relay(message))
         self._tasks[task] = message
@@ -92,11 +93,9 @@ class Relay:
     async def relay(self, message: jsonrpc.Message) -> None:
         pending = Pending(message)
         try:
-            sent = False
-            if self._transport is None:
-                self._transport, sent = await self._connect(message, pending)
+            transport, sent = await self._transport_for(message, pending)
             if not sent:
-                await self._transport.send(message, pending)
+                await transport.send(message, pending)
         except asyncio.CancelledError:  # the host cancelled it, or went away: no answer
             raise
         except RelayError as exc:
@@ -115,6 +114,17 @@ class Relay:
         else:
             if pending:
                 self._fail(pending, jsonrpc.TRANSPORT_ERROR, f"{self._url} sent no answer")
+
+    async def _transport_for(
+        self, message: jsonrpc.Message, pending: Pending
+    ) -> tuple[Transport, bool]:
+        """The transport, chosen on the first message (which it may have relayed already);
+        messages arriving meanwhile wait for the choice, not for each other's answers."""
+        async with self._connecting:
+            if self._transport is None:
+                self._transport, sent = await self._connect(message, pending)
+                return self._transport, sent
+            return self._transport, False
 
     def _fail(self, pending: Pending, code: int, text: str) -> None:
         if not pending:

@@ -9,6 +9,7 @@ server (oidc-provider), stateful with SSE answers and stateless with JSON answer
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -341,3 +342,40 @@ def test_a_login_that_cannot_happen_names_the_login_command(
         assert "Open this URL in your browser" in raw.log()  # for the host's log
     finally:
         assert raw.close() == 0
+
+
+V1_HOST = """
+import asyncio, json, sys
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+command, args, env = json.loads(sys.argv[1])
+
+async def main():
+    params = StdioServerParameters(command=command, args=args, env=env)
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            init = await session.initialize()
+            tools = await session.list_tools()
+            result = await session.call_tool("echo", {"text": "from mcp 1.x"})
+            print(json.dumps({
+                "version": init.protocolVersion,
+                "tools": [t.name for t in tools.tools],
+                "text": result.content[0].text,
+            }))
+
+asyncio.run(main())
+"""
+
+
+def test_mcp_v1_host_through_the_proxy(stateful: Stack, host: HostSetup, mcp_v1: str) -> None:
+    """The mcp 1.x stdio client (its own environment) as the host; the proxy is this one's."""
+    spec = json.dumps([proxy_command(), host.args(stateful.url), host.env()])
+    run = subprocess.run(
+        [mcp_v1, "-c", V1_HOST, spec], capture_output=True, text=True, timeout=180, cwd="/"
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["text"] == "from mcp 1.x"
+    assert "echo" in seen["tools"]
+    assert mcp_posts(stateful)[-1]["session"]  # the 1.x client keeps a session

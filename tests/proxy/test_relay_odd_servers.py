@@ -257,3 +257,49 @@ def test_http_first_falls_back_to_legacy_sse() -> None:
     asyncio.run(main())
     assert posted[0][0] == "https://mcp.example.com/mcp/messages?session=abc"
     assert json.loads(out.getvalue())["result"]["protocolVersion"] == "2024-11-05"
+
+
+def test_a_slow_request_does_not_hold_up_the_next_one() -> None:
+    """The first request's answer waits until the second request has reached the server: a
+    relay that sent them one after the other would never answer either."""
+    out = io.BytesIO()
+
+    class Server(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.second_arrived = asyncio.Event()
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            message = json.loads(await request.aread())
+            if message["id"] == 1:
+                await asyncio.wait_for(self.second_arrived.wait(), 60)
+            else:
+                self.second_arrived.set()
+            reply = {"jsonrpc": "2.0", "id": message["id"], "result": {}}
+            return httpx.Response(200, json=reply)
+
+    async def main() -> None:
+        async def feed() -> Any:
+            for request_id in (1, 2):
+                yield line({"jsonrpc": "2.0", "id": request_id, "method": "tools/call"})
+            await asyncio.sleep(0)
+
+        async with httpx.AsyncClient(transport=Server()) as client:
+            output = HostOutput(out)
+            connector = Connector(URL, client, output.send, headers={})
+            relay = Relay(connector, output, url=URL, login_hint="")
+            lines = feed()
+            task = asyncio.ensure_future(relay.run(_until_answered(lines, out, 2)))
+            await asyncio.wait_for(task, 60)
+
+    asyncio.run(main())
+    answers = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert sorted(a["id"] for a in answers) == [1, 2] and answers[0]["id"] == 2
+
+
+async def _until_answered(lines: Any, out: io.BytesIO, count: int) -> Any:
+    """The host's lines, then stdin held open until ``count`` answers were written (a host
+    closes stdin only when it is done)."""
+    async for item in lines:
+        yield item
+    while out.getvalue().count(b"\n") < count:
+        await asyncio.sleep(0.01)
