@@ -4,13 +4,16 @@ SSE parsing, and the stdout guard."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from mcp_client_auth import ConfigurationError
+from mcp_client_auth.proxy import stdio
 from mcp_client_auth.proxy.headers import parse_header_option
 from mcp_client_auth.proxy.login import checked_opener, is_clean_url
 from mcp_client_auth.proxy.sse import Event, events
@@ -103,3 +106,26 @@ def test_a_stray_print_cannot_reach_the_protocol_stream() -> None:
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert run.stdout == b"{}\n"
     assert b"stray text" in run.stderr
+
+
+@pytest.mark.parametrize("kind", ["pipe", "file"])
+def test_an_overlong_host_line_is_dropped_and_reading_goes_on(
+    kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setattr(stdio, "MAX_LINE", 64)
+    data = b"first\r\n" + b"x" * 300 + b"\n" + b"after\n" + b"last without newline"
+    if kind == "pipe":
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, data)
+        os.close(write_fd)
+        source = os.fdopen(read_fd, "rb")
+    else:
+        path = tmp_path / "lines"
+        path.write_bytes(data)
+        source = path.open("rb")
+
+    async def run() -> list[bytes | None]:
+        return [line async for line in stdio.host_lines(source)]
+
+    with source:
+        assert asyncio.run(run()) == [b"first", None, b"after", b"last without newline"]
