@@ -52,6 +52,7 @@ class Relay:
         self._tasks: dict[asyncio.Task[None], Any] = {}
         self._stateless_posts: dict[str, asyncio.Task[None]] = {}
         self._connecting = asyncio.Lock()
+        self._stateless_seen = False  # a request of the stateless revision went through
 
     async def run(self, lines: AsyncIterator[bytes | None]) -> None:
         """Relay until the host closes stdin, then end the session."""
@@ -99,7 +100,8 @@ class Relay:
         except asyncio.CancelledError:  # the host cancelled it, or went away: no answer
             raise
         except RelayError as exc:
-            self._fail(pending, exc.code, str(exc))
+            hint = f". {self._login_hint}" if exc.code == jsonrpc.AUTH_FAILED else ""
+            self._fail(pending, exc.code, f"{exc}{hint}")
         except MCPAuthError as exc:
             self._fail(pending, jsonrpc.AUTH_FAILED, f"{exc}. {self._login_hint}")
         except httpx.TransportError as exc:
@@ -136,22 +138,24 @@ class Relay:
     # In the stateless revision a request is cancelled by closing its stream: there are no
     # notifications from client to server over HTTP.
 
-    def _note_stateless_post(self, message: jsonrpc.Message, task: asyncio.Task[None]) -> None:
-        if jsonrpc.is_request(message) and declared_version(message) in STATELESS_VERSIONS:
-            key = jsonrpc.encode(message["id"]).decode()
-            self._stateless_posts[key] = task
-            task.add_done_callback(lambda _: self._stateless_posts.pop(key, None))
-
     def _cancels_stateless_post(self, message: jsonrpc.Message) -> bool:
+        """Whether ``message`` is a cancellation the stateless revision carries by closing
+        the request's stream (done here) rather than as a message (never sent)."""
         if jsonrpc.method_of(message) != "notifications/cancelled":
             return False
         params = message.get("params")
         request_id = params.get("requestId") if isinstance(params, dict) else None
         task = self._stateless_posts.get(jsonrpc.encode(request_id).decode())
-        if task is None:
-            return False
-        task.cancel()
-        return True
+        if task is not None:
+            task.cancel()
+        return task is not None or self._stateless_seen
+
+    def _note_stateless_post(self, message: jsonrpc.Message, task: asyncio.Task[None]) -> None:
+        if jsonrpc.is_request(message) and declared_version(message) in STATELESS_VERSIONS:
+            self._stateless_seen = True
+            key = jsonrpc.encode(message["id"]).decode()
+            self._stateless_posts[key] = task
+            task.add_done_callback(lambda _: self._stateless_posts.pop(key, None))
 
 
 def _describe(exc: httpx.TransportError) -> str:

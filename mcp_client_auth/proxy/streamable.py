@@ -175,10 +175,13 @@ class StreamableHttp(Remote):
             raise NotStreamableHttp(
                 f"{self.url} refused the streamable HTTP handshake (HTTP {status})"
             )
-        text = f"{self.url} answered HTTP {status}"
         if status in (401, 403):
-            text += " (not authorized even after signing in: check the account's access)"
-        raise RelayError(text)
+            raise RelayError(
+                f"{self.url} answered HTTP {status}: not authorized even after signing in "
+                "(check the account's access)",
+                jsonrpc.AUTH_FAILED,
+            )
+        raise RelayError(f"{self.url} answered HTTP {status}")
 
     def _deliver(
         self, answer: jsonrpc.Message, pending: Pending, emit: Emit, *, starting: bool

@@ -303,3 +303,66 @@ async def _until_answered(lines: Any, out: io.BytesIO, count: int) -> Any:
         yield item
     while out.getvalue().count(b"\n") < count:
         await asyncio.sleep(0.01)
+
+
+def test_a_refusal_after_sign_in_names_the_login_command() -> None:
+    got = run_host(
+        lambda _: httpx.Response(403), [line({"jsonrpc": "2.0", "id": 1, "method": "x"})]
+    )
+    assert got[0]["error"]["code"] == jsonrpc.AUTH_FAILED
+    assert "To sign in, run `x`" in got[0]["error"]["message"]
+
+
+def test_stateless_cancellation_closes_the_requests_stream_and_sends_nothing() -> None:
+    """In the stateless revision a request is cancelled by closing its stream: the slow
+    request's POST is abandoned, the host's cancellation is never POSTed, and the host gets no
+    answer for the request it cancelled."""
+    posted: list[Any] = []
+    out = io.BytesIO()
+    meta = {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}
+    slow = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "s", **meta}}
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}
+    after = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": meta}
+
+    class Server(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.closed = asyncio.Event()
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            message = json.loads(await request.aread())
+            posted.append(message)
+            if message.get("id") == 1:
+                closed = self.closed
+
+                async def never_answers() -> Any:
+                    try:
+                        yield b": working\n\n"
+                        await asyncio.sleep(60)
+                    finally:
+                        closed.set()
+
+                return httpx.Response(
+                    200, content=never_answers(), headers={"content-type": "text/event-stream"}
+                )
+            await asyncio.wait_for(self.closed.wait(), 60)  # answered once 1 was abandoned
+            return httpx.Response(200, json={"jsonrpc": "2.0", "id": 2, "result": {}})
+
+    async def main() -> None:
+        async def feed() -> Any:
+            yield line(slow)
+            while len(posted) < 1:
+                await asyncio.sleep(0.01)
+            yield line(cancel)
+            yield line(after)
+
+        async with httpx.AsyncClient(transport=Server()) as client:
+            output = HostOutput(out)
+            connector = Connector(URL, client, output.send, headers={})
+            relay = Relay(connector, output, url=URL, login_hint="")
+            await asyncio.wait_for(relay.run(_until_answered(feed(), out, 1)), 60)
+
+    asyncio.run(main())
+    assert [json.loads(x) for x in out.getvalue().splitlines()] == [
+        {"jsonrpc": "2.0", "id": 2, "result": {}}
+    ]
+    assert [m.get("method") for m in posted] == ["tools/call", "tools/list"]
