@@ -10,8 +10,8 @@ Prints one table of ratios, each against its floor measured side by side in the 
    header (one request of each kind in turn, order alternating);
 2. start-up to the first answered request, with a stored token: the proxy process against a
    process that imports httpx and sends the same request with a static header;
-3. the idle proxy's resident memory (mcp-remote's beside it where Node and the package are at
-   hand: the network here is closed, so it is usually ``n/a``);
+3. the idle proxy's resident memory, and mcp-remote's per request and idle where Node and the
+   package are at hand (``$MCP_REMOTE``, else ``mcp-remote`` on PATH);
 4. why a raw relay and not the mcp SDK's transports: the import time and memory of the
    proxy's modules against those of ``mcp.client.streamable_http`` and ``mcp.client.stdio``.
 
@@ -45,6 +45,7 @@ PY = sys.executable
 PROXY = [PY, "-m", "mcp_client_auth", "proxy"]
 TOKEN = "eyJ" + "a" * 597  # a JWT-sized access token
 KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()
+CLIENT = {"name": "bench", "version": "1"}
 REQUEST = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -73,7 +74,11 @@ class McpHandler(BaseHTTPRequestHandler):
             return
         result: dict[str, Any] = {"content": [{"type": "text", "text": "ok"}]}
         if message.get("method") == "initialize":
-            result = {"protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": {}}
+            result = {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "bench", "version": "1"},
+            }
         answer = json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result})
         self._send(200, answer.encode(), {"content-type": "application/json"})
 
@@ -128,15 +133,17 @@ def child_env() -> dict[str, str]:
 
 
 class Proxy:
-    """A running proxy, driven as a host drives it."""
+    """A running proxy (ours, or ``argv``'s), driven as a host drives it."""
 
-    def __init__(self, url: str, store: Path) -> None:
+    def __init__(
+        self, url: str, store: Path, argv: Sequence[str] = (), env: dict[str, str] | None = None
+    ) -> None:
         self.process = subprocess.Popen(
-            [*PROXY, url, "--store", str(store)],
+            list(argv) or [*PROXY, url, "--store", str(store)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=child_env(),
+            env=env or child_env(),
         )
 
     def ask(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -164,16 +171,18 @@ def handshake(proxy: Proxy) -> None:
         "jsonrpc": "2.0",
         "id": 0,
         "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {}},
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": CLIENT},
     }
     assert "result" in proxy.ask(init)
 
 
-def per_request(url: str, store: Path, count: int) -> tuple[float, float]:
+def per_request(
+    url: str, store: Path, count: int, argv: Sequence[str] = (), env: Any = None
+) -> tuple[float, float]:
     """Median seconds per request: (direct with a static header, through the proxy)."""
     import httpx
 
-    proxy = Proxy(url, store)
+    proxy = Proxy(url, store, argv, env)
     try:
         handshake(proxy)
         direct: list[float] = []
@@ -218,7 +227,7 @@ def start_up(url: str, store: Path, rounds: int) -> tuple[float, float]:
             "jsonrpc": "2.0",
             "id": 0,
             "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {}},
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": CLIENT},
         }
     )
     for i in range(rounds):
@@ -244,8 +253,8 @@ def start_up(url: str, store: Path, rounds: int) -> tuple[float, float]:
     return statistics.median(static), statistics.median(proxied)
 
 
-def idle_memory(url: str, store: Path) -> int:
-    proxy = Proxy(url, store)
+def idle_memory(url: str, store: Path, argv: Sequence[str] = (), env: Any = None) -> int:
+    proxy = Proxy(url, store, argv, env)
     try:
         handshake(proxy)
         for i in range(20):
@@ -279,10 +288,21 @@ def import_cost(modules: Sequence[str], rounds: int) -> tuple[float, int]:
     return statistics.median(times), int(statistics.median(sizes))
 
 
-def mcp_remote_memory() -> str:
-    if not shutil.which("node") or not shutil.which("mcp-remote"):
-        return "n/a (mcp-remote is not installed; the network is closed)"
-    return "n/a (not measured)"
+def mcp_remote_argv(url: str) -> list[str] | None:
+    """mcp-remote with the token as a static header (no OAuth: only its relay is measured):
+    ``$MCP_REMOTE`` (its executable), else ``mcp-remote`` on PATH."""
+    found = os.environ.get("MCP_REMOTE") or shutil.which("mcp-remote")
+    if not found or not shutil.which("node"):
+        return None
+    return [found, url, "--header", f"Authorization:Bearer {TOKEN}", "--allow-http"]
+
+
+def mcp_remote_memory(url: str, store: Path, home: Path) -> str:
+    argv = mcp_remote_argv(url)
+    if argv is None:
+        return "mcp-remote: n/a (set MCP_REMOTE, or put mcp-remote on PATH)"
+    env = {**child_env(), "HOME": str(home)}
+    return f"mcp-remote: {idle_memory(url, store, argv, env) / 1024:.1f} MiB"
 
 
 def main() -> int:
@@ -325,7 +345,22 @@ def main() -> int:
         )
         rss = idle_memory(url, store)
         memory = f"{rss / 1024:.1f} MiB"
-        rows.append(("idle proxy RSS", memory, mcp_remote_memory(), "", "", "info"))
+        other = mcp_remote_memory(url, store, folder / "home")
+        remote = mcp_remote_argv(url)
+        if remote is not None:
+            env = {**child_env(), "HOME": str(folder / "home")}
+            direct, relayed = per_request(url, store, requests // 2, remote, env)
+            rows.append(
+                (
+                    "mcp-remote per request (median)",
+                    fmt(relayed),
+                    fmt(direct),
+                    f"{relayed / direct:.2f}x, +{fmt(relayed - direct)}",
+                    "",
+                    "info",
+                )
+            )
+        rows.append(("idle proxy RSS", memory, other, "", "", "info"))
         ours_t, ours_m = import_cost(["mcp_client_auth.proxy.session"], rounds)
         sdk_t, sdk_m = import_cost(
             ["mcp_client_auth", "mcp.client.streamable_http", "mcp.client.stdio"], rounds
