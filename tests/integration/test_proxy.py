@@ -25,6 +25,8 @@ from fastmcp.client.transports import StdioTransport
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 
+from mcp_client_auth import TokenStore
+
 from .conftest import StartStack
 from .harness import Stack, start_stack, wait_until
 from .proxy_host import HostSetup, RawHost, fake_browser, proxy_command
@@ -379,3 +381,27 @@ def test_mcp_v1_host_through_the_proxy(stateful: Stack, host: HostSetup, mcp_v1:
     assert seen["text"] == "from mcp 1.x"
     assert "echo" in seen["tools"]
     assert mcp_posts(stateful)[-1]["session"]  # the 1.x client keeps a session
+
+
+def test_a_revoked_login_is_replaced_inside_the_session(
+    mcp_stack: StartStack, host: HostSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh token is revoked while the host is connected: when the access token
+    expires, the refresh fails and the proxy signs in again through the browser; the host sees
+    its answer, late."""
+    stack = mcp_stack(AT_TTL="5")
+    monkeypatch.setenv("MCP_CLIENT_AUTH_KEY", host.key)
+
+    async def session() -> list[str]:
+        async with Client(sdk_params(host, stack.url), mode="legacy") as client:
+            first = text_of(await client.call_tool("echo", {"text": "1"}))
+            record = await TokenStore.default(str(host.store)).get(stack.url)
+            assert record is not None and record.tokens is not None and record.client
+            assert record.tokens.refresh_token
+            stack.revoke(record.tokens.refresh_token, record.client.client_id)
+            wait_until(time.time() + 6)  # past the access token's lifetime
+            second = text_of(await client.call_tool("echo", {"text": "2"}))
+            return [first, second]
+
+    assert asyncio.run(session()) == ["1", "2"]
+    assert authorizations(stack) == 2  # the first login, and the one after the revocation

@@ -366,3 +366,40 @@ def test_stateless_cancellation_closes_the_requests_stream_and_sends_nothing() -
         {"jsonrpc": "2.0", "id": 2, "result": {}}
     ]
     assert [m.get("method") for m in posted] == ["tools/call", "tools/list"]
+
+
+def test_the_servers_stream_is_reopened_with_last_event_id_after_a_drop() -> None:
+    gets: list[httpx.Headers] = []
+    out = io.BytesIO()
+    note = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            gets.append(request.headers)
+            stream = sse(f"id: e{len(gets)}\nretry: 10\ndata: {json.dumps(note)}")
+            return httpx.Response(
+                200, content=stream, headers={"content-type": "text/event-stream"}
+            )
+        if request.method == "DELETE":
+            return httpx.Response(200)
+        message = json.loads(request.content)
+        if message.get("method") == "initialize":
+            return answer(request, {"protocolVersion": "2025-06-18"}, "s1")
+        return httpx.Response(202)
+
+    async def main() -> None:
+        async def feed() -> Any:
+            yield line(INIT)
+            yield line(INITIALIZED)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
+            output = HostOutput(out)
+            connector = Connector(URL, client, output.send, headers={})
+            relay = Relay(connector, output, url=URL, login_hint="")
+            await asyncio.wait_for(relay.run(_until_answered(feed(), out, 3)), 60)
+
+    asyncio.run(main())
+    got = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert got[1:3] == [note, note]
+    assert "last-event-id" not in gets[0]
+    assert gets[1]["last-event-id"] == "e1" and gets[1]["mcp-session-id"] == "s1"
