@@ -2,8 +2,8 @@
 happens in between.
 
 Each host message is relayed in its own task, so a long tool call does not hold up the next
-request; ``initialize`` alone is relayed before the next line is read, because everything after
-it needs the session it opens. A failure becomes a JSON-RPC error for each request of the
+request; the handshake (``initialize``, ``notifications/initialized``) is relayed before the
+next line is read, because everything after it needs the session it opens. A failure becomes a JSON-RPC error for each request of the
 message still waiting (a notification's failure is only logged: it has no id to answer), and
 the proxy goes on with the next line.
 """
@@ -26,6 +26,8 @@ from .pending import Pending
 from .stdio import HostOutput
 
 logger = logging.getLogger("mcp_client_auth.proxy")
+
+HANDSHAKE = frozenset({"initialize", "notifications/initialized"})  # relayed in order
 
 
 class Transport(Protocol):
@@ -83,7 +85,7 @@ class Relay:
             return
         if self._cancels_stateless_post(message):
             return
-        if jsonrpc.method_of(message) == "initialize":
+        if jsonrpc.method_of(message) in HANDSHAKE:
             await self.relay(message)  # what follows needs the session it opens
             return
         task = asyncio.get_running_loop().create_task(self.relay(message))

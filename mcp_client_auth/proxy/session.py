@@ -89,12 +89,13 @@ def make_provider(options: ProxyOptions) -> OAuthClientProvider:
 def make_client(options: ProxyOptions, auth: httpx.Auth | None) -> httpx.AsyncClient:
     """Long reads (a tool may run for minutes; the server's own stream idles for hours), a
     bounded connect, no redirects (a redirected POST would lose its body, and the token must
-    not follow it)."""
+    not follow it). The environment's proxy and CA settings apply (``HTTPS_PROXY``,
+    ``NO_PROXY``, ``SSL_CERT_FILE``), as users of a desktop machine behind a corporate proxy
+    expect; ``.netrc`` does not (the provider is the auth)."""
     return httpx.AsyncClient(
         auth=auth,
         timeout=httpx.Timeout(CONNECT_TIMEOUT, read=None),
         follow_redirects=False,
-        trust_env=False,
     )
 
 

@@ -403,3 +403,34 @@ def test_the_servers_stream_is_reopened_with_last_event_id_after_a_drop() -> Non
     assert got[1:3] == [note, note]
     assert "last-event-id" not in gets[0]
     assert gets[1]["last-event-id"] == "e1" and gets[1]["mcp-session-id"] == "s1"
+
+
+def test_the_handshake_reaches_the_server_before_the_requests_after_it() -> None:
+    order: list[str] = []
+
+    class Server(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            message = json.loads(await request.aread())
+            if message.get("method") == "notifications/initialized":
+                for _ in range(50):  # a slow answer: the next request must still wait for it
+                    await asyncio.sleep(0)
+            order.append(message["method"])
+            if "id" not in message:
+                return httpx.Response(202)
+            return answer(request, {"protocolVersion": "2025-06-18"}, "s1")
+
+    out = io.BytesIO()
+
+    async def main() -> None:
+        async def feed() -> Any:
+            for message in (INIT, INITIALIZED, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}):
+                yield line(message)
+
+        async with httpx.AsyncClient(transport=Server()) as client:
+            output = HostOutput(out)
+            connector = Connector(URL, client, output.send, headers={}, choice="http-only")
+            relay = Relay(connector, output, url=URL, login_hint="")
+            await asyncio.wait_for(relay.run(_until_answered(feed(), out, 2)), 60)
+
+    asyncio.run(main())
+    assert order[:3] == ["initialize", "notifications/initialized", "tools/list"]
