@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from .session import ProxyOptions, check_server, run_proxy, serve
+    from .session import ProxyOptions, check_options, check_server, run_proxy, serve
 
-__all__ = ["ProxyOptions", "check_server", "run_proxy", "serve"]
+__all__ = ["ProxyOptions", "check_options", "check_server", "run_proxy", "serve"]
 
 # The CLI builds its parser from .command on every run (`token` too): nothing heavy here.
 __getattr__, __dir__ = lazy_names(__name__, dict.fromkeys(__all__, ".session"), globals())

@@ -77,7 +77,7 @@ def add_proxy_command(commands: Any) -> None:
 def cmd_proxy(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError
     from .headers import expand_variables
-    from .session import ProxyOptions
+    from .session import ProxyOptions, check_options
 
     parser: argparse.ArgumentParser = args.parser
     if args.port is not None and not 0 < args.port < 65536:
@@ -100,6 +100,10 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         transport=args.transport,
         login_timeout=args.login_timeout,
     )
+    try:
+        check_options(options)
+    except ConfigurationError as exc:
+        parser.error(str(exc))
     if args.check:
         return _check(options)
     from .session import run_proxy

@@ -59,6 +59,12 @@ class ProxyOptions:
         return f"To sign in, run `{shlex.join(command)}`, then retry"
 
 
+def check_options(options: ProxyOptions) -> None:
+    """:class:`ConfigurationError` for a URL or a header the proxy cannot use."""
+    _check_url(options)
+    user_headers(options)
+
+
 def _check_url(options: ProxyOptions) -> None:
     if not is_clean_url(options.url, allow_http=options.allow_http):
         raise ConfigurationError(

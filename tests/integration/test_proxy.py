@@ -295,8 +295,12 @@ def test_check_lists_the_tools(stateful: Stack, host: HostSetup) -> None:
     assert {"echo", "whoami", "save_note"} <= set(run.stdout.split())
 
 
-def test_malformed_lines_get_errors_and_the_proxy_goes_on(stateful: Stack, host: HostSetup) -> None:
-    raw = RawHost(host, stateful.url, "--header", "X-Test:${PROXY_TEST_VALUE}")
+def test_malformed_lines_get_errors_and_the_proxy_goes_on(
+    stateful: Stack, host: HostSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    debug_log = host.store.parent / "proxy-debug.log"
+    extra = ("--header", "X-Test:${PROXY_TEST_VALUE}", "--debug", str(debug_log))
+    raw = RawHost(host, stateful.url, *extra)
     try:
         raw.send_line(b"this is not json")
         assert raw.receive()["error"]["code"] == -32700
@@ -312,6 +316,13 @@ def test_malformed_lines_get_errors_and_the_proxy_goes_on(stateful: Stack, host:
     finally:
         assert raw.close() == 0
     assert any(p.get("x-test") == "from the environment" for p in mcp_posts(stateful))
+    monkeypatch.setenv("MCP_CLIENT_AUTH_KEY", host.key)
+    log = debug_log.read_text()
+    assert "not JSON-RPC" in log and "HTTP Request: POST" in log  # the detail is in the file
+    record = asyncio.run(TokenStore.default(str(host.store)).get(stateful.url))
+    assert record is not None and record.tokens is not None
+    assert record.tokens.access_token not in log + raw.log()
+    assert record.tokens.refresh_token not in log + raw.log()
 
 
 def test_remote_down_is_an_error_per_request(host: HostSetup) -> None:
