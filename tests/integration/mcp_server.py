@@ -116,7 +116,9 @@ class JWKSVerifier(TokenVerifier):
         )
 
 
-def build_server(*, resource: str, issuer: str) -> tuple[MCPServer, JWKSVerifier]:
+def build_server(
+    *, resource: str, issuer: str, announce: bool = False
+) -> tuple[MCPServer, JWKSVerifier]:
     verifier = JWKSVerifier(issuer=issuer, resource=resource)
     server = MCPServer(
         name="mcp-client-auth integration server",
@@ -146,19 +148,21 @@ def build_server(*, resource: str, issuer: str) -> tuple[MCPServer, JWKSVerifier
         return {"subject": token.subject, "client_id": token.client_id, "scopes": token.scopes}
 
     @server.tool()
-    async def announce(ctx: Context) -> str:
-        """Tell the client, on the connection's own stream (the GET stream over streamable
-        HTTP), that the tool list changed: a message no request asked for."""
-        await ctx.session.send_tool_list_changed()
-        return "announced"
-
-    @server.tool()
     def save_note(text: str) -> str:
         """Pretend to store a note (needs mcp:write)."""
         token = get_access_token()
         if token is None or WRITE_SCOPE not in token.scopes:  # StepUpGate answers first
             raise PermissionError(f"save_note needs the {WRITE_SCOPE} scope")
         return f"saved: {text}"
+
+    if announce:
+
+        @server.tool(name="announce")
+        async def announce_change(ctx: Context) -> str:
+            """Tell the client, on the connection's own stream (the GET stream over
+            streamable HTTP), that the tool list changed: a message no request asked for."""
+            await ctx.session.send_tool_list_changed()
+            return "announced"
 
     return server, verifier
 
@@ -170,8 +174,9 @@ def build_app(
     log_requests: bool = False,
     stateless: bool = False,
     json_response: bool = False,
+    announce: bool = False,
 ) -> ASGIApp:
-    server, verifier = build_server(resource=resource, issuer=issuer)
+    server, verifier = build_server(resource=resource, issuer=issuer, announce=announce)
     path = AnyHttpUrl(resource).path or "/"
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=path,
@@ -314,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--log-requests", action="store_true")
     parser.add_argument("--stateless", action="store_true", help="no sessions, no GET stream")
     parser.add_argument("--json-response", action="store_true", help="JSON answers, not SSE")
+    parser.add_argument("--announce", action="store_true", help="add the announce tool")
     args = parser.parse_args(argv)
     resource = f"http://{HOST}:{args.port}{args.path}"
     app = build_app(
@@ -322,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_requests=args.log_requests,
         stateless=args.stateless,
         json_response=args.json_response,
+        announce=args.announce,
     )
     print(json.dumps({"event": "starting", "resource": resource}), flush=True)
     if args.fd is not None:  # the test's socket: its port was never free for another

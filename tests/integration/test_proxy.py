@@ -37,7 +37,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def stateful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Sessions, SSE answers, the GET stream."""
-    stack = start_stack(tmp_path_factory.mktemp("stateful"), AT_TTL="600")
+    stack = start_stack(
+        tmp_path_factory.mktemp("stateful"), server_args=("--announce",), AT_TTL="600"
+    )
     yield stack
     stack.stop()
 
