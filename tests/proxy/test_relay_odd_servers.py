@@ -434,3 +434,41 @@ def test_the_handshake_reaches_the_server_before_the_requests_after_it() -> None
 
     asyncio.run(main())
     assert order[:3] == ["initialize", "notifications/initialized", "tools/list"]
+
+
+def test_each_sse_event_reaches_the_host_before_the_stream_goes_on() -> None:
+    """The server sends its answer only once the host has the progress notification: a proxy
+    that waited for the whole stream would never answer."""
+    out = io.BytesIO()
+    progress = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}}
+
+    class Server(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            async def body() -> Any:
+                yield sse(f"data: {json.dumps(progress)}")
+                for _ in range(6000):
+                    if out.getvalue():
+                        break
+                    await asyncio.sleep(0.01)
+                seen = {"jsonrpc": "2.0", "id": 1, "result": {"host_had_it": bool(out.getvalue())}}
+                yield sse(f"data: {json.dumps(seen)}")
+
+            return httpx.Response(
+                200, content=body(), headers={"content-type": "text/event-stream"}
+            )
+
+    async def main() -> None:
+        async def feed() -> Any:
+            yield line({"jsonrpc": "2.0", "id": 1, "method": "tools/call"})
+
+        async with httpx.AsyncClient(transport=Server()) as client:
+            output = HostOutput(out)
+            connector = Connector(URL, client, output.send, headers={})
+            relay = Relay(connector, output, url=URL, login_hint="")
+            await asyncio.wait_for(relay.run(_until_answered(feed(), out, 2)), 60)
+
+    asyncio.run(main())
+    assert [json.loads(x) for x in out.getvalue().splitlines()] == [
+        progress,
+        {"jsonrpc": "2.0", "id": 1, "result": {"host_had_it": True}},
+    ]
