@@ -10,6 +10,10 @@ default store is and whether it exists (:meth:`TokenStore.default_directory`,
 the system keyring works (:func:`probe_keyring`, :class:`KeyringProbe`), what a logout did
 (:class:`LogoutResult`), and the canonical form of a server URL under which its tokens are
 stored (:func:`canonical_resource_url`). The ``mcp-client-auth`` command uses nothing else.
+
+For code that keeps the mcp SDK's or FastMCP's own OAuth client, the store alone:
+:class:`SDKTokenStorage` (the SDK's ``TokenStorage``; ``mcp`` is imported by its first call,
+not by naming it) and :attr:`TokenStore.kv` (FastMCP's ``token_storage=``).
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ if TYPE_CHECKING:
     )
     from .flow import LogoutResult
     from .login import BrowserLogin, CallbackLogin, DeviceLogin, Login, LoginSession, PasteLogin
-    from .metadata import canonical_resource_url
+    from .metadata import canonical_resource_url, secure_resource_url
     from .provider import OAuthClientProvider
+    from .sdk_storage import SDKTokenStorage
     from .store import EncryptedKeyValue, TokenStore
     from .store.keys import KeyringProbe, Protection, probe_keyring
     from .token_exchange import IdJagExchange
     from .tokens import ClientRegistration, ServerRecord, TokenSet
+    from .untrusted import visible_text
 
 _WHERE = {
     "AuthorizationError": ".errors",
@@ -61,6 +67,7 @@ _WHERE = {
     "PasteLogin": ".login",
     "Protection": ".store.keys",
     "RegistrationError": ".errors",
+    "SDKTokenStorage": ".sdk_storage",
     "ServerRecord": ".tokens",
     "StorageError": ".errors",
     "TokenError": ".errors",
@@ -68,6 +75,8 @@ _WHERE = {
     "TokenStore": ".store",
     "canonical_resource_url": ".metadata",
     "probe_keyring": ".store.keys",
+    "visible_text": ".untrusted",
+    "secure_resource_url": ".metadata",
 }
 
 __all__ = [
@@ -92,6 +101,7 @@ __all__ = [
     "PasteLogin",
     "Protection",
     "RegistrationError",
+    "SDKTokenStorage",
     "ServerRecord",
     "StorageError",
     "TokenError",
@@ -99,6 +109,8 @@ __all__ = [
     "TokenStore",
     "canonical_resource_url",
     "probe_keyring",
+    "secure_resource_url",
+    "visible_text",
 ]
 
 __version__ = "0.1.0"

@@ -142,16 +142,32 @@ class Reporter:
         sys.stderr.flush()
 
     def success(self, text: str) -> None:
-        self._write(f"{self.style.good('✓')} {text}")
+        self._write(f"{self.style.good('✓')} {_printable(text)}")
 
     def warning(self, text: str) -> None:
-        self._write(f"{self.style.warn('!')} {text}")
+        self._write(f"{self.style.warn('!')} {_printable(text)}")
 
     def info(self, text: str) -> None:
-        self._write(text)
+        self._write(text)  # our own lines, some styled: what they quote is cleaned by the caller
 
     def error(self, text: str) -> None:
-        self._write(f"{self.style.bad('error:')} {text}")
+        self._write(f"{self.style.bad('error:')} {_printable(text)}")
+
+
+def _printable(text: str) -> str:
+    """``text`` with its line breaks kept and every other control, bidi or invisible character
+    shown as an escape (the library's one rule): what a message quotes from a server cannot
+    drive the terminal, whoever built the message."""
+    from . import visible_text
+
+    return "\n".join(visible_text(line) for line in text.split("\n"))
+
+
+def _one_line(text: str) -> str:
+    """A value a server chose (a client_id, scopes), shown on one line with escapes."""
+    from . import visible_text
+
+    return visible_text(text)
 
 
 def _configure_logging(debug: bool, *, quiet_key_file: bool = False) -> None:
@@ -164,11 +180,13 @@ def _configure_logging(debug: bool, *, quiet_key_file: bool = False) -> None:
     """
     import logging
 
+    from . import visible_text
+
     style = Style(sys.stderr)
 
     class OneLine(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
-            message = record.getMessage()
+            message = visible_text(record.getMessage())  # one line, whatever a server put in it
             if debug:
                 stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
                 head = f"{stamp} {record.levelname.lower()} {record.name}: {message}"
@@ -244,6 +262,16 @@ def _canonical(url: str) -> str:
         raise UsageError(str(exc)) from None
 
 
+def _secure(url: str, allow_http: bool) -> str:
+    """``url`` if a token may go there: https, loopback, or plain http with ``--allow-http``."""
+    from . import ConfigurationError, secure_resource_url
+
+    try:
+        return secure_resource_url(url, allow_insecure_http=allow_http)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _login_hint(url: str) -> str:
     return f"run `{PROG} login {_shell_quote(url)}`"
 
@@ -272,7 +300,9 @@ def cmd_token(args: argparse.Namespace) -> int:
         record = _read_record(store, url, debug=args.debug)
     tokens = record.tokens if record is not None else None
     if tokens is not None and tokens.dpop_bound and args.login:
-        tokens = _obtain_token(url, store or _open_store(args.store), interactive=True, fresh=True)
+        tokens = _obtain_token(
+            url, store or _open_store(args.store), interactive=True, fresh=True, args=args
+        )
     elif tokens is not None and tokens.dpop_bound:
         raise CommandError(
             f"the stored token for {url} is DPoP-bound (RFC 9449): other programs cannot use "
@@ -287,7 +317,9 @@ def cmd_token(args: argparse.Namespace) -> int:
                 f"the access token for {url} has expired and there is no refresh token; "
                 f"{_login_hint(url)}"
             )
-        tokens = _obtain_token(url, store or _open_store(args.store), interactive=args.login)
+        tokens = _obtain_token(
+            url, store or _open_store(args.store), interactive=args.login, args=args
+        )
     line = f"Authorization: {tokens.token_type} {tokens.access_token}" if args.header else None
     _print_secret(line or tokens.access_token)
     return EXIT_OK
@@ -331,7 +363,12 @@ def _read_record(store: TokenStore, url: str, *, debug: bool) -> ServerRecord | 
 
 
 def _obtain_token(
-    url: str, store: TokenStore, *, interactive: bool, fresh: bool = False
+    url: str,
+    store: TokenStore,
+    *,
+    interactive: bool,
+    args: argparse.Namespace,
+    fresh: bool = False,
 ) -> TokenSet:
     """The slow path of ``token``: refresh (or, when allowed, log in) through the provider.
 
@@ -342,7 +379,12 @@ def _obtain_token(
     from . import LoginRequiredError, OAuthClientProvider, TokenError
 
     provider = OAuthClientProvider(
-        url, store=store, interactive=interactive, client_name=PROG, dpop=False
+        url,
+        store=store,
+        interactive=interactive,
+        client_name=PROG,
+        dpop=False,
+        allow_insecure_http=args.allow_http,
     )
     progress = Progress()
     if not interactive:
@@ -434,6 +476,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         store=store,
         login=_make_login(args.method, args.port),
         issuer=args.issuer,
+        allow_insecure_http=args.allow_http,
         # Tokens from this tool are mostly handed to other programs (curl, scripts), which
         # cannot make DPoP proofs: bearer tokens unless asked.
         dpop=bool(args.dpop),
@@ -445,10 +488,11 @@ def cmd_login(args: argparse.Namespace) -> int:
         report.info("")  # the paste prompt's line: a pipe echoes no Enter to end it
     report.success(f"Logged in to {url}")
     if record is not None and record.issuer:
-        report.info(f"  issuer          {record.issuer}")
+        report.info(f"  issuer          {_one_line(record.issuer)}")
     if record is not None and record.client is not None:
-        report.info(f"  client id       {record.client.client_id} ({_client_kind(record)})")
-    report.info(f"  scopes          {tokens.scope or '(none stated)'}")
+        client_id = _one_line(record.client.client_id)
+        report.info(f"  client id       {client_id} ({_client_kind(record)})")
+    report.info(f"  scopes          {_one_line(tokens.scope or '(none stated)')}")
     report.info(f"  access token    {_expiry_text(tokens, time.time(), Style(sys.stderr))}")
     report.info(f"  refresh token   {'present' if tokens.refresh_token else 'absent'}")
     report.info(f"  stored in       {store.description}")
@@ -474,7 +518,7 @@ def _client_kind(record: ServerRecord) -> str:
         "metadata-document": "client ID metadata document",
     }.get(client.kind, client.kind)
     public = client.token_endpoint_auth_method == "none"
-    return f"{kind}, {'public client' if public else client.token_endpoint_auth_method}"
+    return _one_line(f"{kind}, {'public client' if public else client.token_endpoint_auth_method}")
 
 
 def _relative(seconds: float) -> str:
@@ -634,12 +678,17 @@ def _print_status(
         lines.append(style.bold(record.resource))
         rows = [
             ("state", style.good(state) if usable else style.warn(state)),
-            ("issuer", record.issuer or "(unknown)"),
+            ("issuer", _one_line(record.issuer or "(unknown)")),
             (
                 "client id",
-                f"{record.client.client_id} ({_client_kind(record)})" if record.client else "none",
+                f"{_one_line(record.client.client_id)} ({_client_kind(record)})"
+                if record.client
+                else "none",
             ),
-            ("scopes", " ".join(sorted(tokens.scopes)) if tokens and tokens.scopes else "-"),
+            (
+                "scopes",
+                _one_line(" ".join(sorted(tokens.scopes))) if tokens and tokens.scopes else "-",
+            ),
             ("access token", _expiry_text(tokens, now, style)),
             ("refresh token", "present" if tokens and tokens.refresh_token else "absent"),
         ]
@@ -671,7 +720,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
     failed = False
     for url in urls:
         try:
-            failed = not _logout_one(url, store, args.forget_client, report) or failed
+            failed = not _logout_one(url, store, args, report) or failed
         except (MCPAuthError, OSError) as exc:
             if not args.all:
                 raise
@@ -680,15 +729,18 @@ def cmd_logout(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _logout_one(url: str, store: TokenStore, forget_client: bool, report: Reporter) -> bool:
+def _logout_one(url: str, store: TokenStore, args: argparse.Namespace, report: Reporter) -> bool:
     """Log out of one server; False when something was left undone (said on stderr)."""
     from . import MCPAuthError, OAuthClientProvider
 
+    forget_client: bool = args.forget_client
     before = _run_now(lambda: store.get(url))
     if before is None:
         report.info(f"Not logged in to {url}; nothing to do.")
         return True
-    provider = OAuthClientProvider(url, store=store, interactive=False)
+    provider = OAuthClientProvider(
+        url, store=store, interactive=False, allow_insecure_http=args.allow_http
+    )
     progress = Progress()
     progress.show(f"Logging out of {url}")
     failure: str | None = None
@@ -744,8 +796,11 @@ def _report_logout(
             "(unsupported_token_type)"
         )
     if problems:
+        # the server answered and said no, or the revocation could not be sent at all
+        refused = not failure and all(": HTTP " in p for p in problems)
+        what = "the server's revocation endpoint refused" if refused else "revoking failed"
         report.warning(
-            f"Logged out of {url} here{dropped}, but revoking failed ({'; '.join(problems)})"
+            f"Logged out of {url} here{dropped}, but {what} ({'; '.join(problems)})"
             + "".join(f"; {part}" for part in parts)
             + f". Still valid on the server {until}: {still}."
         )
@@ -783,8 +838,8 @@ class Findings:
         self._add(self.style.bad("✗"), text, details)
 
     def _add(self, mark: str, text: str, details: Sequence[str]) -> None:
-        self.lines.append(f"{mark} {text}")
-        self.lines.extend(f"    {d}" for d in details if d)
+        self.lines.append(f"{mark} {_printable(text)}")
+        self.lines.extend(f"    {_printable(d)}" for d in details if d)
 
 
 def _version(distribution: str) -> str | None:
@@ -979,6 +1034,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="the token store folder (default: $MCP_CLIENT_AUTH_HOME, else the user data folder)",
     )
+    common.add_argument(
+        "--allow-http",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help=(
+            "allow a plain-http server off this machine, tokens in clear (development only; "
+            "also MCP_CLIENT_AUTH_INSECURE_HTTP=1)"
+        ),
+    )
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Log in to OAuth-protected MCP servers and APIs, and use their tokens.",
@@ -1126,6 +1190,8 @@ def _check(args: argparse.Namespace) -> None:
     if getattr(args, "url", None):
         try:
             args.url = _canonical(args.url)
+            if args.command != "status":  # each of the others sends a token, or asks for one
+                args.url = _secure(args.url, args.allow_http)
         except UsageError as exc:
             parser.error(str(exc))
     if args.command == "login":
@@ -1150,6 +1216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # parser (argparse parents), so a default set there would overwrite `--debug COMMAND`.
     args.debug = debug = bool(getattr(args, "debug", False))
     args.store = getattr(args, "store", None)
+    args.allow_http = bool(getattr(args, "allow_http", False))
     _check(args)
     _configure_logging(debug, quiet_key_file=True)
     report = Reporter()

@@ -43,6 +43,7 @@ class ClientCredentials(OAuthClientProvider):
         verify: ssl.SSLContext | str | bool = True,
         transport: Any = None,
         issuer: str | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         if not client_id:
             raise ConfigurationError("ClientCredentials needs a client_id")
@@ -63,6 +64,7 @@ class ClientCredentials(OAuthClientProvider):
             verify=verify,
             transport=transport,
             issuer=issuer,
+            allow_insecure_http=allow_insecure_http,
         )
         self._flow.settings = replace(
             self._flow.settings,
@@ -105,6 +107,7 @@ class IdentityAssertion(OAuthClientProvider):
         verify: ssl.SSLContext | str | bool = True,
         transport: Any = None,
         issuer: str | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         super().__init__(
             server_url,
@@ -119,6 +122,7 @@ class IdentityAssertion(OAuthClientProvider):
             verify=verify,
             transport=transport,
             issuer=issuer,
+            allow_insecure_http=allow_insecure_http,
         )
         self._assertion: AssertionSource | None = None
         exchange: IdJagExchange | None = None

@@ -17,17 +17,17 @@ from typing import Any
 from .effects import Effect, HttpRequest, HttpResponse
 from .errors import DiscoveryError
 from .metadata import (
+    UrlRules,
     authorization_server_metadata_urls,
-    clean_text,
     fallback_server_metadata,
     origin,
     parse_json_document,
     protected_resource_metadata_urls,
-    require_secure_url,
     resource_covers,
     validate_resource_metadata,
     validate_server_metadata,
 )
+from .untrusted import clean_text
 
 __all__ = ["Discovered", "choose_authorization_server", "discover", "discover_server_metadata"]
 
@@ -59,18 +59,18 @@ def _found(response: HttpResponse) -> bool:
 
 
 def discover_resource_metadata(
-    server_url: str, header_url: str | None
+    server_url: str, header_url: str | None, *, rules: UrlRules
 ) -> Generator[Effect, Any, dict[str, Any] | None]:
     """RFC 9728 metadata for ``server_url``, or ``None`` when the resource publishes none."""
     if header_url is not None:
-        require_secure_url(header_url, what="the resource_metadata URL of the challenge")
+        rules.check(header_url, what="the resource_metadata URL of the challenge")
     for url in protected_resource_metadata_urls(server_url, header_url):
         response = yield from _fetch(url, "protected resource metadata")
         if not _found(response):
             logger.debug("no protected resource metadata at %s (%s)", url, response.status_code)
             continue
         document = parse_json_document(response.body, what="protected resource metadata", url=url)
-        metadata = validate_resource_metadata(document, url=url)
+        metadata = validate_resource_metadata(document, url=url, rules=rules)
         if not resource_covers(metadata["resource"], server_url):
             raise DiscoveryError(
                 f"the protected resource metadata at {url} is for {metadata['resource']!r}, "
@@ -81,21 +81,21 @@ def discover_resource_metadata(
 
 
 def discover_server_metadata(
-    issuer: str, *, legacy_server_url: str | None = None
+    issuer: str, *, rules: UrlRules, legacy_server_url: str | None = None
 ) -> Generator[Effect, Any, dict[str, Any]]:
     """RFC 8414 / OpenID metadata of ``issuer``, its issuer checked by exact comparison.
 
     With ``legacy_server_url`` (no RFC 9728 metadata), a server without any metadata gets the
     2025-03-26 default endpoints at its origin.
     """
-    require_secure_url(issuer, what="the authorization server")
+    rules.check(issuer, what="the authorization server")
     for url in authorization_server_metadata_urls(issuer):
         response = yield from _fetch(url, "authorization server metadata")
         if not _found(response):
             logger.debug("no authorization server metadata at %s (%s)", url, response.status_code)
             continue
         document = parse_json_document(response.body, what="authorization server metadata", url=url)
-        return validate_server_metadata(document, issuer=issuer, url=url)
+        return validate_server_metadata(document, issuer=issuer, url=url, rules=rules)
     if legacy_server_url is not None:
         logger.debug("no authorization server metadata for %s: using default endpoints", issuer)
         return fallback_server_metadata(legacy_server_url)
@@ -127,14 +127,18 @@ def discover(
     server_url: str,
     header_url: str | None,
     *,
+    rules: UrlRules,
     expected_issuer: str | None = None,
     why: str = "issuer=",
 ) -> Generator[Effect, Any, Discovered]:
-    """Run discovery for ``server_url`` from a 401's ``resource_metadata`` (or none)."""
-    resource_metadata = yield from discover_resource_metadata(server_url, header_url)
+    """Run discovery for ``server_url`` from a 401's ``resource_metadata`` (or none); every URL
+    a server names passes ``rules``."""
+    resource_metadata = yield from discover_resource_metadata(server_url, header_url, rules=rules)
     if resource_metadata is None:
         issuer = origin(server_url)
-        server_metadata = yield from discover_server_metadata(issuer, legacy_server_url=server_url)
+        server_metadata = yield from discover_server_metadata(
+            issuer, rules=rules, legacy_server_url=server_url
+        )
         choose_authorization_server(
             [server_metadata["issuer"]], expected_issuer, server_url, why=why
         )
@@ -145,5 +149,5 @@ def discover(
             f"the protected resource metadata of {server_url} names no authorization server"
         )
     issuer = choose_authorization_server(servers, expected_issuer, server_url, why=why)
-    server_metadata = yield from discover_server_metadata(issuer)
+    server_metadata = yield from discover_server_metadata(issuer, rules=rules)
     return Discovered(resource_metadata["resource"], issuer, server_metadata, resource_metadata)

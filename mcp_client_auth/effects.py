@@ -99,13 +99,14 @@ class HttpRequest(_Value):
     (connection refused, timeout), so a dead network surfaces as a typed error naming ``what``.
     """
 
-    __slots__ = ("body", "error", "headers", "method", "url", "what")
+    __slots__ = ("body", "error", "headers", "method", "timeout", "url", "what")
     method: str
     url: str
     what: str
     error: type[MCPAuthError]
     headers: Mapping[str, str]
     body: bytes | None
+    timeout: float | None  # the longest it may take, when less than the driver's own deadline
 
     def __init__(
         self,
@@ -115,6 +116,7 @@ class HttpRequest(_Value):
         error: type[MCPAuthError],
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
+        timeout: float | None = None,
     ) -> None:
         _set(self, "method", method)
         _set(self, "url", url)
@@ -122,6 +124,7 @@ class HttpRequest(_Value):
         _set(self, "error", error)
         _set(self, "headers", {} if headers is None else headers)
         _set(self, "body", body)
+        _set(self, "timeout", timeout)
 
     @classmethod
     def get_json(
@@ -143,6 +146,7 @@ class HttpRequest(_Value):
         what: str,
         error: type[MCPAuthError],
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> HttpRequest:
         return cls(
             "POST",
@@ -155,6 +159,7 @@ class HttpRequest(_Value):
                 **(headers or {}),
             },
             urlencode(form).encode("ascii"),
+            timeout,
         )
 
     @classmethod
@@ -175,15 +180,22 @@ class HttpRequest(_Value):
 
 
 class HttpResponse(_Value):
-    """The answer to an :class:`HttpRequest`, body capped by the driver."""
+    """The answer to an :class:`HttpRequest`, body capped by the driver.
 
-    __slots__ = ("body", "challenges", "headers", "status_code", "truncated", "url")
+    ``request`` is the request it answers, set by the driver: what it sent (a code, a secret,
+    an ID token) is cut out of any text of this answer that reaches a message
+    (:func:`~mcp_client_auth.untrusted.read_error`).
+    """
+
+    __slots__ = ("body", "challenges", "headers", "request", "status_code", "truncated", "url")
+    _hidden = frozenset({"request"})
     status_code: int
     headers: Mapping[str, str]
     body: bytes
     url: str
     challenges: tuple[str, ...]  # every WWW-Authenticate value, in order
     truncated: bool
+    request: HttpRequest | None
 
     def __init__(
         self,
@@ -193,6 +205,7 @@ class HttpResponse(_Value):
         url: str,
         challenges: tuple[str, ...] = (),
         truncated: bool = False,
+        request: HttpRequest | None = None,
     ) -> None:
         _set(self, "status_code", status_code)
         _set(self, "headers", headers)
@@ -200,6 +213,7 @@ class HttpResponse(_Value):
         _set(self, "url", url)
         _set(self, "challenges", challenges)
         _set(self, "truncated", truncated)
+        _set(self, "request", request)
 
     def __repr__(self) -> str:
         return f"HttpResponse({self.status_code} from {self.url})"

@@ -9,14 +9,14 @@ them with httpx or httpx2, sync or async; the clock is passed in. The provider c
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from .callback import callback_parameters
 from .discovery import (
     Discovered,
     choose_authorization_server,
@@ -47,7 +47,7 @@ from .errors import (
 )
 from .metadata import (
     Challenge,
-    clean_text,
+    UrlRules,
     origin,
     require_secure_url,
 )
@@ -56,16 +56,25 @@ from .registration import (
     ClientSettings,
     choose_client,
     client_auth,
+    covers_scope,
     register_dynamically,
     update_registration,
 )
 from .token_exchange import IdJagExchange
 from .tokens import (
+    ANONYMOUS,
     ClientRegistration,
     ServerRecord,
     TokenSet,
-    number,
     token_set_from_response,
+)
+from .untrusted import (
+    answer_text,
+    clean_text,
+    parse_json,
+    read_error,
+    server_nonce,
+    server_number,
 )
 
 __all__ = ["AuthFlow", "FlowSettings", "LogoutResult"]
@@ -74,18 +83,10 @@ logger = logging.getLogger("mcp_client_auth.flow")
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 MAX_POLL_INTERVAL = 60.0  # device flow: a server's interval (and slow_down) is capped at this
-# form fields whose values must never come back in a message, even when a server echoes them
-SECRET_FIELDS = (
-    "code",
-    "code_verifier",
-    "refresh_token",
-    "client_secret",
-    "assertion",
-    "client_assertion",
-    "device_code",
-    "token",
-    "subject_token",
-)
+MIN_POLL_INTERVAL = 1.0  # ... and raised to this: a server's 0 or 1e-300 is no reason to spin
+DEFAULT_POLL_INTERVAL = 5.0  # RFC 8628 3.2: without an interval, 5 s
+MAX_CODE_LIFETIME = 24 * 3600.0  # a device code's expires_in is capped at this
+LAST_POLL_GRACE = 5.0  # a poll sent as the login's time runs out may take this long to answer
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # who gave a DPoP nonce: the first half of a key of AuthFlow.nonces
 AUTHORIZATION_SERVER = "authorization server"
@@ -118,6 +119,20 @@ class FlowSettings:
     token_exchange: IdJagExchange | None = None  # the jwt-bearer assertion is an ID-JAG
     # the authorization server the user expects (its issuer): no other one is ever contacted
     issuer: str | None = None
+    # where a server may send the client: https, and loopback only for a loopback resource
+    urls: UrlRules = field(default_factory=UrlRules)
+
+    @property
+    def own_credentials(self) -> bool:
+        """Whether this client presents credentials the user gave: a pre-registered secret, a
+        private key, or an identity assertion (fixed, from a callable, or an ID-JAG). These
+        belong to one authorization server, and another one could replay them there, so they
+        are bound to the first server they are used with (or ``issuer=``)."""
+        return bool(
+            self.client.client_secret
+            or self.private_key is not None
+            or self.grant == JWT_BEARER_GRANT
+        )
 
 
 @dataclass(frozen=True)
@@ -130,29 +145,16 @@ class LogoutResult:
     errors: tuple[str, ...] = ()
 
 
-def _error_fields(
-    response: HttpResponse, secrets: Sequence[str] = ()
-) -> tuple[str | None, str | None]:
-    """The server's ``error`` and ``error_description``, cleaned of control characters and of
-    any secret the request carried (``secrets``), and bounded in length."""
-    try:
-        answer = json.loads(response.body[:65536])
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None, None
-    if not isinstance(answer, dict):
-        return None, None
-    error = answer.get("error")
-    description = answer.get("error_description")
-    return (
-        (clean_text(error, 100, secrets=secrets) or None) if isinstance(error, str) else None,
-        (clean_text(description, 300, secrets=secrets) or None)
-        if isinstance(description, str)
-        else None,
-    )
-
-
-def _secrets(form: Mapping[str, str]) -> tuple[str, ...]:
-    return tuple(form[name] for name in SECRET_FIELDS if form.get(name))
+def _wants_a_secret_field(response: HttpResponse, client: ClientRegistration) -> bool:
+    """A public client's request refused only for want of a ``client_secret`` field."""
+    if (
+        response.status_code != 400
+        or client.client_secret
+        or (client.token_endpoint_auth_method != "none")
+    ):
+        return False
+    answer = read_error(response)
+    return answer.error == "invalid_request" and "client_secret" in (answer.description or "")
 
 
 def _unique(items: Sequence[str]) -> tuple[str, ...]:
@@ -163,20 +165,63 @@ def _unique(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _serves_device_grant(client: ClientRegistration, issuer: str | None, scope: str) -> bool:
-    """Whether a stored client can poll for a device code at ``issuer``, for ``scope``.
+def _serves_device_grant(client: ClientRegistration, issuer: str | None) -> bool:
+    """Whether a stored client can poll for a device code at ``issuer``.
 
     A client registered for a browser login lists only the code grant: an authorization server
     refuses it the device grant (``device_code is not allowed for this client``), so the device
     flow registers a client of its own. A client the user gave (pre-registered, metadata
-    document) is trusted to carry the grant.
+    document) is trusted to carry the grant. Its registered scope does not decide: a step-up
+    asks with it first, as the browser login does.
     """
     if client.issuer != issuer:
         return False
-    if client.kind != "dynamic":
-        return True
-    covered = client.scope is None or not scope or set(scope.split()) <= set(client.scope.split())
-    return DEVICE_GRANT in client.grant_types and covered
+    return client.kind != "dynamic" or DEVICE_GRANT in client.grant_types
+
+
+def _widened(client: ClientRegistration, scope: str) -> str:
+    """The scope ``client`` was registered for, with ``scope`` added."""
+    return " ".join(_unique((*(client.scope or "").split(), *scope.split())))
+
+
+def _registration_scope(
+    scope: str,
+    resource_metadata: Mapping[str, Any] | None,
+    server_metadata: Mapping[str, Any] | None,
+) -> str:
+    """What a new dynamic registration asks for: this login's ``scope`` and every scope the
+    resource and its authorization server advertise (``scopes_supported``).
+
+    A registration's scope is a ceiling, not a grant: each login still asks for its own scope.
+    Registering for what is advertised lets a later step-up ask for more with the same client,
+    where the server holds a client to its registered scope (oidc-provider, the mcp SDK's);
+    a new registration would be a new client_id, and servers bind MCP sessions to it. A login
+    that asks for no scope registers for none: a server may grant a scopeless request all the
+    client registered for.
+    """
+    if not scope.strip():
+        return ""
+    advertised: list[str] = []
+    for document in (resource_metadata or {}, server_metadata or {}):
+        supported = document.get("scopes_supported")
+        if isinstance(supported, list):
+            advertised += [s for s in supported if isinstance(s, str) and " " not in s]
+    return " ".join(_unique((*scope.split(), *advertised)))
+
+
+def openid_provider(metadata: Mapping[str, Any]) -> bool:
+    """Whether the authorization server is an OpenID provider, as its metadata says.
+
+    OpenID Provider Metadata requires ``id_token_signing_alg_values_supported``, which plain
+    OAuth metadata (RFC 8414) does not define; and only an OpenID provider offers the
+    ``openid`` scope. Either is the sign. ``offline_access`` alone is not: OAuth servers list
+    it too (for a refresh token), without OpenID Connect's rules for it.
+    """
+    algorithms = metadata.get("id_token_signing_alg_values_supported")
+    scopes = metadata.get("scopes_supported")
+    return bool(algorithms and isinstance(algorithms, list)) or (
+        isinstance(scopes, list) and "openid" in scopes
+    )
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -317,7 +362,7 @@ class AuthFlow:
         header_url = challenge.param("resource_metadata")
         try:
             resource_metadata = yield from discover_resource_metadata(
-                self.settings.server_url, header_url
+                self.settings.server_url, header_url, rules=self.settings.urls
             )
             servers = (resource_metadata or {}).get("authorization_servers") or []
             if resource_metadata is None or not servers:
@@ -329,7 +374,7 @@ class AuthFlow:
             if issuer == record.issuer:
                 return None
             logger.info("%s now names the authorization server %s", record.resource, issuer)
-            server_metadata = yield from discover_server_metadata(issuer)
+            server_metadata = yield from discover_server_metadata(issuer, rules=self.settings.urls)
         except DiscoveryError as exc:
             logger.warning("could not re-read the metadata of %s: %s", record.resource, exc)
             return None
@@ -340,19 +385,22 @@ class AuthFlow:
         expected, why = self._expected_issuer()
         return (
             yield from discover(
-                self.settings.server_url, header_url, expected_issuer=expected, why=why
+                self.settings.server_url,
+                header_url,
+                rules=self.settings.urls,
+                expected_issuer=expected,
+                why=why,
             )
         )
 
     def _expected_issuer(self) -> tuple[str | None, str]:
         """The only authorization server this client may use, and why: ``issuer=``; else, for
-        credentials the user gave (a pre-registered secret or private key), the server they
-        were first used with, since they are that server's. ``None``: whichever is listed."""
+        credentials the user gave (:attr:`FlowSettings.own_credentials`), the server they were
+        first used with, since they are that server's. ``None``: whichever is listed."""
         if self.settings.issuer is not None:
             return self.settings.issuer, "issuer="
         record = self.record
-        own_credentials = self.settings.client.client_secret or self.settings.private_key
-        if own_credentials and record is not None and record.issuer is not None:
+        if self.settings.own_credentials and record is not None and record.issuer is not None:
             return record.issuer, (
                 "the server this client's credentials were first used with; pass issuer= "
                 "to move them, or forget the client (logout --forget-client)"
@@ -453,29 +501,36 @@ class AuthFlow:
             redirect_uri=redirect_uri,
             scope=scope,
         )
-        registration_scope = scope
+        # asking with a client registered for fewer scopes: a server may refuse (invalid_scope)
+        beyond_registration = False
         if (
             client is None
             and stored_client is not None
             and stored_client.kind == "dynamic"
             and stored_client.issuer == found.issuer
-            and stored_client.scope
+            and redirect_uri in stored_client.redirect_uris
         ):
-            # registered for fewer scopes than this login asks: widen the registration
-            # (RFC 7592: the same client_id, so the MCP session survives), else register anew
-            registration_scope = " ".join(_unique((*stored_client.scope.split(), *scope.split())))
-            if redirect_uri in stored_client.redirect_uris:
-                client = yield from update_registration(
-                    settings.client, stored_client, scope=registration_scope
-                )
+            # Registered for fewer scopes than this login asks (a step-up). The client_id must
+            # survive it: servers bind MCP sessions to it. Widen the registration where the
+            # server manages registrations (RFC 7592); else ask with the stored client, since
+            # most servers let a client ask for more than it registered, and register anew
+            # only when this server refuses that (below).
+            widened = _widened(stored_client, scope)
+            client = yield from update_registration(
+                settings.client, stored_client, scope=widened, rules=settings.urls
+            )
+            if client is None:
+                client, beyond_registration = stored_client, True
         if client is None:
             client = yield from register_dynamically(
                 settings.client,
                 issuer=found.issuer,
                 server_metadata=metadata,
                 redirect_uri=redirect_uri,
-                scope=registration_scope,
+                scope=_registration_scope(scope, found.resource_metadata, metadata),
+                rules=settings.urls,
                 protocol_version=settings.protocol_version,
+                narrow_scope=scope,
             )
         record = replace(record, client=client)
         yield from self._save(record)
@@ -493,10 +548,15 @@ class AuthFlow:
         }
         if scope:
             params["scope"] = scope
+        if "offline_access" in scope.split() and openid_provider(metadata):
+            # OpenID Connect Core 1.0 section 11: an OpenID provider grants offline_access (the
+            # refresh token) only with prompt=consent; it ignores the scope otherwise. A server
+            # that is not an OpenID provider is never sent prompt, which it may refuse.
+            params["prompt"] = "consent"
         dpop_key = self._dpop_key(record)
         if dpop_key is not None:
             params["dpop_jkt"] = dpop_key.thumbprint  # binds the code (RFC 9449 10)
-        endpoint = require_secure_url(
+        endpoint = settings.urls.check(
             metadata["authorization_endpoint"], what="the authorization endpoint"
         )
         check = functools.partial(
@@ -509,7 +569,13 @@ class AuthFlow:
         if session.wants_device_flow:  # no browser opened and no terminal: the device grant
             logger.info("no browser could be opened for %s; using the device flow", record.issuer)
             return (yield from self._device_grant(record, scope))
-        code = check(callback)
+        try:
+            code = check(callback)
+        except AuthorizationError as exc:
+            if beyond_registration and exc.error == "invalid_scope" and _retry:
+                again = self._register_for(scope, redirect_uri, record, found, challenge, step_up)
+                return (yield from again)
+            raise
         form = {
             "grant_type": "authorization_code",
             "code": code,
@@ -526,9 +592,46 @@ class AuthFlow:
                 logger.info("the authorization server forgot this client; registering again")
                 yield from self._save(replace(record, client=None, tokens=None))
                 return (yield from self.authorize(challenge, step_up=step_up, _retry=False))
+            if exc.error == "invalid_scope" and beyond_registration and _retry:
+                again = self._register_for(scope, redirect_uri, record, found, challenge, step_up)
+                return (yield from again)
             raise
         yield from self._save(replace(record, tokens=tokens))
         return tokens
+
+    def _register_for(
+        self,
+        scope: str,
+        redirect_uri: str,
+        record: ServerRecord,
+        found: Discovered,
+        challenge: Challenge | None,
+        step_up: bool,
+    ) -> Generator[Effect, Any, TokenSet]:
+        """The server refused the stored client the wider ``scope`` (``invalid_scope``): the
+        one case where a step-up takes a new registration (and so a new client_id, which ends
+        the MCP sessions a server bound to the old one). Register for it, then log in again."""
+        stored = record.client
+        assert stored is not None
+        logger.info(
+            "%s refused client %s the scope %r; registering a new client for it",
+            found.issuer,
+            stored.client_id,
+            scope,
+        )
+        widened = _widened(stored, scope)
+        client = yield from register_dynamically(
+            self.settings.client,
+            issuer=found.issuer,
+            server_metadata=found.server_metadata,
+            redirect_uri=redirect_uri,
+            scope=_registration_scope(widened, found.resource_metadata, found.server_metadata),
+            rules=self.settings.urls,
+            protocol_version=self.settings.protocol_version,
+            narrow_scope=widened,
+        )
+        yield from self._save(replace(record, client=client))
+        return (yield from self.authorize(challenge, step_up=step_up, _retry=False, found=found))
 
     def _bind_issuer(self, found: Discovered, challenge: Challenge | None = None) -> ServerRecord:
         """The record updated with fresh metadata; what another issuer gave us is dropped."""
@@ -582,7 +685,7 @@ class AuthFlow:
             if setting:
                 raise ConfigurationError(
                     f"dpop=True, but the authorization server {record.issuer} accepts DPoP "
-                    f"proofs only as {', '.join(map(str, algorithms))[:200]}, not "
+                    f"proofs only as {clean_text(', '.join(map(str, algorithms)), 200)}, not "
                     f"{DPOP_ALGORITHM}; pass dpop=None to use bearer tokens there"
                 )
             logger.info(
@@ -655,21 +758,18 @@ class AuthFlow:
         self, callback: str, *, state: str, issuer: str, metadata: Mapping[str, Any]
     ) -> str:
         try:
-            query = parse_qs(urlsplit(callback).query, keep_blank_values=True)
+            raw = urlsplit(callback).query
         except ValueError:  # e.g. an unbalanced "[" (an IPv6 host without its "]")
             raise AuthorizationError("the login returned an unusable callback URL") from None
-        if not query and "?" not in callback and "=" not in callback:
+        if not raw and "?" not in callback and "=" not in callback:
             raise AuthorizationError("the login returned no authorization response")
+        # this login's state first, whatever else the answer holds (an error= included)
+        query = callback_parameters(raw, state=state)
 
         def one(name: str) -> str | None:
             values = query.get(name)
             return values[0] if values else None
 
-        if one("state") != state:
-            raise AuthorizationError(
-                "the authorization response's state does not match this login "
-                "(a stale or forged callback); try the login again"
-            )
         error = one("error")
         if error is not None:
             error = clean_text(error, 100)
@@ -706,43 +806,39 @@ class AuthFlow:
         *,
         requested_scope: str | None,
         what: str,
+        timeout: Callable[[], float | None] = lambda: None,
     ) -> Generator[Effect, Any, TokenSet]:
         """One token request; with DPoP, a proof, and one retry when the server asks for a
-        nonce (RFC 9449 8)."""
+        nonce (RFC 9449 8). ``timeout`` says how long each attempt may take, when less than
+        the driver's deadline (a device poll: what is left of the login's timeout)."""
         metadata = record.server_metadata or {}
-        endpoint = require_secure_url(metadata["token_endpoint"], what="the token endpoint")
-        auth_form, headers = client_auth(client)
+        endpoint = self.settings.urls.check(metadata["token_endpoint"], what="the token endpoint")
         key = self._dpop_key(record)
         where = (AUTHORIZATION_SERVER, origin(endpoint))
-        audience = client.issuer or record.issuer or ""
         for attempt in (1, 2):
+            auth_form, headers = self._client_authentication(client, record)
             if key is not None:
                 proof = key.proof("POST", endpoint, nonce=self.nonces.get(where), now=self.clock())
                 headers = {**headers, "DPoP": proof}
-            sent = {**form, **auth_form, **self._client_assertion(client, audience)}
+            sent = {**form, **auth_form}
             response: HttpResponse = yield HttpRequest.post_form(
-                endpoint, sent, what=what, error=TokenError, headers=headers
+                endpoint, sent, what=what, error=TokenError, headers=headers, timeout=timeout()
             )
             if key is None:
                 break
-            nonce = response.headers.get("dpop-nonce")
+            nonce = server_nonce(response.headers.get("dpop-nonce"))
             if nonce:
                 self.nonces[where] = nonce
             if (
                 attempt == 1
                 and nonce
                 and response.status_code in (400, 401)
-                and _error_fields(response, _secrets(sent))[0] == "use_dpop_nonce"
+                and read_error(response).error == "use_dpop_nonce"
             ):
                 logger.debug("the token endpoint %s asked for a DPoP nonce; retrying", endpoint)
                 continue
             break
-        tokens = self._parse_token_response(
-            response,
-            what=what,
-            requested_scope=requested_scope,
-            secrets=_secrets(sent),
-        )
+        tokens = self._parse_token_response(response, what=what, requested_scope=requested_scope)
         if tokens.dpop_bound and key is None:
             raise TokenError(
                 f"the {what} at {endpoint} returned a DPoP-bound token although no DPoP proof "
@@ -756,43 +852,32 @@ class AuthFlow:
         return tokens
 
     def _parse_token_response(
-        self,
-        response: HttpResponse,
-        *,
-        what: str,
-        requested_scope: str | None,
-        secrets: Sequence[str] = (),
+        self, response: HttpResponse, *, what: str, requested_scope: str | None
     ) -> TokenSet:
         if response.status_code != 200:
-            error, description = _error_fields(response, secrets)
+            answer = read_error(response)
             retry = (
                 " The stored tokens are kept; try again later."
-                if (response.status_code >= 500 or error is None)
+                if (response.status_code >= 500 or answer.error is None)
                 else ""
             )
-            detail = f": {error}" if error else ""
-            detail += f" ({description})" if description else ""
-            raise TokenError(
+            raise answer.as_error(
+                TokenError,
                 f"the {what} at {response.url} failed with HTTP {response.status_code}"
-                f"{detail}.{retry}",
-                error=error,
-                description=description,
-                status_code=response.status_code,
+                f"{answer.detail}.{retry}",
             )
         if response.truncated:
             raise TokenError(f"the {what} response from {response.url} is too large")
-        try:
-            answer = json.loads(response.body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise TokenError(f"the {what} response from {response.url} is not JSON") from None
-        if not isinstance(answer, dict):
-            raise TokenError(f"the {what} response from {response.url} is not a JSON object")
+        document = parse_json(
+            response.body, what=f"{what} response", url=response.url, error=TokenError
+        )
         try:
             return token_set_from_response(
-                answer, now=self.clock(), requested_scope=requested_scope or None
+                document, now=self.clock(), requested_scope=requested_scope or None
             )
         except ValueError as exc:
-            raise TokenError(f"invalid {what} response from {response.url}: {exc}") from None
+            reason = answer_text(response, exc, 300)
+            raise TokenError(f"invalid {what} response from {response.url}: {reason}") from None
 
     # -- logout (RFC 7009) ---------------------------------------------------------------
 
@@ -813,8 +898,8 @@ class AuthFlow:
         errors: list[str] = []
         tokens, client = record.tokens, record.client
         if revoke and endpoint and tokens is not None and client is not None:
-            require_secure_url(endpoint, what="the revocation endpoint")
-            auth_form, headers = client_auth(client)
+            self.settings.urls.check(endpoint, what="the revocation endpoint")
+            empty_secret: dict[str, str] = {}  # once a server asked for it (below), every time
             candidates = (
                 ("refresh_token", tokens.refresh_token),
                 ("access_token", tokens.access_token),
@@ -822,23 +907,40 @@ class AuthFlow:
             for hint, value in candidates:
                 if not value:
                     continue
+                auth_form, headers = self._client_authentication(client, record)
+                form = {"token": value, "token_type_hint": hint, **auth_form, **empty_secret}
                 try:
                     response: HttpResponse = yield HttpRequest.post_form(
-                        endpoint,
-                        {"token": value, "token_type_hint": hint, **auth_form},
-                        what="token revocation",
-                        error=TokenError,
-                        headers=headers,
+                        endpoint, form, what="token revocation", error=TokenError, headers=headers
                     )
+                    if "client_secret" not in form and _wants_a_secret_field(response, client):
+                        # A server that requires the client_secret field even of a public
+                        # client (the mcp SDK's, and so FastMCP's): RFC 6749 2.3.1 lets a
+                        # client send an empty secret as an empty field. Only after exactly this
+                        # refusal: a compliant server would take the empty field as a secret
+                        # the client was not registered with.
+                        logger.info("%s requires a client_secret field; sending it empty", endpoint)
+                        empty_secret = {"client_secret": ""}
+                        form = {**form, **empty_secret}
+                        response = yield HttpRequest.post_form(
+                            endpoint,
+                            form,
+                            what="token revocation",
+                            error=TokenError,
+                            headers=headers,
+                        )
                 except TokenError as exc:  # unreachable: the tokens are forgotten all the same
                     errors.append(f"{hint}: {exc}")
                     break
                 if response.status_code == 200:
                     revoked.append(hint)
                 else:
-                    error, _ = _error_fields(response, (value, *auth_form.values()))
+                    answer = read_error(response)
+                    error, description = answer.error, answer.description
                     errors.append(
-                        f"{hint}: HTTP {response.status_code}" + (f" ({error})" if error else "")
+                        f"{hint}: HTTP {response.status_code}"
+                        + (f" ({error})" if error else "")
+                        + (f": {description}" if description else "")
                     )
         if forget_client:
             yield DeleteRecord()
@@ -877,9 +979,12 @@ class AuthFlow:
             client_secret=secret,
             token_endpoint_auth_method=method,
             issuer=found.issuer,
-            kind="pre-registered",
+            kind="pre-registered" if client_id else ANONYMOUS,
         )
         record = replace(record, client=client)
+        # bound before the credentials leave: should this grant fail, they still go to no
+        # other server than this one (see _expected_issuer)
+        yield from self._save(record)
         form = {"grant_type": settings.grant, "resource": record.resource_indicator}
         if scope:
             form["scope"] = scope
@@ -903,12 +1008,24 @@ class AuthFlow:
         yield from self._save(replace(record, tokens=tokens))
         return tokens
 
+    def _client_authentication(
+        self, client: ClientRegistration, record: ServerRecord
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Form fields and headers that authenticate ``client`` for one request to its
+        authorization server: the token request, revocation (RFC 7009 2.1) and device
+        authorization (RFC 8628 3.1) alike, each the way the client was registered; for a
+        ``private_key_jwt`` client, a client assertion signed for this request alone."""
+        form, headers = client_auth(client)
+        audience = client.issuer or record.issuer or ""
+        return {**form, **self._client_assertion(client, audience)}, headers
+
     def _client_assertion(self, client: ClientRegistration, issuer: str) -> dict[str, str]:
         """A fresh client assertion (RFC 7523 2.2) where the user gave a private key.
 
-        Every token request of a ``private_key_jwt`` client authenticates with one, the refresh
-        too (without it a server answers ``invalid_client``), and each attempt signs anew: a
-        server refuses an assertion whose ``jti`` it has seen, as on a retry with a DPoP nonce.
+        Every request of a ``private_key_jwt`` client authenticates with one, the refresh and
+        the revocation too (without it a server answers ``invalid_client``), and each attempt
+        signs anew: a server refuses an assertion whose ``jti`` it has seen, as on a retry with
+        a DPoP nonce.
         """
         if self.settings.private_key is None or client.token_endpoint_auth_method != (
             "private_key_jwt"
@@ -926,36 +1043,34 @@ class AuthFlow:
 
     # -- the device authorization grant (RFC 8628) ---------------------------------------
 
-    def _device_grant(self, record: ServerRecord, scope: str) -> Generator[Effect, Any, TokenSet]:
-        metadata = record.server_metadata or {}
-        endpoint = metadata.get("device_authorization_endpoint")
-        if not endpoint:
-            raise AuthorizationError(
-                f"the authorization server {record.issuer} does not offer the device flow; "
-                "use the browser or paste-back login"
-            )
-        require_secure_url(endpoint, what="the device authorization endpoint")
-        client = record.client
-        if client is None or not _serves_device_grant(client, record.issuer, scope):
-            client = choose_client(
-                self.settings.client,
-                None,
-                issuer=record.issuer or "",
-                server_metadata=metadata,
-                redirect_uri="",
-            )
-        if client is None:
-            client = yield from register_dynamically(
+    def _register_device_client(
+        self, record: ServerRecord, scope: str
+    ) -> Generator[Effect, Any, ClientRegistration]:
+        """A client of its own for the device grant, registered as a browser login's is: for
+        ``scope`` and what the resource and the server advertise."""
+        return (
+            yield from register_dynamically(
                 replace(self.settings.client, application_type="native"),
                 issuer=record.issuer or "",
-                server_metadata=metadata,
+                server_metadata=record.server_metadata or {},
                 redirect_uri=None,
-                scope=scope,
+                scope=_registration_scope(scope, record.resource_metadata, record.server_metadata),
+                rules=self.settings.urls,
                 grant_types=[DEVICE_GRANT, "refresh_token"],
+                narrow_scope=scope,
             )
-            record = replace(record, client=client)
-            yield from self._save(record)
-        auth_form, headers = client_auth(client)
+        )
+
+    def _device_authorization(
+        self,
+        endpoint: str,
+        record: ServerRecord,
+        client: ClientRegistration,
+        scope: str,
+        timeout: float,
+    ) -> Generator[Effect, Any, HttpResponse]:
+        """The device authorization request (RFC 8628 3.1), within ``timeout`` seconds."""
+        auth_form, headers = self._client_authentication(client, record)
         form = {"resource": record.resource_indicator, **auth_form}
         if scope:
             form["scope"] = scope
@@ -965,67 +1080,110 @@ class AuthFlow:
             what="device authorization",
             error=AuthorizationError,
             headers=headers,
+            timeout=timeout,
         )
-        if response.status_code != 200:
-            error, description = _error_fields(response, _secrets(form))
+        return response
+
+    def _device_grant(self, record: ServerRecord, scope: str) -> Generator[Effect, Any, TokenSet]:
+        metadata = record.server_metadata or {}
+        endpoint = metadata.get("device_authorization_endpoint")
+        if not endpoint:
             raise AuthorizationError(
-                f"the device authorization request failed with HTTP {response.status_code}"
-                + (f": {error}" if error else "")
-                + (f" ({description})" if description else ""),
-                error=error,
-                description=description,
+                f"the authorization server {record.issuer} does not offer the device flow; "
+                "use the browser or paste-back login"
             )
-        try:
-            answer = json.loads(response.body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            answer = None
-        if not isinstance(answer, dict) or not all(
-            isinstance(answer.get(k), str) for k in ("device_code", "user_code", "verification_uri")
-        ):
-            raise AuthorizationError("the device authorization response is incomplete")
-        given = answer.get("interval", 5)
-        interval = number(given) if isinstance(given, (int, float)) else None
-        lifetime = answer.get("expires_in")
-        expires_in = number(lifetime) if isinstance(lifetime, (int, float)) else None
-        for name, value in (("interval", interval), ("expires_in", expires_in)):
-            if value is not None and value == float("inf"):
-                raise AuthorizationError(
-                    f"the device authorization response has an {name} too large to be a number"
-                )
-        if interval is None or not interval > 0:
-            interval = 5.0
-        interval = min(interval, MAX_POLL_INTERVAL)
-        complete = answer.get("verification_uri_complete")
-        yield ShowDeviceCode(
-            answer["verification_uri"],
-            answer["user_code"],
-            complete if isinstance(complete, str) else None,
-            expires_in,
-        )
+        self.settings.urls.check(endpoint, what="the device authorization endpoint")
+        client = record.client
+        if client is None or not _serves_device_grant(client, record.issuer):
+            client = choose_client(
+                self.settings.client,
+                None,
+                issuer=record.issuer or "",
+                server_metadata=metadata,
+                redirect_uri="",
+            )
+        # asking with a client registered for fewer scopes (a step-up): it keeps the client_id
+        # where the server allows it; a refusal (invalid_scope) registers anew, below
+        beyond_registration = client is not None and not covers_scope(client, scope)
+        if client is None:
+            client = yield from self._register_device_client(record, scope)
+            record = replace(record, client=client)
+            yield from self._save(record)
+        start = self.clock()
         timeout = self.settings.login_timeout
-        # which ends the wait first: the login's own timeout, or the code's lifetime
-        timed_out = not expires_in or timeout < expires_in
-        deadline = self.clock() + min(expires_in or timeout, timeout)
+        response = yield from self._device_authorization(endpoint, record, client, scope, timeout)
+        if (
+            beyond_registration
+            and response.status_code == 400
+            and read_error(response).error == "invalid_scope"
+        ):
+            logger.info("%s refused this client the scope %r; registering anew", endpoint, scope)
+            widened = _widened(client, scope)
+            client = yield from self._register_device_client(record, widened)
+            record = replace(record, client=client)
+            yield from self._save(record)
+            remaining = max(0.0, timeout - (self.clock() - start))
+            response = yield from self._device_authorization(
+                endpoint, record, client, scope, remaining
+            )
+        if response.status_code != 200:
+            answer = read_error(response)
+            raise answer.as_error(
+                AuthorizationError,
+                f"the device authorization request failed with HTTP {response.status_code}"
+                f"{answer.detail}",
+            )
+        code = _device_code(response)
+        pages = {
+            "verification_uri": code.verification_uri,
+            "verification_uri_complete": code.verification_uri_complete,
+        }
+        for name, uri in pages.items():
+            if uri is not None:  # shown, and opened with open_browser=True
+                self.settings.urls.check(uri, what=f"the {name} of the device login")
+        yield ShowDeviceCode(
+            code.verification_uri, code.user_code, code.verification_uri_complete, code.expires_in
+        )
+        # the login's own timeout bounds the wait whatever the server says (each poll may take
+        # only what is left of it, and a few seconds more for the last); the code's lifetime
+        # may end it sooner (the message then says so)
+        lifetime = code.expires_in
+        timed_out = lifetime is None or timeout < lifetime
+        deadline = start + (timeout if lifetime is None or timed_out else lifetime)
+        interval = code.interval
         form = {
             "grant_type": DEVICE_GRANT,
-            "device_code": answer["device_code"],
+            "device_code": code.device_code,
             "resource": record.resource_indicator,
         }
-        while True:
-            if self.clock() >= deadline and timed_out:
-                raise AuthorizationError(
+
+        def left() -> float:
+            return max(0.0, deadline - self.clock())
+
+        def over() -> AuthorizationError:
+            if timed_out:
+                return AuthorizationError(
                     f"no approval within {timeout:g} s; the login did not finish in its time "
                     "(the device code was still valid). Run it again; timeout= allows longer"
                 )
-            if self.clock() >= deadline:
-                raise AuthorizationError("the device code expired before the login was approved")
-            # never past the deadline, whatever the server's interval
-            yield Sleep(min(interval, max(0.0, deadline - self.clock())))
+            return AuthorizationError("the device code expired before the login was approved")
+
+        while True:
+            if not left():
+                raise over()
+            yield Sleep(min(interval, left()))  # never past the deadline, whatever the interval
             try:
                 tokens = yield from self._token_request(
-                    record, client, form, requested_scope=scope, what="device code exchange"
+                    record,
+                    client,
+                    form,
+                    requested_scope=scope,
+                    what="device code exchange",
+                    timeout=lambda: left() + LAST_POLL_GRACE,
                 )
             except TokenError as exc:
+                if not left():  # the poll took what was left of the login's time
+                    raise over() from None
                 if exc.error == "authorization_pending":
                     continue
                 if exc.error == "slow_down":
@@ -1043,3 +1201,57 @@ class AuthFlow:
                 raise
             yield from self._save(replace(record, tokens=tokens))
             return tokens
+
+
+@dataclass(frozen=True)
+class _DeviceCode:
+    """A device authorization response (RFC 8628 3.2), every field checked."""
+
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_in: float | None  # None: not said (or 0), so only the login's timeout applies
+    interval: float
+
+
+def _device_code(response: HttpResponse) -> _DeviceCode:
+    """Read a device authorization response: strings where strings belong, the verification
+    pages usable URLs, the numbers finite and in range (an interval between
+    :data:`MIN_POLL_INTERVAL` and :data:`MAX_POLL_INTERVAL`, a lifetime of at most a day)."""
+    what = "the device authorization response"
+    answer = parse_json(
+        response.body,
+        what="device authorization response",
+        url=response.url,
+        error=AuthorizationError,
+    )
+    if not all(
+        isinstance(answer.get(k), str) and answer[k]
+        for k in ("device_code", "user_code", "verification_uri")
+    ):
+        raise AuthorizationError(f"{what} is incomplete")
+    complete = answer.get("verification_uri_complete")
+    complete = complete if isinstance(complete, str) and complete else None
+    for uri in (answer["verification_uri"], complete):
+        if uri is not None:
+            require_secure_url(uri, what=f"the verification page in {what}")
+
+    def seconds(name: str, high: float, default: float) -> float:
+        value = answer.get(name)
+        if value is None:
+            return default
+        return server_number(
+            value, name=name, low=0, high=high, cap=True, what=what, error=AuthorizationError
+        )
+
+    expires_in = seconds("expires_in", MAX_CODE_LIFETIME, 0.0) or None  # 0: not said
+    interval = seconds("interval", MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL)
+    return _DeviceCode(
+        answer["device_code"],
+        answer["user_code"],
+        answer["verification_uri"],
+        complete,
+        expires_in,
+        max(interval, MIN_POLL_INTERVAL),
+    )

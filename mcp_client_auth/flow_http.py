@@ -36,6 +36,7 @@ from ._http_compat import TRANSPORT_ERRORS, httpx2
 from .effects import HttpRequest, HttpResponse
 from .errors import ConfigurationError
 from .metadata import origin
+from .untrusted import clean_text
 
 __all__ = ["DEADLINE", "MAX_BODY", "FlowHttp", "send_async", "send_sync"]
 
@@ -238,9 +239,22 @@ def _library_of_transport(transport: Any) -> ModuleType | None:
 
 
 def _unreachable(effect: HttpRequest, exc: Exception) -> Exception:
+    reason = clean_text(str(exc), 300)  # a protocol error may quote what the server sent
+    if not reason.strip():  # httpx.ReadError(""): a pooled connection the server dropped
+        reason = _WITHOUT_TEXT.get(type(exc).__name__, type(exc).__name__)
     return effect.error(
-        f"could not reach {effect.url} for the {effect.what}: {exc}.{_kept(effect)}"
+        f"could not reach {effect.url} for the {effect.what}: {reason}.{_kept(effect)}"
     )
+
+
+#: What a transport error that carries no text of its own means, by its httpx class name (the
+#: same names in httpx and httpx2), so the message still says what went wrong.
+_WITHOUT_TEXT = {
+    "ReadError": "the connection was closed while reading the answer",
+    "WriteError": "the connection was closed while sending the request",
+    "ConnectError": "the connection could not be made",
+    "RemoteProtocolError": "the server broke the HTTP protocol",
+}
 
 
 def _kept(effect: HttpRequest) -> str:
@@ -253,7 +267,8 @@ class _Deadline:
 
     def __init__(self, effect: HttpRequest) -> None:
         self.effect = effect
-        self.limit = DEADLINE
+        # a request may be given less (a device poll: what is left of the login's timeout)
+        self.limit = DEADLINE if effect.timeout is None else max(0.0, min(DEADLINE, effect.timeout))
         self.end = time.monotonic() + self.limit
         self.clipped = False  # the last wait handed to the client was cut short by the deadline
 
@@ -383,6 +398,7 @@ class _CappedBody:
             body=bytes(self.data),
             url=str(response.url),
             challenges=tuple(response.headers.get_list("www-authenticate")),
+            request=self.effect,
         )
 
     def _room(self) -> int:

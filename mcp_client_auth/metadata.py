@@ -13,39 +13,52 @@ indicators) and the MCP authorization specification (discovery order, fallbacks)
 from __future__ import annotations
 
 import ipaddress
-import json
+import os
 import re
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from .errors import ConfigurationError, DiscoveryError
+from .untrusted import (
+    MAX_DOCUMENT_BYTES,
+    clean_text,
+    has_unsafe_characters,
+    json_type,
+    parse_json,
+)
 
 __all__ = [
+    "INSECURE_HTTP_ENV",
     "MAX_CHALLENGE_HEADER_BYTES",
     "MAX_DOCUMENT_BYTES",
     "Challenge",
+    "UrlRules",
     "authorization_server_metadata_urls",
     "canonical_resource_url",
+    "clean_text",
     "fallback_server_metadata",
     "find_challenge",
+    "insecure_http_allowed",
     "is_loopback_host",
+    "normalized_path",
     "origin",
     "parse_json_document",
     "parse_www_authenticate",
+    "path_covers",
+    "path_is_under",
     "protected_resource_metadata_urls",
+    "reaches_this_machine",
+    "require_secure_setting",
     "require_secure_url",
     "resource_covers",
+    "secure_resource_url",
     "validate_resource_metadata",
     "validate_server_metadata",
 ]
-
-#: The largest metadata document we read. Real documents are a few KiB; a cap stops a hostile
-#: or broken server from making the client buffer and parse without bound.
-MAX_DOCUMENT_BYTES = 1024 * 1024
 
 #: The largest total size of the ``WWW-Authenticate`` values we parse, for the same reason.
 MAX_CHALLENGE_HEADER_BYTES = 16 * 1024
@@ -352,8 +365,8 @@ def _split_url(url: object) -> _URL:
         raise ValueError(f"expected a string, got {type(url).__name__}")
     if not url:
         raise ValueError("empty")
-    if any(char <= " " or char == "\x7f" for char in url):
-        raise ValueError("contains whitespace or a control character")
+    if has_unsafe_characters(url):
+        raise ValueError("contains whitespace or a control character, or a bidi or invisible one")
     try:
         parts = urlsplit(url)
     except ValueError as exc:
@@ -401,6 +414,13 @@ def _split_netloc(netloc: str) -> tuple[str, int | None]:
                 raise ValueError("invalid internationalised host name") from None
         if not set(host) <= _HOST_CHARS:
             raise ValueError("invalid character in the host")
+        if _ends_in_a_number(host):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise ValueError(
+                    "a numeric host must be an IPv4 address written in full (a.b.c.d)"
+                ) from None
     if not port_text:
         return host, None
     if not (port_text.isascii() and port_text.isdigit()):
@@ -409,6 +429,16 @@ def _split_netloc(netloc: str) -> tuple[str, int | None]:
     if not 0 < port < 65536:
         raise ValueError("port out of range")
     return host, port
+
+
+def _ends_in_a_number(host: str) -> bool:
+    """Whether ``host`` is an IPv4 address to a browser or the system resolver (WHATWG URL: a
+    host whose last label is a number): ``127.1``, ``0x7f.1`` and ``2130706433`` all reach
+    127.0.0.1, so only the one unambiguous spelling is accepted."""
+    last = host.rstrip(".").rpartition(".")[2]
+    if last.isdigit():
+        return True
+    return last.startswith("0x") and all(char in string.hexdigits for char in last[2:])
 
 
 def canonical_resource_url(url: str) -> str:
@@ -458,21 +488,226 @@ def is_loopback_host(host: str) -> bool:
     return address.is_loopback
 
 
-def require_secure_url(url: str, *, what: str) -> str:
+def reaches_this_machine(host: str) -> bool:
+    """Whether a connection to ``host`` ends on this machine, in any spelling a server could
+    use: loopback (127.0.0.0/8, ::1, also IPv4-mapped or -compatible), the unspecified
+    address (0.0.0.0/8 and ``::`` connect to the local host), ``localhost`` and its subdomains
+    (RFC 6761), each with or without a trailing dot. A name that merely resolves to loopback
+    (a DNS record) cannot be told without a lookup, which this pure check does not make.
+    """
+    if not isinstance(host, str):
+        return False
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    name = name.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif int(address) >> 32 == 0 and int(address) > 1:  # ::a.b.c.d, IPv4-compatible
+            address = ipaddress.IPv4Address(int(address))
+    if isinstance(address, ipaddress.IPv4Address) and address in _THIS_NETWORK:
+        return True
+    return address.is_loopback or address.is_unspecified
+
+
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+
+#: The environment variable that allows plain http off loopback (``1``, ``true`` or ``yes``),
+#: as the ``allow_insecure_http=True`` keyword does: for development only.
+INSECURE_HTTP_ENV = "MCP_CLIENT_AUTH_INSECURE_HTTP"
+
+_OPT_IN = (
+    f"for development only, allow it with allow_insecure_http=True, {INSECURE_HTTP_ENV}=1, "
+    "or --allow-http on the command line"
+)
+
+
+def insecure_http_allowed(opt_in: bool = False) -> bool:
+    """Whether plain http off loopback is allowed: ``opt_in`` (the caller's keyword), else
+    :data:`INSECURE_HTTP_ENV` set to ``1``, ``true`` or ``yes``. Read when a provider is
+    made, so the decision is one for its life."""
+    if opt_in:
+        return True
+    return os.environ.get(INSECURE_HTTP_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class UrlRules:
+    """Where the client may send a request, decided once per protected resource.
+
+    Every URL a server supplies (a challenge's ``resource_metadata``, the authorization servers
+    a resource lists, every endpoint of their metadata, a registration's configuration URI)
+    passes :meth:`check` before anything is sent there:
+
+    * https; plain http only to a loopback host, where nothing crosses a network, or with
+      ``insecure_http`` (an explicit opt-in, for development);
+    * a URL that reaches this machine only when ``loopback_allowed``: the resource itself is
+      on loopback. Otherwise a remote server could make the client request local services
+      (``https://127.0.0.1:6379/``) and learn from its errors which ports are open.
+
+    The default is the strictest: a remote resource, no opt-in.
+    """
+
+    loopback_allowed: bool = False
+    insecure_http: bool = False
+
+    @classmethod
+    def for_resource(cls, server_url: str, *, insecure_http: bool = False) -> UrlRules:
+        """The rules for the resource at ``server_url``, which must itself pass the https rule
+        (:func:`secure_resource_url`): :class:`ConfigurationError` otherwise."""
+        allowed = insecure_http_allowed(insecure_http)
+        url = secure_resource_url(server_url, allow_insecure_http=allowed)
+        return cls(reaches_this_machine(_split_url(url).host), allowed)
+
+    def check(self, url: str, *, what: str) -> str:
+        """``url`` when the client may send a request there; else :class:`DiscoveryError`
+        naming ``what``, the URL and the rule."""
+        try:
+            parts = _split_url(url)
+        except ValueError as exc:
+            raise DiscoveryError(
+                f"{what} is not an absolute https URL ({exc}): {_show(url)}"
+            ) from None
+        if not self.loopback_allowed and reaches_this_machine(parts.host):
+            raise DiscoveryError(
+                f"{what} points at this machine ({_show(url)}), but the resource is not on "
+                "loopback: a remote server may not send the client to local services; "
+                "refusing it"
+            )
+        if parts.scheme == "http" and not self.insecure_http and not is_loopback_host(parts.host):
+            raise DiscoveryError(
+                f"{what} must use https: {url} (plain http is allowed only for loopback "
+                f"hosts; {_OPT_IN})"
+            )
+        return url
+
+
+def require_secure_url(url: str, *, what: str, insecure_http: bool = False) -> str:
     """Return ``url`` when it is https, or http to a loopback host; else :class:`DiscoveryError`.
 
-    Every URL the client will send a credential or an authorization request to goes through
-    this check, so a server cannot steer tokens over plain http to the network.
+    For URLs the user gave (``issuer=``, an identity provider's token endpoint): these may be on
+    loopback whatever the resource. A URL a server supplied goes through the resource's
+    :class:`UrlRules` instead.
     """
+    return UrlRules(loopback_allowed=True, insecure_http=insecure_http).check(url, what=what)
+
+
+def require_secure_setting(url: str, *, what: str, allow_insecure_http: bool = False) -> str:
+    """:func:`require_secure_url` for a URL given as an argument (``issuer=``, an identity
+    provider's token endpoint): a :class:`ConfigurationError`, raised where it was given."""
     try:
-        parts = _split_url(url)
-    except ValueError as exc:
-        raise DiscoveryError(f"{what} is not an absolute https URL ({exc}): {_show(url)}") from None
-    if parts.scheme == "http" and not is_loopback_host(parts.host):
-        raise DiscoveryError(
-            f"{what} must use https: {url} (plain http is allowed only for loopback hosts)"
+        return require_secure_url(
+            url, what=what, insecure_http=insecure_http_allowed(allow_insecure_http)
         )
-    return url
+    except DiscoveryError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def secure_resource_url(url: str, *, allow_insecure_http: bool = False) -> str:
+    """The canonical URL of a protected resource the client may send tokens to.
+
+    https, or plain http to a loopback host; plain http across a network (where a bearer token
+    would travel in clear, RFC 6750 5.3) only with ``allow_insecure_http`` or
+    :data:`INSECURE_HTTP_ENV`. Anything else is a :class:`ConfigurationError` naming the URL
+    and the opt-in, before any request is made; the well-known metadata URLs, on the
+    resource's origin, follow from it.
+    """
+    canonical = canonical_resource_url(url)
+    parts = _split_url(canonical)
+    if (
+        parts.scheme == "http"
+        and not is_loopback_host(parts.host)
+        and not insecure_http_allowed(allow_insecure_http)
+    ):
+        raise ConfigurationError(
+            f"{canonical} uses plain http off this machine, so its tokens would cross the "
+            f"network in clear: use https; {_OPT_IN}"
+        )
+    return canonical
+
+
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_PERCENT_ENCODED = re.compile(r"%([0-9A-Fa-f]{2})")
+# encodings that servers decode differently (a slash, a backslash, a percent sign: one server
+# sees a separator or a second encoding where another sees a plain character)
+_AMBIGUOUS_ENCODINGS = ("%2F", "%5C", "%25")
+
+
+def _decode_unreserved(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else match.group(0).upper()
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4 for an absolute path: ``.`` dropped, ``..`` removes the segment before."""
+    segments = path.split("/")
+    out: list[str] = []
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+            continue
+        if last:
+            out.append("")
+    return "/".join(out) or "/"
+
+
+def normalized_path(raw: str) -> str | None:
+    """The path a server sees for the path ``raw`` as sent (percent-encoded), by RFC 3986 6.2.2:
+    encoded unreserved characters decoded (``%2e`` is ``.``, ``%7E`` is ``~``), other encodings
+    in upper case, then dot segments removed, so ``/mcp/%2e%2e/admin`` is ``/admin``.
+
+    ``None`` where servers disagree on what the path is, so no decision on it is safe: an
+    encoded slash, backslash or percent sign (``%2F``, ``%5C``, ``%25``: a separator to one
+    server, a character or a second encoding to another), ``%u`` escapes or encodings that are
+    not UTF-8 (overlong ``%C0%AE``), a raw backslash, or a dot segment behind path parameters
+    (``..;x``, one level up to some servers).
+    """
+    path = raw if raw.startswith("/") else "/" + raw
+    if not ("%" in path or "\\" in path or ";" in path or "/." in path):
+        return path  # the common case, on every request: already what a server sees
+    if "%" in path:
+        path = _PERCENT_ENCODED.sub(_decode_unreserved, path)
+        if any(code in path for code in _AMBIGUOUS_ENCODINGS) or "%U" in path.upper():
+            return None  # "%u002e" is a dot to some servers
+        try:
+            unquote_to_bytes(path).decode("utf-8")
+        except UnicodeDecodeError:  # overlong forms such as %C0%AE: a dot to some decoders
+            return None
+    if "\\" in path:
+        return None
+    if ";" in path and any(
+        segment.split(";", 1)[0] in (".", "..") for segment in path.split("/") if ";" in segment
+    ):
+        return None
+    if "/." in path:
+        path = _remove_dot_segments(path)
+    return path
+
+
+def path_covers(base: str, path: str) -> bool:
+    """Whether a request for ``path`` (raw, as sent) is for ``base`` or below it, as a server
+    will see both (:func:`normalized_path`): ``/mcp`` covers ``/mcp`` and ``/mcp/tools``, not
+    ``/mcpx``, ``/mcp/%2e%2e/admin`` (``/admin``) or ``/mcp%2Fadmin`` (one segment, or two: it
+    depends on the server). This decides which requests get the token."""
+    return path_is_under(normalized_path(base), path)
+
+
+def path_is_under(root: str | None, path: str) -> bool:
+    """:func:`path_covers` with the base already normalised (``root``), for the request path,
+    where it runs on every request."""
+    seen = normalized_path(path)
+    if seen is None or root is None:
+        return False
+    return seen == root or seen.startswith(root.rstrip("/") + "/")
 
 
 def _path_with_slash(path: str) -> str:
@@ -568,63 +803,12 @@ def fallback_server_metadata(server_url: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def clean_text(text: str, limit: int = 300, *, secrets: Iterable[str] = ()) -> str:
-    """``text`` from a server, safe to put into a message or a log line.
-
-    Control, line-separator and bidi characters become spaces, every value in ``secrets`` (what
-    the request just sent: a code, a verifier, a refresh token) becomes ``…``, and the result is
-    at most ``limit`` characters.
-    """
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "…")
-    text = _CONTROL.sub(" ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def parse_json_document(
     body: bytes, *, what: str, url: str, limit: int = MAX_DOCUMENT_BYTES
 ) -> dict[str, Any]:
-    """Decode a metadata response body into a JSON object, refusing anything else.
-
-    The size is checked before decoding, so an oversized body costs nothing to refuse.
-    """
-    if len(body) > limit:
-        raise DiscoveryError(f"{what} at {url} is larger than {limit} bytes")
-    try:
-        # utf-8-sig: RFC 8259 lets a parser ignore a byte order mark, and some servers send one.
-        text = bytes(body).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DiscoveryError(f"{what} at {url} is not UTF-8 text") from None
-    try:
-        document = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise DiscoveryError(f"{what} at {url} is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise DiscoveryError(f"{what} at {url} must be a JSON object, got {_json_type(document)}")
-    return document
+    """A metadata response body as a JSON object (:func:`untrusted.parse_json`'s rules), or
+    :class:`DiscoveryError`."""
+    return parse_json(body, what=what, url=url, error=DiscoveryError, limit=limit)
 
 
 class _Fields:
@@ -634,17 +818,18 @@ class _Fields:
     and it carries no other meaning.
     """
 
-    def __init__(self, doc: object, *, what: str, url: str) -> None:
+    def __init__(self, doc: object, *, what: str, url: str, rules: UrlRules) -> None:
         if not isinstance(doc, Mapping):
-            raise DiscoveryError(f"{what} at {url} must be a JSON object, got {_json_type(doc)}")
+            raise DiscoveryError(f"{what} at {url} must be a JSON object, got {json_type(doc)}")
         self.doc: Mapping[Any, Any] = doc
         self.what = what
         self.url = url
+        self.rules = rules
         self.out: dict[str, Any] = {}
 
     def _wrong(self, name: str, expected: str, value: object) -> NoReturn:
         raise DiscoveryError(
-            f"{self.what} at {self.url}: field {name!r} must be {expected}, got {_json_type(value)}"
+            f"{self.what} at {self.url}: field {name!r} must be {expected}, got {json_type(value)}"
         )
 
     def required_str(self, name: str) -> str:
@@ -666,12 +851,12 @@ class _Fields:
 
     def required_url(self, name: str) -> None:
         value = self.required_str(name)
-        require_secure_url(value, what=f"{name} in the {self.what} at {self.url}")
+        self.rules.check(value, what=f"{name} in the {self.what} at {self.url}")
 
     def optional_url(self, name: str) -> None:
         self.optional_str(name)
         if name in self.out:
-            require_secure_url(self.out[name], what=f"{name} in the {self.what} at {self.url}")
+            self.rules.check(self.out[name], what=f"{name} in the {self.what} at {self.url}")
 
     def optional_str_list(self, name: str) -> list[str] | None:
         value = self.doc.get(name)
@@ -692,17 +877,19 @@ class _Fields:
         self.out[name] = value
 
 
-def validate_resource_metadata(doc: Mapping[str, Any], *, url: str) -> dict[str, Any]:
+def validate_resource_metadata(
+    doc: Mapping[str, Any], *, url: str, rules: UrlRules = UrlRules()
+) -> dict[str, Any]:
     """Check an RFC 9728 protected resource metadata document; return its known fields.
 
     Whether ``resource`` matches the server is a separate question (:func:`resource_covers`),
-    because the caller knows which server it asked about.
+    because the caller knows which server it asked about. Every URL in it passes ``rules``.
     """
-    fields = _Fields(doc, what="protected resource metadata", url=url)
+    fields = _Fields(doc, what="protected resource metadata", url=url, rules=rules)
     fields.required_str("resource")
     servers = fields.optional_str_list("authorization_servers")
     for server in servers or ():
-        require_secure_url(
+        rules.check(
             server, what=f"authorization server listed in the protected resource metadata at {url}"
         )
     fields.optional_str_list("scopes_supported")
@@ -727,6 +914,7 @@ _SERVER_OPTIONAL_LISTS = (
     "code_challenge_methods_supported",
     "token_endpoint_auth_methods_supported",
     "dpop_signing_alg_values_supported",
+    "id_token_signing_alg_values_supported",  # OpenID Connect Discovery: an OpenID provider
 )
 _SERVER_OPTIONAL_BOOLS = (
     "client_id_metadata_document_supported",
@@ -734,14 +922,17 @@ _SERVER_OPTIONAL_BOOLS = (
 )
 
 
-def validate_server_metadata(doc: Mapping[str, Any], *, issuer: str, url: str) -> dict[str, Any]:
+def validate_server_metadata(
+    doc: Mapping[str, Any], *, issuer: str, url: str, rules: UrlRules = UrlRules()
+) -> dict[str, Any]:
     """Check an RFC 8414 / OpenID Connect Discovery document; return its known fields.
 
     The ``issuer`` must equal the issuer we asked about, character for character (RFC 8414
     section 3.3): this is what stops one server's metadata from impersonating another's. Every
-    endpoint must be https (or loopback http), since credentials are sent to them.
+    endpoint passes ``rules`` (https; loopback only for a loopback resource), since credentials
+    are sent to them.
     """
-    fields = _Fields(doc, what="authorization server metadata", url=url)
+    fields = _Fields(doc, what="authorization server metadata", url=url, rules=rules)
     found = fields.required_str("issuer")
     if found != issuer:
         raise DiscoveryError(

@@ -39,7 +39,6 @@ from .effects import (
 )
 from .errors import (
     AuthorizationError,
-    ConfigurationError,
     DiscoveryError,
     MCPAuthError,
     TokenError,
@@ -48,14 +47,18 @@ from .flow import AuthFlow, FlowSettings, LogoutResult
 from .flow_http import FlowHttp, send_async, send_sync
 from .metadata import (
     Challenge,
+    UrlRules,
     canonical_resource_url,
     find_challenge,
+    normalized_path,
     parse_www_authenticate,
-    require_secure_url,
+    path_is_under,
+    require_secure_setting,
 )
 from .registration import ClientSettings
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
+from .untrusted import clean_text, header_secrets, server_nonce
 
 if TYPE_CHECKING:
     import asyncio
@@ -71,6 +74,7 @@ __all__ = ["OAuthClientProvider"]
 logger = logging.getLogger("mcp_client_auth")
 
 MAX_AUTH_ROUNDS = 3  # re-authorizations for one request before giving up
+_JUDGED_PATHS = 256  # request paths whose verdict (token or not) is remembered
 _LOCK = object()
 _UNLOCK = object()
 _EMPTY_CHALLENGE = Challenge("Bearer", {})
@@ -95,6 +99,8 @@ class _Response(Protocol):
     def headers(self) -> Any: ...
     @property
     def url(self) -> Any: ...
+    @property
+    def request(self) -> Any: ...
 
 
 def _resolve_login(login: Login | LoginCallable | None, port: int | None) -> Login:
@@ -109,13 +115,10 @@ def _resolve_login(login: Login | LoginCallable | None, port: int | None) -> Log
     return BrowserLogin(port=port)
 
 
-def _expected_issuer(issuer: str | None) -> str | None:
+def _expected_issuer(issuer: str | None, urls: UrlRules) -> str | None:
     if issuer is None:
         return None
-    try:
-        return require_secure_url(issuer, what="issuer=")
-    except DiscoveryError as exc:
-        raise ConfigurationError(str(exc)) from None
+    return require_secure_setting(issuer, what="issuer=", allow_insecure_http=urls.insecure_http)
 
 
 def _scopes(scopes: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -155,6 +158,7 @@ class OAuthClientProvider(AuthBase):
         verify: ssl.SSLContext | str | bool = True,
         transport: Any = None,
         issuer: str | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         """``dpop``: sender-constrained tokens (RFC 9449): ``None`` uses them where the
         authorization server offers them, ``True`` requires them, ``False`` never asks.
@@ -169,8 +173,19 @@ class OAuthClientProvider(AuthBase):
         ``issuer``: the authorization server to use, by its issuer identifier (compared
         exactly, RFC 8414). A resource whose metadata does not list it is refused before any
         request reaches another server; with a pre-registered ``client_secret``, give it, so
-        the secret can only go where it was issued."""
+        the secret can only go where it was issued.
+
+        ``allow_insecure_http``: accept a plain-http ``server_url`` (and authorization server)
+        off loopback, where tokens cross the network in clear; for development only (also
+        ``MCP_CLIENT_AUTH_INSECURE_HTTP=1``). Without it such a URL is a
+        :class:`ConfigurationError` here, before any request."""
+        urls = UrlRules.for_resource(server_url, insecure_http=allow_insecure_http)
         self.server_url = canonical_resource_url(server_url)
+        if urls.insecure_http and not urls.loopback_allowed and self.server_url.startswith("http:"):
+            logger.warning(
+                "plain http to %s allowed by opt-in: its tokens cross the network in clear",
+                self.server_url,
+            )
         self._login_arg = login
         self._login: Login | None = None
         self._redirect_port = redirect_port
@@ -199,7 +214,8 @@ class OAuthClientProvider(AuthBase):
                 device=device,
                 prefer_device=self._browser_unavailable,
                 dpop=dpop,
-                issuer=_expected_issuer(issuer),
+                issuer=_expected_issuer(issuer, urls),
+                urls=urls,
             ),
             clock,
         )
@@ -317,19 +333,28 @@ class OAuthClientProvider(AuthBase):
         self._scheme = url.scheme
         self._host = url.host
         self._port = url.port or (443 if url.scheme == "https" else 80)
-        path = url.path or "/"
-        self._path = path
-        self._path_prefix = path.rstrip("/") + "/"
+        self._root = normalized_path(_path_of(url.raw_path))
+        # raw path (and query) -> covered: a client sends to a few paths, over and over
+        self._judged: dict[bytes, bool] = {}
 
     def _covers(self, url: Any) -> bool:
-        """True for requests to the protected resource itself: the token goes nowhere else."""
+        """True for requests to the protected resource itself: the token goes nowhere else.
+
+        The path is judged as the server will see it (the raw path as sent, normalised as
+        RFC 3986 says), not as httpx decodes it: ``/mcp/%2e%2e/admin`` is ``/admin``."""
         if url.scheme != self._scheme or url.host != self._host:
             return False
         port = url.port or (443 if url.scheme == "https" else 80)
         if port != self._port:
             return False
-        path = url.path or "/"
-        return path == self._path or path.startswith(self._path_prefix)
+        raw: bytes = url.raw_path
+        covered = self._judged.get(raw)
+        if covered is None:
+            covered = path_is_under(self._root, _path_of(raw))
+            if len(self._judged) >= _JUDGED_PATHS:
+                self._judged.clear()
+            self._judged[raw] = covered
+        return covered
 
     def _authorize(self, request: Any, tokens: TokenSet) -> None:
         """Attach ``tokens``; a DPoP-bound token gets a fresh proof of its key (RFC 9449 7)."""
@@ -354,7 +379,7 @@ class OAuthClientProvider(AuthBase):
 
     def _note_nonce(self, response: Any) -> None:
         """Keep the resource's newest DPoP nonce (RFC 9449 9) for the next proofs."""
-        nonce = response.headers.get("dpop-nonce")
+        nonce = server_nonce(response.headers.get("dpop-nonce"))
         if nonce:
             self._flow.note_resource_nonce(nonce)
 
@@ -399,7 +424,7 @@ class OAuthClientProvider(AuthBase):
                 and sent is not None
                 and sent.dpop_bound
                 and not nonce_retried
-                and response.headers.get("dpop-nonce")
+                and server_nonce(response.headers.get("dpop-nonce"))
                 and _asks_for_nonce(challenges)
             ):
                 # RFC 9449 9: the resource wants its nonce in the proof; once per token
@@ -455,8 +480,12 @@ class OAuthClientProvider(AuthBase):
             return []
         try:
             return parse_www_authenticate(values)
-        except DiscoveryError as exc:
-            logger.warning("ignoring a malformed WWW-Authenticate header: %s", exc)
+        except DiscoveryError as exc:  # quoting the header: what the request carried is cut out
+            sent = header_secrets(response.request.headers)
+            logger.warning(
+                "ignoring a malformed WWW-Authenticate header: %s",
+                clean_text(str(exc), secrets=sent),
+            )
             return []
 
     # -- sync driver -----------------------------------------------------------------------
@@ -704,6 +733,12 @@ def _on_portal(coroutine: Coroutine[Any, Any, _T]) -> _T:
     from ._portal import run_sync
 
     return run_sync(coroutine)
+
+
+def _path_of(raw: bytes) -> str:
+    """The path of an httpx or httpx2 URL's ``raw_path``: as it goes on the wire
+    (percent-encoded), without the query."""
+    return raw.partition(b"?")[0].decode("ascii", "replace") or "/"
 
 
 def _resume(steps: Generator[Any, Any, Any], value: Any) -> Any:

@@ -20,18 +20,24 @@ from urllib.parse import quote
 
 from .effects import Effect, HttpRequest, HttpResponse
 from .errors import MCPAuthError, RegistrationError
-from .metadata import clean_text, parse_json_document, require_secure_url
-from .tokens import ClientRegistration, number
+from .metadata import UrlRules
+from .tokens import ClientRegistration
+from .untrusted import parse_json, read_error, server_number
 
 __all__ = [
     "ClientSettings",
     "choose_client",
     "client_auth",
+    "covers_scope",
     "register_dynamically",
     "update_registration",
 ]
 
 logger = logging.getLogger("mcp_client_auth.registration")
+
+MAX_SECRET_EXPIRY = 253402300799.0  # 9999-12-31T23:59:59Z: later expiries are kept as this
+# a registration refused for its scope (RFC 7591 3.2.2); the server may take a narrower one
+SCOPE_REFUSALS = ("invalid_client_metadata", "invalid_scope")
 
 
 @dataclass(frozen=True, repr=False)
@@ -101,10 +107,16 @@ def choose_client(
         and stored.kind == "dynamic"
         and stored.issuer == issuer
         and redirect_uri in stored.redirect_uris
-        and (stored.scope is None or not scope or set(scope.split()) <= set(stored.scope.split()))
+        and covers_scope(stored, scope)
     ):
         return stored
     return None
+
+
+def covers_scope(client: ClientRegistration, scope: str | None) -> bool:
+    """Whether ``client`` was registered for every scope of ``scope`` (or for no scope in
+    particular)."""
+    return client.scope is None or not scope or set(scope.split()) <= set(client.scope.split())
 
 
 def _document(
@@ -138,10 +150,19 @@ def register_dynamically(
     server_metadata: Mapping[str, Any],
     redirect_uri: str | None,
     scope: str | None,
+    rules: UrlRules,
     protocol_version: str | None = None,
     grant_types: list[str] | None = None,
+    narrow_scope: str | None = None,
 ) -> Generator[Effect, Any, ClientRegistration]:
-    """RFC 7591 registration as a public native client (PKCE, no secret requested)."""
+    """RFC 7591 registration as a public native client (PKCE, no secret requested).
+
+    ``narrow_scope``: the least this client needs, where ``scope`` asks for more (everything
+    the server advertises). A server that refuses a registration for its scope
+    (``invalid_client_metadata`` or ``invalid_scope``) is asked again for ``narrow_scope``, then
+    for no scope at all, which RFC 7591 leaves to the server's default (oidc-provider, as it
+    comes, registers only the scopes of its own configuration, never a resource's).
+    """
     endpoint = server_metadata.get("registration_endpoint")
     if not endpoint:
         hint = (
@@ -153,22 +174,41 @@ def register_dynamically(
             f"the authorization server {issuer} offers no dynamic client registration{hint}; "
             "register a client there and pass client_id= (and client_secret=)"
         )
-    require_secure_url(endpoint, what="the registration endpoint")
-    document = _document(settings, redirect_uri=redirect_uri, scope=scope, grant_types=grant_types)
-    response: HttpResponse = yield HttpRequest.post_json(
-        endpoint, document, what="client registration", error=RegistrationError
-    )
+    rules.check(endpoint, what="the registration endpoint")
+    attempts = [scope or None]
+    if narrow_scope is not None:
+        attempts += [narrow_scope or None, None]
+    attempts = list(dict.fromkeys(attempts))
+    for index, asked in enumerate(attempts):
+        document = _document(
+            settings, redirect_uri=redirect_uri, scope=asked, grant_types=grant_types
+        )
+        response: HttpResponse = yield HttpRequest.post_json(
+            endpoint, document, what="client registration", error=RegistrationError
+        )
+        if index == len(attempts) - 1 or not (
+            response.status_code == 400 and read_error(response).error in SCOPE_REFUSALS
+        ):
+            break
+        logger.info(
+            "%s refused to register a client for the scope %r%s; trying %r",
+            issuer,
+            asked,
+            read_error(response).detail,
+            attempts[index + 1],
+        )
     if response.status_code not in (200, 201):
-        detail = _error_detail(response)
-        raise RegistrationError(
+        answer = read_error(response)
+        raise answer.as_error(
+            RegistrationError,
             f"the authorization server {issuer} refused to register this client "
-            f"(HTTP {response.status_code}{detail})"
+            f"(HTTP {response.status_code}{answer.detail})",
         )
     return _registration(response, endpoint, document, issuer=issuer)
 
 
 def update_registration(
-    settings: ClientSettings, stored: ClientRegistration, *, scope: str
+    settings: ClientSettings, stored: ClientRegistration, *, scope: str, rules: UrlRules
 ) -> Generator[Effect, Any, ClientRegistration | None]:
     """RFC 7592: widen a dynamic client's registered ``scope``, keeping its client_id.
 
@@ -180,7 +220,7 @@ def update_registration(
     if not uri or not token:
         return None
     try:
-        require_secure_url(uri, what="the registration_client_uri")
+        rules.check(uri, what="the registration_client_uri")
     except MCPAuthError:
         return None
     document = _document(
@@ -210,7 +250,7 @@ def update_registration(
             "the registration update at %s failed (HTTP %s%s); registering a new client",
             uri,
             response.status_code,
-            _error_detail(response),
+            read_error(response).detail,
         )
         return None
     try:
@@ -231,10 +271,9 @@ def update_registration(
 def _registration(
     response: HttpResponse, endpoint: str, document: Mapping[str, Any], *, issuer: str
 ) -> ClientRegistration:
-    try:
-        answer = parse_json_document(response.body, what="registration response", url=endpoint)
-    except Exception as exc:
-        raise RegistrationError(str(exc)) from None
+    answer = parse_json(
+        response.body, what="registration response", url=endpoint, error=RegistrationError
+    )
     client_id = answer.get("client_id")
     if not isinstance(client_id, str) or not client_id:
         raise RegistrationError(f"the registration response from {endpoint} has no client_id")
@@ -247,14 +286,20 @@ def _registration(
         tuple(u for u in uris if isinstance(u, str)) if isinstance(uris, list) else ()
     ) or tuple(document.get("redirect_uris") or ())
     expires = answer.get("client_secret_expires_at")
-    expires_at = number(expires) if isinstance(expires, (int, float)) else None
-    if expires_at == float("inf"):
-        raise RegistrationError(
-            f"the registration response from {endpoint} has a client_secret_expires_at too "
-            "large to be a number"
+    expires_at: float | None = None
+    if expires is not None:  # seconds since 1970; 0: the secret does not expire (RFC 7591)
+        expires_at = (
+            server_number(
+                expires,
+                name="client_secret_expires_at",
+                low=0,
+                high=MAX_SECRET_EXPIRY,
+                cap=True,
+                what=f"the registration response from {endpoint}",
+                error=RegistrationError,
+            )
+            or None
         )
-    if expires_at is not None and not expires_at > 0:
-        expires_at = None
     rat = answer.get("registration_access_token")
     rcu = answer.get("registration_client_uri")
     registered_scope = answer.get("scope")
@@ -278,21 +323,12 @@ def _registration(
     )
 
 
-def _error_detail(response: HttpResponse) -> str:
-    try:
-        answer = parse_json_document(response.body, what="error response", url=response.url)
-    except Exception:
-        return ""
-    error = answer.get("error")
-    description = answer.get("error_description")
-    parts = [clean_text(p, 300) for p in (error, description) if isinstance(p, str) and p]
-    parts = [p for p in parts if p]
-    return (": " + ": ".join(parts)[:300]) if parts else ""
-
-
 def client_auth(client: ClientRegistration) -> tuple[dict[str, str], dict[str, str]]:
-    """Form fields and headers that authenticate ``client`` at the token endpoint."""
+    """Form fields and headers that authenticate ``client`` at the token endpoint (nothing
+    for a client without a client_id: no empty ``client_id=`` is sent)."""
     method = client.token_endpoint_auth_method
+    if not client.client_id:
+        return {}, {}
     if client.client_secret and method == "client_secret_basic":
         user = quote(client.client_id, safe="")
         password = quote(client.client_secret, safe="")

@@ -22,7 +22,6 @@ library of the request being authorized.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,8 @@ from urllib.parse import quote
 
 from .effects import Effect, GetSubjectToken, HttpRequest, HttpResponse
 from .errors import ConfigurationError, TokenError
-from .metadata import require_secure_url
+from .metadata import require_secure_setting
+from .untrusted import answer_text, parse_json, read_error
 
 __all__ = [
     "ID_JAG_TOKEN_TYPE",
@@ -54,7 +54,9 @@ class IdJagExchange:
     a current one; it is asked for at every exchange, so it can refresh it. ``client_id`` and
     ``client_secret`` are this application's client at the IdP (``client_secret_basic``, or
     ``client_secret_post`` with ``auth_method="client_secret_post"``; without a secret the
-    client_id goes in the form).
+    client_id goes in the form). ``token_endpoint`` must be https (or on loopback);
+    ``allow_insecure_http`` (or ``MCP_CLIENT_AUTH_INSECURE_HTTP=1``) allows plain http there,
+    for development only.
     """
 
     token_endpoint: str
@@ -63,9 +65,14 @@ class IdJagExchange:
     client_secret: str | None = None
     auth_method: str = "client_secret_basic"
     subject_token_type: str = ID_TOKEN_TYPE
+    allow_insecure_http: bool = False
 
     def __post_init__(self) -> None:
-        require_secure_url(self.token_endpoint, what="the identity provider's token endpoint")
+        require_secure_setting(
+            self.token_endpoint,
+            what="the identity provider's token endpoint",
+            allow_insecure_http=self.allow_insecure_http,
+        )
         if not self.client_id:
             raise ConfigurationError("IdJagExchange needs the client_id registered at the IdP")
         if self.auth_method not in ("client_secret_basic", "client_secret_post"):
@@ -113,32 +120,24 @@ class IdJagExchange:
 
 
 def _id_jag(response: HttpResponse) -> str:
-    try:
-        answer = json.loads(response.body[: 1024 * 1024])
-    except (ValueError, UnicodeDecodeError):
-        answer = None
     if response.status_code != 200:
-        error = answer.get("error") if isinstance(answer, dict) else None
-        description = answer.get("error_description") if isinstance(answer, dict) else None
-        error = error[:100] if isinstance(error, str) else None
-        description = description[:300] if isinstance(description, str) else None
-        detail = (f": {error}" if error else "") + (f" ({description})" if description else "")
-        raise TokenError(
+        answer = read_error(response)
+        raise answer.as_error(
+            TokenError,
             f"the identity provider refused the ID-JAG token exchange at {response.url} "
-            f"(HTTP {response.status_code}{detail}); the user may need to sign in to it again",
-            error=error,
-            description=description,
-            status_code=response.status_code,
+            f"(HTTP {response.status_code}{answer.detail}); the user may need to sign in to it "
+            "again",
         )
-    if not isinstance(answer, dict):
-        raise TokenError(f"the token exchange response from {response.url} is not a JSON object")
-    token = answer.get("access_token")
+    document = parse_json(
+        response.body, what="token exchange response", url=response.url, error=TokenError
+    )
+    token = document.get("access_token")
     if not isinstance(token, str) or not token:
         raise TokenError(f"the token exchange response from {response.url} has no access_token")
-    issued = answer.get("issued_token_type")
+    issued = document.get("issued_token_type")
     if issued is not None and issued != ID_JAG_TOKEN_TYPE:
         raise TokenError(
-            f"the identity provider at {response.url} issued a {str(issued)[:100]!r}, "
-            f"not an ID-JAG ({ID_JAG_TOKEN_TYPE})"
+            f"the identity provider at {response.url} issued a "
+            f"{answer_text(response, issued)!r}, not an ID-JAG ({ID_JAG_TOKEN_TYPE})"
         )
     return token

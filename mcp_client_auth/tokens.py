@@ -13,31 +13,13 @@ from functools import cached_property
 from typing import Any
 
 from .dpop import DPoPKey
+from .untrusted import server_number
 
 __all__ = ["ClientRegistration", "ServerRecord", "TokenSet", "token_set_from_response"]
 
 DEFAULT_LEEWAY = 60.0
 # Far enough in the future for any real token; keeps a hostile ``expires_in`` from overflowing.
 MAX_LIFETIME = 366 * 24 * 3600.0
-
-
-def number(value: Any) -> float | None:
-    """A JSON number (or an ASCII-decimal string) as a float; ``None`` if it is not one.
-
-    Never raises: an integer too large for a float (JSON has no limit) becomes ``inf``, which
-    callers cap. ``bool`` is not a number here, and NaN is returned as is for callers to refuse.
-    """
-    if isinstance(value, str):
-        text = value.strip()
-        if not (text and text.isascii() and text.isdecimal()):
-            return None
-        value = int(text) if len(text) <= 400 else math.inf
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
 
 
 def is_header_safe(value: str) -> bool:
@@ -59,10 +41,9 @@ def _opt_float(data: Mapping[str, Any], key: str) -> float | None:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    result = number(value)
-    if result is None or not math.isfinite(result):
-        raise ValueError(f"stored {key} is not a usable number")
-    return result
+    return server_number(
+        value, name=key, low=-math.inf, high=math.inf, what="a stored record", error=ValueError
+    )
 
 
 @dataclass(frozen=True, repr=False)
@@ -148,6 +129,10 @@ class TokenSet:
     __str__ = __repr__
 
 
+#: The kind of a client without a client_id (see :attr:`ClientRegistration.kind`).
+ANONYMOUS = "anonymous"
+
+
 @dataclass(frozen=True, repr=False)
 class ClientRegistration:
     """How this client is known to one authorization server (bound to its issuer)."""
@@ -157,7 +142,9 @@ class ClientRegistration:
     token_endpoint_auth_method: str = "none"
     redirect_uris: tuple[str, ...] = ()
     issuer: str | None = None
-    kind: str = "dynamic"  # "pre-registered" | "metadata-document" | "dynamic"
+    # "pre-registered" | "metadata-document" | "dynamic" | "anonymous" (no client_id: a grant
+    # with no client authentication, the JWT bearer grant's assertion standing alone)
+    kind: str = "dynamic"
     client_secret_expires_at: float | None = None
     registration_access_token: str | None = None
     scope: str | None = None  # the scope registered (RFC 7591); None: not known or not limited
@@ -186,7 +173,8 @@ class ClientRegistration:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClientRegistration:
         client_id = data.get("client_id")
-        if not isinstance(client_id, str) or not client_id:
+        anonymous = data.get("kind") == ANONYMOUS and client_id == ""
+        if not isinstance(client_id, str) or not (client_id or anonymous):
             raise ValueError("stored registration has no client_id")
         uris = data.get("redirect_uris") or []
         return cls(
@@ -316,14 +304,15 @@ def token_set_from_response(
     lifetime = answer.get("expires_in")
     expires_at: float | None = None
     if lifetime is not None:
-        seconds = number(lifetime)
-        if seconds is None:
-            raise ValueError("the token response has a non-numeric expires_in")
-        if seconds != seconds or seconds < 0:  # NaN or negative
-            raise ValueError("the token response has a negative expires_in")
-        if math.isinf(seconds) and not isinstance(lifetime, float):  # past 1e308: not "forever"
-            raise ValueError("the token response has an expires_in too large to be a number")
-        expires_at = now + min(seconds, MAX_LIFETIME)
+        expires_at = now + server_number(
+            lifetime,
+            name="expires_in",
+            low=0,
+            high=MAX_LIFETIME,
+            cap=True,
+            what="the token response",
+            error=ValueError,
+        )
     refresh = answer.get("refresh_token")
     if refresh is not None and not isinstance(refresh, str):
         raise ValueError("the token response has a refresh_token that is not a string")

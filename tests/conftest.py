@@ -243,7 +243,8 @@ class RealASLauncher:
         self._started.append(auth_server)
         port_file = workdir / "as.port"
         _wait_for(auth_server, lambda: port_file.exists() and port_file.read_text().strip() != "")
-        issuer = f"http://{LOOPBACK}:{port_file.read_text().strip()}"
+        port = port_file.read_text().strip()
+        issuer = f"http://{LOOPBACK}:{port}{knobs.get('ISSUER_PATH', '')}"
 
         rs_env = {**env, "RS_HOST": LOOPBACK, "RS_PORT": str(rs_port), "AS_ISSUER": issuer}
         rs_env["RS_FD"] = str(rs_socket.fileno())

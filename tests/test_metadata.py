@@ -13,6 +13,7 @@ from mcp_client_auth.metadata import (
     MAX_CHALLENGE_HEADER_BYTES,
     MAX_DOCUMENT_BYTES,
     Challenge,
+    UrlRules,
     authorization_server_metadata_urls,
     canonical_resource_url,
     fallback_server_metadata,
@@ -800,11 +801,13 @@ def test_validate_resource_metadata_insecure_authorization_server(server: str) -
 
 
 def test_validate_resource_metadata_loopback_http_authorization_server() -> None:
-    out = validate_resource_metadata(
-        prm(authorization_servers=["http://localhost:9000", "http://127.0.0.1:9001/t"]),
-        url=PRM_URL,
-    )
+    """Accepted for a resource on loopback (as the caller's rules say); a remote resource may
+    not name a server on this machine."""
+    doc = prm(authorization_servers=["http://localhost:9000", "http://127.0.0.1:9001/t"])
+    out = validate_resource_metadata(doc, url=PRM_URL, rules=UrlRules(loopback_allowed=True))
     assert out["authorization_servers"] == ["http://localhost:9000", "http://127.0.0.1:9001/t"]
+    with pytest.raises(DiscoveryError, match="points at this machine"):
+        validate_resource_metadata(doc, url=PRM_URL)
 
 
 @pytest.mark.parametrize("doc", [[], "x", None, 5])
@@ -963,7 +966,10 @@ def test_validate_server_metadata_loopback_http_accepted() -> None:
         "token_endpoint": "http://localhost:9000/token",
         "registration_endpoint": "http://[::1]:9000/register",
     }
-    assert validate_server_metadata(doc, issuer=issuer, url=f"{issuer}/.well-known/x") == doc
+    local = UrlRules(loopback_allowed=True)  # the rules of a resource on loopback
+    assert validate_server_metadata(doc, issuer=issuer, url=f"{issuer}/x", rules=local) == doc
+    with pytest.raises(DiscoveryError, match="points at this machine"):
+        validate_server_metadata(doc, issuer=issuer, url=f"{issuer}/.well-known/x")
 
 
 @pytest.mark.parametrize("doc", [[], "x", None, 5, True])

@@ -20,6 +20,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from ..errors import AuthorizationError
+from ..untrusted import visible_url
 from .base import Login, LoginSession
 from .terminal import (
     StatusLine,
@@ -82,9 +83,9 @@ class DeviceLogin(Login):
         expires_in: float | None = None,
     ) -> None:
         """Tell the user where to go and what to enter (RFC 8628 3.3)."""
-        uri = clean(verification_uri, 500)
+        uri = visible_url(verification_uri)
         code = clean(user_code, 64)
-        complete = clean(verification_uri_complete, 1000) if verification_uri_complete else None
+        complete = visible_url(verification_uri_complete) if verification_uri_complete else None
         lines = ["", "To sign in, use a browser on any device (your phone works too)."]
         if complete:
             lines += [

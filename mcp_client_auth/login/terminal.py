@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import sys
 import threading
 import time
 import webbrowser
 from collections.abc import Callable
 from typing import TextIO, TypeVar
+
+from ..untrusted import clean_text
 
 __all__ = [
     "StatusLine",
@@ -38,8 +39,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
 
 def is_terminal(stream: object) -> bool:
     """Whether ``stream`` is an interactive terminal (False for anything that cannot say)."""
@@ -53,9 +52,10 @@ def is_terminal(stream: object) -> bool:
 
 
 def clean(text: str, limit: int = 300) -> str:
-    """``text`` from a server, safe to print: no control or bidi characters, bounded length."""
-    text = _CONTROL.sub(" ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` from a server, safe to print: the library's one rule
+    (:func:`~mcp_client_auth.untrusted.clean_text`), control, bidi and invisible characters
+    shown as escapes, bounded length."""
+    return clean_text(text, limit)
 
 
 def format_remaining(seconds: float) -> str:

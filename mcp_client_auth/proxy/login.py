@@ -9,16 +9,14 @@ loopback, with nothing in it a shell or an opener could read as anything else.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from urllib.parse import urlsplit
 
 from ..login.browser import BrowserLogin, BrowserLoginSession
 from ..login.terminal import open_system_browser
+from ..metadata import is_loopback_host
 
 logger = logging.getLogger("mcp_client_auth.proxy")
-
-_LOOPBACK_NAMES = ("localhost",)
 
 
 def is_clean_url(url: str, *, allow_http: bool = False) -> bool:
@@ -36,16 +34,7 @@ def is_clean_url(url: str, *, allow_http: bool = False) -> bool:
         return False
     if parts.scheme == "https":
         return True
-    return parts.scheme == "http" and (allow_http or is_loopback(host))
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return parts.scheme == "http" and (allow_http or is_loopback_host(host))
 
 
 def checked_opener(url: str) -> bool:

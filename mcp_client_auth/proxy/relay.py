@@ -3,9 +3,9 @@ happens in between.
 
 Each host message is relayed in its own task, so a long tool call does not hold up the next
 request; the handshake (``initialize``, ``notifications/initialized``) is relayed before the
-next line is read, because everything after it needs the session it opens. A failure becomes a JSON-RPC error for each request of the
-message still waiting (a notification's failure is only logged: it has no id to answer), and
-the proxy goes on with the next line.
+next line is read, because everything after it needs the session it opens. A failure becomes a
+JSON-RPC error for each request of the message still waiting (a notification's failure is only
+logged: it has no id to answer), and the proxy goes on with the next line.
 """
 
 from __future__ import annotations

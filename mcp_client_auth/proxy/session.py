@@ -4,7 +4,6 @@ client, the relay."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import shlex
 import sys
@@ -15,12 +14,12 @@ from typing import Any, BinaryIO
 import httpx
 
 from .. import OAuthClientProvider, TokenStore
-from ..errors import ConfigurationError
+from ..metadata import secure_resource_url
 from . import jsonrpc
 from .connect import Connector, TransportChoice
 from .errors import RelayError
 from .headers import parse_header_option
-from .login import ProxyLogin, checked_opener, is_clean_url
+from .login import ProxyLogin, checked_opener
 from .pending import Pending
 from .relay import Relay
 from .stdio import HostOutput, host_lines
@@ -66,18 +65,12 @@ def check_options(options: ProxyOptions) -> None:
 
 
 def _check_url(options: ProxyOptions) -> None:
-    if not is_clean_url(options.url, allow_http=options.allow_http):
-        raise ConfigurationError(
-            f"{options.url!r} is not an https URL (plain http is allowed on loopback only; "
-            "--allow-http permits it elsewhere, for development servers)"
-        )
+    secure_resource_url(options.url, allow_insecure_http=options.allow_http)
 
 
 def make_provider(options: ProxyOptions) -> OAuthClientProvider:
     """The provider over the default encrypted store, signing in through the browser."""
     keywords: dict[str, Any] = dict(options.extra)
-    if options.allow_http and "allow_http" in inspect.signature(OAuthClientProvider).parameters:
-        keywords["allow_http"] = True  # the provider's own plain-http opt-in, where it has one
     return OAuthClientProvider(
         options.url,
         scopes=list(options.scopes) if options.scopes else None,
@@ -88,6 +81,7 @@ def make_provider(options: ProxyOptions) -> OAuthClientProvider:
         store=TokenStore.default(options.store),
         login=ProxyLogin(port=options.port, opener=checked_opener, output=sys.stderr),
         timeout=options.login_timeout,
+        allow_insecure_http=options.allow_http,
         **keywords,
     )
 

@@ -194,6 +194,13 @@ class TokenStore:
 
     @property
     def kv(self) -> AsyncKeyValue:
+        """The py-key-value-aio store underneath, for another OAuth client to keep its tokens in.
+
+        FastMCP's ``OAuth(url, token_storage=TokenStore.default().kv)`` gets encrypted files
+        under hashed names, the key in the system keyring; ``TokenStore.redis(...).kv`` gets
+        the same in Redis. Whatever it writes stays in its own collections, apart from this
+        store's records. It is the store itself, not a copy: ``rotate()`` where it has one.
+        """
         return self._kv
 
     @property
@@ -270,8 +277,18 @@ class TokenStore:
             return None
 
     async def put(self, record: ServerRecord) -> None:
+        """Store ``record``; one that would not read back is refused, never written: every
+        reader would set it aside (keeping the live tokens in it) and log in again."""
+        data = record.to_dict()
+        try:
+            ServerRecord.from_dict(data)
+        except (ValueError, TypeError) as exc:
+            raise StorageError(
+                f"refusing to store a record for {record.resource} that could not be read back "
+                f"({exc}); this is a defect of mcp-client-auth, please report it"
+            ) from None
         with self._failing_as("write the token store"):
-            await self._kv.put(record.resource, record.to_dict(), collection=self._collection)
+            await self._kv.put(record.resource, data, collection=self._collection)
 
     async def delete(self, resource: str) -> bool:
         with self._failing_as("remove a record from the token store"):

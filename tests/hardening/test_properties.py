@@ -32,6 +32,7 @@ from mcp_client_auth import (
 )
 from mcp_client_auth.effects import HttpRequest, HttpResponse
 from mcp_client_auth.flow import AuthFlow, FlowSettings
+from mcp_client_auth.metadata import UrlRules
 from mcp_client_auth.registration import ClientSettings, register_dynamically
 from mcp_client_auth.tokens import MAX_LIFETIME
 
@@ -220,6 +221,7 @@ def test_registration_response_raises_only_registration_error(status: int, body:
         server_metadata={"registration_endpoint": f"{ISSUER}/register"},
         redirect_uri=REDIRECT,
         scope=None,
+        rules=UrlRules(),
     )
     request = next(steps)
     assert isinstance(request, HttpRequest)

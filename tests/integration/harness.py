@@ -19,8 +19,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,8 @@ def _start_stack(
         **knobs,
     }
     auth_server = _start_auth_server(workdir, settings, "as")
-    issuer = f"http://{LOOPBACK}:{(workdir / 'as.port').read_text().strip()}"
+    port = (workdir / "as.port").read_text().strip()
+    issuer = f"http://{LOOPBACK}:{port}{settings.get('ISSUER_PATH', '')}"
     try:
         mcp_server = _start_mcp_server(workdir, issuer, mcp_socket, server_args, "mcp")
         stack = Stack(issuer, url, auth_server, mcp_server, workdir, settings)
@@ -329,8 +331,53 @@ def call(
     }
 
 
-class Driver:
-    """A driver process: started now, let go (``go``) and read (``result``) later."""
+class DriverProcess:
+    """A driver process (a test's client in a process of its own), started now; let go
+    (``go``, which ends a ``wait_for_go`` step) and read (``output``) later."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str], name: str) -> None:
+        self.name = name
+        self.process = subprocess.Popen(
+            list(argv),
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def go(self) -> None:
+        """End a ``wait_for_go`` step."""
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def output(self, timeout: float = 150.0) -> tuple[dict[str, Any], str]:
+        """The JSON line the driver printed last, and its standard error."""
+        try:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            stdout, stderr = self.process.communicate()
+            raise AssertionError(
+                f"the {self.name} driver took over {timeout} s:\n{stdout}\n{stderr}"
+            ) from None
+        if self.process.returncode != 0 or not stdout.strip():
+            raise AssertionError(
+                f"the {self.name} driver failed (exit {self.process.returncode}):\n"
+                f"{stdout}\n{stderr}"
+            )
+        return json.loads(stdout.strip().splitlines()[-1]), stderr
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+class Driver(DriverProcess):
+    """A driver process of ``mcp_client_driver.py``."""
 
     def __init__(
         self,
@@ -351,37 +398,10 @@ class Driver:
         if client_id is not None:
             argv += ["--client-id", client_id]
         self.client = client
-        self.process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=driver_env(key),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def go(self) -> None:
-        """End a ``wait_for_go`` step."""
-        assert self.process.stdin is not None
-        self.process.stdin.write("go\n")
-        self.process.stdin.flush()
+        super().__init__(argv, driver_env(key), client)
 
     def result(self, timeout: float = 150.0) -> Drive:
-        try:
-            stdout, stderr = self.process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            stdout, stderr = self.process.communicate()
-            raise AssertionError(
-                f"the {self.client} driver took over {timeout} s:\n{stdout}\n{stderr}"
-            ) from None
-        if self.process.returncode != 0 or not stdout.strip():
-            raise AssertionError(
-                f"the {self.client} driver failed (exit {self.process.returncode}):\n"
-                f"{stdout}\n{stderr}"
-            )
-        data = json.loads(stdout.strip().splitlines()[-1])
+        data, stderr = self.output(timeout)
         return Drive(
             client=self.client,
             steps={n: Run.parse(self.client, n, r, stderr) for n, r in data["steps"].items()},
@@ -389,11 +409,6 @@ class Driver:
             error=data.get("error"),
             stderr=stderr,
         )
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
 
 
 def drive(
@@ -414,6 +429,16 @@ def drive(
         python, client, url, stores, plan, key=key, leeway=leeway, client_id=client_id, dpop=dpop
     )
     return driver.result(timeout)
+
+
+def side_by_side(*runs: Callable[[], None]) -> None:
+    """Run each function in a thread of its own and wait for all: journeys that each wait
+    for a token to expire pay that wait once."""
+    threads = [threading.Thread(target=run) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def wait_until(deadline: float) -> None:

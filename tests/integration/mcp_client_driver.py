@@ -18,7 +18,8 @@ the error that stopped the plan, if one did. Steps:
 - ``{"wait_for_expiry": [S, ...], "longest": SECONDS}``: sleep until the stored access tokens
   count as expired for the provider (its leeway).
 
-CLIENT: ``mcp2`` (mcp 2.x ``Client`` over ``streamable_http_client`` on ``httpx2.AsyncClient``),
+CLIENT: ``mcp2`` (mcp 2.x ``Client`` over ``streamable_http_client`` on ``httpx2.AsyncClient``;
+``mcp2-legacy``: the same with ``mode="legacy"``, the initialize handshake and a session),
 ``fastmcp`` (``fastmcp.Client(url, auth=...)``), ``mcp1`` (mcp 1.x ``streamablehttp_client``;
 run it with the mcp 1.x environment's python), or ``httpx-sync``, ``httpx-async``,
 ``httpx2-sync``, ``httpx2-async`` (MCP JSON-RPC by hand over the plain client).
@@ -48,6 +49,8 @@ from mcp_client_auth import MCPAuthError, OAuthClientProvider, TokenStore
 from mcp_client_auth.metadata import canonical_resource_url
 
 CLIENTS = ("mcp2", "fastmcp", "mcp1", "httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async")
+# more clients a test may name: mcp 2.x in legacy mode (the initialize handshake, a session)
+MORE_CLIENTS = ("mcp2-legacy",)
 PROTOCOL_VERSION = "2025-06-18"  # for the hand-made JSON-RPC: a handshake-era version
 ACCEPT = {"accept": "application/json, text/event-stream"}
 
@@ -118,7 +121,9 @@ def _text(content: Any) -> str:
     return "".join(str(getattr(c, "text", "")) for c in content)
 
 
-async def run_mcp2(url: str, auth: OAuthClientProvider, tools: Tools) -> list[Any]:
+async def run_mcp2(
+    url: str, auth: OAuthClientProvider, tools: Tools, mode: str = "auto"
+) -> list[Any]:
     import httpx2
     from mcp.client.client import Client
     from mcp.client.streamable_http import streamable_http_client
@@ -126,7 +131,7 @@ async def run_mcp2(url: str, auth: OAuthClientProvider, tools: Tools) -> list[An
     results = []
     async with (
         httpx2.AsyncClient(auth=auth) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
     ):
         for name, args in tools:
             result = await client.call_tool(name, args)
@@ -240,6 +245,7 @@ def run(client: str, url: str, auth: OAuthClientProvider, tools: Tools) -> list[
         return run_plain_sync(module, url, auth, tools)
     runners: dict[str, Callable[[], Any]] = {
         "mcp2": lambda: run_mcp2(url, auth, tools),
+        "mcp2-legacy": lambda: run_mcp2(url, auth, tools, mode="legacy"),
         "fastmcp": lambda: run_fastmcp(url, auth, tools),
         "mcp1": lambda: run_mcp1(url, auth, tools),
         "httpx-async": lambda: run_plain_async(httpx, url, auth, tools),
@@ -350,6 +356,7 @@ def wait_for_expiry(args: argparse.Namespace, stores: list[str], longest: float)
 
 PRELOAD = {
     "mcp2": ("httpx2", "mcp.client.client", "mcp.client.streamable_http"),
+    "mcp2-legacy": ("httpx2", "mcp.client.client", "mcp.client.streamable_http"),
     "fastmcp": ("fastmcp",),
     "mcp1": ("mcp", "mcp.client.streamable_http"),
     "httpx2-sync": ("httpx2",),
@@ -365,7 +372,7 @@ def wait_for_go(client: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("client", choices=CLIENTS)
+    parser.add_argument("client", choices=CLIENTS + MORE_CLIENTS)
     parser.add_argument("url")
     parser.add_argument("--stores", type=Path, required=True, help="a folder of token stores")
     parser.add_argument("--plan", required=True, help="the steps, as JSON: see the tests")

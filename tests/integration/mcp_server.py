@@ -117,9 +117,15 @@ class JWKSVerifier(TokenVerifier):
 
 
 def build_server(
-    *, resource: str, issuer: str, announce: bool = False
-) -> tuple[MCPServer, JWKSVerifier]:
-    verifier = JWKSVerifier(issuer=issuer, resource=resource)
+    *,
+    resource: str,
+    issuer: str,
+    verifier: TokenVerifier | None = None,
+    announce: bool = False,
+) -> tuple[MCPServer, TokenVerifier]:
+    """The server and its token verifier: ``verifier``, else oidc-provider's JWTs by JWKS.
+    ``announce``: also the ``announce`` tool (a message on the connection's own stream)."""
+    verifier = verifier or JWKSVerifier(issuer=issuer, resource=resource)
     server = MCPServer(
         name="mcp-client-auth integration server",
         token_verifier=verifier,
@@ -134,6 +140,23 @@ def build_server(
         ),
         log_level="WARNING",
     )
+
+    add_tools(server)
+    if announce:
+
+        @server.tool(name="announce")
+        async def announce_change(ctx: Context) -> str:
+            """Tell the client, on the connection's own stream (the GET stream over
+            streamable HTTP), that the tool list changed: a message no request asked for."""
+            await ctx.session.send_tool_list_changed()
+            return "announced"
+
+    return server, verifier
+
+
+def add_tools(server: MCPServer) -> None:
+    """The tools every test server offers: ``echo``, ``whoami``, and ``save_note``, which
+    needs ``mcp:write`` (the step-up)."""
 
     @server.tool()
     def echo(text: str) -> str:
@@ -155,34 +178,28 @@ def build_server(
             raise PermissionError(f"save_note needs the {WRITE_SCOPE} scope")
         return f"saved: {text}"
 
-    if announce:
-
-        @server.tool(name="announce")
-        async def announce_change(ctx: Context) -> str:
-            """Tell the client, on the connection's own stream (the GET stream over
-            streamable HTTP), that the tool list changed: a message no request asked for."""
-            await ctx.session.send_tool_list_changed()
-            return "announced"
-
-    return server, verifier
-
 
 def build_app(
     *,
     resource: str,
     issuer: str,
     log_requests: bool = False,
+    verifier: TokenVerifier | None = None,
     stateless: bool = False,
-    json_response: bool = False,
+    json_response: bool | None = None,
     announce: bool = False,
 ) -> ASGIApp:
-    server, verifier = build_server(resource=resource, issuer=issuer, announce=announce)
+    """``stateless``: every POST stands alone (no session, no GET stream); ``json_response``:
+    answers in JSON, not SSE (default: as ``stateless``)."""
+    server, verifier = build_server(
+        resource=resource, issuer=issuer, verifier=verifier, announce=announce
+    )
     path = AnyHttpUrl(resource).path or "/"
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=path,
         host=HOST,
         stateless_http=stateless,
-        json_response=json_response,
+        json_response=stateless if json_response is None else json_response,
     )
     app = StepUpGate(
         app,

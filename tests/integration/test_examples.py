@@ -15,7 +15,6 @@ compares), so an example cannot rot unnoticed.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 from .conftest import StartStack
 from .harness import ROOT, Stack, start_stack, wait_until
@@ -42,6 +43,8 @@ CLIENTS = [
     "httpx_async_client",
     "httpx2_client",
     "httpx2_async_client",
+    "fastmcp_own_oauth",
+    "mcp_sdk_own_provider",
 ]
 # The examples written by hand against the MCP protocol (no SDK): they print the server's name
 # and its tools.
@@ -56,14 +59,14 @@ RUNS: dict[str, str] = {
     "quickstart": ELSEWHERE,
 }
 
-BROWSER = """\
-import http.cookiejar, os, sys, urllib.request
-with open(os.environ["FAKE_BROWSER_LOG"], "a") as log:
-    log.write(sys.argv[1] + "\\n")
-jar = urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-browser = urllib.request.build_opener(urllib.request.ProxyHandler({}), jar)
-browser.open(sys.argv[1], timeout=30).read()  # redirects end at the loopback listener
-"""
+# The "browser" (``$BROWSER``): returns at once, as a browser's launcher does, and follows the
+# authorization server's redirects back to the example's loopback listener in the background.
+FAKE_BROWSER = Path(__file__).with_name("fake_browser.py")
+
+
+def redirect_port_args(example: str) -> list[str]:
+    """The mcp SDK's own provider needs a fixed redirect port: a free one here."""
+    return ["--port", str(free_port())] if example == "mcp_sdk_own_provider" else []
 
 
 @dataclass
@@ -100,12 +103,11 @@ class Runner:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.browser_log = folder / "browser.log"
-        (folder / "browser.py").write_text(BROWSER)
         self.env = {
             **os.environ,
             "MCP_CLIENT_AUTH_HOME": str(folder / "home"),
             "MCP_CLIENT_AUTH_KEY": key,
-            "BROWSER": f"{sys.executable} {folder / 'browser.py'} %s",
+            "BROWSER": f"{sys.executable} {FAKE_BROWSER} %s",
             "FAKE_BROWSER_LOG": str(self.browser_log),
             "PYTHONPATH": str(ROOT),  # this checkout's mcp_client_auth, whatever pip installed
         }
@@ -152,17 +154,18 @@ def test_example_logs_in_once_then_reuses_the_tokens(
 ) -> None:
     runner = Runner(tmp_path, store_key)
     python = mcp_v1 if example == "mcp_v1_client" else sys.executable
+    port = redirect_port_args(example)  # the same in both runs, as a user's would be
     if example in HAND_WRITTEN:
         assert runner.run(python, example, stack.url).splitlines() == [
             "server: mcp-client-auth integration server",
             "tools: echo, whoami, save_note",
         ]
     else:
-        out = runner.run(python, example, stack.url, "echo", json.dumps({"text": "hello"}))
+        out = runner.run(python, example, stack.url, "echo", '{"text": "hello"}', *port)
         assert out == "hello\n"
     assert runner.logins() == 1
 
-    again = runner.run(python, example, stack.url)  # a new process: the stored tokens
+    again = runner.run(python, example, stack.url, *port)  # a new process: the stored tokens
     assert "echo" in again
     assert runner.logins() == 1
 

@@ -26,9 +26,9 @@ once.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,7 +38,17 @@ from typing import Any
 import pytest
 
 from .conftest import StartStack
-from .harness import Drive, Driver, Run, Stack, call, drive, start_stack, wait_until
+from .harness import (
+    Drive,
+    Driver,
+    Run,
+    Stack,
+    call,
+    drive,
+    side_by_side,
+    start_stack,
+    wait_until,
+)
 from .mcp_client_driver import CLIENTS
 from .mcp_server import WRITE_SCOPE
 
@@ -116,17 +126,14 @@ def journeys(
     stack: Stack, mcp_v1: str, store_key: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Journey]:
     found = {c: Journey(c, tmp_path_factory.mktemp(f"stores-{c}")) for c in CLIENTS}
-    threads = [
-        threading.Thread(
-            target=walk,
-            args=(j, stack, mcp_v1 if j.client == "mcp1" else sys.executable, store_key),
+    side_by_side(
+        *(
+            functools.partial(
+                walk, j, stack, mcp_v1 if j.client == "mcp1" else sys.executable, store_key
+            )
+            for j in found.values()
         )
-        for j in found.values()
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    )
     return found
 
 

@@ -77,5 +77,5 @@ def test_terminal_helpers() -> None:
     assert describe_duration(300) == "5 min"
     assert describe_duration(90) == "1 min 30 s"
     assert describe_duration(0.5) == "0.5 s"
-    assert clean("a\x1b[31mb\nc\u202ed") == "a [31mb c d"
+    assert clean("a\x1b[31mb\nc\u202ed") == "a\\x1b[31mb\\x0ac\\u202ed"
     assert clean("x" * 500, 10) == "x" * 9 + "…"

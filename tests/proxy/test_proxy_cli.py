@@ -13,7 +13,7 @@ from tests.cli.conftest import console_script
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["ftp://x.example/mcp"], "not an https URL"),
+        (["ftp://x.example/mcp"], "https://"),
         (["http://x.example/mcp"], "--allow-http"),
         (["https://x.example/mcp", "--header", "no-colon"], "NAME:VALUE"),
         (["https://x.example/mcp", "--header", "X-A:$PROXY_TEST_UNSET"], "PROXY_TEST_UNSET"),

@@ -34,7 +34,19 @@
 //   REVOCATION          1 = RFC 7009 revocation at /token/revocation (default 1)
 //   CLIENT_CREDENTIALS  1 = the client_credentials grant (default 1)
 //   REGISTRATION        1 = open RFC 7591 dynamic registration at /reg (default 1)
+//   REGISTRATION_MANAGEMENT 1 = RFC 7592 read/update/delete of a registered client (default:
+//                       as REGISTRATION; 0 is oidc-provider's own default)
+//   ISSUER_PATH         a path for the issuer, e.g. /oidc (default none): the issuer becomes
+//                       http://HOST:PORT/oidc and every endpoint is served under that path, as
+//                       an oidc-provider mounted in a larger application is; its metadata is
+//                       then at /oidc/.well-known/openid-configuration (and
+//                       /oidc/.well-known/oauth-authorization-server), none at the root
 //   EXTRA_CLIENTS       JSON array of pre-registered client metadata (default [])
+//   OIDC_DEFAULTS       1 = oidc-provider's own defaults where the settings above depart from them
+//                       (default 0): a refresh token only for `offline_access` granted with
+//                       prompt=consent (OpenID Connect Core 1.0 section 11), tokens that end with
+//                       the session unless `offline_access` was granted, no RFC 7592 registration
+//                       management. ALWAYS_ISSUE_RT is then ignored.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -59,6 +71,11 @@ const RS_CLIENT_ID = env.RS_CLIENT_ID || 'mcp-rs';
 const RS_CLIENT_SECRET = env.RS_CLIENT_SECRET || 'mcp-rs-secret';
 const flag = (name, dflt) => (env[name] ?? dflt) === '1';
 const EXTRA_CLIENTS = JSON.parse(env.EXTRA_CLIENTS || '[]');
+const OIDC_DEFAULTS = env.OIDC_DEFAULTS === '1';
+const ISSUER_PATH = (env.ISSUER_PATH || '').replace(/\/+$/, '');
+if (ISSUER_PATH && !/^\/[A-Za-z0-9._~/-]+$/.test(ISSUER_PATH)) {
+  throw new Error(`ISSUER_PATH must be a path such as /oidc, not ${ISSUER_PATH}`);
+}
 
 // Fresh RS256 signing key per process (avoids the built-in dev keys warning).
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -91,7 +108,10 @@ const configuration = {
   features: {
     devInteractions: { enabled: MODE === 'dev' },
     registration: { enabled: flag('REGISTRATION', '1'), initialAccessToken: false }, // open RFC 7591 DCR
-    registrationManagement: { enabled: flag('REGISTRATION', '1') }, // RFC 7592 read/update/delete
+    // RFC 7592 read/update/delete (oidc-provider's own default: off)
+    registrationManagement: {
+      enabled: flag('REGISTRATION_MANAGEMENT', env.REGISTRATION ?? '1') && !OIDC_DEFAULTS,
+    },
     introspection: { enabled: true },
     revocation: { enabled: flag('REVOCATION', '1') },
     clientCredentials: { enabled: flag('CLIENT_CREDENTIALS', '1') },
@@ -131,12 +151,14 @@ const configuration = {
       },
     },
   },
-  async issueRefreshToken(ctx, client, code) {
-    if (!client.grantTypeAllowed('refresh_token')) return false;
-    return ALWAYS_ISSUE_RT || code.scopes.has('offline_access');
-  },
+  ...(OIDC_DEFAULTS ? {} : {
+    async issueRefreshToken(ctx, client, code) {
+      if (!client.grantTypeAllowed('refresh_token')) return false;
+      return ALWAYS_ISSUE_RT || code.scopes.has('offline_access');
+    },
+    expiresWithSession: async () => false,
+  }),
   rotateRefreshToken: () => ROTATE_RT,
-  expiresWithSession: async () => false,
   ttl: {
     AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL || AT_TTL,
     AuthorizationCode: 60,
@@ -149,16 +171,18 @@ const configuration = {
   // OAuth 2.1 style: only the authorization code flow.
   responseTypes: ['code'],
   // Only override the interaction URL in auto mode (devInteractions sets its own).
-  ...(MODE === 'auto' ? { interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` } } : {}),
+  ...(MODE === 'auto' ? { interactions: { url: (ctx, interaction) => `${ISSUER_PATH}/interaction/${interaction.uid}` } } : {}),
 };
 
-// Issuer has no path, so RFC 8414 /.well-known/oauth-authorization-server and
-// /.well-known/openid-configuration are both served at the root.
+// Without ISSUER_PATH the issuer has no path, so RFC 8414 /.well-known/oauth-authorization-server
+// and /.well-known/openid-configuration are both served at the root. With it, oidc-provider is
+// mounted below the path (as Express mounts it: req.url without the path, req.originalUrl with
+// it), discovery documents included, and nothing is served outside it.
 let port = PORT;
 const server = http.createServer();
 await new Promise((resolve) => server.listen(PORT, HOST, resolve));
 port = server.address().port;
-const issuer = `http://${HOST}:${port}`;
+const issuer = `http://${HOST}:${port}${ISSUER_PATH}`;
 const provider = new Provider(issuer, configuration);
 
 // The built-in HTML pages (devInteractions, error pages) @import Google Fonts; strip that so a
@@ -220,6 +244,17 @@ async function autoInteraction(req, res) {
 
 const callback = provider.callback();
 server.on('request', (req, res) => {
+  if (ISSUER_PATH) {
+    // mounted under the issuer's path: oidc-provider sees the rest of the URL, and learns the
+    // mount point from originalUrl (as under express or koa-mount); nothing outside the path
+    const path = req.url.split('?')[0];
+    if (path !== ISSUER_PATH && !path.startsWith(`${ISSUER_PATH}/`)) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    req.originalUrl = req.url;
+    req.url = req.url.slice(ISSUER_PATH.length) || '/';
+  }
   if (MODE === 'auto' && req.method === 'GET' && /^\/interaction\/[^/]+$/.test(req.url.split('?')[0])) {
     autoInteraction(req, res);
     return;

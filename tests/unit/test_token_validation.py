@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_client_auth.tokens import TokenSet, number, token_set_from_response
+from mcp_client_auth.tokens import MAX_LIFETIME, TokenSet, token_set_from_response
 
 NOW = 1_000_000.0
 
@@ -29,21 +29,22 @@ def test_stored_token_with_crlf_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (5, 5.0),
-        (2.5, 2.5),
-        (" 7 ", 7.0),
-        ("\u00b2", None),
-        (True, None),
-        ("9" * 500, float("inf")),
-        (10**400, float("inf")),
-        ("", None),
-        ({}, None),
-    ],
+    ("value", "lifetime"),
+    [(5, 5.0), (2.5, 2.5), (" 7 ", 7.0), (0, 0.0), (-0.0, 0.0), (1e300, MAX_LIFETIME)],
 )
-def test_number(value: object, expected: float | None) -> None:
-    assert number(value) == expected
+def test_expires_in_is_a_finite_number_capped_at_the_longest_lifetime(
+    value: object, lifetime: float
+) -> None:
+    assert parse(expires_in=value).expires_at == NOW + lifetime
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\u00b2", True, "9" * 500, 10**400, "", {}, float("nan"), float("inf"), -1, "-1", "1e3"],
+)
+def test_expires_in_that_is_no_usable_number_is_refused(value: object) -> None:
+    with pytest.raises(ValueError, match="expires_in"):
+        parse(expires_in=value)
 
 
 def test_short_lived_token_is_used_for_half_its_lifetime() -> None:
