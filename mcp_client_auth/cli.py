@@ -1,4 +1,4 @@
-"""The command-line tool ``mcp-client-auth``: login, token, status, logout, doctor.
+"""The command-line tool ``mcp-client-auth``: login, token, status, logout, doctor, proxy.
 
 How a shell script or a CLI tool authenticates to an OAuth-protected MCP server or API::
 
@@ -1343,6 +1343,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check the set-up; exit 1, saying what to do, when something is wrong.",
     )
     doctor.set_defaults(handler=cmd_doctor, parser=doctor)
+
+    from .proxy.command import add_proxy_command
+
+    add_proxy_command(commands)
     return parser
 
 

@@ -36,7 +36,9 @@ def package_imports(source: str) -> list[tuple[str, str]]:
 
 # Helpers that give the CLI no power a user lacks (running a coroutine is anyone's to do),
 # shared with the library rather than written twice.
-UTILITIES = {("._eager", "run_eagerly")}
+# The proxy command lives in its own public package (``mcp_client_auth.proxy``, itself built on
+# the provider and the store), which adds its subcommand to the parser.
+UTILITIES = {("._eager", "run_eagerly"), (".proxy.command", "add_proxy_command")}
 
 
 def test_the_cli_imports_only_public_names_from_the_package() -> None:

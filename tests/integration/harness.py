@@ -56,6 +56,9 @@ class Stack:
     workdir: Path
     settings: dict[str, str] = field(default_factory=dict)
     restarts: int = 0
+    mcp_socket: socket.socket | None = None
+    server_args: tuple[str, ...] = ()
+    mcp_restarts: int = 0
 
     @property
     def prm_url(self) -> str:
@@ -102,9 +105,25 @@ class Stack:
             self.workdir, {**self.settings, "AS_PORT": str(port)}, f"as-{self.restarts}"
         )
 
+    def restart_mcp_server(self) -> None:
+        """Stop the MCP server and start a new one on the same socket: it has forgotten every
+        session."""
+        assert self.mcp_socket is not None
+        self.mcp_server.stop()
+        self.mcp_restarts += 1
+        self.mcp_server = _start_mcp_server(
+            self.workdir,
+            self.issuer,
+            self.mcp_socket,
+            self.server_args,
+            f"mcp-{self.mcp_restarts}",
+        )
+
     def stop(self) -> None:
         self.mcp_server.stop()
         self.auth_server.stop()
+        if self.mcp_socket is not None:
+            self.mcp_socket.close()
 
 
 def _start_auth_server(workdir: Path, settings: dict[str, str], name: str) -> Server:
@@ -121,14 +140,23 @@ def _start_auth_server(workdir: Path, settings: dict[str, str], name: str) -> Se
     return server
 
 
-def start_stack(workdir: Path, **knobs: str) -> Stack:
-    """Start both servers. ``knobs``: the authorization server's settings (``AT_TTL``...)."""
-    # The MCP server's socket, bound now and inherited: its port cannot be taken meanwhile.
-    with listening_socket() as mcp_socket:
-        return _start_stack(workdir, mcp_socket, knobs)
+def start_stack(workdir: Path, *, server_args: Sequence[str] = (), **knobs: str) -> Stack:
+    """Start both servers. ``knobs``: the authorization server's settings (``AT_TTL``...);
+    ``server_args``: more options of the MCP server (``--stateless``, ``--json-response``)."""
+    # The MCP server's socket, bound now and inherited: its port cannot be taken meanwhile,
+    # and it stays open here so that the server can be restarted on it (connections made in
+    # between wait in its backlog).
+    mcp_socket = listening_socket()
+    try:
+        return _start_stack(workdir, mcp_socket, knobs, tuple(server_args))
+    except BaseException:
+        mcp_socket.close()
+        raise
 
 
-def _start_stack(workdir: Path, mcp_socket: socket.socket, knobs: dict[str, str]) -> Stack:
+def _start_stack(
+    workdir: Path, mcp_socket: socket.socket, knobs: dict[str, str], server_args: tuple[str, ...]
+) -> Stack:
     mcp_port = int(mcp_socket.getsockname()[1])
     url = f"http://{LOOPBACK}:{mcp_port}/mcp"
     settings = {
@@ -144,31 +172,46 @@ def _start_stack(workdir: Path, mcp_socket: socket.socket, knobs: dict[str, str]
     port = (workdir / "as.port").read_text().strip()
     issuer = f"http://{LOOPBACK}:{port}{settings.get('ISSUER_PATH', '')}"
     try:
-        mcp_server = _spawn(
-            "MCP server (tests/integration/mcp_server.py)",
-            [
-                sys.executable,
-                "-m",
-                "tests.integration.mcp_server",
-                "--issuer",
-                issuer,
-                "--port",
-                str(mcp_port),
-                "--fd",
-                str(mcp_socket.fileno()),
-                "--log-requests",
-            ],
-            {**os.environ, "PYTHONPATH": _pythonpath()},
-            ROOT,
-            workdir / "mcp.log",
-            pass_fds=(mcp_socket.fileno(),),
-        )
+        mcp_server = _start_mcp_server(workdir, issuer, mcp_socket, server_args, "mcp")
         stack = Stack(issuer, url, auth_server, mcp_server, workdir, settings)
-        _wait_for(mcp_server, lambda: _ok(stack.prm_url))
+        stack.mcp_socket, stack.server_args = mcp_socket, server_args
     except BaseException:
         auth_server.stop()
         raise
     return stack
+
+
+def _start_mcp_server(
+    workdir: Path, issuer: str, mcp_socket: socket.socket, server_args: tuple[str, ...], name: str
+) -> Server:
+    port = int(mcp_socket.getsockname()[1])
+    server = _spawn(
+        "MCP server (tests/integration/mcp_server.py)",
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.mcp_server",
+            "--issuer",
+            issuer,
+            "--port",
+            str(port),
+            "--fd",
+            str(mcp_socket.fileno()),
+            "--log-requests",
+            *server_args,
+        ],
+        {**os.environ, "PYTHONPATH": _pythonpath()},
+        ROOT,
+        workdir / f"{name}.log",
+        pass_fds=(mcp_socket.fileno(),),
+    )
+    prm = f"http://{LOOPBACK}:{port}/.well-known/oauth-protected-resource/mcp"
+    try:
+        _wait_for(server, lambda: _ok(prm))
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def _ok(url: str) -> bool:

@@ -36,7 +36,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from pydantic import AnyHttpUrl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -117,9 +117,14 @@ class JWKSVerifier(TokenVerifier):
 
 
 def build_server(
-    *, resource: str, issuer: str, verifier: TokenVerifier | None = None
+    *,
+    resource: str,
+    issuer: str,
+    verifier: TokenVerifier | None = None,
+    announce: bool = False,
 ) -> tuple[MCPServer, TokenVerifier]:
-    """The server and its token verifier: ``verifier``, else oidc-provider's JWTs by JWKS."""
+    """The server and its token verifier: ``verifier``, else oidc-provider's JWTs by JWKS.
+    ``announce``: also the ``announce`` tool (a message on the connection's own stream)."""
     verifier = verifier or JWKSVerifier(issuer=issuer, resource=resource)
     server = MCPServer(
         name="mcp-client-auth integration server",
@@ -137,6 +142,15 @@ def build_server(
     )
 
     add_tools(server)
+    if announce:
+
+        @server.tool(name="announce")
+        async def announce_change(ctx: Context) -> str:
+            """Tell the client, on the connection's own stream (the GET stream over
+            streamable HTTP), that the tool list changed: a message no request asked for."""
+            await ctx.session.send_tool_list_changed()
+            return "announced"
+
     return server, verifier
 
 
@@ -172,12 +186,20 @@ def build_app(
     log_requests: bool = False,
     verifier: TokenVerifier | None = None,
     stateless: bool = False,
+    json_response: bool | None = None,
+    announce: bool = False,
 ) -> ASGIApp:
-    """``stateless``: every POST stands alone and is answered in JSON (no session, no SSE)."""
-    server, verifier = build_server(resource=resource, issuer=issuer, verifier=verifier)
+    """``stateless``: every POST stands alone (no session, no GET stream); ``json_response``:
+    answers in JSON, not SSE (default: as ``stateless``)."""
+    server, verifier = build_server(
+        resource=resource, issuer=issuer, verifier=verifier, announce=announce
+    )
     path = AnyHttpUrl(resource).path or "/"
     app: ASGIApp = server.streamable_http_app(
-        streamable_http_path=path, host=HOST, stateless_http=stateless, json_response=stateless
+        streamable_http_path=path,
+        host=HOST,
+        stateless_http=stateless,
+        json_response=stateless if json_response is None else json_response,
     )
     app = StepUpGate(
         app,
@@ -267,8 +289,19 @@ def _needed_scopes(body: bytes) -> set[str]:
     return needed
 
 
+LOGGED_HEADERS = ("mcp-protocol-version", "mcp-method", "mcp-name", "last-event-id", "x-test")
+
+
+def _logged_headers(scope: Scope) -> dict[str, Any]:
+    """The MCP headers of a request (and the tests' own ``X-Test``); whether it had a session."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    found: dict[str, Any] = {k: headers[k] for k in LOGGED_HEADERS if k in headers}
+    found["session"] = "mcp-session-id" in headers
+    return found
+
+
 class RequestLog:
-    """One JSON line per HTTP request on stdout: method, path, status."""
+    """One JSON line per HTTP request on stdout: method, path, status, the MCP headers."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -281,7 +314,10 @@ class RequestLog:
         async def logging_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 line = {"method": scope["method"], "path": scope["path"]}
-                print(json.dumps({**line, "status": message["status"]}), flush=True)
+                print(
+                    json.dumps({**line, **_logged_headers(scope), "status": message["status"]}),
+                    flush=True,
+                )
             await send(message)
 
         await self.app(scope, receive, logging_send)
@@ -298,9 +334,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="serve on this inherited listening socket (bound to --port by the parent)",
     )
     parser.add_argument("--log-requests", action="store_true")
+    parser.add_argument("--stateless", action="store_true", help="no sessions, no GET stream")
+    parser.add_argument("--json-response", action="store_true", help="JSON answers, not SSE")
+    parser.add_argument("--announce", action="store_true", help="add the announce tool")
     args = parser.parse_args(argv)
     resource = f"http://{HOST}:{args.port}{args.path}"
-    app = build_app(resource=resource, issuer=args.issuer, log_requests=args.log_requests)
+    app = build_app(
+        resource=resource,
+        issuer=args.issuer,
+        log_requests=args.log_requests,
+        stateless=args.stateless,
+        json_response=args.json_response,
+        announce=args.announce,
+    )
     print(json.dumps({"event": "starting", "resource": resource}), flush=True)
     if args.fd is not None:  # the test's socket: its port was never free for another
         config = uvicorn.Config(app, log_level="warning", lifespan="on")
