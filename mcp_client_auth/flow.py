@@ -14,16 +14,9 @@ import logging
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from .discovery import (
-    Discovered,
-    choose_authorization_server,
-    discover,
-    discover_resource_metadata,
-    discover_server_metadata,
-)
 from .dpop import DPOP_ALGORITHM, DPoPKey
 from .effects import (
     CompleteLogin,
@@ -51,7 +44,6 @@ from .metadata import (
     origin,
     require_secure_url,
 )
-from .pkce import PKCE, new_state
 from .registration import (
     ClientSettings,
     choose_client,
@@ -59,7 +51,6 @@ from .registration import (
     register_dynamically,
     update_registration,
 )
-from .token_exchange import IdJagExchange
 from .tokens import (
     ClientRegistration,
     ServerRecord,
@@ -67,6 +58,13 @@ from .tokens import (
     number,
     token_set_from_response,
 )
+
+if TYPE_CHECKING:
+    from .discovery import Discovered
+    from .token_exchange import IdJagExchange
+
+# Discovery, PKCE and the token exchange are imported where a login or a re-discovery runs
+# them: a reconnect or a refresh needs none of them.
 
 __all__ = ["AuthFlow", "FlowSettings", "LogoutResult"]
 
@@ -314,6 +312,13 @@ class AuthFlow:
         client; a missing, broken or unreachable one does not (refreshing at the server that
         issued the token is still safe, and a login runs discovery again and reports it).
         """
+        from .discovery import (
+            Discovered,
+            choose_authorization_server,
+            discover_resource_metadata,
+            discover_server_metadata,
+        )
+
         header_url = challenge.param("resource_metadata")
         try:
             resource_metadata = yield from discover_resource_metadata(
@@ -336,6 +341,8 @@ class AuthFlow:
         return Discovered(resource_metadata["resource"], issuer, server_metadata, resource_metadata)
 
     def _discover(self, challenge: Challenge | None) -> Generator[Effect, Any, Discovered]:
+        from .discovery import discover
+
         header_url = challenge.param("resource_metadata") if challenge else None
         expected, why = self._expected_issuer()
         return (
@@ -479,6 +486,8 @@ class AuthFlow:
             )
         record = replace(record, client=client)
         yield from self._save(record)
+
+        from .pkce import PKCE, new_state
 
         pkce = PKCE.generate()
         state = new_state()

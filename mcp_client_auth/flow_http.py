@@ -29,7 +29,6 @@ import zlib
 from types import ModuleType
 from typing import Any
 
-import anyio
 import httpx
 
 from ._http_compat import libraries, loaded_httpx2, timeout_errors, transport_errors
@@ -144,6 +143,8 @@ async def send_async(client: Any, effect: HttpRequest) -> HttpResponse:
     The whole exchange (connect, headers, redirects, body) runs in one cancel scope; anyio's,
     so the deadline holds under asyncio and trio alike.
     """
+    import anyio  # here, not at import: a process that only reconnects sends nothing itself
+
     deadline = _Deadline(effect)
     with anyio.move_on_after(deadline.remaining()):
         return await _exchange_async(client, effect, deadline)
@@ -184,6 +185,8 @@ async def _open_async(client: Any, effect: HttpRequest, url: str, deadline: _Dea
 
 async def _close_async(response: Any) -> None:
     """Close ``response`` even when the deadline has cancelled the scope around it."""
+    import anyio
+
     with anyio.CancelScope(shield=True):
         await response.aclose()
 
