@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from .callback import callback_parameters
 from .dpop import DPOP_ALGORITHM, DPoPKey
 from .effects import (
     CompleteLogin,
@@ -664,21 +665,18 @@ class AuthFlow:
         self, callback: str, *, state: str, issuer: str, metadata: Mapping[str, Any]
     ) -> str:
         try:
-            query = parse_qs(urlsplit(callback).query, keep_blank_values=True)
+            raw = urlsplit(callback).query
         except ValueError:  # e.g. an unbalanced "[" (an IPv6 host without its "]")
             raise AuthorizationError("the login returned an unusable callback URL") from None
-        if not query and "?" not in callback and "=" not in callback:
+        if not raw and "?" not in callback and "=" not in callback:
             raise AuthorizationError("the login returned no authorization response")
+        # this login's state first, whatever else the answer holds (an error= included)
+        query = callback_parameters(raw, state=state)
 
         def one(name: str) -> str | None:
             values = query.get(name)
             return values[0] if values else None
 
-        if one("state") != state:
-            raise AuthorizationError(
-                "the authorization response's state does not match this login "
-                "(a stale or forged callback); try the login again"
-            )
         error = one("error")
         if error is not None:
             error = clean_text(error, 100)

@@ -13,9 +13,11 @@ peers that are not loopback are dropped, and a ``Host`` that is not a loopback n
 connection has its own bounded read with a deadline, so a flood of junk requests cannot keep
 the real callback out.
 
-An ``error=`` answer carrying this login's ``state`` (or no state: some servers omit it on
-errors) shows an error page and ends the wait with :class:`AuthorizationError` carrying the
-server's ``error`` and ``error_description``; the flow never sees that URL.
+An ``error=`` answer carrying this login's ``state`` shows an error page and ends the wait with
+:class:`AuthorizationError` carrying the server's ``error`` and ``error_description``; the flow
+never sees that URL. Without this login's ``state`` it is treated as any other stranger's request
+(400, the wait goes on): anything on this machine, a web page included, can reach the listener,
+and only the authorization server knows the state (see :mod:`mcp_client_auth.callback`).
 """
 
 from __future__ import annotations
@@ -504,7 +506,7 @@ class BrowserLoginSession(LoginSession):
             if exc.kind == "state":
                 self._note(
                     "Ignored a sign-in answer that does not belong to this login "
-                    "(its state does not match)."
+                    "(its state is missing or does not match)."
                 )
                 return method, state_mismatch_page(), None
             return method, bad_request_page(exc.for_browser), None

@@ -14,8 +14,9 @@ import asyncio
 import ipaddress
 from collections.abc import Callable
 from typing import TextIO
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from ..callback import ForeignCallback, callback_parameters
 from ..errors import AuthorizationError
 from .base import Login, LoginSession, free_loopback_port, loopback_redirect_uri
 from .terminal import clean, default_input, default_output, describe_duration, read_line
@@ -88,28 +89,30 @@ def _single(params: dict[str, list[str]], name: str) -> str | None:
 
 
 def check_answer(query: str, *, state: str) -> None:
-    """Refuse a callback query that is not this login's answer; raise on ``error=``.
+    """Refuse a callback query that is not this login's answer; raise on its ``error=``.
 
-    ``PasteRejected`` (wrong or missing state, no code): the wait goes on.
-    ``AuthorizationError`` (the server's ``error=`` with this login's state, or with none,
-    since some servers omit it on errors): the login is over.
+    ``PasteRejected`` (a missing, repeated or other state, whatever else the query holds; no
+    code): the wait goes on. ``AuthorizationError`` (the server's ``error=`` with this
+    login's state): the login is over. The state rule is the flow's own
+    (:func:`~mcp_client_auth.callback.callback_parameters`).
     """
-    params = parse_qs(query, keep_blank_values=True)
-    got_state = _single(params, "state")
-    error = _single(params, "error")
-    if got_state is not None and got_state != state:
+    try:
+        params = callback_parameters(query, state=state)
+    except ForeignCallback as exc:
+        if exc.missing:
+            raise PasteRejected(
+                "That address has no 'state'; copy the whole address from the browser's "
+                "address bar.",
+                kind="state",
+            ) from None
         raise PasteRejected(
             "That answer belongs to a different sign-in attempt (its state does not match). "
             "Use the address from this attempt.",
             kind="state",
-        )
+        ) from None
+    error = _single(params, "error")
     if error is not None:
         raise authorization_error(error, _single(params, "error_description"))
-    if got_state is None:
-        raise PasteRejected(
-            "That address has no 'state'; copy the whole address from the browser's address bar.",
-            kind="state",
-        )
     if not _single(params, "code"):
         raise PasteRejected(
             "That address has no 'code'; copy the whole address.",

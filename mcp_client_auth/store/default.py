@@ -15,7 +15,6 @@ from .disk import (
     LOCKS,
     MARKER,
     EncryptedFileStore,
-    _make_dir,
     _storage_error,
     key_id,
     read_marker,
@@ -23,6 +22,7 @@ from .disk import (
 )
 from .keys import KEYRING_TIMEOUT, StoreKey, load_key
 from .locks import FileLock, FileLocks
+from .private import private_folder
 
 __all__ = ["HOME_ENV", "open_default", "store_directory", "store_exists"]
 
@@ -70,11 +70,12 @@ def open_default(
     """The encrypted file store in ``directory``, its lock factory and its key.
 
     The first call in a process finds (or makes) the key under a lock on the folder, so two
-    processes starting together on a new folder agree on one key.
+    processes starting together on a new folder agree on one key. An existing folder must be
+    this user's own and not writable by others (:func:`.private.private_folder`).
     """
     root = store_directory(directory)
     try:
-        _make_dir(root)
+        private_folder(root, what="token store folder")
     except OSError as exc:
         raise StorageError(
             f"could not create the token store folder {root}: {exc.strerror}; set "

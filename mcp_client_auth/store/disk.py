@@ -9,7 +9,9 @@ with it) with nothing but json, hmac and Fernet:
 * a file's name is an HMAC of (collection, key) under a key derived from the store key, so a
   directory listing reveals nothing; the key itself lives only inside the encrypted content;
 * its content is a ``MultiFernet`` token of the entry's JSON, so the key can be rotated;
-* folders are 0700 and files 0600, set explicitly whatever the umask;
+* folders are 0700 and files 0600, set explicitly whatever the umask; an existing folder must
+  be this user's own and not writable by others, and no file is opened through a symbolic
+  link (see :mod:`.private`);
 * writes go to a temp file in the same folder, are fsynced, then ``os.replace``-d: a process
   killed mid-write leaves the old entry or the new one, never a broken one;
 * an entry that cannot be read (corrupt, truncated, wrong key) is moved aside, reported by a
@@ -47,6 +49,7 @@ from typing import TYPE_CHECKING, Any, SupportsFloat
 
 from ..errors import StorageError
 from .batch import BatchFromSingle
+from .private import check_private_folder, open_private, private_folder, read_private_file
 
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
@@ -136,21 +139,6 @@ def _storage_error(action: str, path: Path, exc: OSError, *, folder: bool = Fals
     return StorageError(f"could not {action} {path}: {reason}; {hint}.{tail}")
 
 
-def _make_dir(path: Path) -> None:
-    """Create ``path`` (and missing parents) as 0700, whatever the umask."""
-    missing: list[Path] = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        try:
-            d.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        os.chmod(d, 0o700)
-
-
 def write_file_atomically(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
     """Replace ``path`` with ``data``: temp file in the same folder, fsync, ``os.replace``.
 
@@ -160,7 +148,7 @@ def write_file_atomically(path: Path, data: bytes, *, sync_dir: bool = True) -> 
     """
     tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, what="temp file")
     except OSError as exc:
         raise _storage_error("create a file in", path.parent, exc, folder=True) from exc
     try:
@@ -180,22 +168,6 @@ def write_file_atomically(path: Path, data: bytes, *, sync_dir: bool = True) -> 
         raise _storage_error("write", path, exc) from exc
     if sync_dir:
         _fsync_dir(path.parent)
-
-
-def _read_file(path: str) -> bytes:
-    """The bytes of a small file: plain ``os.read`` calls, no buffered file object.
-
-    About half the cost of ``open(path, "rb").read()``, which counts when a listing reads every
-    entry of a store.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -296,6 +268,8 @@ class EncryptedFileStore(BatchFromSingle):
         self._made: set[Path] = set()
         self.unreadable_seen = 0
         """Entries this process found unreadable and moved aside (see :meth:`unreadable`)."""
+        check_private_folder(self.directory, what="token store folder")
+        check_private_folder(self.directory / ENTRIES, what="token store folder")
         if check_marker:
             self._check_marker()
 
@@ -345,7 +319,10 @@ class EncryptedFileStore(BatchFromSingle):
         marker.update(fields)
         marker["format"] = FORMAT
         marker.setdefault("key_id", self._keys[0].id)
-        _make_dir(self.directory)
+        try:
+            private_folder(self.directory, what="token store folder")
+        except OSError as exc:
+            raise _storage_error("create the folder", self.directory, exc, folder=True) from exc
         data = json.dumps(marker, indent=1, sort_keys=True).encode() + b"\n"
         write_file_atomically(self.directory / MARKER, data, sync_dir=self.durable)
 
@@ -380,7 +357,7 @@ class EncryptedFileStore(BatchFromSingle):
         """The decoded entry for ``key``, or None (absent, expired or unreadable)."""
         for path in self._read_paths(key, collection):
             try:
-                data = _read_file(path)
+                data = read_private_file(path)
             except FileNotFoundError:
                 continue
             except OSError as exc:
@@ -451,9 +428,8 @@ class EncryptedFileStore(BatchFromSingle):
         """Move an unreadable entry aside (never delete it) and say so, naming the file."""
         path = Path(path)
         try:
-            with open(path, "rb") as f:
-                if f.read() != data:
-                    return  # replaced meanwhile by a writer: the new entry is not ours to move
+            if read_private_file(path) != data:
+                return  # replaced meanwhile by a writer: the new entry is not ours to move
         except FileNotFoundError:
             return
         except OSError:
@@ -516,7 +492,7 @@ class EncryptedFileStore(BatchFromSingle):
 
     def _make_folder(self, folder: Path) -> None:
         try:
-            _make_dir(folder)
+            private_folder(folder, what="token store folder")
         except OSError as exc:
             raise _storage_error("create the folder", folder, exc, folder=True) from exc
         self._made.add(folder)
@@ -573,8 +549,7 @@ class EncryptedFileStore(BatchFromSingle):
     ) -> bool:
         for path in self._read_paths(key, collection):
             try:
-                with open(path, "rb") as f:
-                    data = f.read()
+                data = read_private_file(path)
             except FileNotFoundError:
                 continue
             entry = self._decode(path, data, expect=(collection, key))
@@ -662,7 +637,7 @@ class EncryptedFileStore(BatchFromSingle):
                     continue  # temp files, entries moved aside
                 path = join(folder, name)
                 try:
-                    data = _read_file(path)
+                    data = read_private_file(path)
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
@@ -690,7 +665,9 @@ class EncryptedFileStore(BatchFromSingle):
         """
         try:
             folders = [
-                (Path(e.path), None) for e in os.scandir(self.directory / ENTRIES) if e.is_dir()
+                (Path(e.path), None)
+                for e in os.scandir(self.directory / ENTRIES)
+                if e.is_dir(follow_symlinks=False)
             ]
         except FileNotFoundError:
             folders = []
@@ -721,7 +698,7 @@ def read_marker(directory: Path) -> dict[str, Any] | None:
     """The marker of the store in ``directory``, or None (new store, or an unreadable marker)."""
     path = directory / MARKER
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_private_file(path, what="token store marker"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

@@ -7,7 +7,9 @@ One 32-byte key per store folder, made on first use. Where it is kept, best firs
 2. The system keyring (service ``mcp-client-auth``, user = the store folder), when a real one
    works: macOS Keychain, Windows Credential Locker, the freedesktop Secret Service.
 3. A key file (0600) in the user config folder, apart from the data, announced by one WARNING
-   per process: only file permissions protect it.
+   per process: only file permissions protect it. Its folder must be this user's own and not
+   writable by others, and the file is never read through a symbolic link (see :mod:`.private`):
+   a key planted there by someone else would make every token stored afterwards theirs to read.
 
 The key is read once per process and kept in memory. ``keyring`` is imported only when a key
 is needed, and its backend discovery (50-70 ms, most of it importing every platform's backend)
@@ -35,6 +37,7 @@ from typing import Any, Literal, TypeVar
 
 from ..errors import StorageError
 from .disk import folder_key_hash, format_key, parse_keys, write_file_atomically
+from .private import check_private_folder, open_private, private_folder
 
 __all__ = [
     "ENV_KEY",
@@ -459,29 +462,38 @@ def _user_config_dir() -> Path:
 
 
 def _read_key_file(path: Path) -> tuple[bytes, ...] | None:
+    check_private_folder(path.parent, what="key folder")
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = open_private(path, os.O_RDONLY, what="key file")
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise StorageError(f"could not read the key file {path}: {exc.strerror}") from exc
-    if os.name == "posix":
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            logger.warning(
-                "the key file %s was readable by other users (mode %o); made it 0600",
-                path,
-                mode,
-            )
-            os.chmod(path, 0o600)
+    with os.fdopen(fd, "rb") as file:
+        if os.name == "posix":
+            info = os.fstat(fd)
+            if info.st_uid != os.geteuid():  # a key someone else made is theirs to read
+                raise StorageError(
+                    f"refusing the key file {path} (owner uid {info.st_uid}, mode "
+                    f"{info.st_mode & 0o7777:o}): it belongs to another user, so its key is no "
+                    "secret of yours. Fix: move it away; if "
+                    "the store has entries, restore its own key (or start over, logging in again)"
+                )
+            mode = info.st_mode & 0o777
+            if mode & 0o077:
+                logger.warning(
+                    "the key file %s was readable by other users (mode %o); made it 0600",
+                    path,
+                    mode,
+                )
+                os.fchmod(fd, 0o600)
+        text = file.read().decode("utf-8", errors="replace")  # no valid key: parse_keys says so
     return parse_keys(text, source=f"the key file {path}")
 
 
 def _write_key_file(path: Path, keys: tuple[bytes, ...], directory: Path | str) -> None:
-    from .disk import _make_dir
-
     try:
-        _make_dir(path.parent)
+        private_folder(path.parent, what="key folder")
     except OSError as exc:
         raise StorageError(
             f"could not create the folder {path.parent} for the store key: {exc.strerror}"

@@ -16,6 +16,10 @@ between tries (the provider looks for the token another process stored meanwhile
 Separate ``open()`` calls conflict even within one process, so coroutines and threads of the
 same process exclude each other too.
 
+The lock file is opened without following a symbolic link, in a folder that must be this
+user's own and not writable by others (see :mod:`.private`): otherwise whoever controls the
+folder could make this process create or open a file of their choosing.
+
 Known limit: on network file systems (NFS, SMB) ``flock`` may be local to each host; for a
 store shared between hosts use a lock in the shared service itself (e.g. Redis).
 """
@@ -30,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import StorageError
+from .private import open_private, private_folder
 
 __all__ = ["FileLock", "FileLocks", "retry_delay"]
 
@@ -93,8 +98,8 @@ class FileLock:
 
     def _open(self) -> int:
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+            private_folder(self.path.parent, what="lock folder")
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT, what="lock file")
         except OSError as exc:
             raise StorageError(
                 f"could not open the lock file {self.path}: {exc.strerror}; check that this "

@@ -115,6 +115,25 @@ def test_callback_without_state_is_ignored() -> None:
     assert len(browser.servers.token_requests()) == 1
 
 
+def test_an_error_without_state_is_ignored_and_the_login_goes_on() -> None:
+    """Any local process, or any web page, can send a request to 127.0.0.1: an ``error=``
+    answer without this login's state must not end the login (RFC 6749 4.1.2.1: a real
+    server sends the state back with its errors too)."""
+
+    def script(b: Browser, url: str) -> None:
+        listener = redirect_uri_of(url)
+        assert b.get(f"{listener}?error=access_denied") == 400
+        assert b.get(f"{listener}?error=access_denied&error_description=forged&state=") == 400
+        assert b.get(b.callback(url, code=None, error="server_error", state="forged")) == 400
+        assert b.get(b.callback(url)) == 200
+
+    result, browser, output, _ = login_with(Hostile(), script)
+    assert getattr(result, "status_code", None) == 200, result
+    assert len(browser.servers.token_requests("authorization_code")) == 1
+    assert all("not the current one" in page for page in browser.pages[:3]), browser.pages
+    assert "forged" not in output.getvalue()
+
+
 def test_iss_of_another_server_is_refused() -> None:
     """RFC 9207 mix-up defence: the right state, a real code, but another issuer."""
     servers = Hostile()
@@ -378,7 +397,7 @@ CALLABLE_CASES = [
         id="wrong-state",
     ),
     pytest.param(
-        returning(lambda s, url: s.approve(url, state=None)), r"state does not match", id="no-state"
+        returning(lambda s, url: s.approve(url, state=None)), r"has no state", id="no-state"
     ),
     pytest.param(returning(lambda s, url: s.approve(url, code=None)), r"has no code", id="no-code"),
     pytest.param(
@@ -403,6 +422,16 @@ CALLABLE_CASES = [
         returning(lambda s, url: s.approve(url, code=None, error="access_denied")),
         r"access_denied",
         id="access-denied",
+    ),
+    pytest.param(
+        returning(lambda s, url: s.approve(url, code=None, error="access_denied", state=None)),
+        r"^(?!.*access_denied).*has no state",
+        id="access-denied-without-state",
+    ),
+    pytest.param(
+        returning(lambda s, url: s.approve(url, code=None, error="access_denied") + "&state=x"),
+        r"^(?!.*access_denied).*more than one state",
+        id="access-denied-with-a-second-state",
     ),
     pytest.param(
         returning(lambda s, url: "http://[::1/callback?" + s.approve(url).split("?")[1]),

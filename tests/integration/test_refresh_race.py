@@ -4,7 +4,11 @@ oidc-provider (tests/realas, started by ``start_realas`` in tests/conftest.py) r
 tokens and revokes the whole grant when a rotated one is used again. So when 8 processes find
 the same expired token, only one may refresh: the others must wait for it (the store's lock)
 and then read its tokens from the store. The control runs the same race with the lock taken
-out (a store built with a no-op ``lock=``) and gets ``invalid_grant``: the test can fail.
+out (a store built with a no-op ``lock=``) and gets ``invalid_grant``: the test can fail. The
+control forces its race: each child waits at a file barrier (a file per child in a shared
+folder) after it read the store and before it refreshes or logs in, so no child acts before all
+have seen the old state, on a quiet machine as on a busy one. The barrier is in the control
+only: with the lock, the children must not wait for each other inside it.
 
 The access token expires in the children only: they run with a clock 400 s ahead of the
 server's 300 s token lifetime, so no test waits for real time to pass. Refreshes are counted in
@@ -23,8 +27,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,9 +80,22 @@ CHILD = textwrap.dedent(
         import mcp_client_auth.store.redis_store  # the slow part, before the race
     from tests.conftest import follow_to_redirect_uri
     print("imported", flush=True)
-    where, resource, lock, ahead, logins = json.loads(sys.stdin.readline())
+    where, resource, lock, ahead, logins, gate, processes = json.loads(sys.stdin.readline())
+
+    def all_at_the_gate():
+        # The control's barrier: each child has read the store and is about to act on what it
+        # read (refresh, or log in); none acts before all are here, so the race the lock
+        # prevents happens every time, however quiet or busy the machine is.
+        open(os.path.join(gate, str(os.getpid())), "x").close()
+        deadline = time.monotonic() + 45  # under race()'s 60 s: a missing child is named
+        while len(os.listdir(gate)) < processes:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(os.listdir(gate))} children reached the gate")
+            time.sleep(0.01)
 
     def login(authorization_url):
+        if lock == "none":
+            all_at_the_gate()
         # the browser's part (INTERACTION_MODE=auto), noted in the shared file `logins`
         with open(logins, "a") as noted:
             noted.write(f"{os.getpid()}\\n")
@@ -92,6 +111,15 @@ CHILD = textwrap.dedent(
             store.kv, lock=no_lock, description=store.description, protection=store.protection
         )
     {RECORDING}
+
+    class AtTheGate(Recording):
+        def handle_request(self, request):
+            if b"grant_type=refresh_token" in request.content:
+                all_at_the_gate()
+            return super().handle_request(request)
+
+    if lock == "none":  # the control: every child sends its refresh together
+        recording = AtTheGate()
     provider = OAuthClientProvider(
         resource,
         store=store,
@@ -128,6 +156,8 @@ class Racers:
     start and the login; :meth:`race` tells them the store and releases them together."""
 
     def __init__(self, kind: str, processes: int = PROCESSES) -> None:
+        self.count = processes
+        self.gates: list[Path] = []
         self.children = [
             subprocess.Popen(
                 [sys.executable, "-c", CHILD, kind],
@@ -164,7 +194,10 @@ class Racers:
         child may log in, noting its pid in that file, on the real clock."""
         self._expect("imported")
         ahead = AHEAD if logins is None else 0.0
-        self._tell(json.dumps([where, resource, lock, ahead, logins and str(logins)]))
+        gate = Path(tempfile.mkdtemp(prefix="gate-"))
+        self.gates.append(gate)
+        config = [where, resource, lock, ahead, logins and str(logins), str(gate), self.count]
+        self._tell(json.dumps(config))
         self._expect("ready")
         self._tell("go")
         results = []
@@ -172,6 +205,8 @@ class Racers:
             out, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err[-3000:]
             results.append(json.loads(out.strip().splitlines()[-1]))
+        if lock == "none":  # the control raced for sure: every child stood at the gate
+            assert len(os.listdir(gate)) == self.count, results
         return results
 
     def kill(self) -> None:
@@ -179,6 +214,8 @@ class Racers:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
+        for gate in self.gates:
+            shutil.rmtree(gate, ignore_errors=True)
 
 
 @pytest.fixture
@@ -351,7 +388,7 @@ async def test_without_the_lock_every_process_logs_in_disk(
     stack = start_realas(AT_TTL=AT_TTL, AS_LOG_EVENTS="1")
     logins = tmp_path / "logins"
     results = children.race(str(tmp_path / "store"), stack.resource, lock="none", logins=logins)
-    assert len(logins.read_text().splitlines()) > 1, results
+    assert len(logins.read_text().splitlines()) == PROCESSES, results  # every one, at the gate
     assert grants(stack).count("authorization_code") > 1
 
 

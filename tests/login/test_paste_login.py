@@ -103,6 +103,26 @@ async def test_error_answer_raises() -> None:
     assert info.value.description == "nope"
 
 
+@pytest.mark.parametrize(
+    "forged",
+    [
+        f"{REDIRECT}?error=access_denied",
+        f"{REDIRECT}?error=access_denied&state=other",
+        "?error=access_denied&error_description=nope",
+        "error=access_denied&state=",
+    ],
+)
+async def test_an_error_without_this_logins_state_is_refused_and_asked_again(
+    forged: str,
+) -> None:
+    """As a wrong state: the paste is refused, the user asked again; the right answer wins."""
+    good = f"{REDIRECT}?code={CODE}&state={STATE}"
+    url, out = await run(f"{forged}\n{good}\n")
+    assert url == good
+    assert out.count("Try again") == 1
+    assert "cancelled or refused" not in out
+
+
 async def test_end_of_input_raises() -> None:
     with pytest.raises(AuthorizationError, match="input ended"):
         await run("")

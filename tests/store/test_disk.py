@@ -332,10 +332,11 @@ READ_ONLY_CHILD = textwrap.dedent(
     import asyncio, os, sys
     from mcp_client_auth.errors import StorageError
     from mcp_client_auth.store.disk import EncryptedFileStore
-    store = EncryptedFileStore(sys.argv[1], [bytes.fromhex(sys.argv[2])])
-    store._multi_fernet()  # import everything first: the interpreter may be unreadable to them
-    if len(sys.argv) > 3:  # drop root, which ignores permissions
+    import cryptography.fernet  # first: the interpreter may be unreadable to them
+    if len(sys.argv) > 3:  # drop root, which ignores permissions (and owns no folder here)
         os.setgid(int(sys.argv[3])); os.setuid(int(sys.argv[3]))
+    store = EncryptedFileStore(sys.argv[1], [bytes.fromhex(sys.argv[2])])
+    store._multi_fernet()
     try:
         asyncio.run(store.put("k", {"v": "new"}))
     except StorageError as exc:
@@ -382,11 +383,11 @@ async def test_read_only_folder(reachable_dir: Path) -> None:
 
 
 async def test_unwritable_store_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(path: Path) -> None:
+    def refuse(path: Path, *, what: str) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
     store = EncryptedFileStore(tmp_path / "s", [KEY_A])
-    monkeypatch.setattr(disk, "_make_dir", refuse)
+    monkeypatch.setattr(disk, "private_folder", refuse)
     with pytest.raises(StorageError, match="could not create the folder"):
         await store.put("k", {"a": 1})
 
