@@ -20,9 +20,11 @@ Steps 2 and 3 run in a child process (this script with ``--restarted``), which r
 sent, step by step, so the authorization server's own counts (kept in this process, which runs
 the demo servers) can be printed beside them. It counts every HTTP request the clients make (an
 httpx2 event hook on the MCP client, and a recording transport for the provider's own requests)
-so each claim is a number, and it never prints a token. The tokens go to the default encrypted
-store (``$MCP_CLIENT_AUTH_HOME`` or the platform's user data folder, or ``--home``); the demo's
-record is removed at the end, because the demo servers, and so its tokens, are gone.
+so each claim is a number, and it never prints a token. The tokens go to an encrypted store
+as ``TokenStore.default`` makes it (key in the system keyring, else a key file), in a temporary
+folder, never the user's own store: at the end the folder and its key are removed, since the
+demo servers, and so its tokens, are gone. ``--home DIR`` uses that folder instead, and removes
+only the demo's record from it; ``--keep`` keeps everything, and says where.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import textwrap
 import time
 from collections import Counter
@@ -411,10 +415,10 @@ async def main(argv: list[str] | None = None) -> int:
         "--browser", action="store_true", help="log in with your browser (click Approve)"
     )
     parser.add_argument(
-        "--home", help="token store folder (default: $MCP_CLIENT_AUTH_HOME or the platform's)"
+        "--home", help="token store folder (default: a temporary one, removed at the end)"
     )
     parser.add_argument(
-        "--keep", action="store_true", help="keep the demo's tokens in the store at the end"
+        "--keep", action="store_true", help="keep the demo's tokens and store at the end"
     )
     parser.add_argument(
         "--restarted", nargs=2, metavar=("MCP_URL", "ISSUER"), help=argparse.SUPPRESS
@@ -424,6 +428,7 @@ async def main(argv: list[str] | None = None) -> int:
         mcp_url, issuer = args.restarted
         return await serve_restarted(mcp_url, issuer, args.home)
 
+    home = args.home or tempfile.mkdtemp(prefix="mcp-client-auth-quickstart-")
     demo = start_demo_servers(auto_approve=not args.browser)
     print("mcp-client-auth quickstart: everything runs on this machine, on 127.0.0.1")
     print(f"   demo authorization server  {demo.issuer}")
@@ -434,8 +439,8 @@ async def main(argv: list[str] | None = None) -> int:
     )
     store: TokenStore | None = None
     try:
-        store = open_store(args.home)
-        await walk_through(demo, store, args.home, args.browser)
+        store = open_store(home)
+        await walk_through(demo, store, home, args.browser)
     except Exception as exc:
         reason = find_reason(exc)
         if reason is None:
@@ -444,16 +449,28 @@ async def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         demo.stop()
-        if store is not None and not args.keep:
-            try:
-                await store.delete(demo.mcp_url)
-            except MCPAuthError as exc:
-                print(f"Could not remove the demo's record: {exc}", file=sys.stderr)
-    print(
-        "\nDone. No token was printed; the demo's record was "
-        + ("kept in the store." if args.keep else "removed from the store (its servers are gone).")
-    )
+        if not args.keep:
+            await clean_up(store, demo.mcp_url, home, temporary=args.home is None)
+    if args.keep:
+        ending = f"kept in the store ({home})."
+    elif args.home is None:
+        ending = "removed with its temporary store and key (its servers are gone)."
+    else:
+        ending = "removed from the store (its servers are gone)."
+    print(f"\nDone. No token was printed; the demo's record was {ending}")
     return 0
+
+
+async def clean_up(store: TokenStore | None, url: str, home: str, *, temporary: bool) -> None:
+    """Leave nothing of the demo behind: its record, or a temporary store with its key."""
+    try:
+        if temporary:
+            TokenStore.remove_default_key(home)
+            shutil.rmtree(home, ignore_errors=True)
+        elif store is not None:
+            await store.delete(url)
+    except MCPAuthError as exc:
+        print(f"Could not remove the demo's record: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,15 @@ if TYPE_CHECKING:
         TokenError,
     )
     from .flow import LogoutResult
-    from .login import BrowserLogin, CallbackLogin, DeviceLogin, Login, LoginSession, PasteLogin
+    from .login import (
+        BrowserLogin,
+        CallbackLogin,
+        DeviceLogin,
+        Login,
+        LoginSession,
+        NoBrowserError,
+        PasteLogin,
+    )
     from .metadata import canonical_resource_url
     from .provider import OAuthClientProvider
     from .store import EncryptedKeyValue, TokenStore
@@ -57,6 +65,7 @@ _WHERE = {
     "LoginSession": ".login",
     "LogoutResult": ".flow",
     "MCPAuthError": ".errors",
+    "NoBrowserError": ".login",
     "OAuthClientProvider": ".provider",
     "PasteLogin": ".login",
     "Protection": ".store.keys",
@@ -88,6 +97,7 @@ __all__ = [
     "LoginSession",
     "LogoutResult",
     "MCPAuthError",
+    "NoBrowserError",
     "OAuthClientProvider",
     "PasteLogin",
     "Protection",

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 if TYPE_CHECKING:
     import argparse
@@ -39,9 +39,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from . import (
+        ClientRegistration,
         KeyringProbe,
         Login,
         LogoutResult,
+        OAuthClientProvider,
         Protection,
         ServerRecord,
         TokenError,
@@ -244,8 +246,38 @@ def _canonical(url: str) -> str:
         raise UsageError(str(exc)) from None
 
 
-def _login_hint(url: str) -> str:
-    return f"run `{PROG} login {_shell_quote(url)}`"
+# The --store of this run, when it names another folder than the default one: a hint to log
+# in must name it too, or the login lands in the default store and this one stays empty.
+_other_store: str | None = None
+
+
+def _note_store_option(directory: str | None) -> None:
+    global _other_store
+    _other_store = None
+    if directory is not None:
+        folder = _store_folder(directory)
+        if folder != _store_folder(None):
+            _other_store = str(folder)
+
+
+def _login_hint(url: str, record: ServerRecord | None = None) -> str:
+    """``run `mcp-client-auth login ... URL```: the command that logs in to the same store, with
+    the same client where the user gave one (a pre-registered client, a metadata document)."""
+    words = [PROG, "login"]
+    if _other_store is not None:
+        words += ["--store", _other_store]
+    client = record.client if record is not None else None
+    if client is not None and client.kind == "pre-registered":
+        words += ["--client-id", client.client_id]
+        if client.client_secret:
+            words.append("--client-secret-stdin")
+    elif client is not None and client.kind == "metadata-document":
+        words += ["--client-metadata-url", client.client_id]
+    listed = (record.resource_metadata or {}).get("authorization_servers") if record else None
+    if record is not None and record.issuer and listed and listed[0] != record.issuer:
+        words += ["--issuer", record.issuer]  # not the one a login picks by default
+    words.append(url)
+    return f"run `{' '.join(_shell_quote(w) for w in words)}`"
 
 
 def _shell_quote(text: str) -> str:
@@ -272,11 +304,13 @@ def cmd_token(args: argparse.Namespace) -> int:
         record = _read_record(store, url, debug=args.debug)
     tokens = record.tokens if record is not None else None
     if tokens is not None and tokens.dpop_bound and args.login:
-        tokens = _obtain_token(url, store or _open_store(args.store), interactive=True, fresh=True)
+        tokens = _obtain_token(
+            url, store or _open_store(args.store), interactive=True, fresh=True, record=record
+        )
     elif tokens is not None and tokens.dpop_bound:
         raise CommandError(
             f"the stored token for {url} is DPoP-bound (RFC 9449): other programs cannot use "
-            f"it, since each request needs a proof signed with its key; {_login_hint(url)} "
+            f"it, since each request needs a proof signed with its key; {_login_hint(url, record)} "
             "for a bearer token"
         )
     if tokens is None or not tokens.is_valid(time.time()):
@@ -285,9 +319,11 @@ def cmd_token(args: argparse.Namespace) -> int:
                 raise CommandError(f"not logged in to {url}; {_login_hint(url)}")
             raise CommandError(
                 f"the access token for {url} has expired and there is no refresh token; "
-                f"{_login_hint(url)}"
+                f"{_login_hint(url, record)}"
             )
-        tokens = _obtain_token(url, store or _open_store(args.store), interactive=args.login)
+        tokens = _obtain_token(
+            url, store or _open_store(args.store), interactive=args.login, record=record
+        )
     line = f"Authorization: {tokens.token_type} {tokens.access_token}" if args.header else None
     _print_secret(line or tokens.access_token)
     return EXIT_OK
@@ -331,7 +367,12 @@ def _read_record(store: TokenStore, url: str, *, debug: bool) -> ServerRecord | 
 
 
 def _obtain_token(
-    url: str, store: TokenStore, *, interactive: bool, fresh: bool = False
+    url: str,
+    store: TokenStore,
+    *,
+    interactive: bool,
+    fresh: bool = False,
+    record: ServerRecord | None = None,
 ) -> TokenSet:
     """The slow path of ``token``: refresh (or, when allowed, log in) through the provider.
 
@@ -351,14 +392,14 @@ def _obtain_token(
         return _run(provider.alogin() if fresh else provider.aget_token())
     except LoginRequiredError:
         raise CommandError(
-            f"the login for {url} has expired and could not be renewed; {_login_hint(url)}"
+            f"the login for {url} has expired and could not be renewed; {_login_hint(url, record)}"
         ) from None
     except TokenError as exc:
         if not interactive and _refused(exc):
             reason = exc.error or f"HTTP {exc.status_code}"
             raise CommandError(
                 f"the authorization server refused to refresh the token for {url} "
-                f"({reason}); {_login_hint(url)}"
+                f"({reason}); {_login_hint(url, record)}"
             ) from None
         raise
     finally:
@@ -418,27 +459,13 @@ def _make_login(method: str | None, port: int | None) -> Login:
 
 def cmd_login(args: argparse.Namespace) -> int:
     """Run a fresh login, store the tokens, and say where they are and how they are protected."""
-    from . import OAuthClientProvider
-
     url: str = args.url
     secret = _read_client_secret() if args.client_secret_stdin else None
     store = _open_store(args.store)
-    provider = OAuthClientProvider(
-        url,
-        scopes=args.scope,
-        client_name=PROG,
-        client_id=args.client_id,
-        client_secret=secret,
-        client_metadata_url=args.client_metadata_url,
-        redirect_port=args.port,
-        store=store,
-        login=_make_login(args.method, args.port),
-        issuer=args.issuer,
-        # Tokens from this tool are mostly handed to other programs (curl, scripts), which
-        # cannot make DPoP proofs: bearer tokens unless asked.
-        dpop=bool(args.dpop),
-    )
-    tokens = _run(provider.alogin())
+    provider = _login_provider(args, url, secret, store)
+    stored = _run_now(lambda: store.get(url))
+    before = stored.client if stored is not None else None
+    tokens = _run_login(provider, url)
     record = provider.record
     report = Reporter()
     if args.method == "paste" and not _is_tty(sys.stdin):
@@ -448,17 +475,89 @@ def cmd_login(args: argparse.Namespace) -> int:
         report.info(f"  issuer          {record.issuer}")
     if record is not None and record.client is not None:
         report.info(f"  client id       {record.client.client_id} ({_client_kind(record)})")
+    moved = _moved_client(before, record.client if record is not None else None)
+    if moved:
+        report.info(f"  redirect URI    {moved}")
     report.info(f"  scopes          {tokens.scope or '(none stated)'}")
     report.info(f"  access token    {_expiry_text(tokens, time.time(), Style(sys.stderr))}")
     report.info(f"  refresh token   {'present' if tokens.refresh_token else 'absent'}")
     report.info(f"  stored in       {store.description}")
-    report.info(f"  key             {store.protection}")
-    if not store.protection.in_keyring and store.protection.kind == "key file":
-        report.warning(
-            "The store key is protected only by file permissions; "
-            f"`{PROG} doctor` says how to use the system keyring instead."
-        )
+    report.info(f"  key             {_key_text(store.protection)}")
     return EXIT_OK
+
+
+def _login_provider(
+    args: argparse.Namespace, url: str, secret: str | None, store: TokenStore
+) -> OAuthClientProvider:
+    """The provider ``login`` runs; an option it cannot use is a usage error (exit 2)."""
+    from . import ConfigurationError, OAuthClientProvider
+
+    try:
+        return OAuthClientProvider(
+            url,
+            scopes=args.scope,
+            client_name=PROG,
+            client_id=args.client_id,
+            client_secret=secret,
+            client_metadata_url=args.client_metadata_url,
+            redirect_port=args.port,
+            store=store,
+            login=_make_login(args.method, args.port),
+            issuer=args.issuer,
+            # Tokens from this tool are mostly handed to other programs (curl, scripts), which
+            # cannot make DPoP proofs: bearer tokens unless asked.
+            dpop=bool(args.dpop),
+        )
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _key_text(protection: Protection) -> str:
+    """Where the store key is, in one line; a key file says only that ``doctor`` knows more
+    (why no keyring works, and what to do), not the whole story in every command."""
+    if protection.kind == "key file":
+        return (
+            f"in {protection.place}, protected only by file permissions (no working system "
+            f"keyring; `{PROG} doctor` says more)"
+        )
+    return str(protection)
+
+
+def _moved_client(before: ClientRegistration | None, after: ClientRegistration | None) -> str:
+    """What became of a stored client whose redirect URI this login changed (``--port``);
+    empty when it did not."""
+    if (
+        before is None
+        or after is None
+        or not after.redirect_uris  # a device-flow client: no redirect URI at all
+        or after.redirect_uris == before.redirect_uris
+    ):
+        return ""
+    if before.kind != "dynamic":
+        return after.redirect_uri or ""
+    how = (
+        "registration updated, same client id"
+        if after.client_id == before.client_id
+        else f"a new client was registered for it; the one for {before.redirect_uri} is unused"
+    )
+    return f"{after.redirect_uri} ({how})"
+
+
+def _run_login(provider: OAuthClientProvider, url: str) -> TokenSet:
+    """The provider's login, its no-browser failure said in this tool's words (its options),
+    not the library's (its classes)."""
+    from . import NoBrowserError
+
+    try:
+        return _run(provider.alogin())
+    except NoBrowserError:
+        raise CommandError(
+            "no browser could be opened here and no terminal is attached to paste the answer "
+            f"into. In a terminal, run `{PROG} login --paste {_shell_quote(url)}` (paste back "
+            "the address the browser ends on), or `--device` where the server offers the "
+            "device flow, or `--port N` and open the URL above in a browser that reaches "
+            "127.0.0.1:N (over SSH: ssh -L N:127.0.0.1:N)"
+        ) from None
 
 
 # -- status --------------------------------------------------------------------------------
@@ -520,12 +619,12 @@ def _state(record: ServerRecord, now: float) -> tuple[str, bool]:
     """One phrase on what the next use of this login does, and whether it works unattended."""
     tokens = record.tokens
     if tokens is None:
-        return "logged out: " + _login_hint(record.resource), False
+        return "logged out: " + _login_hint(record.resource, record), False
     if tokens.is_valid(now):
         return "logged in", True
     if tokens.refresh_token:
         return "logged in (the access token is refreshed on next use)", True
-    return "expired: " + _login_hint(record.resource), False
+    return "expired: " + _login_hint(record.resource, record), False
 
 
 def _protection_json(protection: Protection) -> dict[str, Any]:
@@ -619,7 +718,9 @@ def _print_status(
         lines.append(f"Store: {folder} (not created yet: nothing stored)")
     else:
         protection = store.protection
-        shown = style.warn(str(protection)) if protection.kind == "key file" else str(protection)
+        shown = (
+            style.warn(_key_text(protection)) if protection.kind == "key file" else str(protection)
+        )
         lines.append(f"Store: {store.description}")
         lines.append(f"Key:   {shown}")
     lines.append("")
@@ -654,6 +755,8 @@ def _print_status(
 def cmd_logout(args: argparse.Namespace) -> int:
     """Revoke (RFC 7009) where the server allows, forget locally, and say which happened."""
     report = Reporter()
+    if args.all:
+        _remove_orphan_key_files(report)
     if not _store_exists(args.store):
         report.info("Nothing stored, so nothing to log out of.")
         return EXIT_OK
@@ -678,6 +781,16 @@ def cmd_logout(args: argparse.Namespace) -> int:
             report.error(f"{url}: {exc}")  # and go on with the other servers
             failed = True
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _remove_orphan_key_files(report: Reporter) -> None:
+    """``logout --all`` forgets everything: also the key files no store folder is left for."""
+    from . import TokenStore
+
+    removed = TokenStore.remove_orphan_key_files()
+    if removed:
+        files = "key file" if len(removed) == 1 else "key files"
+        report.success(f"Removed {len(removed)} {files} of store folders that no longer exist.")
 
 
 def _logout_one(url: str, store: TokenStore, forget_client: bool, report: Reporter) -> bool:
@@ -849,6 +962,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         progress.clear()
     _report_keyring(found, probe, env_key=bool(os.environ.get(KEY_ENV)))
 
+    _report_orphan_key_files(found)
     folder = _store_folder(args.store)
     if not _store_exists(args.store):
         found.ok(
@@ -900,6 +1014,20 @@ def _report_keyring(found: Findings, probe: KeyringProbe, *, env_key: bool) -> N
             "Without it the store key is kept in a key file. To use a keyring on Linux, install "
             "and unlock a Secret Service (gnome-keyring or KeePassXC) in a D-Bus session; "
             "in containers and CI, set MCP_CLIENT_AUTH_KEY instead.",
+        )
+
+
+def _report_orphan_key_files(found: Findings) -> None:
+    """Key files whose store folder is gone (temporary stores of tests and demos, moved ones)."""
+    from . import TokenStore
+
+    orphans = TokenStore.orphan_key_files()
+    if orphans:
+        found.warn(
+            f"Key files: {len(orphans)} left by store folders that no longer exist",
+            *(str(p) for p in orphans[:10]),
+            f"...and {len(orphans) - 10} more" if len(orphans) > 10 else "",
+            f"Fix: `{PROG} logout --all` removes them (no store can use them again).",
         )
 
 
@@ -962,11 +1090,33 @@ def _finish_doctor(head: list[str], found: Findings) -> int:
 # -- the command line ------------------------------------------------------------------------
 
 
+def _one_line_parser_class() -> type[argparse.ArgumentParser]:
+    """An ``ArgumentParser`` whose every complaint is one line on stderr and exit 2.
+
+    argparse prints the whole usage block before its one-line error; a user then hunts for
+    the error under it. The line names ``--help`` instead, where the usage is.
+    """
+    import argparse
+
+    class OneLineParser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            _usage_error(self.prog, message)
+
+    return OneLineParser
+
+
+def _usage_error(prog: str, message: str) -> NoReturn:
+    """Say what is wrong with the command line, in one line, and exit 2."""
+    Reporter().error(f"{message} (see `{prog} --help`)")
+    sys.exit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; global options are accepted before or after the command."""
     import argparse
 
-    common = argparse.ArgumentParser(add_help=False)
+    parser_class = _one_line_parser_class()
+    common = parser_class(add_help=False)
     common.add_argument(
         "--debug",
         action="store_true",
@@ -979,7 +1129,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="the token store folder (default: $MCP_CLIENT_AUTH_HOME, else the user data folder)",
     )
-    parser = argparse.ArgumentParser(
+    parser = parser_class(
         prog=PROG,
         description="Log in to OAuth-protected MCP servers and APIs, and use their tokens.",
         epilog=(
@@ -989,7 +1139,6 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
 
     login = commands.add_parser(
         "login",
@@ -1097,7 +1246,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     logout.add_argument("url", metavar="URL", nargs="?")
-    logout.add_argument("--all", action="store_true", help="every stored server")
+    logout.add_argument(
+        "--all",
+        action="store_true",
+        help="every stored server; also removes key files left by store folders now gone",
+    )
     logout.add_argument(
         "--forget-client", action="store_true", help="drop the client registration too"
     )
@@ -1119,7 +1272,9 @@ def _check(args: argparse.Namespace) -> None:
     Also puts every URL in its canonical form, so a malformed one is a usage error too.
     """
     parser: argparse.ArgumentParser = args.parser
-    if getattr(args, "url", None):
+    if args.store is not None and not args.store.strip():
+        parser.error("--store needs a folder (empty: the current folder was never meant)")
+    if getattr(args, "url", None) is not None:  # "" too: an empty URL is a bad argument
         try:
             args.url = _canonical(args.url)
         except UsageError as exc:
@@ -1142,19 +1297,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the tool; return the exit status (0 success, 1 failure, 2 usage error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        _usage_error(PROG, "give a command: login, token, status, logout or doctor")
     # Not parser.set_defaults(): the global options' actions are shared with every command's
     # parser (argparse parents), so a default set there would overwrite `--debug COMMAND`.
     args.debug = debug = bool(getattr(args, "debug", False))
     args.store = getattr(args, "store", None)
     _check(args)
+    _note_store_option(args.store)
     _configure_logging(debug, quiet_key_file=True)
     report = Reporter()
     try:
         status: int = args.handler(args)
         return status
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        report.error(str(exc))
+        report.error(f"{exc} (see `{args.parser.prog} --help`)")
         return EXIT_USAGE
     except CommandError as exc:
         report.error(str(exc))

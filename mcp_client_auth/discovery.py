@@ -4,7 +4,8 @@ Protected-resource metadata (RFC 9728) first: the ``resource_metadata`` URL of t
 then the well-known URLs. Its ``authorization_servers`` names the issuer, whose metadata comes
 from RFC 8414 and OpenID discovery with path insertion. A resource with no metadata at all is a
 2025-03-26 server: its origin is the authorization server, with default endpoints when that has
-no metadata either.
+no metadata either; but only a resource that answered 401 is one (a URL that answers 404 to
+everything is a wrong URL, and is reported as such, with every URL tried).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from .metadata import (
     authorization_server_metadata_urls,
     clean_text,
     fallback_server_metadata,
+    find_challenge,
     origin,
     parse_json_document,
+    parse_www_authenticate,
     protected_resource_metadata_urls,
     require_secure_url,
     resource_covers,
@@ -29,7 +32,13 @@ from .metadata import (
     validate_server_metadata,
 )
 
-__all__ = ["Discovered", "choose_authorization_server", "discover", "discover_server_metadata"]
+__all__ = [
+    "Discovered",
+    "choose_authorization_server",
+    "discover",
+    "discover_server_metadata",
+    "probe_resource",
+]
 
 logger = logging.getLogger("mcp_client_auth.discovery")
 
@@ -42,6 +51,9 @@ class Discovered:
     issuer: str
     server_metadata: Mapping[str, Any]
     resource_metadata: Mapping[str, Any] | None  # None: a 2025-03-26 server without RFC 9728
+    # why the 2025-03-26 default endpoints are used ("no OAuth metadata found at any of: ..."),
+    # so a failure at one of them reports the real cause; None where metadata was found
+    assumed_because: str | None = None
 
 
 def _fetch(url: str, what: str) -> Generator[Effect, Any, HttpResponse]:
@@ -80,14 +92,9 @@ def discover_resource_metadata(
     return None
 
 
-def discover_server_metadata(
-    issuer: str, *, legacy_server_url: str | None = None
-) -> Generator[Effect, Any, dict[str, Any]]:
-    """RFC 8414 / OpenID metadata of ``issuer``, its issuer checked by exact comparison.
-
-    With ``legacy_server_url`` (no RFC 9728 metadata), a server without any metadata gets the
-    2025-03-26 default endpoints at its origin.
-    """
+def find_server_metadata(issuer: str) -> Generator[Effect, Any, dict[str, Any] | None]:
+    """RFC 8414 / OpenID metadata of ``issuer``, its issuer checked by exact comparison;
+    ``None`` when it publishes none."""
     require_secure_url(issuer, what="the authorization server")
     for url in authorization_server_metadata_urls(issuer):
         response = yield from _fetch(url, "authorization server metadata")
@@ -96,13 +103,43 @@ def discover_server_metadata(
             continue
         document = parse_json_document(response.body, what="authorization server metadata", url=url)
         return validate_server_metadata(document, issuer=issuer, url=url)
-    if legacy_server_url is not None:
-        logger.debug("no authorization server metadata for %s: using default endpoints", issuer)
-        return fallback_server_metadata(legacy_server_url)
-    raise DiscoveryError(
-        f"the authorization server {issuer} publishes no metadata (tried "
-        f"{', '.join(authorization_server_metadata_urls(issuer))})"
+    return None
+
+
+def discover_server_metadata(issuer: str) -> Generator[Effect, Any, dict[str, Any]]:
+    """RFC 8414 / OpenID metadata of ``issuer``; a :class:`DiscoveryError` when it has none."""
+    metadata = yield from find_server_metadata(issuer)
+    if metadata is None:
+        raise DiscoveryError(
+            f"the authorization server {issuer} publishes no metadata (tried "
+            f"{', '.join(authorization_server_metadata_urls(issuer))})"
+        )
+    return metadata
+
+
+# What the probe of a resource sends: MCP's ``ping``, which changes nothing on any server.
+PROBE_BODY = b'{"jsonrpc":"2.0","id":0,"method":"ping"}'
+
+
+def probe_resource(server_url: str) -> Generator[Effect, Any, HttpResponse]:
+    """An unauthenticated request to the resource, to learn whether it asks for OAuth (401).
+
+    Sent only by a login that has not seen the resource answer yet and found no metadata:
+    the 2025-03-26 default endpoints are for a server that answered 401, not for any URL.
+    """
+    response: HttpResponse = yield HttpRequest(
+        "POST",
+        server_url,
+        "request to the resource (does it ask for a login?)",
+        DiscoveryError,
+        {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+        PROBE_BODY,
     )
+    return response
+
+
+def _nothing_found(tried: Sequence[str], answer: str) -> str:
+    return f"no OAuth metadata found at any of: {', '.join(tried)}; {answer}"
 
 
 def choose_authorization_server(
@@ -123,22 +160,79 @@ def choose_authorization_server(
     )
 
 
+def _legacy_or_nothing(
+    server_url: str, tried: Sequence[str], *, challenged: bool
+) -> Generator[Effect, Any, tuple[str | None, str]]:
+    """No metadata anywhere: the ``resource_metadata`` URL a probe's challenge names, if any,
+    and why the 2025-03-26 default endpoints apply.
+
+    A :class:`DiscoveryError` saying what was tried where the resource does not ask for a
+    login at all: it is not an OAuth-protected endpoint, and the user should check the URL.
+    """
+    if not challenged:
+        response = yield from probe_resource(server_url)
+        if response.status_code != 401:
+            raise DiscoveryError(
+                _nothing_found(
+                    tried,
+                    f"and {server_url} answered HTTP {response.status_code}, not 401, so it "
+                    "does not ask for an OAuth login; check the URL (it should be the MCP "
+                    "endpoint itself, such as https://mcp.example.com/mcp)",
+                )
+            )
+        header_url = _resource_metadata_param(response)
+        if header_url is not None and header_url not in tried:
+            return header_url, ""
+    return None, _nothing_found(tried, "so the 2025-03-26 default endpoints are assumed")
+
+
+def _resource_metadata_param(response: HttpResponse) -> str | None:
+    """The ``resource_metadata`` of a probe's Bearer or DPoP challenge, if it has one."""
+    try:
+        challenge = find_challenge(parse_www_authenticate(list(response.challenges)))
+    except DiscoveryError:
+        return None
+    return challenge.param("resource_metadata") if challenge is not None else None
+
+
 def discover(
     server_url: str,
     header_url: str | None,
     *,
     expected_issuer: str | None = None,
     why: str = "issuer=",
+    challenged: bool = True,
 ) -> Generator[Effect, Any, Discovered]:
-    """Run discovery for ``server_url`` from a 401's ``resource_metadata`` (or none)."""
+    """Run discovery for ``server_url`` from a 401's ``resource_metadata`` (or none).
+
+    ``challenged``: the resource answered 401 (the caller has its challenge). Without that, a
+    resource with no metadata anywhere is asked once, by :func:`probe_resource`.
+    """
     resource_metadata = yield from discover_resource_metadata(server_url, header_url)
     if resource_metadata is None:
         issuer = origin(server_url)
-        server_metadata = yield from discover_server_metadata(issuer, legacy_server_url=server_url)
+        server_metadata = yield from find_server_metadata(issuer)
+        assumed_because = None
+        if server_metadata is None:
+            tried = [
+                *protected_resource_metadata_urls(server_url, header_url),
+                *authorization_server_metadata_urls(issuer),
+            ]
+            named, assumed_because = yield from _legacy_or_nothing(
+                server_url, tried, challenged=challenged
+            )
+            if named is not None:  # the probe's challenge names the resource's metadata
+                return (
+                    yield from discover(server_url, named, expected_issuer=expected_issuer, why=why)
+                )
+            server_metadata = fallback_server_metadata(server_url)
+            logger.debug("%s: using the 2025-03-26 default endpoints", assumed_because)
         choose_authorization_server(
             [server_metadata["issuer"]], expected_issuer, server_url, why=why
         )
-        return Discovered(server_url, server_metadata["issuer"], server_metadata, None)
+        return Discovered(
+            server_url, server_metadata["issuer"], server_metadata, None, assumed_because
+        )
     servers = resource_metadata.get("authorization_servers") or []
     if not servers:
         raise DiscoveryError(

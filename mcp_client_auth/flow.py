@@ -99,6 +99,9 @@ class FlowSettings:
     client: ClientSettings
     scopes: tuple[str, ...] | None = None  # the user's scopes: never replaced
     redirect_uri: str | None = None
+    # the loopback port the user fixed (redirect_port=, BrowserLogin(port=)): it wins over a
+    # stored registration's redirect URI, whose client is updated or registered again for it
+    fixed_port: int | None = None
     leeway: float = 60.0
     login_timeout: float = 300.0
     interactive: bool = True  # False: raise LoginRequiredError instead of a login
@@ -117,6 +120,8 @@ class FlowSettings:
     token_exchange: IdJagExchange | None = None  # the jwt-bearer assertion is an ID-JAG
     # the authorization server the user expects (its issuer): no other one is ever contacted
     issuer: str | None = None
+    # what LoginRequiredError tells the user to do (the command that logs in to the same store)
+    login_hint: Callable[[], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,18 @@ def _serves_device_grant(client: ClientRegistration, issuer: str | None, scope: 
         return True
     covered = client.scope is None or not scope or set(scope.split()) <= set(client.scope.split())
     return DEVICE_GRANT in client.grant_types and covered
+
+
+def _unless_another_port(redirect_uri: str | None, fixed_port: int | None) -> str | None:
+    """A stored registration's redirect URI, unless the user fixed another port: then None,
+    so the login listens on the user's port (an ``ssh -L`` tunnel waits there)."""
+    if redirect_uri is None or fixed_port is None:
+        return redirect_uri
+    try:
+        port = urlsplit(redirect_uri).port
+    except ValueError:
+        port = None
+    return redirect_uri if port == fixed_port else None
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -348,7 +365,11 @@ class AuthFlow:
         expected, why = self._expected_issuer()
         return (
             yield from discover(
-                self.settings.server_url, header_url, expected_issuer=expected, why=why
+                self.settings.server_url,
+                header_url,
+                expected_issuer=expected,
+                why=why,
+                challenged=challenge is not None,
             )
         )
 
@@ -426,10 +447,12 @@ class AuthFlow:
         if settings.grant in ("client_credentials", JWT_BEARER_GRANT):
             return (yield from self._client_credentials(challenge, step_up=step_up, found=found))
         if not settings.interactive:
-            raise LoginRequiredError(
-                f"{settings.server_url} needs a login; run "
-                f"`mcp-client-auth login {settings.server_url}`"
+            hint = (
+                settings.login_hint()
+                if settings.login_hint is not None
+                else f"run `mcp-client-auth login {settings.server_url}`"
             )
+            raise LoginRequiredError(f"{settings.server_url} needs a login; {hint}")
         if found is None:
             found = yield from self._discover(challenge)
         record = self._bind_issuer(found, challenge)
@@ -450,7 +473,7 @@ class AuthFlow:
         stored_client = record.client
         preferred = settings.redirect_uri
         if preferred is None and stored_client is not None and stored_client.issuer == found.issuer:
-            preferred = stored_client.redirect_uri
+            preferred = _unless_another_port(stored_client.redirect_uri, settings.fixed_port)
         session = yield StartLogin(preferred)
         redirect_uri = session.redirect_uri
         client = choose_client(
@@ -467,14 +490,24 @@ class AuthFlow:
             and stored_client is not None
             and stored_client.kind == "dynamic"
             and stored_client.issuer == found.issuer
-            and stored_client.scope
         ):
-            # registered for fewer scopes than this login asks: widen the registration
-            # (RFC 7592: the same client_id, so the MCP session survives), else register anew
-            registration_scope = " ".join(_unique((*stored_client.scope.split(), *scope.split())))
-            if redirect_uri in stored_client.redirect_uris:
-                client = yield from update_registration(
-                    settings.client, stored_client, scope=registration_scope
+            # registered for fewer scopes than this login asks, or for another redirect URI
+            # (a port the user fixed): update the registration (RFC 7592: the same client_id,
+            # so the MCP session survives), else register anew
+            if stored_client.scope:
+                registration_scope = " ".join(
+                    _unique((*stored_client.scope.split(), *scope.split()))
+                )
+            client = yield from update_registration(
+                settings.client, stored_client, scope=registration_scope, redirect_uri=redirect_uri
+            )
+            if redirect_uri not in stored_client.redirect_uris:
+                logger.info(
+                    "the client for %s was registered for %s; this login uses %s: %s",
+                    record.resource,
+                    stored_client.redirect_uri,
+                    redirect_uri,
+                    "registration updated (same client id)" if client else "registering anew",
                 )
         if client is None:
             client = yield from register_dynamically(
@@ -484,6 +517,7 @@ class AuthFlow:
                 redirect_uri=redirect_uri,
                 scope=registration_scope,
                 protocol_version=settings.protocol_version,
+                assumed_because=found.assumed_because,
             )
         record = replace(record, client=client)
         yield from self._save(record)

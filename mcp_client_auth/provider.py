@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import shlex
 import ssl
 import sys
 import threading
@@ -181,10 +182,14 @@ class OAuthClientProvider(AuthBase):
         self._clock = clock
         self._http = FlowHttp(verify=verify, transport=transport)
         device = False
+        fixed_port = redirect_port
         if login is not None:  # no strategy given: no need to import the device one
+            from .login.browser import BrowserLogin
             from .login.device import DeviceLogin
 
             device = isinstance(login, DeviceLogin)
+            if isinstance(login, BrowserLogin):
+                fixed_port = fixed_port or login.port
         self._flow = AuthFlow(
             FlowSettings(
                 server_url=self.server_url,
@@ -196,6 +201,7 @@ class OAuthClientProvider(AuthBase):
                 ),
                 scopes=_scopes(scopes),
                 redirect_uri=redirect_uri,
+                fixed_port=fixed_port,
                 leeway=leeway,
                 login_timeout=timeout,
                 interactive=interactive,
@@ -203,6 +209,7 @@ class OAuthClientProvider(AuthBase):
                 prefer_device=self._browser_unavailable,
                 dpop=dpop,
                 issuer=_expected_issuer(issuer),
+                login_hint=self._login_hint,
             ),
             clock,
         )
@@ -232,6 +239,17 @@ class OAuthClientProvider(AuthBase):
 
     def __repr__(self) -> str:
         return f"OAuthClientProvider({self.server_url!r})"
+
+    def _login_hint(self) -> str:
+        """How to log in to this provider's store: the CLI for a store folder (with
+        ``--store`` unless it is the default one), this program for any other store."""
+        folder = TokenStore.default_directory() if self._store is None else self._store.folder
+        if folder is None:
+            return "log in with this store (login(), or a provider with interactive=True)"
+        words = ["mcp-client-auth", "login"]
+        if folder != TokenStore.default_directory():
+            words += ["--store", str(folder)]
+        return f"run `{shlex.join([*words, self.server_url])}`"
 
     # -- without a request: for command-line tools and explicit logins --------------------
 

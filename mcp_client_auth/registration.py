@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .effects import Effect, HttpRequest, HttpResponse
-from .errors import MCPAuthError, RegistrationError
+from .errors import DiscoveryError, MCPAuthError, RegistrationError
 from .metadata import clean_text, parse_json_document, require_secure_url
 from .tokens import ClientRegistration, number
 
@@ -140,8 +140,14 @@ def register_dynamically(
     scope: str | None,
     protocol_version: str | None = None,
     grant_types: list[str] | None = None,
+    assumed_because: str | None = None,
 ) -> Generator[Effect, Any, ClientRegistration]:
-    """RFC 7591 registration as a public native client (PKCE, no secret requested)."""
+    """RFC 7591 registration as a public native client (PKCE, no secret requested).
+
+    ``assumed_because``: the endpoint is the 2025-03-26 default, assumed for want of metadata
+    (and why); a 404 there then means no OAuth at all, said as a :class:`DiscoveryError`,
+    not as a refusal to register.
+    """
     endpoint = server_metadata.get("registration_endpoint")
     if not endpoint:
         hint = (
@@ -158,6 +164,11 @@ def register_dynamically(
     response: HttpResponse = yield HttpRequest.post_json(
         endpoint, document, what="client registration", error=RegistrationError
     )
+    if response.status_code == 404 and assumed_because is not None:
+        raise DiscoveryError(
+            f"{assumed_because}, but the default registration endpoint {endpoint} answered "
+            "HTTP 404 too: there is no OAuth authorization server there; check the URL"
+        )
     if response.status_code not in (200, 201):
         detail = _error_detail(response)
         raise RegistrationError(
@@ -168,9 +179,14 @@ def register_dynamically(
 
 
 def update_registration(
-    settings: ClientSettings, stored: ClientRegistration, *, scope: str
+    settings: ClientSettings,
+    stored: ClientRegistration,
+    *,
+    scope: str,
+    redirect_uri: str | None = None,
 ) -> Generator[Effect, Any, ClientRegistration | None]:
-    """RFC 7592: widen a dynamic client's registered ``scope``, keeping its client_id.
+    """RFC 7592: widen a dynamic client's registered ``scope``, or move it to another
+    ``redirect_uri`` (a port the user fixed), keeping its client_id.
 
     A new client_id would end sessions that an MCP server binds to the client (the mcp SDK's
     do). ``None`` where the server offers no registration management or refuses the update:
@@ -185,7 +201,7 @@ def update_registration(
         return None
     document = _document(
         settings,
-        redirect_uri=stored.redirect_uri,
+        redirect_uri=redirect_uri or stored.redirect_uri,
         scope=scope,
         grant_types=list(stored.grant_types) or None,
     )

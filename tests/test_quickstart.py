@@ -46,6 +46,7 @@ def run_quickstart(
     home = tmp_path / "home"
     full_env = {
         **os.environ,
+        # The user's own store: the quickstart must leave it alone.
         "MCP_CLIENT_AUTH_HOME": str(home),
         # A key from the environment: the test touches neither the keyring nor config folders.
         "MCP_CLIENT_AUTH_KEY": Fernet.generate_key().decode(),
@@ -112,15 +113,31 @@ def check_walk_through(flat: str) -> None:
 
 
 def test_quickstart_runs_on_embedded_defaults(tmp_path: Path) -> None:
-    flat, home, _ = run_quickstart(tmp_path)
+    """As the README runs it: a store of its own, with a key of its own, both gone at the end;
+    the user's store (``MCP_CLIENT_AUTH_HOME``) and key folder are left as they were."""
+    temp, config = tmp_path / "tmp", tmp_path / "config"
+    temp.mkdir()
+    flat, home, _ = run_quickstart(
+        tmp_path,
+        env={
+            "TMPDIR": str(temp),
+            "XDG_CONFIG_HOME": str(config),
+            "MCP_CLIENT_AUTH_KEY": "",  # the key is made and kept as for a user (a key file)
+            "DBUS_SESSION_BUS_ADDRESS": "",
+        },
+    )
     check_walk_through(flat)
     assert "approved automatically" in flat
     # No secret-looking string at all: no authorization URL is printed in this mode either.
     assert not re.search(r"[A-Za-z0-9_\-]{40,}", flat), flat
-    if hasattr(TokenStore, "default"):
-        assert f"encrypted files in {os.path.realpath(home)}" in flat
-        assert (home / "store.json").exists()
-    assert "removed from the store" in flat
+    used = re.search(r"encrypted files in (\S+?);", flat)
+    assert used, flat
+    assert Path(used.group(1)).parent == temp.resolve()
+    assert "key file" in flat  # no keyring here: a key file was made...
+    assert list(temp.iterdir()) == []  # ...and removed with the store
+    assert list((config / "mcp-client-auth" / "keys").iterdir()) == []
+    assert not home.exists()
+    assert "removed with its temporary store and key" in flat
 
 
 def test_quickstart_keeps_no_token_in_its_output(
@@ -129,7 +146,7 @@ def test_quickstart_keeps_no_token_in_its_output(
     """With --keep the final tokens stay in the store: read them back and look for them."""
     if not hasattr(TokenStore, "default"):
         pytest.skip("no disk store in this checkout")
-    flat, home, env = run_quickstart(tmp_path, "--keep")
+    flat, home, env = run_quickstart(tmp_path, "--keep", "--home", str(tmp_path / "home"))
     check_walk_through(flat)
     mcp_url = re.search(r"demo MCP server (\S+)", flat)
     assert mcp_url

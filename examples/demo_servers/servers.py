@@ -22,7 +22,7 @@ from starlette.types import ASGIApp
 from .demo_as import DemoAuthorizationServer
 from .demo_mcp import build_mcp_app
 
-__all__ = ["DemoServers", "start_demo_servers"]
+__all__ = ["DemoServers", "ServedApp", "loopback_socket", "serve_app", "start_demo_servers"]
 
 HOST = "127.0.0.1"
 
@@ -59,6 +59,38 @@ class DemoServers:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@dataclass
+class ServedApp:
+    """One ASGI app served on a loopback port: its origin, and ``stop()``."""
+
+    origin: str
+    _server: uvicorn.Server = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+
+def loopback_socket() -> socket.socket:
+    """A listening socket on 127.0.0.1 and a free port: bind first, so an app can be built
+    knowing its own origin (``http://127.0.0.1:PORT``) before it is served."""
+    return _bind()
+
+
+def serve_app(app: ASGIApp, sock: socket.socket, startup_timeout: float = 15.0) -> ServedApp:
+    """Serve ``app`` on ``sock`` (from :func:`loopback_socket`) in a thread; return once up."""
+    server, thread = _serve(app, sock, "demo-app")
+    served = ServedApp(f"http://{HOST}:{sock.getsockname()[1]}", server, thread)
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            served.stop()
+            raise RuntimeError("the app did not start")
+        time.sleep(0.01)
+    return served
 
 
 def _bind() -> socket.socket:

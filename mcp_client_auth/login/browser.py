@@ -573,8 +573,10 @@ class BrowserLogin(Login):
     """Sign in with the system browser; receive the answer on a loopback listener.
 
     ``port`` fixes the listener's port (or ``redirect_port`` given to ``start``; both set and
-    different is a configuration error). A stored registration's loopback redirect URI wins
-    over both, so a registration is reused run after run. With neither, a free port.
+    different is a configuration error). Without either, a stored registration's loopback
+    redirect URI is reused run after run, else a free port. A fixed port always wins: the
+    provider does not pass a stored redirect URI on another port, and updates (RFC 7592) or
+    redoes the client's registration for the new one.
 
     ``open_browser=False`` only prints the URL. ``opener`` replaces ``webbrowser.open`` (a
     callable taking the URL, returning whether a browser was opened): useful to drive a

@@ -275,6 +275,14 @@ class EncryptedFileStore(BatchFromSingle):
 
     # --- keys, names, marker ---------------------------------------------------------------
 
+    def use_keys(self, keys: Sequence[bytes]) -> None:
+        """Encrypt and name entries with ``keys`` from now on: for a new store, before its
+        first write, when another process kept its key first (see ``default.py``)."""
+        self._keys = tuple(_Key(k) for k in keys)
+        self._fernet = None
+        self._dirs.clear()
+        self._paths.clear()
+
     @property
     def key_ids(self) -> tuple[str, ...]:
         return tuple(k.id for k in self._keys)

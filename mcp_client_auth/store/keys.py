@@ -49,7 +49,10 @@ __all__ = [
     "forget_keys",
     "key_file_path",
     "load_key",
+    "orphan_key_files",
     "probe_keyring",
+    "remove_key",
+    "remove_orphan_key_files",
 ]
 
 logger = logging.getLogger("mcp_client_auth.store")
@@ -117,6 +120,8 @@ class StoreKey:
 
     keys: tuple[bytes, ...]
     protection: Protection
+    # made but not kept anywhere yet (``create=False``): the store keeps it once it writes
+    pending: bool = False
 
     def __repr__(self) -> str:
         return f"StoreKey({len(self.keys)} key(s), {self.protection})"
@@ -461,6 +466,82 @@ def _user_config_dir() -> Path:
     return Path(platformdirs.user_config_dir("mcp-client-auth", appauthor=False))
 
 
+_KEY_FILE_HEADER = "# mcp-client-auth: the key of the token store in "
+
+
+def _store_of_key_file(path: Path) -> str | None:
+    """The store a key file says it is for, when its name agrees (the hash of that store)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline().rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not first.startswith(_KEY_FILE_HEADER):
+        return None
+    store = first[len(_KEY_FILE_HEADER) :]
+    return store if folder_key_hash(store) == path.stem else None
+
+
+def orphan_key_files() -> list[Path]:
+    """Key files of store folders that no longer exist (a temporary folder of a test or a
+    demo, a store moved away): no store can ever use them again.
+
+    Only a file whose name is the hash of the absolute folder its first line names counts, so
+    the key of a live store, or of a store that is not a folder (Redis), is never listed.
+    """
+    keys_dir = key_file_path("/").parent
+    try:
+        candidates = sorted(keys_dir.glob("*.key"))
+    except OSError:
+        return []
+    orphans = []
+    for path in candidates:
+        store = _store_of_key_file(path)
+        if store is not None and os.path.isabs(store) and not os.path.lexists(store):
+            orphans.append(path)
+    return orphans
+
+
+def remove_orphan_key_files() -> list[Path]:
+    """Delete :func:`orphan_key_files` (each checked again just before); return those removed."""
+    removed = []
+    for path in orphan_key_files():
+        store = _store_of_key_file(path)
+        if store is None or os.path.lexists(store):
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StorageError(f"could not remove the key file {path}: {exc.strerror}") from exc
+        removed.append(path)
+    return removed
+
+
+def remove_key(directory: Path | str, *, timeout: float = KEYRING_TIMEOUT) -> None:
+    """Forget the key of the store in ``directory``: its keyring entry and its key file.
+
+    For a store that is itself being removed (a demo's temporary store): the entries it
+    encrypted become unreadable for good.
+    """
+    user = str(directory)
+    with _cache_lock:
+        _cache.pop(user, None)
+    _keyring_call(timeout, lambda b: _delete_if_present(b, user))
+    try:
+        key_file_path(directory).unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"could not remove the key file of {directory}: {exc.strerror}") from exc
+
+
+def _delete_if_present(backend: Any, user: str) -> None:
+    if backend.get_password(SERVICE, user) is not None:
+        backend.delete_password(SERVICE, user)
+
+
 def _read_key_file(path: Path) -> tuple[bytes, ...] | None:
     check_private_folder(path.parent, what="key folder")
     try:
@@ -499,7 +580,7 @@ def _write_key_file(path: Path, keys: tuple[bytes, ...], directory: Path | str) 
             f"could not create the folder {path.parent} for the store key: {exc.strerror}"
         ) from exc
     text = (
-        f"# mcp-client-auth: the key of the token store in {directory}\n"
+        f"{_KEY_FILE_HEADER}{directory}\n"
         "# Anyone who can read this file can read the tokens in that store. Keep it 0600.\n"
         + "".join(format_key(k) + "\n" for k in keys)
     )
@@ -527,14 +608,12 @@ def _warn_key_file(directory: Path | str, key: StoreKey) -> None:
     if str(directory) in _warned:
         return
     _warned.add(str(directory))
+    # One short line, once per process and store: `doctor` gives the whole story (why the
+    # keyring does not work, how to set one up, MCP_CLIENT_AUTH_KEY).
     logger.warning(
-        "%s; so the key of the token store %s is in %s, protected only by its file "
-        "permissions: anyone who can read that file can read the tokens. "
-        "Set up a keyring (`mcp-client-auth doctor` says what is wrong) or set %s.",
-        key.protection.note,
-        directory,
+        "the token store key is in %s, protected only by its file permissions (no working "
+        "system keyring; `mcp-client-auth doctor` says more)",
         key.protection.where,
-        ENV_KEY,
     )
 
 
@@ -546,8 +625,16 @@ def load_key(
     has_entries: bool = False,
     timeout: float = KEYRING_TIMEOUT,
     start_over: str | None = None,
+    create: bool = True,
+    candidate: tuple[bytes, ...] | None = None,
 ) -> StoreKey:
     """The key of the store in ``directory``, made on first use (see the module docstring).
+
+    ``create=False``: a store that has no key yet gets a new one that is not kept anywhere
+    (``pending``): a store that is only opened, or whose first login fails, leaves no key
+    behind. The store calls again with ``create=True`` and that key as ``candidate`` before
+    its first write: the candidate is kept, unless another process kept a key meanwhile, which
+    is returned instead.
 
     ``directory`` names the store: its folder, or for a store that is not a folder (Redis)
     its URL without the password. ``kept_in`` (from the store's marker) and ``has_entries``
@@ -566,8 +653,9 @@ def load_key(
     folder = str(directory)
     with _cache_lock:
         key = _cache.get(folder)
-    if key is None:
-        key = _load_key(directory, require_keyring, kept_in, has_entries, timeout, start_over)
+    if key is None or (key.pending and create):
+        made = _NewKey(create, candidate or (key.keys if key is not None else None))
+        key = _load_key(directory, require_keyring, kept_in, has_entries, timeout, start_over, made)
         with _cache_lock:
             _cache[folder] = key
     if require_keyring and not key.protection.in_keyring:
@@ -597,6 +685,18 @@ def _missing_key(
     )
 
 
+@dataclass(frozen=True, repr=False)
+class _NewKey:
+    """How to make a key where there is none: keep it now (``create``) or leave it pending,
+    and which key to make (``candidate``, the one a pending store already uses)."""
+
+    create: bool = True
+    candidate: tuple[bytes, ...] | None = None
+
+    def keys(self) -> tuple[bytes, ...]:
+        return self.candidate or (os.urandom(32),)
+
+
 def _load_key(
     directory: Path | str,
     require_keyring: bool,
@@ -604,6 +704,7 @@ def _load_key(
     has_entries: bool,
     timeout: float,
     start_over: str | None = None,
+    made: _NewKey = _NewKey(),
 ) -> StoreKey:
     user = str(directory)
     key_file = key_file_path(directory)
@@ -620,7 +721,9 @@ def _load_key(
         if from_file is None and has_entries:
             raise _missing_key(directory, kept_in, None, start_over)
         moving = from_file is not None
-        keys = from_file or (os.urandom(32),)
+        if not moving and not made.create:
+            return StoreKey(made.keys(), in_keyring, pending=True)
+        keys = from_file or made.keys()
         text = ",".join(format_key(k) for k in keys)
         stored, failure, _ = _keyring_call(timeout, lambda b: _set_and_check(b, user, text))
         if stored:
@@ -645,7 +748,9 @@ def _load_key(
     if from_file is None:
         if has_entries:
             raise _missing_key(directory, kept_in, probe, start_over)
-        from_file = (os.urandom(32),)
+        from_file = made.keys()
+        if not made.create:
+            return StoreKey(from_file, Protection("key file", str(key_file), note), pending=True)
         _write_key_file(key_file, from_file, directory)
     return StoreKey(from_file, Protection("key file", str(key_file), note))
 

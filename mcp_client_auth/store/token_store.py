@@ -50,6 +50,10 @@ class TokenStore:
     ``TokenStore.redis(url)`` keeps them encrypted in Redis, shared by a fleet of hosts.
     """
 
+    #: The folder of a :meth:`default` store (what ``mcp-client-auth --store`` takes);
+    #: ``None`` for any other store.
+    folder: Path | None = None
+
     def __init__(
         self,
         kv: AsyncKeyValue,
@@ -94,12 +98,14 @@ class TokenStore:
         kv, locks, key = open_default(
             directory, require_keyring=require_keyring, lock_timeout=lock_timeout
         )
-        return cls(
+        store = cls(
             kv,
             lock=locks,
             description=f"encrypted files in {kv.directory}",
             protection=key.protection,
         )
+        store.folder = kv.directory
+        return store
 
     @staticmethod
     def default_directory(directory: str | os.PathLike[str] | None = None) -> Path:
@@ -139,6 +145,30 @@ class TokenStore:
         from .keys import key_file_path
 
         return key_file_path(store_directory(directory))
+
+    @staticmethod
+    def orphan_key_files() -> list[Path]:
+        """Key files (see :meth:`default_key_file`) whose store folder no longer exists: left by
+        temporary or moved stores, of no use to any store. ``doctor`` lists them."""
+        from .keys import orphan_key_files
+
+        return orphan_key_files()
+
+    @staticmethod
+    def remove_orphan_key_files() -> list[Path]:
+        """Delete :meth:`orphan_key_files` (``logout --all`` does); return the ones removed."""
+        from .keys import remove_orphan_key_files
+
+        return remove_orphan_key_files()
+
+    @staticmethod
+    def remove_default_key(directory: str | os.PathLike[str] | None = None) -> None:
+        """Forget the key of that folder's store (keyring entry or key file), for a store being
+        removed with its folder: what it encrypted can never be read again."""
+        from .default import store_directory
+        from .keys import remove_key
+
+        remove_key(store_directory(directory))
 
     @classmethod
     def redis(

@@ -160,13 +160,23 @@ def test_doctor_with_the_key_in_the_environment(cli: CLI, demo: DemoServers) -> 
         ["login", URL, "--paste", "--device"],
         ["login", URL, "--port", "0"],
         ["login", URL, "--port", "many"],
+        ["login", ""],
+        ["token", ""],
+        ["status", " "],
+        ["login", "mcp.example.com/mcp"],
+        ["--store", "", "status"],
+        ["login", URL, "--issuer", "http://as.example.com"],  # plain http off loopback
+        ["login", URL, "--issuer", ""],
     ],
 )
-def test_usage_errors_exit_2(cli: CLI, args: list[str]) -> None:
+def test_usage_errors_are_one_line_and_exit_2(cli: CLI, args: list[str]) -> None:
+    """Every bad argument: one line on stderr that says what is wrong and where help is."""
     run = cli(*args)
     assert run.returncode == 2, run.output
     assert run.stdout == ""
-    assert "usage: mcp-client-auth" in run.stderr
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    assert run.stderr.startswith("error: "), run.stderr
+    assert "--help" in run.stderr
 
 
 def test_errors_are_one_line_and_tracebacks_need_debug(cli: CLI) -> None:

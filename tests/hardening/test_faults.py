@@ -165,7 +165,7 @@ def test_invalid_grant_without_login_allowed_says_log_in() -> None:
     refuse_refresh(servers)
     error = outcome(servers, provider(servers, store, clock=later, interactive=False))
     assert_clean(
-        error, LoginRequiredError, r"needs a login.*mcp-client-auth login", servers.secrets
+        error, LoginRequiredError, r"needs a login; log in with this store", servers.secrets
     )
     after = stored(store, servers)
     assert after.tokens is None  # the refused refresh token is not tried again

@@ -105,6 +105,8 @@ async def test_no_dbus_falls_back_to_a_key_file(
     assert protection.kind == "key file" and not protection.in_keyring
     key_file = Path(protection.where)
     assert key_file.parent == isolated_home / ".config" / "mcp-client-auth" / "keys"
+    assert not key_file.exists()  # kept only once an entry is written
+    await store.put(ServerRecord(resource="http://127.0.0.1:9/mcp"))
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert key_file.parent.stat().st_mode & 0o777 == 0o700
     assert "protected only by file permissions" in str(protection)
@@ -150,6 +152,8 @@ async def test_lost_key_with_entries_is_an_error_not_a_new_key(isolated_home: Pa
 
 async def test_lost_key_without_entries_starts_afresh(isolated_home: Path) -> None:
     store = TokenStore.default()
+    await put_record(store)  # the key is kept, and the marker names it
+    await store.delete(URL)  # no entries left
     Path(store.protection.where).unlink()
     keys.forget_keys()
     again = TokenStore.default()
@@ -363,3 +367,34 @@ def test_protection_of_other_stores() -> None:
     custom = TokenStore(PrefixKeysWrapper(MemoryStore(), prefix="p"), description="a shared Redis")
     assert custom.protection.kind == "custom"
     assert str(custom.protection) == "as protected by a shared Redis"
+
+
+async def test_a_key_is_kept_only_when_the_first_entry_is_written(isolated_home: Path) -> None:
+    """Opening a store, reading it, or a login that fails before storing anything leaves no
+    key file (nor keyring entry) behind: key files of never-used folders used to pile up."""
+    folder = isolated_home / "never-written"
+    store = TokenStore.default(folder)
+    assert await store.get(URL) is None
+    key_file = Path(store.protection.where)
+    assert not key_file.exists()
+    assert not TokenStore.default_exists(folder)  # no marker either
+    keys.forget_keys()
+    other = TokenStore.default(folder)  # another process, meanwhile: its own candidate key
+    await put_record(other)
+    assert key_file.exists()
+    await put_record(store, 2)  # the first one's candidate lost: it uses the kept key
+    keys.forget_keys()
+    assert await read_n(TokenStore.default(folder)) == "access-2"
+    assert TokenStore.default_exists(folder)
+
+
+async def test_orphan_key_files_are_listed_and_removed(isolated_home: Path) -> None:
+    gone, live = isolated_home / "gone", isolated_home / "live"
+    for folder in (gone, live):
+        await put_record(TokenStore.default(folder))
+    gone_key = TokenStore.default_key_file(gone)
+    shutil.rmtree(gone)
+    assert TokenStore.orphan_key_files() == [gone_key]
+    assert TokenStore.remove_orphan_key_files() == [gone_key]
+    assert not gone_key.exists() and TokenStore.default_key_file(live).exists()
+    assert TokenStore.orphan_key_files() == []

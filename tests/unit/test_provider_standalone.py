@@ -48,7 +48,7 @@ def test_get_token_refreshes_an_expired_token(servers: FakeServers) -> None:
 
 def test_non_interactive_provider_raises_login_required(servers: FakeServers) -> None:
     provider = make(servers, TokenStore.memory(), interactive=False)
-    with pytest.raises(LoginRequiredError, match="mcp-client-auth login"):
+    with pytest.raises(LoginRequiredError, match="needs a login; log in with this store"):
         provider.get_token()
     assert all(s.path != "/token" for s in servers.seen)
 
