@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         LoginSession,
         NoBrowserError,
         PasteLogin,
+        PortInUseError,
     )
     from .metadata import canonical_resource_url
     from .provider import OAuthClientProvider
@@ -68,6 +69,7 @@ _WHERE = {
     "NoBrowserError": ".login",
     "OAuthClientProvider": ".provider",
     "PasteLogin": ".login",
+    "PortInUseError": ".login",
     "Protection": ".store.keys",
     "RegistrationError": ".errors",
     "ServerRecord": ".tokens",
@@ -100,6 +102,7 @@ __all__ = [
     "NoBrowserError",
     "OAuthClientProvider",
     "PasteLogin",
+    "PortInUseError",
     "Protection",
     "RegistrationError",
     "ServerRecord",

@@ -546,10 +546,16 @@ def _moved_client(before: ClientRegistration | None, after: ClientRegistration |
 def _run_login(provider: OAuthClientProvider, url: str) -> TokenSet:
     """The provider's login, its no-browser failure said in this tool's words (its options),
     not the library's (its classes)."""
-    from . import NoBrowserError
+    from . import NoBrowserError, PortInUseError
 
     try:
         return _run(provider.alogin())
+    except PortInUseError as exc:
+        raise CommandError(
+            f"cannot receive the browser's sign-in answer: port {exc.port} on 127.0.0.1 is in "
+            "use or not allowed. Stop the program using it (perhaps another login still "
+            "waiting), or choose another port with `--port N`"
+        ) from None
     except NoBrowserError:
         raise CommandError(
             "no browser could be opened here and no terminal is attached to paste the answer "

@@ -403,3 +403,13 @@ def test_the_hint_names_what_reaches_the_same_login() -> None:
         url,
     ]
     assert "s3cret" not in cli._login_hint(url, record)
+
+
+def test_a_taken_port_is_said_in_cli_words(cli: CLI, demo: DemoServers) -> None:
+    with loopback_socket() as taken:  # held by this test for the whole run
+        port = taken.getsockname()[1]
+        run = cli("login", demo.mcp_url, "--port", str(port), input="", env=NO_DISPLAY)
+    assert run.returncode == 1, run.output
+    [line] = run.stderr.strip().splitlines()
+    assert f"port {port} on 127.0.0.1 is in use" in line and "`--port N`" in line, line
+    assert "BrowserLogin" not in line and "redirect_port" not in line, line

@@ -27,6 +27,7 @@ once.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import traceback
@@ -212,7 +213,8 @@ def test_revoked_refresh_token_asks_for_a_login_then_logs_in(
     assert rejected.error is not None, rejected.explain()
     messages = [e["message"] for e in rejected.auth_errors() if e["type"] == "LoginRequiredError"]
     assert messages, rejected.explain()
-    assert f"mcp-client-auth login {stack.url}" in messages[0]
+    # the hint logs in to this store: its folder is not the default one, so it is named
+    assert re.search(rf"mcp-client-auth login --store \S+ {re.escape(stack.url)}", messages[0])
     assert rejected.logins == 0
     assert as_requests(rejected, stack) == [("POST", "/token", 400)], rejected.explain()
 

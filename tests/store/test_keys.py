@@ -279,8 +279,9 @@ async def test_key_in_real_keyring_and_nowhere_on_disk(
     store = TokenStore.default(require_keyring=True)
     assert store.protection.kind == "keyring" and store.protection.in_keyring
     assert str(store.protection) == "encrypted; key in the system keyring (SecretService)"
-    await put_record(store)
     folder = str(data_dir(isolated_home).resolve())
+    assert secret_service.lookup(folder) is None  # kept only once an entry is written
+    await put_record(store)
     text = secret_service.lookup(folder)
     assert text is not None
     [raw] = [base64.urlsafe_b64decode(t) for t in text.split(",")]
