@@ -134,6 +134,8 @@ def fill_store(directory: str, count: str, keys_file: str, filetree: str = "yes"
     ]
     values = [r.to_dict() for r in records]  # type: ignore[attr-defined]
     keys = [r.resource for r in records]  # type: ignore[attr-defined]
+    # the first entry through the store itself, which keeps its key on its first write
+    asyncio.run(_kv.put(keys[0], values[0], collection=COLLECTION))
     asyncio.run(lazy.put_many(keys, values, collection=COLLECTION))
 
     if filetree == "yes":  # FileTree writes take ~5 ms each: --quick leaves it out
@@ -188,6 +190,36 @@ def reconnect_ours(url: str, directory: str) -> None:
     )
 
 
+def setup_store_redis(redis_url: str, resource: str, token_endpoint: str, token: str) -> None:
+    """One valid record in ``TokenStore.redis(redis_url)`` (the key from the environment)."""
+    import asyncio
+
+    from mcp_client_auth import TokenStore
+    from mcp_client_auth.metadata import canonical_resource_url
+
+    async def put() -> None:
+        store = TokenStore.redis(redis_url)
+        rec = record(canonical_resource_url(resource), token_endpoint, token, time.time() + 3600)
+        await store.put(rec)  # type: ignore[arg-type]
+        await store.aclose()
+
+    asyncio.run(put())
+    _out(stored=True)
+
+
+def reconnect_redis(url: str, redis_url: str) -> None:
+    """:func:`reconnect_ours` with the store in Redis: the first authorized response."""
+    import httpx
+
+    from mcp_client_auth import OAuthClientProvider, TokenStore
+
+    store = TokenStore.redis(redis_url)
+    auth = OAuthClientProvider(url, store=store, interactive=False)
+    with httpx.Client(auth=auth) as client:
+        status = client.get(url).status_code
+    _out(status=status)
+
+
 def reconnect_static(url: str, token: str) -> None:
     """The floor: the same request with the token given as a static header."""
     import httpx
@@ -229,8 +261,6 @@ def cli_lazy_init(*argv: str) -> None:
 
 
 def concurrent_ours(url: str, directory: str, warm: str = "") -> None:
-    import contextlib
-
     import httpx
 
     from mcp_client_auth import OAuthClientProvider, TokenStore
@@ -242,19 +272,28 @@ def concurrent_ours(url: str, directory: str, warm: str = "") -> None:
 
         _portal.run_sync(asyncio_sleep0())
     # instrumentation, not behaviour: when this process asked for, got and gave back the
-    # cross-process lock (the store's own lock, wrapped)
+    # cross-process lock (the store's own lock object, its methods wrapped)
     marks: dict[str, float] = {}
     factory = store._lock_factory
 
-    @contextlib.asynccontextmanager
-    async def timed_lock(resource: str):  # type: ignore[no-untyped-def]
-        marks.setdefault("asked", time.time())
-        async with factory(resource):
-            marks.setdefault("got", time.time())
-            try:
-                yield
-            finally:
+    def timed_lock(resource: str):  # type: ignore[no-untyped-def]
+        lock = factory(resource)
+        try_acquire, release = lock.try_acquire, lock.release
+
+        def timed_try() -> bool:
+            marks.setdefault("asked", time.time())
+            got = try_acquire()
+            if got:
+                marks.setdefault("got", time.time())
+            return got
+
+        def timed_release() -> None:
+            if lock.locked:
                 marks.setdefault("gave", time.time())
+            release()
+
+        lock.try_acquire, lock.release = timed_try, timed_release
+        return lock
 
     store._lock_factory = timed_lock
     auth = OAuthClientProvider(url, store=store, interactive=False)
@@ -495,6 +534,8 @@ MODES = {
     "fill-store": fill_store,
     "reconnect-ours": reconnect_ours,
     "reconnect-static": reconnect_static,
+    "setup-store-redis": setup_store_redis,
+    "reconnect-redis": reconnect_redis,
     "token-library": token_library,
     "cli-lazy-init": cli_lazy_init,
     "concurrent-ours": concurrent_ours,

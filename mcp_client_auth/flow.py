@@ -13,17 +13,10 @@ import logging
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from .callback import callback_parameters
-from .discovery import (
-    Discovered,
-    choose_authorization_server,
-    discover,
-    discover_resource_metadata,
-    discover_server_metadata,
-)
 from .dpop import DPOP_ALGORITHM, DPoPKey
 from .effects import (
     CompleteLogin,
@@ -51,7 +44,6 @@ from .metadata import (
     origin,
     require_secure_url,
 )
-from .pkce import PKCE, new_state
 from .registration import (
     ClientSettings,
     choose_client,
@@ -60,7 +52,6 @@ from .registration import (
     register_dynamically,
     update_registration,
 )
-from .token_exchange import IdJagExchange
 from .tokens import (
     ANONYMOUS,
     ClientRegistration,
@@ -76,6 +67,13 @@ from .untrusted import (
     server_nonce,
     server_number,
 )
+
+if TYPE_CHECKING:
+    from .discovery import Discovered
+    from .token_exchange import IdJagExchange
+
+# Discovery, PKCE and the token exchange are imported where a login or a re-discovery runs
+# them: a reconnect or a refresh needs none of them.
 
 __all__ = ["AuthFlow", "FlowSettings", "LogoutResult"]
 
@@ -376,6 +374,13 @@ class AuthFlow:
         client; a missing, broken or unreachable one does not (refreshing at the server that
         issued the token is still safe, and a login runs discovery again and reports it).
         """
+        from .discovery import (
+            Discovered,
+            choose_authorization_server,
+            discover_resource_metadata,
+            discover_server_metadata,
+        )
+
         header_url = challenge.param("resource_metadata")
         try:
             resource_metadata = yield from discover_resource_metadata(
@@ -398,6 +403,8 @@ class AuthFlow:
         return Discovered(resource_metadata["resource"], issuer, server_metadata, resource_metadata)
 
     def _discover(self, challenge: Challenge | None) -> Generator[Effect, Any, Discovered]:
+        from .discovery import discover
+
         header_url = challenge.param("resource_metadata") if challenge else None
         expected, why = self._expected_issuer()
         return (
@@ -572,6 +579,8 @@ class AuthFlow:
             )
         record = replace(record, client=client)
         yield from self._save(record)
+
+        from .pkce import PKCE, new_state
 
         pkce = PKCE.generate()
         state = new_state()

@@ -29,10 +29,9 @@ import zlib
 from types import ModuleType
 from typing import Any
 
-import anyio
 import httpx
 
-from ._http_compat import TRANSPORT_ERRORS, httpx2
+from ._http_compat import libraries, loaded_httpx2, timeout_errors, transport_errors
 from .effects import HttpRequest, HttpResponse
 from .errors import ConfigurationError
 from .metadata import origin
@@ -47,10 +46,6 @@ TIMEOUT = 30.0  # seconds any one connect, read or write may wait
 DEADLINE = 60.0  # seconds one flow request may take in all, redirects and body included
 ACCEPT_ENCODING = "gzip, deflate"  # what _Decoder can inflate within the cap
 
-_TIMEOUTS: tuple[type[Exception], ...] = tuple(
-    library.TimeoutException for library in (httpx, httpx2) if library is not None
-)
-
 
 class FlowHttp:
     """How the provider's own clients are made: TLS verification and an optional transport."""
@@ -64,8 +59,9 @@ class FlowHttp:
         """The library of the given transport, else of ``request``, else httpx."""
         if self._transport_library is not None:
             return self._transport_library
+        httpx2 = loaded_httpx2()
         if request is not None and httpx2 is not None and isinstance(request, httpx2.Request):
-            return httpx2  # type: ignore[no-any-return]
+            return httpx2
         return httpx
 
     def serves(self, library: ModuleType, *, asynchronous: bool) -> bool:
@@ -125,7 +121,7 @@ def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
                 deadline.check()
                 body.add(chunk)
         return body.effect_response()
-    except TRANSPORT_ERRORS as exc:
+    except transport_errors() as exc:
         raise deadline.failure(exc) from None
     finally:
         response.close()
@@ -138,7 +134,7 @@ def _open_sync(client: Any, effect: HttpRequest, url: str, deadline: _Deadline) 
     )
     try:
         return client.send(request, stream=True)
-    except TRANSPORT_ERRORS as exc:
+    except transport_errors() as exc:
         raise deadline.failure(exc) from None
 
 
@@ -148,6 +144,8 @@ async def send_async(client: Any, effect: HttpRequest) -> HttpResponse:
     The whole exchange (connect, headers, redirects, body) runs in one cancel scope; anyio's,
     so the deadline holds under asyncio and trio alike.
     """
+    import anyio  # here, not at import: a process that only reconnects sends nothing itself
+
     deadline = _Deadline(effect)
     with anyio.move_on_after(deadline.remaining()):
         return await _exchange_async(client, effect, deadline)
@@ -170,7 +168,7 @@ async def _exchange_async(client: Any, effect: HttpRequest, deadline: _Deadline)
             async for chunk in response.aiter_raw():
                 body.add(chunk)
         return body.effect_response()
-    except TRANSPORT_ERRORS as exc:
+    except transport_errors() as exc:
         raise deadline.failure(exc) from None
     finally:
         await _close_async(response)
@@ -182,12 +180,14 @@ async def _open_async(client: Any, effect: HttpRequest, url: str, deadline: _Dea
     )
     try:
         return await client.send(request, stream=True)
-    except TRANSPORT_ERRORS as exc:
+    except transport_errors() as exc:
         raise deadline.failure(exc) from None
 
 
 async def _close_async(response: Any) -> None:
     """Close ``response`` even when the deadline has cancelled the scope around it."""
+    import anyio
+
     with anyio.CancelScope(shield=True):
         await response.aclose()
 
@@ -228,10 +228,8 @@ def _redirect_target(effect: HttpRequest, response: Any) -> str | None:
 def _library_of_transport(transport: Any) -> ModuleType | None:
     if transport is None:
         return None
-    for library in (httpx, httpx2):
-        if library is not None and isinstance(
-            transport, (library.BaseTransport, library.AsyncBaseTransport)
-        ):
+    for library in libraries():
+        if isinstance(transport, (library.BaseTransport, library.AsyncBaseTransport)):
             return library
     raise ConfigurationError(
         f"transport= must be an httpx or httpx2 transport, not {type(transport).__name__}"
@@ -288,7 +286,7 @@ class _Deadline:
     def failure(self, exc: Exception) -> Exception:
         """The typed error for a transport error: a timeout the deadline cut short, or one
         that ended past it (a body read waits up to ``TIMEOUT`` per chunk), is the deadline."""
-        if isinstance(exc, _TIMEOUTS) and (self.clipped or time.monotonic() >= self.end):
+        if isinstance(exc, timeout_errors()) and (self.clipped or time.monotonic() >= self.end):
             return self.error()
         return _unreachable(self.effect, exc)
 

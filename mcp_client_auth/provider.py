@@ -1,10 +1,12 @@
 """OAuthClientProvider: drives the sans-IO flow for httpx and httpx2, sync and async.
 
 The request path with a valid token reads two attributes and the clock: no lock, no I/O.
-Everything else (loading the store, refresh, login) runs with the refresh lock held: an
-in-process lock (so 200 concurrent requests on an expired token make one token request) and
-the store's cross-process lock (so 8 processes do too). Inside the lock the flow re-reads the
-store first: a token another task or process just obtained is used, not fetched again.
+Everything else (refresh, login) runs with the refresh lock held: an in-process lock (so 200
+concurrent requests on an expired token make one token request) and the store's cross-process
+lock (so 8 processes do too). Inside the lock the flow re-reads the store first: a token
+another task or process just obtained is used, not fetched again. A process that finds the
+store's lock taken re-reads the store between its tries and goes as soon as the holder has
+stored a new token: waiters do not queue for a lock they no longer need.
 
 Only the caller's own request goes through the caller's client. The flow's requests
 (discovery, registration, token, revocation) go through a client of the provider's
@@ -78,6 +80,7 @@ MAX_AUTH_ROUNDS = 3  # re-authorizations for one request before giving up
 _JUDGED_PATHS = 256  # request paths whose verdict (token or not) is remembered
 _LOCK = object()
 _UNLOCK = object()
+_TRY_LOCK = object()  # one try at the refresh lock (the first takes the in-process one): held?
 _EMPTY_CHALLENGE = Challenge("Bearer", {})
 
 
@@ -308,12 +311,33 @@ class OAuthClientProvider(AuthBase):
         return run_sync(self.alogout(revoke=revoke, forget_client=forget_client))
 
     def _token_steps(self) -> Generator[Any, Any, TokenSet]:
-        yield _LOCK
+        fresh = yield from self._lock_or_fresh(self._flow.tokens)
+        if fresh is not None:
+            return fresh
         tokens = yield from self._flow.obtain(failed=None, challenge=None)
         if tokens is None:
             tokens = yield from self._flow.authorize(None)
         yield _UNLOCK
         return tokens
+
+    def _lock_or_fresh(self, stale: TokenSet | None) -> Generator[Any, Any, TokenSet | None]:
+        """Take the refresh lock (``None``), or return the valid token other than ``stale``
+        that its holder stored while this one waited (without the lock: it is not needed).
+
+        Between tries the store is read again: a waiter goes once the new token is stored,
+        not when its turn at the lock comes, so N processes cost one refresh and N reads.
+        """
+        held = yield _TRY_LOCK
+        while not held:
+            fresh = self._flow.valid_tokens()
+            if fresh is None or fresh == stale:
+                yield from self._flow.load()
+                fresh = self._flow.valid_tokens()
+            if fresh is not None and fresh != stale:
+                yield _UNLOCK  # the in-process lock, and the wait for the store's
+                return fresh
+            held = yield _TRY_LOCK
+        return None
 
     def _login_steps(self) -> Generator[Any, Any, TokenSet]:
         yield _LOCK
@@ -417,9 +441,10 @@ class OAuthClientProvider(AuthBase):
                 sent = flow.valid_tokens()
             if sent is None:
                 stale = flow.tokens  # read before waiting: whoever held the lock may replace it
-                yield _LOCK
-                sent = yield from flow.obtain(failed=stale, challenge=None)
-                yield _UNLOCK
+                sent = yield from self._lock_or_fresh(stale)
+                if sent is None:
+                    sent = yield from flow.obtain(failed=stale, challenge=None)
+                    yield _UNLOCK
             if sent is not None:
                 self._authorize(request, sent)
             response = yield request
@@ -563,15 +588,13 @@ class OAuthClientProvider(AuthBase):
                         )
                     except MCPAuthError as exc:
                         value = _Failed(exc)
-                elif item is _LOCK:
-                    self._thread_lock.acquire()
-                    try:
-                        cm = self.store.lock(self.server_url)
-                        _on_portal(cm.__aenter__())
-                    except BaseException:
-                        self._thread_lock.release()
-                        raise
-                    locked = cm
+                elif item is _LOCK or item is _TRY_LOCK:
+                    if locked is None:
+                        locked = self._lock_sync(wait=item is _LOCK)
+                    else:  # a waiter's next try (_TRY_LOCK only)
+                        time.sleep(locked.retry_in())
+                        locked.try_acquire()
+                    value = _holds(locked)
                 elif item is _UNLOCK:
                     self._close_sessions_sync(sessions)
                     self._unlock_sync(locked)
@@ -592,9 +615,37 @@ class OAuthClientProvider(AuthBase):
             if locked is not None:
                 self._unlock_sync(locked)
 
+    def _lock_sync(self, *, wait: bool) -> Any:
+        """The in-process lock, then the store's: held, or (``wait=False``) tried once.
+
+        A lock that can be polled (the disk store's) is taken from this thread; others
+        through the sync portal.
+        """
+        self._thread_lock.acquire()
+        try:
+            cm: Any = self.store.lock(self.server_url)
+            if not _polls(cm):
+                _on_portal(cm.__aenter__())
+                return cm
+            if not cm.try_acquire() and wait:
+                try:
+                    time.sleep(cm.retry_in())
+                    while not cm.try_acquire():
+                        time.sleep(cm.retry_in())
+                except BaseException:
+                    cm.release()
+                    raise
+            return cm
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
     def _unlock_sync(self, cm: Any) -> None:
         try:
-            _on_portal(cm.__aexit__(None, None, None))
+            if _polls(cm):
+                cm.release()  # held, or still waited for
+            else:
+                _on_portal(cm.__aexit__(None, None, None))
         finally:
             self._thread_lock.release()
 
@@ -651,6 +702,8 @@ class OAuthClientProvider(AuthBase):
         if item is _LOCK:
             await held.acquire(self._async_lock(), self.store.lock(self.server_url))
             return None
+        if item is _TRY_LOCK:
+            return await held.try_acquire(self._async_lock(), self.store.lock, self.server_url)
         if item is _UNLOCK:
             await held.release()
             return None
@@ -766,6 +819,16 @@ def _resume(steps: Generator[Any, Any, Any], value: Any) -> Any:
     return steps.send(value)
 
 
+def _polls(lock: Any) -> bool:
+    """Whether a store lock can be tried without waiting (the disk store's :class:`FileLock`);
+    others (Redis's, a user's) are only entered and left as async context managers."""
+    return hasattr(lock, "try_acquire") and hasattr(lock, "retry_in") and hasattr(lock, "release")
+
+
+def _holds(lock: Any) -> bool:
+    return not _polls(lock) or bool(lock.locked)
+
+
 def _asks_for_nonce(challenges: Sequence[Challenge]) -> bool:
     return any(
         c.scheme.lower() == "dpop" and c.param("error") == "use_dpop_nonce" for c in challenges
@@ -808,6 +871,31 @@ class _AsyncHeld:
             raise
         self._locked = (lock, store_lock)
 
+    async def try_acquire(
+        self, lock: asyncio.Lock, store_lock: Callable[[str], Any], resource: str
+    ) -> bool:
+        """One try at the refresh lock: the first takes the in-process lock and makes the
+        store's; a later one sleeps as the store's lock says first. Whether it is held."""
+        if self._locked is None:
+            await lock.acquire()
+            try:
+                cm = store_lock(resource)
+                if not _polls(cm):
+                    await cm.__aenter__()
+                    self._locked = (lock, cm)
+                    return True
+                self._locked = (lock, cm)  # held or waited for: release() lets go of either
+                return bool(cm.try_acquire())
+            except BaseException:
+                if self._locked is None:
+                    lock.release()
+                raise
+        cm = self._locked[1]
+        import anyio
+
+        await anyio.sleep(cm.retry_in())
+        return bool(cm.try_acquire())
+
     async def close(self) -> None:
         """The end of the run: :meth:`release`, and close the client."""
         try:
@@ -828,6 +916,9 @@ class _AsyncHeld:
             lock, store_lock = self._locked
             self._locked = None
             try:
-                await store_lock.__aexit__(None, None, None)
+                if _polls(store_lock):
+                    store_lock.release()  # held, or still waited for
+                else:
+                    await store_lock.__aexit__(None, None, None)
             finally:
                 lock.release()

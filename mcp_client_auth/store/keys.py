@@ -452,10 +452,18 @@ def key_file_path(directory: Path | str) -> Path:
     folder alone does not carry its key. ``directory`` may also name a store that is not a
     folder (a Redis URL without its password).
     """
+    return _user_config_dir() / "keys" / f"{folder_key_hash(directory)}.key"
+
+
+def _user_config_dir() -> Path:
+    """``platformdirs.user_config_dir("mcp-client-auth")``; on Linux and the BSDs the XDG rule
+    itself (``$XDG_CONFIG_HOME`` or ``~/.config``), without importing platformdirs."""
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        root = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")
+        return Path(root) / "mcp-client-auth"
     import platformdirs
 
-    base = Path(platformdirs.user_config_dir("mcp-client-auth", appauthor=False))
-    return base / "keys" / f"{folder_key_hash(directory)}.key"
+    return Path(platformdirs.user_config_dir("mcp-client-auth", appauthor=False))
 
 
 _KEY_FILE_HEADER = "# mcp-client-auth: the key of the token store in "

@@ -7,8 +7,12 @@ Holding this lock around read-refresh-write makes the second process wait and re
 How: ``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows. Both are released by the
 operating system when the holder exits or dies, so a lock file is never stale and never needs
 deleting (deleting lock files is itself a race, so they stay). The lock is taken without
-blocking; while another process holds it we poll with a growing back-off (1 ms doubling to
-100 ms), which keeps the event loop free and lets a timeout end the wait with a clear error.
+blocking; while another process holds it we poll, sleeping an eighth of the time already
+waited (at least 1 ms, at most 100 ms): the end of a refresh (one round trip) is noticed within
+an eighth of its length, a login minutes long costs ten tries a second, the event loop stays
+free and a timeout ends the wait with a clear error. :meth:`FileLock.try_acquire` and
+:meth:`FileLock.retry_in` expose the same steps to a caller that has something to check
+between tries (the provider looks for the token another process stored meanwhile).
 Separate ``open()`` calls conflict even within one process, so coroutines and threads of the
 same process exclude each other too.
 
@@ -32,10 +36,21 @@ from types import TracebackType
 from ..errors import StorageError
 from .private import open_private, private_folder
 
-__all__ = ["FileLock", "FileLocks"]
+__all__ = ["FileLock", "FileLocks", "retry_delay"]
 
 _FIRST_DELAY = 0.001
 _MAX_DELAY = 0.1
+_WAITED_SHARE = 8  # sleep at most this fraction (1/n) of the time already waited
+
+
+def retry_delay(waited: float) -> float:
+    """How long a waiter that has waited ``waited`` seconds sleeps before its next try.
+
+    A share of the time already waited, so whoever waits is late by at most that share of
+    its wait, and a long wait (a login) is not a busy loop.
+    """
+    return min(max(waited / _WAITED_SHARE, _FIRST_DELAY), _MAX_DELAY)
+
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
@@ -78,6 +93,8 @@ class FileLock:
         self.timeout = timeout
         self.what = what
         self._fd: int | None = None
+        self._waiting_fd: int | None = None  # open, not locked: between tries
+        self._waiting_since: float | None = None
 
     def _open(self) -> int:
         try:
@@ -90,58 +107,77 @@ class FileLock:
             ) from exc
         return fd
 
-    def _timed_out(self, fd: int) -> StorageError:
-        os.close(fd)
+    def _timed_out(self) -> StorageError:
+        self._stop_waiting()
         return StorageError(
             f"waited {self.timeout:g} s for the lock on {self.what} ({self.path}): another "
             "process holds it, most likely a login waiting for the browser or a slow refresh. "
             "Finish or stop that process and try again (the lock is freed when it exits)."
         )
 
+    def _stop_waiting(self) -> None:
+        fd, self._waiting_fd = self._waiting_fd, None
+        self._waiting_since = None
+        if fd is not None:
+            os.close(fd)
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free, without waiting; ``False`` while another holds it.
+
+        Between tries the lock file stays open: :meth:`release` closes it, held or not.
+        """
+        if self._fd is not None:
+            raise StorageError(f"the lock on {self.what} is already held by this object")
+        fd = self._waiting_fd if self._waiting_fd is not None else self._open()
+        if _try_lock(fd):
+            self._waiting_fd = None
+            self._waiting_since = None
+            self._fd = fd
+            return True
+        self._waiting_fd = fd
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
+        return False
+
+    def retry_in(self) -> float:
+        """Seconds to sleep before the next :meth:`try_acquire` after a failed one.
+
+        Raises :class:`StorageError` (and stops waiting) once the timeout has passed.
+        """
+        since = self._waiting_since
+        waited = 0.0 if since is None else time.monotonic() - since
+        remaining = self.timeout - waited
+        if remaining <= 0:
+            raise self._timed_out()
+        return min(retry_delay(waited), remaining)
+
     def acquire(self) -> None:
         """Block this thread until the lock is held (for sync callers and set-up code)."""
-        fd = self._open()
-        deadline = time.monotonic() + self.timeout
-        delay = _FIRST_DELAY
         try:
-            while not _try_lock(fd):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise self._timed_out(fd)
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, _MAX_DELAY)
-        except StorageError:
-            raise
+            while not self.try_acquire():
+                time.sleep(self.retry_in())
         except BaseException:
-            os.close(fd)
+            self._stop_waiting()
             raise
-        self._fd = fd
 
     async def acquire_async(self) -> None:
         """Wait for the lock without blocking the event loop (asyncio or trio)."""
-        fd = self._open()
-        if _try_lock(fd):  # the common case: nobody else holds it, no sleeping import needed
-            self._fd = fd
+        if self.try_acquire():  # the common case: nobody else holds it, no sleeping import needed
             return
         import anyio  # only when we must wait: works under asyncio and trio alike
 
-        deadline = time.monotonic() + self.timeout
-        delay = _FIRST_DELAY
         try:
-            while not _try_lock(fd):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise self._timed_out(fd)
-                await anyio.sleep(min(delay, remaining))
-                delay = min(delay * 2, _MAX_DELAY)
-        except StorageError:
-            raise
+            while True:
+                await anyio.sleep(self.retry_in())
+                if self.try_acquire():
+                    return
         except BaseException:  # cancelled while waiting: do not leak the descriptor
-            os.close(fd)
+            self._stop_waiting()
             raise
-        self._fd = fd
 
     def release(self) -> None:
+        """Let go of the lock, or stop waiting for it; safe to call when neither."""
+        self._stop_waiting()
         fd, self._fd = self._fd, None
         if fd is None:
             return

@@ -164,10 +164,11 @@ def test_a_key_file_of_another_user_is_refused(isolated_home: Path) -> None:
         TokenStore.default(store)
 
 
-def test_folders_the_store_makes_are_0700(isolated_home: Path) -> None:
+async def test_folders_the_store_makes_are_0700(isolated_home: Path) -> None:
     umask = os.umask(0o000)
     try:
-        TokenStore.default(isolated_home / "a" / "b" / "store")
+        store = TokenStore.default(isolated_home / "a" / "b" / "store")
+        await store.put(ServerRecord(URL, tokens=TokenSet("a")))  # the key is kept from here
     finally:
         os.umask(umask)
     for folder in [
