@@ -1267,7 +1267,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     login.add_argument(
-        "--port", type=int, metavar="N", help="fixed loopback port for the redirect URI"
+        "--port",
+        type=int,
+        metavar="N",
+        help=(
+            "fixed loopback port for the redirect URI (for ssh -L N:127.0.0.1:N); "
+            "wins over a stored client's port"
+        ),
     )
     login.add_argument(
         "--dpop",
@@ -1310,7 +1316,7 @@ def build_parser() -> argparse.ArgumentParser:
             "first when it has expired. Never opens a browser unless --login is given."
         ),
     )
-    token.add_argument("url", metavar="URL")
+    token.add_argument("url", metavar="URL", help="the protected resource (the MCP endpoint URL)")
     token.add_argument(
         "--header", action="store_true", help="print 'Authorization: Bearer ...' instead"
     )
@@ -1328,7 +1334,9 @@ def build_parser() -> argparse.ArgumentParser:
             "has no usable login."
         ),
     )
-    status.add_argument("url", metavar="URL", nargs="?")
+    status.add_argument(
+        "url", metavar="URL", nargs="?", help="one server only (default: every stored one)"
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=cmd_status, parser=status)
 
@@ -1341,7 +1349,9 @@ def build_parser() -> argparse.ArgumentParser:
             "has a revocation endpoint (RFC 7009), and forget them."
         ),
     )
-    logout.add_argument("url", metavar="URL", nargs="?")
+    logout.add_argument(
+        "url", metavar="URL", nargs="?", help="the server to log out of (or give --all)"
+    )
     logout.add_argument(
         "--all",
         action="store_true",
