@@ -441,7 +441,9 @@ def _obtain_token(
     if not interactive:
         progress.show("Refreshing the access token")
     try:
-        return _run(provider.alogin() if fresh else provider.aget_token())
+        return _login_failures(
+            url, lambda: _run(provider.alogin() if fresh else provider.aget_token())
+        )
     except LoginRequiredError:
         raise CommandError(
             f"the login for {url} has expired and could not be renewed; {_login_hint(url, record)}"
@@ -600,10 +602,17 @@ def _moved_client(before: ClientRegistration | None, after: ClientRegistration |
 def _run_login(provider: OAuthClientProvider, url: str) -> TokenSet:
     """The provider's login, its no-browser failure said in this tool's words (its options),
     not the library's (its classes)."""
+    return _login_failures(url, lambda: _run(provider.alogin()))
+
+
+def _login_failures(url: str, login: Callable[[], TokenSet]) -> TokenSet:
+    """A login that cannot receive the browser's answer, said with this tool's options (a
+    ``--paste`` command for the same store), not the library's classes: ``login`` and
+    ``token --login`` alike."""
     from . import NoBrowserError, PortInUseError
 
     try:
-        return _run(provider.alogin())
+        return login()
     except PortInUseError as exc:
         raise CommandError(
             f"cannot receive the browser's sign-in answer: port {exc.port} on 127.0.0.1 is in "
@@ -611,9 +620,16 @@ def _run_login(provider: OAuthClientProvider, url: str) -> TokenSet:
             "waiting), or choose another port with `--port N`"
         ) from None
     except NoBrowserError:
+        words = [PROG, "login"]
+        if _other_store is not None:
+            words += ["--store", _other_store]
+        if _plain_http_off_loopback(url):
+            words.append("--allow-http")
+        words += ["--paste", url]
+        paste = " ".join(_shell_quote(w) for w in words)
         raise CommandError(
             "no browser could be opened here and no terminal is attached to paste the answer "
-            f"into. In a terminal, run `{PROG} login --paste {_shell_quote(url)}` (paste back "
+            f"into. In a terminal, run `{paste}` (paste back "
             "the address the browser ends on), or `--device` where the server offers the "
             "device flow, or `--port N` and open the URL above in a browser that reaches "
             "127.0.0.1:N (over SSH: ssh -L N:127.0.0.1:N)"
@@ -1251,7 +1267,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     login.add_argument(
-        "--port", type=int, metavar="N", help="fixed loopback port for the redirect URI"
+        "--port",
+        type=int,
+        metavar="N",
+        help=(
+            "fixed loopback port for the redirect URI (for ssh -L N:127.0.0.1:N); "
+            "wins over a stored client's port"
+        ),
     )
     login.add_argument(
         "--dpop",
@@ -1294,7 +1316,7 @@ def build_parser() -> argparse.ArgumentParser:
             "first when it has expired. Never opens a browser unless --login is given."
         ),
     )
-    token.add_argument("url", metavar="URL")
+    token.add_argument("url", metavar="URL", help="the protected resource (the MCP endpoint URL)")
     token.add_argument(
         "--header", action="store_true", help="print 'Authorization: Bearer ...' instead"
     )
@@ -1312,7 +1334,9 @@ def build_parser() -> argparse.ArgumentParser:
             "has no usable login."
         ),
     )
-    status.add_argument("url", metavar="URL", nargs="?")
+    status.add_argument(
+        "url", metavar="URL", nargs="?", help="one server only (default: every stored one)"
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=cmd_status, parser=status)
 
@@ -1325,7 +1349,9 @@ def build_parser() -> argparse.ArgumentParser:
             "has a revocation endpoint (RFC 7009), and forget them."
         ),
     )
-    logout.add_argument("url", metavar="URL", nargs="?")
+    logout.add_argument(
+        "url", metavar="URL", nargs="?", help="the server to log out of (or give --all)"
+    )
     logout.add_argument(
         "--all",
         action="store_true",

@@ -43,13 +43,9 @@ FRAGMENTS = {
     "return session.id_token": (
         "needs an enterprise identity provider, its client and secrets, and a signed-in user"
     ),
-    "auth = OAuth(url, token_storage=TokenStore.default().kv": (
-        "the lines that change in a FastMCP program; the whole program, against the demo "
-        "servers, is examples/fastmcp_own_oauth.py, run by tests/integration/test_examples.py"
-    ),
     "client_metadata=client_metadata,  # yours, as before": (
-        "the lines that change in an mcp SDK program; the whole program, against the demo "
-        "servers, is examples/mcp_sdk_own_provider.py, run by tests/integration/test_examples.py"
+        "the lines that change in the user's own SDK code; the whole program is"
+        " examples/mcp_sdk_own_provider.py, run by the examples' tests"
     ),
 }
 
@@ -59,13 +55,11 @@ PRINTS = {
     'print(response.status_code, response.headers.get("mcp-session-id"))': "200 ",
 }
 
-# The user's browser: opens the authorization URL and follows every redirect, so the demo
-# server's automatic approval lands on the login's loopback listener.
-BROWSER = """
-import sys, urllib.request
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-opener.open(sys.argv[1], timeout=20).read()
-"""
+# The user's browser: tests/integration/fake_browser.py, which returns at once as a browser's
+# launcher does and follows the demo server's automatic approval back to the loopback listener,
+# waiting for a listener started only after the browser was opened (FastMCP's), as a person
+# would reload the page.
+FAKE_BROWSER = ROOT / "tests" / "integration" / "fake_browser.py"
 
 
 def fenced_blocks(text: str = README) -> list[tuple[str, str]]:
@@ -126,15 +120,14 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
     from demo_servers import start_demo_servers
 
     folder = tmp_path_factory.mktemp("readme")
-    browser = folder / "browser.py"
-    browser.write_text(BROWSER)
     key = Fernet.generate_key().decode()
     env = {
         **os.environ,
         "MCP_CLIENT_AUTH_HOME": str(folder / "store"),
         "MCP_CLIENT_AUTH_KEY": key,  # no keyring, no key file: the test leaves nothing behind
         "MY_FERNET_KEY": key,
-        "BROWSER": f"{sys.executable} {browser} %s",
+        "BROWSER": f"{sys.executable} {FAKE_BROWSER} %s",
+        "FAKE_BROWSER_LOG": str(folder / "browser.log"),
         "PYTHONUNBUFFERED": "1",
     }
     servers = start_demo_servers()

@@ -11,9 +11,12 @@ token they issued, so log out first (or the stored login just stops working).
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 if __package__:
@@ -55,16 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     demo = start_demo_servers(auto_approve=not args.consent, access_token_ttl=args.token_ttl)
     url = demo.mcp_url
     consent = "a consent page to click" if args.consent else "approved automatically"
+    cli = _cli_command()
     print(
         f"Demo servers on 127.0.0.1 (Ctrl+C stops them; they forget everything then):\n"
         f"  MCP server            {url}   <- the URL to use\n"
         f"  authorization server  {demo.issuer} (consent: {consent})\n"
         f"\n"
         f"Try, in another terminal:\n"
-        f"  mcp-client-auth login {url}\n"
-        f"  mcp-client-auth token {url}\n"
-        f"  mcp-client-auth status\n"
-        f"  mcp-client-auth logout {url}",
+        f"  {cli} login {url}\n"
+        f"  {cli} token {url}\n"
+        f"  {cli} status\n"
+        f"  {cli} logout {url}",
         flush=True,
     )
     try:
@@ -74,6 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         demo.stop()
     print("Demo servers stopped.", flush=True)
     return 0
+
+
+def _cli_command() -> str:
+    """How to run the CLI from here: ``mcp-client-auth`` when that is the one on PATH, else the
+    one installed beside this Python (``.venv/bin/mcp-client-auth`` in a venv not activated)."""
+    beside = Path(sys.executable).with_name("mcp-client-auth")
+    if not beside.exists() or shutil.which("mcp-client-auth") == str(beside):
+        return "mcp-client-auth"
+    relative = os.path.relpath(beside)
+    return str(beside) if relative.startswith("..") else relative
 
 
 if __name__ == "__main__":

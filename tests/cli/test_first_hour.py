@@ -191,6 +191,29 @@ def test_login_without_browser_or_terminal_names_the_cli_options(
     assert "callable" not in run.stderr
 
 
+def test_token_login_without_browser_or_terminal_names_the_cli_options_and_the_store(
+    cli: CLI, demo: DemoServers, tmp_path: Path
+) -> None:
+    """``token --login`` fails the way ``login`` does, in the tool's words, and the --paste
+    command it gives logs in to the same store (``--store`` given)."""
+    elsewhere = tmp_path / "elsewhere"
+    for argv in (
+        ("token", demo.mcp_url, "--login"),
+        ("--store", str(elsewhere), "login", demo.mcp_url),
+    ):
+        run = cli(*argv, input="", env=NO_DISPLAY)
+        assert run.returncode == 1, run.output
+        last = run.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: no browser could be opened"), run.stderr
+        assert "DeviceLogin" not in run.stderr and "callable" not in run.stderr, run.stderr
+        words = hinted_command(last)
+        assert words[:2] == ["mcp-client-auth", "login"] and "--paste" in words, words
+        if "--store" in argv:
+            assert words[words.index("--store") + 1] == str(elsewhere.resolve()), words
+        else:
+            assert "--store" not in words, words
+
+
 def test_token_hint_names_the_store_and_following_it_works(
     cli: CLI, demo: DemoServers, tmp_path: Path
 ) -> None:
