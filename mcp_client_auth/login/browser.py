@@ -672,6 +672,10 @@ class BrowserLogin(Login):
                 target = _Target("127.0.0.1", port, "/callback", "", fixed_by)
             else:
                 target.port, target.fixed_by = port, fixed_by
+        elif target.port in (self.port, redirect_port):
+            # the stored client's port is also the one the user fixed (a second `login --port
+            # N` through the same SSH tunnel): the user's port, for a browser elsewhere
+            target.fixed_by = "port"
         sock = _bind(target)
         target.port = sock.getsockname()[1]
         if target.netloc is None:

@@ -171,6 +171,21 @@ def test_login_port_wins_over_the_stored_client(cli: CLI, demo: DemoServers) -> 
     assert demo.authorization_server.stats["registrations"] == 2
 
 
+def test_a_second_login_on_the_same_port_keeps_listening(cli: CLI, demo: DemoServers) -> None:
+    """The SSH tip, twice: the stored client already uses the user's port, which is still the
+    user's port (a browser elsewhere), so the login waits for it instead of giving up."""
+    port = unused_fixed_port()
+    cli.env.update(NO_DISPLAY)  # an SSH session: no browser here, no terminal on stdin
+    for _ in range(2):
+        run = cli.login(
+            demo.mcp_url, "--port", str(port), method="--browser", browser=browser_elsewhere
+        )
+        assert run.returncode == 0, run.output
+        assert f"ssh -L {port}:127.0.0.1:{port}" in run.stderr
+        assert cli("logout", demo.mcp_url).returncode == 0
+    assert demo.authorization_server.stats["registrations"] == 1  # the same client, twice
+
+
 def hinted_command(text: str) -> list[str]:
     """The command a message tells the user to run (```run `...```), as argv words."""
     found = re.search(r"run `([^`]+)`", text)
