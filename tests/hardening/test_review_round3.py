@@ -1,0 +1,98 @@
+"""Third review round: defects found in the merged second-round fixes (each test fails now).
+
+Every server here is on 127.0.0.1 (a uvicorn app from :mod:`.hostile`) or a fixed response in
+memory; nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from mcp_client_auth import MCPAuthError, RegistrationError
+from mcp_client_auth.effects import HttpRequest, HttpResponse
+from mcp_client_auth.flow_http import FlowHttp, send_sync
+from mcp_client_auth.metadata import UrlRules
+from mcp_client_auth.registration import ClientSettings, _registration, update_registration
+from mcp_client_auth.tokens import ClientRegistration
+
+from .hostile import bound_socket, serve
+
+RAT = "rat-SECRET-0123456789abcdef"
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[str]:
+    """A server on 127.0.0.1 that answers every request with 200 ``{}``."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    served = serve(app, bound_socket())
+    try:
+        yield f"http://127.0.0.1:{served.port}"
+    finally:
+        served.stop()
+
+
+def test_registration_access_token_a_header_cannot_carry_is_not_kept() -> None:
+    """RFC 7592's registration_access_token is sent as ``Authorization: Bearer``, like an access
+    token; F6 refuses an access token with CR/LF, but a registration answer's token is kept
+    as is, and every later update fails with it (see the next test)."""
+    endpoint = "https://as.example.com/register"
+    body = (
+        '{"client_id":"c1","registration_client_uri":"https://as.example.com/reg/c1",'
+        '"registration_access_token":"' + RAT + '\\r\\nX-Injected: yes"}'
+    ).encode()
+    response = HttpResponse(200, {"content-type": "application/json"}, body, endpoint)
+    try:
+        client = _registration(response, endpoint, {"redirect_uris": []}, issuer="https://as.example.com")
+    except RegistrationError as exc:
+        assert RAT not in str(exc)
+        return
+    assert client.registration_access_token is None or "\r" not in (
+        client.registration_access_token
+    ), "a registration_access_token with CR/LF was stored: it can never be sent in a header"
+
+
+def test_transport_error_never_quotes_the_request_credentials(loopback_server: str) -> None:
+    """A request whose header h11 refuses (here a stored registration_access_token with CR/LF,
+    as the registration above keeps it) becomes a typed error quoting h11's text, which holds
+    the whole header: ``Illegal header value b'Bearer rat-SECRET...'``. ``flow_http._unreachable``
+    cleans that text but does not cut what the request sent (``sent_secrets``), unlike every
+    error built from a server's answer (``read_error``)."""
+    stored = ClientRegistration(
+        client_id="c1",
+        token_endpoint_auth_method="none",
+        redirect_uris=("http://127.0.0.1:5555/callback",),
+        issuer=loopback_server,
+        kind="dynamic",
+        registration_access_token=RAT + "\r\nX-Injected: yes",
+        registration_client_uri=loopback_server + "/reg/c1",
+    )
+    flow = update_registration(
+        ClientSettings("test"),
+        stored,
+        scope="read",
+        rules=UrlRules.for_resource(loopback_server + "/mcp"),
+    )
+    effect = next(flow)
+    assert isinstance(effect, HttpRequest)
+    http = FlowHttp()
+    client = http.sync_client(httpx)
+    try:
+        with pytest.raises(MCPAuthError) as caught:
+            send_sync(client, effect)
+    finally:
+        http.release_sync(client)
+    assert RAT not in str(caught.value), str(caught.value)
