@@ -96,3 +96,65 @@ def test_transport_error_never_quotes_the_request_credentials(loopback_server: s
     finally:
         http.release_sync(client)
     assert RAT not in str(caught.value), str(caught.value)
+
+
+def test_orphan_key_listing_never_opens_a_key_file_through_a_link(
+    isolated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F21's rule, "key files are opened without following links", is kept by the key reader
+    (``open_private``) but not by ``keys._store_of_key_file``, which ``orphan_key_files`` (and
+    so ``logout --all`` and ``doctor``) runs over every ``*.key`` with a plain ``open()``. A
+    link there to a FIFO blocks the command for ever; to any other file, reads it."""
+    import os
+    import threading
+
+    from mcp_client_auth.store import keys
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(isolated / ".config"))
+    folder = keys.key_file_path("/").parent
+    folder.mkdir(parents=True, mode=0o700)
+    fifo = isolated / "fifo"
+    os.mkfifo(fifo)
+    (folder / ("0" * 16 + ".key")).symlink_to(fifo)
+    done = threading.Event()
+
+    def run() -> None:
+        keys.orphan_key_files()
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert done.wait(3), "orphan_key_files followed a link to a FIFO and blocks"
+    finally:
+        if not done.is_set():  # free the blocked open(): a writer, at once closed
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            os.close(fd)
+            thread.join(3)
+
+
+def test_sdk_storage_set_tokens_with_a_huge_expires_in_is_no_overflow_error() -> None:
+    """F3's class in the SDK adapter: ``SDKTokenStorage.set_tokens`` computes
+    ``time.time() + int(expires_in)``; the SDK's ``OAuthToken`` takes any JSON integer, so a
+    token answer with ``"expires_in": 1e400-as-integer`` raises a raw OverflowError out of the
+    storage. It must keep the token (with the expiry capped, as ``server_number`` does) or raise
+    the library's typed error."""
+    import asyncio
+
+    pytest.importorskip("mcp")
+    from mcp.shared.auth import OAuthToken
+
+    from mcp_client_auth import SDKTokenStorage, TokenStore
+
+    token = OAuthToken.model_validate_json(
+        '{"access_token":"at-1","token_type":"Bearer","expires_in":1' + "0" * 400 + "}"
+    )
+    storage = SDKTokenStorage("https://mcp.example.com/mcp", store=TokenStore.memory())
+    try:
+        asyncio.run(storage.set_tokens(token))
+    except MCPAuthError:
+        return
+    except OverflowError as exc:
+        pytest.fail(f"raw OverflowError from set_tokens: {exc}")
+    again = asyncio.run(storage.get_tokens())
+    assert again is not None and again.access_token == "at-1"
