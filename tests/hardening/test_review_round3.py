@@ -158,3 +158,31 @@ def test_sdk_storage_set_tokens_with_a_huge_expires_in_is_no_overflow_error() ->
         pytest.fail(f"raw OverflowError from set_tokens: {exc}")
     again = asyncio.run(storage.get_tokens())
     assert again is not None and again.access_token == "at-1"
+
+
+@pytest.mark.parametrize("combo", ["httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async"])
+@pytest.mark.parametrize(
+    "location",
+    [
+        pytest.param("https://mcp.example.com:443\u202e/x", id="bidi-in-port"),
+        pytest.param("https://mcp.example.com:99999/x", id="port-out-of-range"),
+        pytest.param("https://[/x", id="unbalanced-bracket"),
+    ],
+)
+def test_metadata_redirect_to_an_unusable_location_is_a_discovery_error(
+    combo: str, location: str
+) -> None:
+    """A metadata server's redirect is server text like any other (F10: the flow's own
+    requests end in the library's typed errors). ``flow_http._redirect_target`` joins the
+    ``Location`` with ``response.url.join``: with httpx2 an unusable port escapes as a raw
+    ``httpx2.InvalidURL``; otherwise ``metadata.origin`` calls the server's URL the user's
+    mistake (``ConfigurationError: not a usable URL``) without saying a server sent it."""
+    from mcp_client_auth import DiscoveryError
+
+    from .drive import outcome, provider
+    from .hostile import Hostile, Reply
+
+    servers = Hostile(hooks={"prm": lambda seen: Reply(302, b"", [("location", location)])})
+    error = outcome(servers, provider(servers), combo=combo)
+    assert isinstance(error, DiscoveryError), f"{type(error).__module__}.{type(error).__name__}: {error}"
+    assert "\u202e" not in str(error)
