@@ -186,3 +186,19 @@ def test_metadata_redirect_to_an_unusable_location_is_a_discovery_error(
     error = outcome(servers, provider(servers), combo=combo)
     assert isinstance(error, DiscoveryError), f"{type(error).__module__}.{type(error).__name__}: {error}"
     assert "\u202e" not in str(error)
+
+
+def test_plain_http_endpoint_error_quotes_the_url_bounded() -> None:
+    """``UrlRules.check`` refuses a plain-http endpoint with ``must use https: {url}``: the
+    server's URL raw, where its sibling messages use ``_show`` (quoted, bounded): a hostile
+    metadata document puts 200 KB into the error, and into every log line that prints it."""
+    from mcp_client_auth import DiscoveryError
+
+    from .drive import outcome, provider
+    from .hostile import Hostile
+
+    servers = Hostile(asm_extra={"token_endpoint": "http://as.example.com/" + "a" * 200_000})
+    error = outcome(servers, provider(servers))
+    assert isinstance(error, DiscoveryError), repr(error)
+    message = str(error)
+    assert len(message) < 2000, len(message)
