@@ -215,3 +215,46 @@ def test_registered_client_id_outside_vschar_is_refused() -> None:
     response = HttpResponse(201, {"content-type": "application/json"}, body, endpoint)
     with pytest.raises(RegistrationError):
         _registration(response, endpoint, {"redirect_uris": []}, issuer="https://as.example.com")
+
+
+@pytest.mark.parametrize("combo", ["httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param(
+            {"prm_extra": {"authorization_servers": ["https://as2.example.com/" + "b" * 70_000]}},
+            id="authorization-server-70k",
+        ),
+        pytest.param(
+            {"asm_extra": {"token_endpoint": "https://auth.example.com/" + "d" * 70_000}},
+            id="token-endpoint-70k",
+        ),
+    ],
+)
+def test_server_url_longer_than_httpx_takes_is_a_typed_error(
+    combo: str, extra: dict[str, Any]
+) -> None:
+    """A server-supplied URL passes ``UrlRules.check`` whatever its length, then httpx refuses
+    to build the request (``InvalidURL: URL too long``, past 65536 characters), which is no
+    transport error: a raw ``httpx.InvalidURL`` / ``httpx2.InvalidURL`` escapes the flow in
+    all four drivers (F10's class)."""
+    from .drive import outcome, provider
+    from .hostile import Hostile
+
+    servers = Hostile(**extra)
+    error = outcome(servers, provider(servers), combo=combo)
+    assert isinstance(error, MCPAuthError), f"{type(error).__module__}.{type(error).__name__}: {error}"
+
+
+def test_resource_mismatch_error_quotes_the_resource_bounded() -> None:
+    """``discovery.discover_resource_metadata`` quotes the PRM's ``resource`` with ``!r`` but
+    without a bound: a 200 KB ``resource`` makes a 200 KB error (and log line)."""
+    from mcp_client_auth import DiscoveryError
+
+    from .drive import outcome, provider
+    from .hostile import Hostile
+
+    servers = Hostile(prm_extra={"resource": "https://mcp.example.com/other" + "a" * 200_000})
+    error = outcome(servers, provider(servers))
+    assert isinstance(error, DiscoveryError), repr(error)
+    assert len(str(error)) < 2000, len(str(error))
