@@ -258,3 +258,25 @@ def test_resource_mismatch_error_quotes_the_resource_bounded() -> None:
     error = outcome(servers, provider(servers))
     assert isinstance(error, DiscoveryError), repr(error)
     assert len(str(error)) < 2000, len(str(error))
+
+
+@pytest.mark.parametrize("combo", ["httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async"])
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        pytest.param("https://xn--a.example.com/token", id="bad-punycode-label"),
+        pytest.param("https://\u0661\u0662.com/token", id="arabic-digits-host"),
+        pytest.param("https://\uff41.example.com/token", id="fullwidth-host"),
+    ],
+)
+def test_server_host_httpx_cannot_encode_is_a_typed_error(combo: str, endpoint: str) -> None:
+    """``UrlRules.check`` accepts hosts that httpx cannot turn into a request: its
+    ``build_request`` (``flow_http._open_sync``/``_open_async``) raises a raw
+    ``httpx.InvalidURL: Invalid IDNA hostname`` or even ``idna.core.InvalidCodepoint`` (for
+    ``xn--a``), neither a transport error, so they escape the flow untyped."""
+    from .drive import outcome, provider
+    from .hostile import Hostile
+
+    servers = Hostile(asm_extra={"token_endpoint": endpoint})
+    error = outcome(servers, provider(servers), combo=combo)
+    assert isinstance(error, MCPAuthError), f"{type(error).__module__}.{type(error).__name__}: {error}"
