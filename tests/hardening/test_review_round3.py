@@ -260,13 +260,20 @@ def test_resource_mismatch_error_quotes_the_resource_bounded() -> None:
     assert len(str(error)) < 2000, len(str(error))
 
 
-@pytest.mark.parametrize("combo", ["httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async"])
+_HOSTS = {
+    "bad-punycode-label": "https://xn--a.example.com/token",  # httpx2 already refuses it well
+    "arabic-digits-host": "https://\u0661\u0662.com/token",
+    "fullwidth-host": "https://\uff41.example.com/token",
+}
+
+
 @pytest.mark.parametrize(
-    "endpoint",
+    ("combo", "endpoint"),
     [
-        pytest.param("https://xn--a.example.com/token", id="bad-punycode-label"),
-        pytest.param("https://\u0661\u0662.com/token", id="arabic-digits-host"),
-        pytest.param("https://\uff41.example.com/token", id="fullwidth-host"),
+        pytest.param(combo, url, id=f"{name}-{combo}")
+        for name, url in _HOSTS.items()
+        for combo in ("httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async")
+        if not (name == "bad-punycode-label" and combo.startswith("httpx2"))
     ],
 )
 def test_server_host_httpx_cannot_encode_is_a_typed_error(combo: str, endpoint: str) -> None:
