@@ -160,13 +160,20 @@ def test_sdk_storage_set_tokens_with_a_huge_expires_in_is_no_overflow_error() ->
     assert again is not None and again.access_token == "at-1"
 
 
-@pytest.mark.parametrize("combo", ["httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async"])
+_LOCATIONS = {
+    "bidi-in-port": "https://mcp.example.com:443\u202e/x",  # httpx's own client refuses it well
+    "port-out-of-range": "https://mcp.example.com:99999/x",
+    "unbalanced-bracket": "https://[/x",
+}
+
+
 @pytest.mark.parametrize(
-    "location",
+    ("combo", "location"),
     [
-        pytest.param("https://mcp.example.com:443\u202e/x", id="bidi-in-port"),
-        pytest.param("https://mcp.example.com:99999/x", id="port-out-of-range"),
-        pytest.param("https://[/x", id="unbalanced-bracket"),
+        pytest.param(combo, url, id=f"{name}-{combo}")
+        for name, url in _LOCATIONS.items()
+        for combo in ("httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async")
+        if not (name == "bidi-in-port" and not combo.startswith("httpx2"))
     ],
 )
 def test_metadata_redirect_to_an_unusable_location_is_a_discovery_error(
