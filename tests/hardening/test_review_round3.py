@@ -294,3 +294,64 @@ def test_server_host_httpx_cannot_encode_is_a_typed_error(combo: str, endpoint: 
     servers = Hostile(asm_extra={"token_endpoint": endpoint})
     error = outcome(servers, provider(servers), combo=combo)
     assert isinstance(error, MCPAuthError), f"{type(error).__module__}.{type(error).__name__}: {error}"
+
+
+def test_device_code_shown_without_a_show_method_is_cleaned(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """F25's rule stops at ``provider._perform``'s ``ShowDeviceCode`` fallback: for a login of
+    the caller's own (the public ``Login``/``LoginSession`` API) whose session asks for the
+    device flow (``wants_device_flow``) and has no ``show``, it ``print``s the server's
+    ``user_code`` (never checked past "a non-empty string") raw to stderr: ANSI escapes and
+    bidi overrides reach the terminal. ``DeviceLogin.show`` cleans the same text."""
+    import asyncio
+
+    from mcp_client_auth import Login, LoginSession, OAuthClientProvider, TokenStore
+
+    from .hostile import Hostile, Reply, Seen
+
+    servers = Hostile()
+    device = "https://auth.example.com/device_authorization"
+    servers.asm_extra["device_authorization_endpoint"] = device
+    answer = {
+        "device_code": "dc-1",
+        "user_code": "\x1b]0;owned\x07\x1b[2J\u202eEDOC",
+        "verification_uri": "https://auth.example.com/device",
+        "expires_in": 600,
+        "interval": 1,
+    }
+
+    def device_answer(seen: Seen) -> Reply | None:
+        return Reply.json(answer) if seen.url == device else None
+
+    servers.hooks["unknown"] = device_answer
+    servers.on_grant(
+        "urn:ietf:params:oauth:grant-type:device_code",
+        lambda seen: Reply.json({"error": "access_denied"}, 400),
+    )
+
+    class Session(LoginSession):
+        def __init__(self) -> None:
+            self.redirect_uri = "http://127.0.0.1:8765/callback"
+
+        async def complete(self, authorization_url: str, *, state: str, timeout: float) -> str:
+            self.wants_device_flow = True
+            return ""
+
+    class MyLogin(Login):
+        async def start(self, *, redirect_uri: Any, redirect_port: Any) -> LoginSession:
+            return Session()
+
+    auth = OAuthClientProvider(servers.resource, store=TokenStore.memory(), login=MyLogin())
+    auth._http = FlowHttp(transport=httpx.MockTransport(servers.handler))
+
+    async def run() -> None:
+        try:
+            await asyncio.wait_for(auth.aget_token(), 20)
+        except Exception:
+            pass  # the server denies the device login; what matters is what was printed
+
+    asyncio.run(run())
+    err = capsys.readouterr().err
+    assert "EDOC" in err, "the device code was not shown at all"
+    assert "\x1b" not in err and "\u202e" not in err, ascii(err)
