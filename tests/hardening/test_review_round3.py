@@ -355,3 +355,40 @@ def test_device_code_shown_without_a_show_method_is_cleaned(
     err = capsys.readouterr().err
     assert "EDOC" in err, "the device code was not shown at all"
     assert "\x1b" not in err and "\u202e" not in err, ascii(err)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        pytest.param("https://auth.example.com/" + "r" * 70_000, id="70k-long"),
+        pytest.param("https://\u0661\u0662.com/revoke", id="arabic-digits-host"),
+    ],
+)
+def test_logout_forgets_the_tokens_whatever_the_revocation_endpoint(endpoint: str) -> None:
+    """``flow.logout`` promises the tokens are forgotten whatever the server answers, and
+    catches only ``TokenError`` around the revocation request. A revocation endpoint httpx
+    cannot build a request for (see the two tests above) raises a raw ``httpx.InvalidURL``
+    out of ``alogout``, and the tokens stay stored: a hostile authorization server keeps the
+    user from logging out (the CLI says "unexpected InvalidURL")."""
+    import asyncio
+
+    from mcp_client_auth import TokenStore
+    from mcp_client_auth._portal import run_sync
+
+    from .drive import provider, send
+    from .hostile import Hostile
+
+    servers = Hostile(asm_extra={"revocation_endpoint": endpoint})
+    store = TokenStore.memory()
+    auth = provider(servers, store)
+    assert send(servers, auth).status_code == 200
+    auth._http = FlowHttp(transport=httpx.MockTransport(servers.handler))
+    try:
+        asyncio.run(auth.alogout())
+    except MCPAuthError:
+        pass
+    except Exception as exc:
+        pytest.fail(f"raw {type(exc).__module__}.{type(exc).__name__} from logout: {exc}")
+    finally:
+        record = run_sync(store.get(servers.resource))
+        assert record is None or record.tokens is None, "the tokens are still stored"
