@@ -6,6 +6,7 @@ memory; nothing leaves the machine.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,7 +57,9 @@ def test_registration_access_token_a_header_cannot_carry_is_not_kept() -> None:
     ).encode()
     response = HttpResponse(200, {"content-type": "application/json"}, body, endpoint)
     try:
-        client = _registration(response, endpoint, {"redirect_uris": []}, issuer="https://as.example.com")
+        client = _registration(
+            response, endpoint, {"redirect_uris": []}, issuer="https://as.example.com"
+        )
     except RegistrationError as exc:
         assert RAT not in str(exc)
         return
@@ -191,7 +194,9 @@ def test_metadata_redirect_to_an_unusable_location_is_a_discovery_error(
 
     servers = Hostile(hooks={"prm": lambda seen: Reply(302, b"", [("location", location)])})
     error = outcome(servers, provider(servers), combo=combo)
-    assert isinstance(error, DiscoveryError), f"{type(error).__module__}.{type(error).__name__}: {error}"
+    assert isinstance(error, DiscoveryError), (
+        f"{type(error).__module__}.{type(error).__name__}: {error}"
+    )
     assert "\u202e" not in str(error)
 
 
@@ -250,7 +255,9 @@ def test_server_url_longer_than_httpx_takes_is_a_typed_error(
 
     servers = Hostile(**extra)
     error = outcome(servers, provider(servers), combo=combo)
-    assert isinstance(error, MCPAuthError), f"{type(error).__module__}.{type(error).__name__}: {error}"
+    assert isinstance(error, MCPAuthError), (
+        f"{type(error).__module__}.{type(error).__name__}: {error}"
+    )
 
 
 def test_resource_mismatch_error_quotes_the_resource_bounded() -> None:
@@ -293,7 +300,9 @@ def test_server_host_httpx_cannot_encode_is_a_typed_error(combo: str, endpoint: 
 
     servers = Hostile(asm_extra={"token_endpoint": endpoint})
     error = outcome(servers, provider(servers), combo=combo)
-    assert isinstance(error, MCPAuthError), f"{type(error).__module__}.{type(error).__name__}: {error}"
+    assert isinstance(error, MCPAuthError), (
+        f"{type(error).__module__}.{type(error).__name__}: {error}"
+    )
 
 
 def test_device_code_shown_without_a_show_method_is_cleaned(
@@ -346,10 +355,9 @@ def test_device_code_shown_without_a_show_method_is_cleaned(
     auth._http = FlowHttp(transport=httpx.MockTransport(servers.handler))
 
     async def run() -> None:
-        try:
+        # the server denies the device login; what matters is what was printed
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(auth.aget_token(), 20)
-        except Exception:
-            pass  # the server denies the device login; what matters is what was printed
 
     asyncio.run(run())
     err = capsys.readouterr().err
