@@ -662,7 +662,7 @@ class AuthFlow:
         stored = record.client
         assert stored is not None
         logger.info(
-            "%s refused client %s the scope %r; registering a new client for it",
+            "%s refused client %r the scope %r; registering a new client for it",
             found.issuer,
             stored.client_id,
             scope,
