@@ -36,6 +36,7 @@ from .errors import (
     ConfigurationError,
     DiscoveryError,
     LoginRequiredError,
+    MCPAuthError,
     TokenError,
 )
 from .metadata import (
@@ -661,7 +662,7 @@ class AuthFlow:
         stored = record.client
         assert stored is not None
         logger.info(
-            "%s refused client %s the scope %r; registering a new client for it",
+            "%s refused client %r the scope %r; registering a new client for it",
             found.issuer,
             stored.client_id,
             scope,
@@ -944,57 +945,83 @@ class AuthFlow:
         revoked: list[str] = []
         errors: list[str] = []
         tokens, client = record.tokens, record.client
-        if revoke and endpoint and tokens is not None and client is not None:
-            self.settings.urls.check(endpoint, what="the revocation endpoint")
-            empty_secret: dict[str, str] = {}  # once a server asked for it (below), every time
-            candidates = (
-                ("refresh_token", tokens.refresh_token),
-                ("access_token", tokens.access_token),
-            )
-            for hint, value in candidates:
-                if not value:
-                    continue
-                auth_form, headers = self._client_authentication(client, record)
-                form = {"token": value, "token_type_hint": hint, **auth_form, **empty_secret}
-                try:
-                    response: HttpResponse = yield HttpRequest.post_form(
-                        endpoint, form, what="token revocation", error=TokenError, headers=headers
-                    )
-                    if "client_secret" not in form and _wants_a_secret_field(response, client):
-                        # A server that requires the client_secret field even of a public
-                        # client (the mcp SDK's, and so FastMCP's): RFC 6749 2.3.1 lets a
-                        # client send an empty secret as an empty field. Only after exactly this
-                        # refusal: a compliant server would take the empty field as a secret
-                        # the client was not registered with.
-                        logger.info("%s requires a client_secret field; sending it empty", endpoint)
-                        empty_secret = {"client_secret": ""}
-                        form = {**form, **empty_secret}
-                        response = yield HttpRequest.post_form(
-                            endpoint,
-                            form,
-                            what="token revocation",
-                            error=TokenError,
-                            headers=headers,
-                        )
-                except TokenError as exc:  # unreachable: the tokens are forgotten all the same
-                    errors.append(f"{hint}: {exc}")
-                    break
-                if response.status_code == 200:
-                    revoked.append(hint)
-                else:
-                    answer = read_error(response)
-                    error, description = answer.error, answer.description
-                    errors.append(
-                        f"{hint}: HTTP {response.status_code}"
-                        + (f" ({error})" if error else "")
-                        + (f": {description}" if description else "")
-                    )
+        try:
+            if revoke and endpoint and tokens is not None and client is not None:
+                yield from self._revoke(endpoint, tokens, client, record, revoked, errors)
+        except Exception:
+            # not even an unforeseen error keeps the tokens (whatever the server sent): the
+            # user asked to be logged out here first. Not ``finally``: a generator closed
+            # while it waits for an answer must not yield again.
+            yield from self._forget(record, forget_client=forget_client)
+            raise
+        yield from self._forget(record, forget_client=forget_client)
+        return LogoutResult(tuple(revoked), True, bool(endpoint), tuple(errors))
+
+    def _forget(self, record: ServerRecord, *, forget_client: bool) -> Generator[Effect, Any, None]:
         if forget_client:
             yield DeleteRecord()
             self.record = None
         else:
             yield from self._save(replace(record, tokens=None))
-        return LogoutResult(tuple(revoked), True, bool(endpoint), tuple(errors))
+
+    def _revoke(
+        self,
+        endpoint: str,
+        tokens: TokenSet,
+        client: ClientRegistration,
+        record: ServerRecord,
+        revoked: list[str],
+        errors: list[str],
+    ) -> Generator[Effect, Any, None]:
+        """Ask the server to revoke each token, noting in ``revoked`` and ``errors`` how it went."""
+        try:
+            self.settings.urls.check(endpoint, what="the revocation endpoint")
+        except MCPAuthError as exc:
+            errors.append(str(exc))
+            return
+        empty_secret: dict[str, str] = {}  # once a server asked for it (below), every time
+        candidates = (
+            ("refresh_token", tokens.refresh_token),
+            ("access_token", tokens.access_token),
+        )
+        for hint, value in candidates:
+            if not value:
+                continue
+            auth_form, headers = self._client_authentication(client, record)
+            form = {"token": value, "token_type_hint": hint, **auth_form, **empty_secret}
+            try:
+                response: HttpResponse = yield HttpRequest.post_form(
+                    endpoint, form, what="token revocation", error=TokenError, headers=headers
+                )
+                if "client_secret" not in form and _wants_a_secret_field(response, client):
+                    # A server that requires the client_secret field even of a public
+                    # client (the mcp SDK's, and so FastMCP's): RFC 6749 2.3.1 lets a
+                    # client send an empty secret as an empty field. Only after exactly this
+                    # refusal: a compliant server would take the empty field as a secret
+                    # the client was not registered with.
+                    logger.info("%s requires a client_secret field; sending it empty", endpoint)
+                    empty_secret = {"client_secret": ""}
+                    form = {**form, **empty_secret}
+                    response = yield HttpRequest.post_form(
+                        endpoint,
+                        form,
+                        what="token revocation",
+                        error=TokenError,
+                        headers=headers,
+                    )
+            except TokenError as exc:  # unreachable: the tokens are forgotten all the same
+                errors.append(f"{hint}: {exc}")
+                break
+            if response.status_code == 200:
+                revoked.append(hint)
+            else:
+                answer = read_error(response)
+                error, description = answer.error, answer.description
+                errors.append(
+                    f"{hint}: HTTP {response.status_code}"
+                    + (f" ({error})" if error else "")
+                    + (f": {description}" if description else "")
+                )
 
     # -- the client credentials grant (machine to machine) ----------------------------------
 

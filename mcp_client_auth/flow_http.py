@@ -35,7 +35,7 @@ from ._http_compat import libraries, loaded_httpx2, timeout_errors, transport_er
 from .effects import HttpRequest, HttpResponse
 from .errors import ConfigurationError
 from .metadata import origin
-from .untrusted import clean_text
+from .untrusted import clean_text, sent_secrets
 
 __all__ = ["DEADLINE", "MAX_BODY", "FlowHttp", "send_async", "send_sync"]
 
@@ -129,9 +129,7 @@ def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
 
 def _open_sync(client: Any, effect: HttpRequest, url: str, deadline: _Deadline) -> Any:
     deadline.check()
-    request = client.build_request(
-        effect.method, url, headers=_headers(effect), content=effect.body, timeout=deadline.wait()
-    )
+    request = _build_request(client, effect, url, timeout=deadline.wait())
     try:
         return client.send(request, stream=True)
     except transport_errors() as exc:
@@ -175,9 +173,7 @@ async def _exchange_async(client: Any, effect: HttpRequest, deadline: _Deadline)
 
 
 async def _open_async(client: Any, effect: HttpRequest, url: str, deadline: _Deadline) -> Any:
-    request = client.build_request(
-        effect.method, url, headers=_headers(effect), content=effect.body
-    )
+    request = _build_request(client, effect, url)
     try:
         return await client.send(request, stream=True)
     except transport_errors() as exc:
@@ -190,6 +186,47 @@ async def _close_async(response: Any) -> None:
 
     with anyio.CancelScope(shield=True):
         await response.aclose()
+
+
+def _build_request(client: Any, effect: HttpRequest, url: str, **options: Any) -> Any:
+    """The library's request for ``effect`` sent to ``url``, or the effect's typed error.
+
+    Server text decides the URL and some headers (an endpoint, a redirect, a registration's
+    token), and a URL can pass :class:`~.metadata.UrlRules` yet be one httpx will not build a
+    request for (too long, a host IDNA refuses, a port out of range): that is the server's
+    fault, said as the flow step's error, never a raw ``InvalidURL`` or ``idna`` error.
+    """
+    try:
+        return client.build_request(
+            effect.method, url, headers=_headers(effect), content=effect.body, **options
+        )
+    except _unbuildable_errors() as exc:
+        raise _unsendable(effect, url, exc) from None
+
+
+def _unbuildable_errors() -> tuple[type[Exception], ...]:
+    """What a library raises for a URL or header it cannot make a request of: its
+    ``InvalidURL``, and ``ValueError`` (idna's errors, a header that is not ASCII)."""
+    return (*(library.InvalidURL for library in libraries()), ValueError)
+
+
+def _unsendable(effect: HttpRequest, url: str, exc: Exception) -> Exception:
+    reason = _reason(effect, exc) or type(exc).__name__
+    return effect.error(
+        f"could not send the {effect.what} request to {_shown(effect, url)}, a URL or header "
+        f"the server gave that no request can be made of: {reason}"
+    )
+
+
+def _shown(effect: HttpRequest, url: str) -> str:
+    """A URL for a message: the server's text, so cleaned and bounded."""
+    return clean_text(url, 200, secrets=sent_secrets(effect))
+
+
+def _reason(effect: HttpRequest, exc: Exception) -> str:
+    """The library's text for ``exc``, which may quote what the server sent (a URL) or what
+    the request carries (a header's credentials): cleaned, the request's secrets cut out."""
+    return clean_text(str(exc), 300, secrets=sent_secrets(effect))
 
 
 def _headers(effect: HttpRequest) -> dict[str, str]:
@@ -219,10 +256,22 @@ def _refuse_other_origin(effect: HttpRequest, response: Any) -> None:
 
 
 def _redirect_target(effect: HttpRequest, response: Any) -> str | None:
+    """Where a redirected GET points, checked to be a URL with an origin: a ``Location`` that
+    cannot be joined or has no usable origin is the server's error, not the user's."""
     if effect.method != "GET" or response.status_code not in REDIRECT_STATUSES:
         return None
     location = response.headers.get("location")
-    return str(response.url.join(location)) if location else None
+    if not location:
+        return None
+    try:
+        target = str(response.url.join(location))
+        origin(target)
+    except _unbuildable_errors() as exc:  # origin's ConfigurationError is a ValueError
+        raise effect.error(
+            f"the {effect.what} request to {_shown(effect, effect.url)} was redirected to an "
+            f"unusable Location {_shown(effect, location)}: {_reason(effect, exc)}"
+        ) from None
+    return target
 
 
 def _library_of_transport(transport: Any) -> ModuleType | None:
@@ -237,11 +286,12 @@ def _library_of_transport(transport: Any) -> ModuleType | None:
 
 
 def _unreachable(effect: HttpRequest, exc: Exception) -> Exception:
-    reason = clean_text(str(exc), 300)  # a protocol error may quote what the server sent
+    reason = _reason(effect, exc)
     if not reason.strip():  # httpx.ReadError(""): a pooled connection the server dropped
         reason = _WITHOUT_TEXT.get(type(exc).__name__, type(exc).__name__)
     return effect.error(
-        f"could not reach {effect.url} for the {effect.what}: {reason}.{_kept(effect)}"
+        f"could not reach {_shown(effect, effect.url)} for the {effect.what}: "
+        f"{reason}.{_kept(effect)}"
     )
 
 

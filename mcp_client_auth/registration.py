@@ -21,7 +21,7 @@ from urllib.parse import quote
 from .effects import Effect, HttpRequest, HttpResponse
 from .errors import DiscoveryError, MCPAuthError, RegistrationError
 from .metadata import UrlRules
-from .tokens import ClientRegistration
+from .tokens import ClientRegistration, header_safe_or_none, is_vschar
 from .untrusted import parse_json, read_error, server_number
 
 __all__ = [
@@ -249,18 +249,22 @@ def update_registration(
     if stored.client_secret:
         document["client_secret"] = stored.client_secret
     document["token_endpoint_auth_method"] = stored.token_endpoint_auth_method
-    response: HttpResponse = yield HttpRequest(
-        "PUT",
-        uri,
-        "client registration update",
-        RegistrationError,
-        {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "Authorization": f"Bearer {token}",
-        },
-        json.dumps(document).encode("utf-8"),
-    )
+    try:
+        response: HttpResponse = yield HttpRequest(
+            "PUT",
+            uri,
+            "client registration update",
+            RegistrationError,
+            {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "Authorization": f"Bearer {token}",
+            },
+            json.dumps(document).encode("utf-8"),
+        )
+    except RegistrationError as exc:  # not sent or not answered: as if the server refused
+        logger.info("the registration update could not be sent (%s); not updating", exc)
+        return None
     if response.status_code != 200:
         logger.info(
             "the registration update at %s failed (HTTP %s%s); registering a new client",
@@ -293,6 +297,11 @@ def _registration(
     client_id = answer.get("client_id")
     if not isinstance(client_id, str) or not client_id.strip():
         raise RegistrationError(f"the registration response from {endpoint} has no client_id")
+    if not is_vschar(client_id):  # RFC 6749 A.1; it goes into forms, headers and log lines
+        raise RegistrationError(
+            f"the registration response from {endpoint} has a client_id with characters "
+            "outside RFC 6749's VSCHAR (control characters or non-ASCII); refusing it"
+        )
     secret = answer.get("client_secret")
     if not isinstance(secret, str) or not secret:
         secret = None  # an empty secret is none: nothing to keep, nothing to send
@@ -318,7 +327,9 @@ def _registration(
             )
             or None
         )
-    rat = answer.get("registration_access_token")
+    # sent as ``Authorization: Bearer`` (RFC 7592): a token no header can carry is dropped,
+    # and the registration then cannot be updated, only made anew
+    rat = header_safe_or_none(answer.get("registration_access_token"))
     rcu = answer.get("registration_client_uri")
     registered_scope = answer.get("scope")
     if not isinstance(registered_scope, str):
@@ -334,7 +345,7 @@ def _registration(
         issuer=issuer,
         kind="dynamic",
         client_secret_expires_at=expires_at,
-        registration_access_token=rat if isinstance(rat, str) else None,
+        registration_access_token=rat,
         scope=registered_scope or None,
         registration_client_uri=rcu if isinstance(rcu, str) else None,
         grant_types=tuple(grants),

@@ -32,6 +32,17 @@ def is_header_safe(value: str) -> bool:
     return value.isascii() and value.isprintable() and " " not in value
 
 
+def is_vschar(value: str) -> bool:
+    """True for RFC 6749's VSCHAR (``%x20-7E``, a client_id's alphabet): no control character
+    that could end a log line or a header, nothing outside ASCII."""
+    return value.isascii() and value.isprintable()
+
+
+def header_safe_or_none(value: object) -> str | None:
+    """``value`` where it is a string an ``Authorization`` header can carry, else ``None``."""
+    return value if isinstance(value, str) and is_header_safe(value) else None
+
+
 def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
     return value if isinstance(value, str) else None
@@ -185,7 +196,8 @@ class ClientRegistration:
             issuer=_opt_str(data, "issuer"),
             kind=_opt_str(data, "kind") or "dynamic",
             client_secret_expires_at=_opt_float(data, "client_secret_expires_at"),
-            registration_access_token=_opt_str(data, "registration_access_token"),
+            # sent as ``Authorization: Bearer``: one no header can carry is no token at all
+            registration_access_token=header_safe_or_none(data.get("registration_access_token")),
             scope=_opt_str(data, "scope"),
             registration_client_uri=_opt_str(data, "registration_client_uri"),
             grant_types=tuple(g for g in data.get("grant_types") or () if isinstance(g, str)),
