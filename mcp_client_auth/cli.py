@@ -1106,9 +1106,13 @@ def _report_keyring(found: Findings, probe: KeyringProbe, *, env_key: bool) -> N
 
 def _report_orphan_key_files(found: Findings) -> None:
     """Key files whose store folder is gone (temporary stores of tests and demos, moved ones)."""
-    from . import TokenStore
+    from . import StorageError, TokenStore
 
-    orphans = TokenStore.orphan_key_files()
+    try:
+        orphans = TokenStore.orphan_key_files()
+    except StorageError as exc:
+        found.problem(f"Key files: {exc}")
+        return
     if orphans:
         found.warn(
             f"Key files: {len(orphans)} left by store folders that no longer exist",

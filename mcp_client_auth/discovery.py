@@ -30,7 +30,7 @@ from .metadata import (
     validate_resource_metadata,
     validate_server_metadata,
 )
-from .untrusted import clean_text
+from .untrusted import clean_text, quoted
 
 __all__ = [
     "Discovered",
@@ -41,6 +41,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger("mcp_client_auth.discovery")
+
+
+def _url(url: str) -> str:
+    """A URL in an error message, bounded: a server chooses it (a metadata or issuer URL, a
+    redirect's target) or a part of it, and every log line that prints the error carries it."""
+    return clean_text(url, 200)
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,8 @@ def _fetch(url: str, what: str) -> Generator[Effect, Any, HttpResponse]:
     response: HttpResponse = yield HttpRequest.get_json(url, what=what, error=DiscoveryError)
     if origin(response.url) != origin(url):
         raise DiscoveryError(
-            f"the {what} request to {url} was redirected to another origin ({response.url}); "
-            "refusing to follow it"
+            f"the {what} request to {_url(url)} was redirected to another origin "
+            f"({_url(response.url)}); refusing to follow it"
         )
     return response
 
@@ -85,8 +91,9 @@ def discover_resource_metadata(
         metadata = validate_resource_metadata(document, url=url, rules=rules)
         if not resource_covers(metadata["resource"], server_url):
             raise DiscoveryError(
-                f"the protected resource metadata at {url} is for {metadata['resource']!r}, "
-                f"not for {server_url}; refusing to authorize (a misconfigured or hostile server)"
+                f"the protected resource metadata at {_url(url)} is for "
+                f"{quoted(metadata['resource'])}, not for {_url(server_url)}; refusing to "
+                "authorize (a misconfigured or hostile server)"
             )
         return metadata
     return None
@@ -115,8 +122,8 @@ def discover_server_metadata(
     metadata = yield from find_server_metadata(issuer, rules=rules)
     if metadata is None:
         raise DiscoveryError(
-            f"the authorization server {issuer} publishes no metadata (tried "
-            f"{', '.join(authorization_server_metadata_urls(issuer))})"
+            f"the authorization server {_url(issuer)} publishes no metadata (tried "
+            f"{', '.join(_url(u) for u in authorization_server_metadata_urls(issuer))})"
         )
     return metadata
 
@@ -143,7 +150,7 @@ def probe_resource(server_url: str) -> Generator[Effect, Any, HttpResponse]:
 
 
 def _nothing_found(tried: Sequence[str], answer: str) -> str:
-    return f"no OAuth metadata found at any of: {', '.join(tried)}; {answer}"
+    return f"no OAuth metadata found at any of: {', '.join(_url(u) for u in tried)}; {answer}"
 
 
 def choose_authorization_server(
@@ -157,10 +164,10 @@ def choose_authorization_server(
         return servers[0]
     if expected in servers:
         return expected
-    named = ", ".join(clean_text(s, 200) for s in servers[:3])
+    named = ", ".join(_url(s) for s in servers[:3])
     raise DiscoveryError(
-        f"{server_url} names the authorization server {named}, not {expected} ({why}); "
-        "refusing to contact it"
+        f"{_url(server_url)} names the authorization server {named}, not {_url(expected)} "
+        f"({why}); refusing to contact it"
     )
 
 
@@ -179,7 +186,7 @@ def _legacy_or_nothing(
             raise DiscoveryError(
                 _nothing_found(
                     tried,
-                    f"and {server_url} answered HTTP {response.status_code}, not 401, so it "
+                    f"and {_url(server_url)} answered HTTP {response.status_code}, not 401, so it "
                     "does not ask for an OAuth login; check the URL (it should be the MCP "
                     "endpoint itself, such as https://mcp.example.com/mcp)",
                 )
@@ -244,7 +251,7 @@ def discover(
     servers = resource_metadata.get("authorization_servers") or []
     if not servers:
         raise DiscoveryError(
-            f"the protected resource metadata of {server_url} names no authorization server"
+            f"the protected resource metadata of {_url(server_url)} names no authorization server"
         )
     issuer = choose_authorization_server(servers, expected_issuer, server_url, why=why)
     server_metadata = yield from discover_server_metadata(issuer, rules=rules)

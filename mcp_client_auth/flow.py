@@ -1323,7 +1323,7 @@ def _device_code(response: HttpResponse) -> _DeviceCode:
     interval = seconds("interval", MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL)
     return _DeviceCode(
         answer["device_code"],
-        answer["user_code"],
+        clean_text(answer["user_code"], 64),  # only ever shown: whatever shows it gets it clean
         answer["verification_uri"],
         complete,
         expires_in,

@@ -29,6 +29,7 @@ from .untrusted import (
     has_unsafe_characters,
     json_type,
     parse_json,
+    quoted,
 )
 
 __all__ = [
@@ -73,10 +74,15 @@ _MAX_SHOWN = 200
 
 def _show(value: object) -> str:
     """A value for an error message: quoted (no control characters reach a log) and bounded."""
-    text = repr(value)
-    if len(text) > _MAX_SHOWN:
-        text = text[: _MAX_SHOWN - 3] + "..."
-    return text
+    return quoted(value, _MAX_SHOWN)
+
+
+def _cut(text: str) -> str:
+    """``text`` bounded for an error message, unquoted: for a URL that :func:`_split_url` has
+    accepted (so without whitespace, control, bidi or invisible characters), which reads best
+    as itself, and for a reason text that may quote a server's value. A server chooses the
+    length of both, and every log line that prints the error carries it."""
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,7 +376,7 @@ def _split_url(url: object) -> _URL:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise ValueError(f"unparsable: {exc}") from None
+        raise ValueError(f"unparsable: {_cut(str(exc))}") from None
     if parts.scheme not in _DEFAULT_PORTS:
         raise ValueError("not an absolute http or https URL")
     if not parts.netloc:
@@ -566,7 +572,8 @@ class UrlRules:
 
     def check(self, url: str, *, what: str) -> str:
         """``url`` when the client may send a request there; else :class:`DiscoveryError`
-        naming ``what``, the URL and the rule."""
+        naming ``what``, the URL and the rule, each bounded (both may come from a server)."""
+        what = _cut(what)
         try:
             parts = _split_url(url)
         except ValueError as exc:
@@ -581,7 +588,7 @@ class UrlRules:
             )
         if parts.scheme == "http" and not self.insecure_http and not is_loopback_host(parts.host):
             raise DiscoveryError(
-                f"{what} must use https: {url} (plain http is allowed only for loopback "
+                f"{what} must use https: {_cut(url)} (plain http is allowed only for loopback "
                 f"hosts; {_OPT_IN})"
             )
         return url
@@ -625,7 +632,7 @@ def secure_resource_url(url: str, *, allow_insecure_http: bool = False) -> str:
         and not insecure_http_allowed(allow_insecure_http)
     ):
         raise ConfigurationError(
-            f"{canonical} uses plain http off this machine, so its tokens would cross the "
+            f"{_cut(canonical)} uses plain http off this machine, so its tokens would cross the "
             f"network in clear: use https; {_OPT_IN}"
         )
     return canonical
@@ -808,7 +815,7 @@ def parse_json_document(
 ) -> dict[str, Any]:
     """A metadata response body as a JSON object (:func:`untrusted.parse_json`'s rules), or
     :class:`DiscoveryError`."""
-    return parse_json(body, what=what, url=url, error=DiscoveryError, limit=limit)
+    return parse_json(body, what=what, url=_cut(url), error=DiscoveryError, limit=limit)
 
 
 class _Fields:
@@ -820,10 +827,12 @@ class _Fields:
 
     def __init__(self, doc: object, *, what: str, url: str, rules: UrlRules) -> None:
         if not isinstance(doc, Mapping):
-            raise DiscoveryError(f"{what} at {url} must be a JSON object, got {json_type(doc)}")
+            raise DiscoveryError(
+                f"{what} at {_cut(url)} must be a JSON object, got {json_type(doc)}"
+            )
         self.doc: Mapping[Any, Any] = doc
         self.what = what
-        self.url = url
+        self.url = _cut(url)  # for messages only: where the document was read
         self.rules = rules
         self.out: dict[str, Any] = {}
 
@@ -890,7 +899,8 @@ def validate_resource_metadata(
     servers = fields.optional_str_list("authorization_servers")
     for server in servers or ():
         rules.check(
-            server, what=f"authorization server listed in the protected resource metadata at {url}"
+            server,
+            what=f"authorization server listed in the protected resource metadata at {_cut(url)}",
         )
     fields.optional_str_list("scopes_supported")
     fields.optional_str_list("bearer_methods_supported")
@@ -936,7 +946,7 @@ def validate_server_metadata(
     found = fields.required_str("issuer")
     if found != issuer:
         raise DiscoveryError(
-            f"authorization server metadata at {url} is for issuer {_show(found)}, "
+            f"authorization server metadata at {_cut(url)} is for issuer {_show(found)}, "
             f"but {_show(issuer)} was expected (RFC 8414 section 3.3 requires an exact match)"
         )
     fields.required_url("authorization_endpoint")

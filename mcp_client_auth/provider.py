@@ -61,7 +61,7 @@ from .metadata import (
 from .registration import ClientSettings
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
-from .untrusted import clean_text, header_secrets, server_nonce
+from .untrusted import clean_text, header_secrets, server_nonce, visible_url
 
 if TYPE_CHECKING:
     import asyncio
@@ -783,9 +783,11 @@ class OAuthClientProvider(AuthBase):
                     effect.expires_in,
                 )
             else:
-                where = effect.verification_uri_complete or effect.verification_uri
+                # server text on the terminal: shown as DeviceLogin.show shows it
+                where = visible_url(effect.verification_uri_complete or effect.verification_uri)
+                code = clean_text(effect.user_code, 64)
                 print(
-                    f"To sign in, open {where} and enter the code {effect.user_code}",
+                    f"To sign in, open {where} and enter the code {code}",
                     file=sys.stderr,
                 )
             return None

@@ -17,8 +17,9 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, TokenError
 from .metadata import canonical_resource_url
+from .tokens import token_lifetime
 
 if TYPE_CHECKING:
     from mcp.client.auth import TokenStorage
@@ -92,8 +93,15 @@ class SDKTokenStorage:
         return token
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
-        """Keep ``tokens``, with the absolute time their access token expires."""
-        expires_at = None if tokens.expires_in is None else time.time() + int(tokens.expires_in)
+        """Keep ``tokens``, with the absolute time their access token expires.
+
+        ``expires_in`` is the server's number, which the SDK takes as any JSON integer: it is
+        read as this library reads its own token answers (a lifetime past the longest kept is
+        cut to it; one too large to be a number, or negative, is a :class:`TokenError`).
+        """
+        expires_at = None
+        if tokens.expires_in is not None:
+            expires_at = time.time() + token_lifetime(tokens.expires_in, error=TokenError)
         token = tokens.model_dump(mode="json", exclude_none=True)
         await self._write(TOKENS_COLLECTION, {"token": token, "expires_at": expires_at})
 

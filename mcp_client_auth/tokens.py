@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from .dpop import DPoPKey
 from .untrusted import server_number
@@ -20,6 +20,22 @@ __all__ = ["ClientRegistration", "ServerRecord", "TokenSet", "token_set_from_res
 DEFAULT_LEEWAY = 60.0
 # Far enough in the future for any real token; keeps a hostile ``expires_in`` from overflowing.
 MAX_LIFETIME = 366 * 24 * 3600.0
+
+E = TypeVar("E", bound=Exception)
+
+
+def token_lifetime(value: object, *, error: type[E]) -> float:
+    """A token answer's ``expires_in`` in seconds, or ``error``: never negative, NaN or past
+    the float range; a lifetime longer than :data:`MAX_LIFETIME` is cut to it."""
+    return server_number(
+        value,
+        name="expires_in",
+        low=0,
+        high=MAX_LIFETIME,
+        cap=True,
+        what="the token response",
+        error=error,
+    )
 
 
 def is_header_safe(value: str) -> bool:
@@ -316,15 +332,7 @@ def token_set_from_response(
     lifetime = answer.get("expires_in")
     expires_at: float | None = None
     if lifetime is not None:
-        expires_at = now + server_number(
-            lifetime,
-            name="expires_in",
-            low=0,
-            high=MAX_LIFETIME,
-            cap=True,
-            what="the token response",
-            error=ValueError,
-        )
+        expires_at = now + token_lifetime(lifetime, error=ValueError)
     refresh = answer.get("refresh_token")
     if refresh is not None and not isinstance(refresh, str):
         raise ValueError("the token response has a refresh_token that is not a string")

@@ -16,7 +16,8 @@ hostile until checked, and each check has one helper here that every module uses
   and whatever the request just sent (a code, a verifier, a client secret, an ID token) is cut
   out of it, also when echoed URL- or base64-encoded or split by spaces and line breaks.
   :func:`visible_text` is the same rule unbounded (and :func:`visible_url`, for a URL a person
-  is asked to open, also shows an international host as punycode).
+  is asked to open, also shows an international host as punycode); :func:`quoted` shows a
+  value quoted, as Python writes it, and bounded.
 - :func:`read_error`: a server's error answer (RFC 6749 5.2 and the like) read once, through
   the rules above, into the typed error the caller names.
 
@@ -50,6 +51,7 @@ __all__ = [
     "header_secrets",
     "json_type",
     "parse_json",
+    "quoted",
     "read_error",
     "sent_secrets",
     "server_nonce",
@@ -389,6 +391,14 @@ def _cut_secrets(text: str, secrets: Iterable[str]) -> str:
         done = max(done, raw_end)
     out.append(text[done:])
     return "".join(out)
+
+
+def quoted(value: object, limit: int = 200) -> str:
+    """``value`` in an error message as its ``repr``: quoted, so where it starts and ends is
+    plain and no control, bidi or invisible character reaches a log or terminal unescaped; and
+    at most ``limit`` characters, since a server chooses its length."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def clean_text(text: str, limit: int = 300, *, secrets: Iterable[str] = ()) -> str:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import stat
 import sys
 import threading
 from collections.abc import Callable
@@ -469,12 +470,32 @@ def _user_config_dir() -> Path:
 _KEY_FILE_HEADER = "# mcp-client-auth: the key of the token store in "
 
 
+# The header line names a folder: a path, never longer than this (PATH_MAX with room to spare).
+_KEY_FILE_HEAD_BYTES = 16384
+
+
 def _store_of_key_file(path: Path) -> str | None:
-    """The store a key file says it is for, when its name agrees (the hash of that store)."""
+    """The store a key file says it is for, when its name agrees (the hash of that store).
+
+    Read as the key reader reads it (:func:`.private.open_private`): never through a link, and
+    only a regular file (opened without blocking, so a FIFO planted there cannot hang ``logout
+    --all`` or ``doctor``); anything else is no key file of ours.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            first = f.readline().rstrip("\n")
-    except (OSError, UnicodeDecodeError):
+        fd = open_private(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0), what="key file")
+    except (OSError, StorageError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.read(fd, _KEY_FILE_HEAD_BYTES)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        first = head.split(b"\n", 1)[0].decode("utf-8")
+    except UnicodeDecodeError:
         return None
     if not first.startswith(_KEY_FILE_HEADER):
         return None
@@ -488,8 +509,11 @@ def orphan_key_files() -> list[Path]:
 
     Only a file whose name is the hash of the absolute folder its first line names counts, so
     the key of a live store, or of a store that is not a folder (Redis), is never listed.
+    Raises :class:`StorageError` for a key folder that is not safely this user's own (see
+    :mod:`.private`): what others may have planted there decides nothing.
     """
     keys_dir = key_file_path("/").parent
+    check_private_folder(keys_dir, what="key folder")
     try:
         candidates = sorted(keys_dir.glob("*.key"))
     except OSError:

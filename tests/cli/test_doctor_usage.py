@@ -46,6 +46,18 @@ def test_doctor_without_a_store(cli: CLI) -> None:
     assert "Key: none yet; it will come from the MCP_CLIENT_AUTH_KEY environment" in run.stdout
 
 
+def test_doctor_reports_a_key_folder_others_may_write_to(cli: CLI) -> None:
+    """The key files' listing refuses such a folder (what others planted there decides
+    nothing): ``doctor`` says so as a problem with the fix, and goes on with its report."""
+    folder = cli.config / "mcp-client-auth" / "keys"
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)
+    run = cli("doctor")
+    assert run.returncode == 1, run.output
+    assert "Key files: refusing the key folder" in run.stdout, run.stdout
+    assert f"chmod 700 {folder}" in run.stdout and "Store folder:" in run.stdout
+
+
 def test_doctor_with_a_dbus_address_that_leads_nowhere(cli: CLI, tmp_path: Path) -> None:
     run = cli("doctor", env={"DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus"})
     assert run.returncode == 0, run.output

@@ -399,3 +399,30 @@ async def test_orphan_key_files_are_listed_and_removed(isolated_home: Path) -> N
     assert TokenStore.remove_orphan_key_files() == [gone_key]
     assert not gone_key.exists() and TokenStore.default_key_file(live).exists()
     assert TokenStore.orphan_key_files() == []
+
+
+async def test_orphan_key_listing_refuses_a_key_folder_others_may_write_to(
+    isolated_home: Path,
+) -> None:
+    """What another user planted in a shared key folder decides nothing: the listing (and so
+    ``logout --all``, which deletes what it lists) stops with a typed error naming the folder."""
+    gone = isolated_home / "gone"
+    await put_record(TokenStore.default(gone))
+    shutil.rmtree(gone)
+    folder = TokenStore.default_key_file(gone).parent
+    folder.chmod(0o777)
+    with pytest.raises(StorageError, match="chmod 700"):
+        TokenStore.orphan_key_files()
+    with pytest.raises(StorageError):
+        TokenStore.remove_orphan_key_files()
+    assert TokenStore.default_key_file(gone).exists()
+
+
+async def test_orphan_key_listing_skips_a_fifo_in_the_key_folder(isolated_home: Path) -> None:
+    """A FIFO named like a key file is no key file: opened without blocking, then passed over."""
+    gone = isolated_home / "gone"
+    await put_record(TokenStore.default(gone))
+    gone_key = TokenStore.default_key_file(gone)
+    shutil.rmtree(gone)
+    os.mkfifo(gone_key.parent / ("f" * 16 + ".key"))
+    assert TokenStore.orphan_key_files() == [gone_key]
