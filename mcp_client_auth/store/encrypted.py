@@ -31,6 +31,7 @@ from .aside import aside_name
 from .batch import BatchFromSingle
 from .disk import _Key, entry_plaintext, parse_keys
 from .keys import Protection
+from .names import COLLECTION
 
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
@@ -426,8 +427,6 @@ class EncryptedKeyValue(BatchFromSingle):
         other process is logging in, as a login written meanwhile under the older key's name
         would stay there.
         """
-        from .token_store import COLLECTION
-
         kv: Any = await self._kv()
         if not hasattr(kv, "keys"):
             raise StorageError(f"{self.where} cannot list its entries, so it cannot be rotated")

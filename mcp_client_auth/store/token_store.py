@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageError
 from ..tokens import ServerRecord
+from .names import COLLECTION
 
 if TYPE_CHECKING:
     import os
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["TokenStore"]
 
 logger = logging.getLogger("mcp_client_auth.store")
-
-COLLECTION = "mcp-client-auth"
 
 LockFactory = Callable[[str], "AbstractAsyncContextManager[None]"]
 

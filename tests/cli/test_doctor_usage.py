@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from demo_servers import DemoServers
 
 from mcp_client_auth import TokenStore
-from mcp_client_auth.store.token_store import COLLECTION
+from mcp_client_auth.store.names import COLLECTION
 
 from .conftest import CLI, console_script
 

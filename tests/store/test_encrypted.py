@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 from key_value.aio.stores.memory import MemoryStore
 
 from mcp_client_auth import EncryptedKeyValue, StorageError, TokenStore
-from mcp_client_auth.store.token_store import COLLECTION
+from mcp_client_auth.store.names import COLLECTION
 from mcp_client_auth.tokens import ClientRegistration, ServerRecord, TokenSet
 
 KEY = Fernet.generate_key().decode()

@@ -21,8 +21,9 @@ from cryptography.fernet import Fernet
 
 from mcp_client_auth.errors import StorageError
 from mcp_client_auth.store.disk import EncryptedFileStore
+from mcp_client_auth.store.names import COLLECTION
 from mcp_client_auth.store.redis_store import EncryptedKeyValue
-from mcp_client_auth.store.token_store import COLLECTION, TokenStore
+from mcp_client_auth.store.token_store import TokenStore
 from mcp_client_auth.tokens import ClientRegistration, ServerRecord, TokenSet
 
 KEY_A = bytes(range(32))

@@ -18,9 +18,9 @@ import redis.asyncio
 from cryptography.fernet import Fernet
 
 from mcp_client_auth.store import TokenStore
+from mcp_client_auth.store.names import COLLECTION
 from mcp_client_auth.store.redis_kv import RedisKeyValue
 from mcp_client_auth.store.redis_store import EncryptedKeyValue
-from mcp_client_auth.store.token_store import COLLECTION
 from mcp_client_auth.tokens import ServerRecord
 
 URL = "https://mcp.example.com/mcp"

@@ -1,0 +1,13 @@
+"""Names the store's modules share, in a module that imports nothing of the package.
+
+``TokenStore`` keeps its records under :data:`COLLECTION`, and the encrypted store's rotation
+must know that name to find them (the names underneath are hashes); keeping it here lets both
+read it without either importing the other.
+"""
+
+from __future__ import annotations
+
+__all__ = ["COLLECTION"]
+
+COLLECTION = "mcp-client-auth"
+"""The collection ``TokenStore`` keeps its server records in."""

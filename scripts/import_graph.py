@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Print the package's import graph and fail on any cycle.
+
+    python scripts/import_graph.py          # the graph, then the cycles (exit 1 if any)
+    python scripts/import_graph.py --cycles # only the cycles
+
+An edge ``a -> b`` means module ``a`` of ``mcp_client_auth`` imports module ``b`` of the package
+when it runs: imports inside functions count (a lazy import still ties the two modules together),
+imports under ``if TYPE_CHECKING:`` do not (they never run). Importing a name from a package
+(``from .store import TokenStore``) is an edge to the package's ``__init__``, and to the submodule
+when the name is one (``from . import flow``). The source is read with ``ast`` and never imported,
+so the script works without the package's dependencies installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = "mcp_client_auth"
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / PACKAGE
+
+
+def module_names(root: Path) -> dict[str, Path]:
+    """Every module of the package under ``root``, by dotted name (packages by their own name)."""
+    modules: dict[str, Path] = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = [PACKAGE, *path.relative_to(root).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
+    return modules
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _run_time_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements that can run: all of them but those under ``if TYPE_CHECKING:``."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def import_graph(root: Path = DEFAULT_ROOT) -> dict[str, set[str]]:
+    """Each module of the package -> the package's modules it imports at run time."""
+    modules = module_names(root)
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        is_package = path.name == "__init__.py"
+        targets: set[str] = set()
+        for node in _run_time_imports(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import):
+                candidates = [alias.name for alias in node.names]
+            else:
+                source = _absolute(module, is_package, node)
+                candidates = [source, *(f"{source}.{alias.name}" for alias in node.names)]
+            targets.update(c for c in candidates if c in modules and c != module)
+        graph[module] = targets
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each strongly connected group of more than one module (every cycle lies inside one)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                connect(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group: list[str] = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return sorted(groups)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", action="store_true", help="print only the cycles")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="the package's folder")
+    args = parser.parse_args(argv)
+    graph = import_graph(args.root)
+    if not args.cycles:
+        for module in sorted(graph):
+            print(f"{module} -> {', '.join(sorted(graph[module])) or '(nothing)'}")
+    found = cycles(graph)
+    for group in found:
+        inside = {m: sorted(t for t in graph[m] if t in group) for m in group}
+        print(
+            "cycle: " + "; ".join(f"{m} -> {', '.join(ts)}" for m, ts in inside.items()),
+            file=sys.stderr,
+        )
+    if not found:
+        print("no import cycles", file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
