@@ -8,8 +8,10 @@ An edge ``a -> b`` means module ``a`` of ``mcp_client_auth`` imports module ``b`
 when it runs: imports inside functions count (a lazy import still ties the two modules together),
 imports under ``if TYPE_CHECKING:`` do not (they never run). Importing a name from a package
 (``from .store import TokenStore``) is an edge to the package's ``__init__``, and to the submodule
-when the name is one (``from . import flow``). The source is read with ``ast`` and never imported,
-so the script works without the package's dependencies installed.
+when the name is one (``from . import flow``) or one of the package's lazy names (``lazy_names``
+in ``_lazy.py``: ``from . import TokenStore`` imports the module the package maps it to, on
+first use, so the edge goes from the module asking for the name). The source is read with
+``ast`` and never imported, so the script works without the package's dependencies installed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import ast
 import sys
 from pathlib import Path
+from typing import Any
 
 PACKAGE = "mcp_client_auth"
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / PACKAGE
@@ -46,8 +49,8 @@ def _run_time_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.orelse:
-                visit(child)
+            for branch in node.orelse:
+                visit(branch)
             return
         if isinstance(node, ast.Import | ast.ImportFrom):
             found.append(node)
@@ -66,19 +69,77 @@ def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
+def _literal(tree: ast.Module, name: str) -> ast.expr | None:
+    """The value a module-level ``name = ...`` assigns, if any."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return node.value
+    return None
+
+
+def _named(tree: ast.Module, node: ast.expr) -> ast.expr:
+    """``node``, or what a module-level assignment binds it to when it is a name."""
+    return (_literal(tree, node.id) or node) if isinstance(node, ast.Name) else node
+
+
+def _read(package: str, node: ast.expr) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise SystemExit(f"{package}: cannot read lazy_names' map {ast.unparse(node)}") from None
+
+
+def _lazy_names(package: str, tree: ast.Module) -> dict[str, str]:
+    """Name -> absolute module, from the package's ``lazy_names(__name__, where, ...)`` call.
+
+    ``where`` is a dict literal (or a module-level name bound to one) or
+    ``dict.fromkeys(<list of names>, "<module>")``; anything else is not understood and fails
+    loudly, so the graph never silently loses edges.
+    """
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "lazy_names"
+    ]
+    where: dict[str, str] = {}
+    for call in calls:
+        arg = _named(tree, call.args[1])
+        if isinstance(arg, ast.Call) and ast.unparse(arg.func) == "dict.fromkeys":
+            value = dict.fromkeys(
+                _read(package, _named(tree, arg.args[0])), _read(package, arg.args[1])
+            )
+        else:
+            value = _read(package, arg)
+        for name, module in value.items():
+            where[name] = package + module if module.startswith(".") else module
+    return where
+
+
 def import_graph(root: Path = DEFAULT_ROOT) -> dict[str, set[str]]:
     """Each module of the package -> the package's modules it imports at run time."""
     modules = module_names(root)
+    trees = {m: ast.parse(p.read_text(encoding="utf-8"), str(p)) for m, p in modules.items()}
+    lazy = {m: _lazy_names(m, t) for m, t in trees.items() if modules[m].name == "__init__.py"}
     graph: dict[str, set[str]] = {}
     for module, path in modules.items():
         is_package = path.name == "__init__.py"
         targets: set[str] = set()
-        for node in _run_time_imports(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        for node in _run_time_imports(trees[module]):
             if isinstance(node, ast.Import):
                 candidates = [alias.name for alias in node.names]
             else:
                 source = _absolute(module, is_package, node)
                 candidates = [source, *(f"{source}.{alias.name}" for alias in node.names)]
+                for alias in node.names:  # a lazy name may lead to a package with lazy names
+                    holder, seen = source, {source}
+                    while lazy.get(holder, {}).get(alias.name, holder) not in seen:
+                        holder = lazy[holder][alias.name]
+                        seen.add(holder)
+                        candidates.append(holder)
             targets.update(c for c in candidates if c in modules and c != module)
         graph[module] = targets
     return graph

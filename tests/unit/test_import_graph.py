@@ -71,3 +71,27 @@ def test_imports_for_type_checking_only_are_no_edge(tmp_path: Path) -> None:
     graph = script.import_graph(package)
     assert graph["mcp_client_auth.b"] == {"mcp_client_auth", "mcp_client_auth.c"}
     assert script.cycles(graph) == []
+
+
+def test_a_lazy_name_is_an_edge_to_the_module_behind_it(tmp_path: Path) -> None:
+    lazy = "from ._lazy import lazy_names\n"
+    package = write_package(
+        tmp_path,
+        {
+            "__init__.py": lazy + '_WHERE = {"Login": ".login"}\n'
+            "__getattr__, __dir__ = lazy_names(__name__, _WHERE, globals())\n",
+            "_lazy.py": "",
+            "login/__init__.py": lazy + '__all__ = ["Login"]\n'
+            "__getattr__, __dir__ = lazy_names(__name__, dict.fromkeys(__all__, '.base'), {})\n",
+            "login/base.py": "def back():\n    from .. import cli\n",
+            "cli.py": "def run():\n    from . import Login\n",
+        },
+    )
+    script = load_script()
+    graph = script.import_graph(package)
+    assert graph["mcp_client_auth.cli"] == {
+        "mcp_client_auth",
+        "mcp_client_auth.login",
+        "mcp_client_auth.login.base",
+    }
+    assert script.cycles(graph) == [["mcp_client_auth.cli", "mcp_client_auth.login.base"]]
