@@ -134,7 +134,9 @@ class LegacySse(Remote):
         if jsonrpc.method_of(message) == "initialize":
             self.initialize = dict(message)
         for attempt in (1, 2):
-            await self._ensure_connected(message)
+            replayed = await self._ensure_connected(message)
+            if replayed and jsonrpc.method_of(message) == "notifications/initialized":
+                return  # the replayed handshake has just sent it
             endpoint = self._endpoint
             if endpoint is None:
                 raise RelayError(f"the event stream from {self.url} closed")
@@ -170,15 +172,15 @@ class LegacySse(Remote):
         finally:
             self._waiting.discard(waiter)
 
-    async def _ensure_connected(self, message: jsonrpc.Message) -> None:
+    async def _ensure_connected(self, message: jsonrpc.Message) -> bool:
         """Re-open a dropped stream; a new stream is a new session, so the host's
-        ``initialize`` is replayed first (its answer stays with the proxy)."""
+        ``initialize`` is replayed first (its answer stays with the proxy). Whether it was."""
         async with self._connect_lock:
             if self._endpoint is not None:
-                return
+                return False
             await self.connect()
             if self.initialize is None or jsonrpc.method_of(message) == "initialize":
-                return
+                return False
             assert self._endpoint is not None
             try:
                 replay = {**self.initialize, "id": RENEW_ID}
@@ -188,6 +190,7 @@ class LegacySse(Remote):
             except RelayError as exc:
                 await self.close()  # a session without its handshake: the next message retries
                 raise RelayError(f"the new session at {self.url} could not start: {exc}") from None
+            return True
 
     async def _drop(self, endpoint: str) -> None:
         """Close the stream of a session the server has forgotten, unless another message
