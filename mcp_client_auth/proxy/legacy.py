@@ -99,21 +99,27 @@ class LegacySse(Remote):
 
     def _check_endpoint(self, data: str) -> str:
         """The endpoint's absolute URL, if the token may go there with the host's messages."""
-        endpoint = urljoin(self.url, data.strip())
-        given, named = httpx.URL(self.url), httpx.URL(endpoint)
-        where = f"{named.scheme}://{named.netloc.decode('ascii', 'replace')}{named.path}"
+        try:
+            endpoint = urljoin(self.url, data.strip())
+            given, named = httpx.URL(self.url), httpx.URL(endpoint)
+        except (ValueError, httpx.InvalidURL):
+            raise EndpointRefused(
+                f"{self.url} named a messages endpoint that is not a URL"
+            ) from None
+        raw_path = named.raw_path.partition(b"?")[0].decode("ascii", "replace")
+        where = f"{named.scheme}://{named.netloc.decode('ascii', 'replace')}{raw_path}"
         if (named.scheme, named.host, named.port) != (given.scheme, given.host, given.port):
             raise EndpointRefused(
-                f"{self.url} named {where} for the host's messages, on another origin; the "
-                "proxy sends the messages and the access token only to the server it was given"
+                f"{self.url} named {where} for the host's messages: refused, it is on another "
+                "origin; the proxy sends the messages and the access token only to the server "
+                "it was given"
             )
-        if not path_covers(given.path, named.raw_path.partition(b"?")[0].decode("ascii")):
+        if not path_covers(given.raw_path.partition(b"?")[0].decode("ascii"), raw_path):
             raise EndpointRefused(
-                f"{self.url} named {where} for the host's messages; it is not at or below "
-                f"{self.url}, the only URL the access token is for, so the proxy does not "
-                "send it there. Give the proxy the URL of an event stream whose messages "
-                "endpoint is at or below it (for the mcp SDK's sse_app: sse_path at the "
-                "resource's path, message_path below it)"
+                f"{self.url} named {where} for the host's messages: refused, it is not at or "
+                f"below {self.url}, the only URL the access token is for. Give the proxy the "
+                "URL of an event stream whose messages endpoint is at or below it (for the "
+                "mcp SDK's sse_app: sse_path at the resource's path, message_path below it)"
             )
         return endpoint
 

@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -543,3 +544,39 @@ def test_legacy_session_the_server_forgot_is_reopened_and_the_message_retried() 
         (2, "notifications/initialized", "kept"),  # once, not again as the retry
         (2, "tools/list", "kept"),
     ]
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://elsewhere.example/mcp/messages",  # another host
+        "https://mcp.example.com:8443/mcp/messages",  # another port
+        "http://mcp.example.com/mcp/messages",  # plain http
+        "/messages?session=1",  # beside the stream, as the SDK's default layout
+        "/mcpx/messages",  # a prefix, not a path segment
+        "/mcp/%2e%2e/admin",  # below /mcp only until the server decodes it
+        "/mcp/..%2Fadmin",
+        "http://[::1",  # not a URL
+    ],
+)
+def test_a_legacy_endpoint_outside_the_token_is_refused_before_any_post(endpoint: str) -> None:
+    posted: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            stream = sse(f"event: endpoint\ndata: {endpoint}")
+            return httpx.Response(
+                200, content=stream, headers={"content-type": "text/event-stream"}
+            )
+        posted.append(str(request.url))
+        return httpx.Response(202)
+
+    written = run_host(server, [line(INIT)], transport="sse-first")
+    assert not posted
+    assert [m["id"] for m in written] == [0]
+    assert written[0]["error"]["code"] == jsonrpc.TRANSPORT_ERROR
+    if "[" not in endpoint:
+        named = urljoin(URL, endpoint).split("?")[0]
+        assert f"named {named} for the host's messages: refused" in written[0]["error"]["message"]
+    else:
+        assert "named a messages endpoint that is not a URL" in written[0]["error"]["message"]
