@@ -16,6 +16,8 @@ HTTP on 127.0.0.1, an OAuth resource server of the REAL authorization server (oi
 
 Run: ``python -m tests.integration.mcp_server --issuer http://127.0.0.1:PORT --port N``; it
 serves ``http://127.0.0.1:N/mcp``. ``--log-requests`` prints one JSON line per HTTP request.
+``--legacy-sse`` serves the HTTP+SSE transport (2024-11-05) instead, through the SDK's
+``sse_app`` (see :func:`legacy_sse_app`).
 """
 
 from __future__ import annotations
