@@ -17,7 +17,7 @@ import pytest
 from mcp.client.client import Client
 
 from .harness import Stack, start_stack
-from .proxy_host import HostSetup, RawHost, fake_browser
+from .proxy_host import HostSetup, RawHost, checked_tools, fake_browser
 from .test_proxy import authorizations, sdk_params, server_requests, text_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -66,6 +66,11 @@ def test_sdk_host_through_the_proxy_to_a_legacy_sse_server(
     if transport == "http-first":  # the streamable POST was refused, then the fallback
         refused = [r for r in requests if r["method"] == "POST" and r["path"] == "/mcp"]
         assert refused and refused[-1]["status"] == 405
+
+
+def test_check_lists_the_tools_of_a_legacy_server(legacy: Stack, host: HostSetup) -> None:
+    tools = checked_tools(host, legacy.url, "--transport", "sse-only")
+    assert {"echo", "whoami", "save_note"} <= tools
 
 
 def test_an_endpoint_outside_the_token_is_refused_not_sent_the_token(
