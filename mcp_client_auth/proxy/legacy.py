@@ -1,10 +1,13 @@
 """The remote side, legacy HTTP+SSE (protocol 2024-11-05): one long GET event stream carries
 every message from the server; its first ``endpoint`` event names the URL to POST messages to.
 
-Kept as a fallback for servers that predate streamable HTTP (``--transport``). The endpoint
-must be on the server's own origin: a server cannot send the host's messages, or the token,
-elsewhere. The access token goes only to URLs at or below the one the proxy was given, so give
-the proxy a URL that covers both the stream and the endpoint.
+Kept as a fallback for servers that predate streamable HTTP (``--transport``). The access
+token goes only to URLs at or below the one the proxy was given (the provider's rule, judged on
+the path as the server will see it), so the endpoint must be there too: one on another origin,
+or beside the stream rather than under it (the ``mcp`` SDK's default ``/sse`` with
+``/messages/``), is refused before anything is posted to it, with an error that says which URL
+to give instead. Sending the host's messages there without the token would only earn a 401, and
+widening the token to it would hand the token to a URL the user never named.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
+from ..metadata import path_covers
 from . import jsonrpc
 from .errors import RelayError
 from .pending import Pending
@@ -31,6 +35,15 @@ RENEW_ID = "mcp-client-auth-renew"  # the replayed initialize: its answer is not
 
 class NotLegacySse(RelayError):
     """The URL did not answer with an event stream naming an endpoint."""
+
+
+class EndpointRefused(RelayError):
+    """The server named a messages endpoint the access token is not for."""
+
+
+class SessionGone(RelayError):
+    """The endpoint answered 404: the server no longer knows the session (it restarted); the
+    message was not taken."""
 
 
 class LegacySse(Remote):
@@ -85,9 +98,29 @@ class LegacySse(Remote):
                 done.set()
 
     def _check_endpoint(self, data: str) -> str:
-        endpoint = urljoin(self.url, data.strip())
-        if urlsplit(endpoint)[:2] != urlsplit(self.url)[:2]:
-            raise NotLegacySse(f"{self.url} named an endpoint on another origin; refused")
+        """The endpoint's absolute URL, if the token may go there with the host's messages."""
+        try:
+            endpoint = urljoin(self.url, data.strip())
+            given, named = httpx.URL(self.url), httpx.URL(endpoint)
+        except (ValueError, httpx.InvalidURL):
+            raise EndpointRefused(
+                f"{self.url} named a messages endpoint that is not a URL"
+            ) from None
+        raw_path = named.raw_path.partition(b"?")[0].decode("ascii", "replace")
+        where = f"{named.scheme}://{named.netloc.decode('ascii', 'replace')}{raw_path}"
+        if (named.scheme, named.host, named.port) != (given.scheme, given.host, given.port):
+            raise EndpointRefused(
+                f"{self.url} named {where} for the host's messages: refused, it is on another "
+                "origin; the proxy sends the messages and the access token only to the server "
+                "it was given"
+            )
+        if not path_covers(given.raw_path.partition(b"?")[0].decode("ascii"), raw_path):
+            raise EndpointRefused(
+                f"{self.url} named {where} for the host's messages: refused, it is not at or "
+                f"below {self.url}, the only URL the access token is for. Give the proxy the "
+                "URL of an event stream whose messages endpoint is at or below it (for the "
+                "mcp SDK's sse_app: sse_path at the resource's path, message_path below it)"
+            )
         return endpoint
 
     def _relay(self, data: str) -> None:
@@ -106,10 +139,27 @@ class LegacySse(Remote):
     async def send(self, message: jsonrpc.Message, pending: Pending) -> None:
         if jsonrpc.method_of(message) == "initialize":
             self.initialize = dict(message)
-        await self._ensure_connected(message)
-        endpoint = self._endpoint
-        if endpoint is None:
-            raise RelayError(f"the event stream from {self.url} closed")
+        for attempt in (1, 2):
+            replayed = await self._ensure_connected(message)
+            if replayed and jsonrpc.method_of(message) == "notifications/initialized":
+                return  # the replayed handshake has just sent it
+            endpoint = self._endpoint
+            if endpoint is None:
+                raise RelayError(f"the event stream from {self.url} closed")
+            try:
+                await self._post_and_wait(endpoint, message, pending)
+                return
+            except SessionGone:
+                if attempt == 2:
+                    raise
+                logger.info("%s forgot the session; opening a new one", self.url)
+                await self._drop(endpoint)
+
+    async def _post_and_wait(
+        self, endpoint: str, message: jsonrpc.Message, pending: Pending
+    ) -> None:
+        """POST ``message`` with the user's headers, then wait until the stream has carried
+        an answer to each of its requests (or closed)."""
         waiter = (pending, asyncio.Event())
         self._waiting.add(waiter)
         try:
@@ -117,6 +167,8 @@ class LegacySse(Remote):
             response = await self.client.post(
                 endpoint, content=jsonrpc.encode(message), headers=headers
             )
+            if response.status_code == 404:
+                raise SessionGone(f"{endpoint} answered HTTP 404: the session is gone")
             if response.status_code >= 400:
                 raise RelayError(f"{endpoint} answered HTTP {response.status_code}")
             if pending:
@@ -126,27 +178,32 @@ class LegacySse(Remote):
         finally:
             self._waiting.discard(waiter)
 
-    async def _ensure_connected(self, message: jsonrpc.Message) -> None:
+    async def _ensure_connected(self, message: jsonrpc.Message) -> bool:
         """Re-open a dropped stream; a new stream is a new session, so the host's
-        ``initialize`` is replayed first (its answer stays with the proxy)."""
+        ``initialize`` is replayed first (its answer stays with the proxy). Whether it was."""
         async with self._connect_lock:
             if self._endpoint is not None:
-                return
+                return False
             await self.connect()
             if self.initialize is None or jsonrpc.method_of(message) == "initialize":
-                return
-            replay = {**self.initialize, "id": RENEW_ID}
-            silent = Pending(replay)
-            waiter = (silent, asyncio.Event())
-            self._waiting.add(waiter)
+                return False
+            assert self._endpoint is not None
             try:
-                assert self._endpoint is not None
-                await self.client.post(self._endpoint, content=jsonrpc.encode(replay))
-                await waiter[1].wait()
-            finally:
-                self._waiting.discard(waiter)
-            initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-            await self.client.post(self._endpoint, content=jsonrpc.encode(initialized))
+                replay = {**self.initialize, "id": RENEW_ID}
+                await self._post_and_wait(self._endpoint, replay, Pending(replay))
+                initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+                await self._post_and_wait(self._endpoint, initialized, Pending(initialized))
+            except RelayError as exc:
+                await self.close()  # a session without its handshake: the next message retries
+                raise RelayError(f"the new session at {self.url} could not start: {exc}") from None
+            return True
+
+    async def _drop(self, endpoint: str) -> None:
+        """Close the stream of a session the server has forgotten, unless another message
+        has already replaced it."""
+        async with self._connect_lock:
+            if self._endpoint == endpoint:
+                await self.close()
 
     def start_listening(self) -> None:
         """The stream is always open in this transport."""

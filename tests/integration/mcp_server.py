@@ -16,6 +16,8 @@ HTTP on 127.0.0.1, an OAuth resource server of the REAL authorization server (oi
 
 Run: ``python -m tests.integration.mcp_server --issuer http://127.0.0.1:PORT --port N``; it
 serves ``http://127.0.0.1:N/mcp``. ``--log-requests`` prints one JSON line per HTTP request.
+``--legacy-sse`` serves the HTTP+SSE transport (2024-11-05) instead, through the SDK's
+``sse_app`` (see :func:`legacy_sse_app`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import AnyHttpUrl
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HOST = "127.0.0.1"
@@ -188,13 +191,18 @@ def build_app(
     stateless: bool = False,
     json_response: bool | None = None,
     announce: bool = False,
+    legacy_sse: bool = False,
 ) -> ASGIApp:
     """``stateless``: every POST stands alone (no session, no GET stream); ``json_response``:
-    answers in JSON, not SSE (default: as ``stateless``)."""
+    answers in JSON, not SSE (default: as ``stateless``); ``legacy_sse``: the HTTP+SSE
+    transport of 2024-11-05 instead (see :func:`legacy_sse_app`)."""
     server, verifier = build_server(
         resource=resource, issuer=issuer, verifier=verifier, announce=announce
     )
     path = AnyHttpUrl(resource).path or "/"
+    if legacy_sse:
+        legacy = legacy_sse_app(server, path)
+        return RequestLog(legacy) if log_requests else legacy
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=path,
         host=HOST,
@@ -208,6 +216,18 @@ def build_app(
         resource_metadata_url=str(build_resource_metadata_url(AnyHttpUrl(resource))),
     )
     return RequestLog(app) if log_requests else app
+
+
+def legacy_sse_app(server: MCPServer, path: str) -> ASGIApp:
+    """The SDK's HTTP+SSE app with two event streams sharing one messages endpoint,
+    ``{path}/messages/``: at ``{path}`` itself (a URL that covers the endpoint: the token may
+    go there) and at ``{path}/sse`` (the SDK's own naming: the endpoint is beside the stream,
+    not under it)."""
+    base = path.rstrip("/")
+    app = server.sse_app(sse_path=base or "/", message_path=f"{base}/messages/", host=HOST)
+    stream = next(r for r in app.routes if isinstance(r, Route) and r.path == (base or "/"))
+    app.routes.append(Route(f"{base}/sse", endpoint=stream.endpoint, methods=["GET"]))
+    return app
 
 
 class StepUpGate:
@@ -337,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--stateless", action="store_true", help="no sessions, no GET stream")
     parser.add_argument("--json-response", action="store_true", help="JSON answers, not SSE")
     parser.add_argument("--announce", action="store_true", help="add the announce tool")
+    parser.add_argument(
+        "--legacy-sse", action="store_true", help="the HTTP+SSE transport (2024-11-05) only"
+    )
     args = parser.parse_args(argv)
     resource = f"http://{HOST}:{args.port}{args.path}"
     app = build_app(
@@ -346,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         stateless=args.stateless,
         json_response=args.json_response,
         announce=args.announce,
+        legacy_sse=args.legacy_sse,
     )
     print(json.dumps({"event": "starting", "resource": resource}), flush=True)
     if args.fd is not None:  # the test's socket: its port was never free for another

@@ -63,6 +63,19 @@ class HostSetup:
         return ["proxy", url, "--store", str(self.store), *extra]
 
 
+def checked_tools(setup: HostSetup, url: str, *extra: str) -> set[str]:
+    """``mcp-client-auth proxy URL --check``: the tool names it printed (it must succeed)."""
+    run = subprocess.run(
+        [proxy_command(), *setup.args(url, "--check", *extra)],
+        env=setup.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    return set(run.stdout.split())
+
+
 def fake_browser(folder: Path) -> str:
     script = folder / "fake_browser.py"
     script.write_text(FAKE_BROWSER)

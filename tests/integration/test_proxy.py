@@ -29,7 +29,7 @@ from mcp_client_auth import TokenStore
 
 from .conftest import StartStack
 from .harness import Stack, start_stack, wait_until
-from .proxy_host import HostSetup, RawHost, fake_browser, proxy_command
+from .proxy_host import HostSetup, RawHost, checked_tools, fake_browser, proxy_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -286,15 +286,7 @@ def test_fastmcp_host_through_the_proxy(stateful: Stack, host: HostSetup) -> Non
 
 
 def test_check_lists_the_tools(stateful: Stack, host: HostSetup) -> None:
-    run = subprocess.run(
-        [proxy_command(), *host.args(stateful.url, "--check")],
-        env=host.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    assert {"echo", "whoami", "save_note"} <= set(run.stdout.split())
+    assert {"echo", "whoami", "save_note"} <= checked_tools(host, stateful.url)
 
 
 def test_malformed_lines_get_errors_and_the_proxy_goes_on(

@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -472,3 +473,110 @@ def test_each_sse_event_reaches_the_host_before_the_stream_goes_on() -> None:
         progress,
         {"jsonrpc": "2.0", "id": 1, "result": {"host_had_it": True}},
     ]
+
+
+class ForgetfulLegacyServer(httpx.AsyncBaseTransport):
+    """HTTP+SSE: each stream is a new session; the first session is forgotten after its
+    ``initialize`` (a restart the proxy's open stream has not noticed), so later POSTs to it
+    get 404."""
+
+    def __init__(self) -> None:
+        self.sessions: list[asyncio.Queue[Any]] = []
+        self.posted: list[tuple[int, Any, str | None]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+            self.sessions.append(queue)
+            number = len(self.sessions)
+
+            async def body() -> Any:
+                yield sse(f"event: endpoint\ndata: /mcp/messages?session={number}")
+                while True:
+                    reply = await queue.get()
+                    yield sse(f"event: message\ndata: {json.dumps(reply)}")
+
+            return httpx.Response(
+                200, content=body(), headers={"content-type": "text/event-stream"}
+            )
+        number = int(request.url.params["session"])
+        message = json.loads(await request.aread())
+        self.posted.append((number, message, request.headers.get("x-test")))
+        if number == 1 and message.get("method") != "initialize":
+            return httpx.Response(404)
+        if "id" in message:
+            result = {"protocolVersion": "2024-11-05"} if message["method"] == "initialize" else {}
+            await self.sessions[number - 1].put(
+                {"jsonrpc": "2.0", "id": message["id"], "result": result}
+            )
+        return httpx.Response(202)
+
+
+def test_legacy_session_the_server_forgot_is_reopened_and_the_message_retried() -> None:
+    server = ForgetfulLegacyServer()
+    written: list[Any] = []
+    answered = asyncio.Event()
+
+    def emit(message: Any) -> None:
+        written.append(message)
+        if isinstance(message, dict) and message.get("id") == 1:
+            answered.set()
+
+    async def main() -> None:
+        async def feed() -> Any:
+            for message in (INIT, INITIALIZED, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}):
+                yield line(message)
+            await asyncio.wait_for(answered.wait(), 30)
+
+        async with httpx.AsyncClient(transport=server) as client:
+            output = HostOutput(io.BytesIO())
+            output.send = emit  # type: ignore[method-assign]
+            connector = Connector(URL, client, emit, headers={"x-test": "kept"}, choice="sse-only")
+            await Relay(connector, output, url=URL, login_hint="").run(feed())
+
+    asyncio.run(main())
+    assert [m.get("id") for m in written] == [0, 1]  # the replayed handshake stays inside
+    assert written[1]["result"] == {}
+    assert [(n, m.get("method"), header) for n, m, header in server.posted] == [
+        (1, "initialize", "kept"),
+        (1, "notifications/initialized", "kept"),  # 404: the server forgot the session
+        (2, "initialize", "kept"),  # a new stream, a new session: the handshake replayed
+        (2, "notifications/initialized", "kept"),  # once, not again as the retry
+        (2, "tools/list", "kept"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://elsewhere.example/mcp/messages",  # another host
+        "https://mcp.example.com:8443/mcp/messages",  # another port
+        "http://mcp.example.com/mcp/messages",  # plain http
+        "/messages?session=1",  # beside the stream, as the SDK's default layout
+        "/mcpx/messages",  # a prefix, not a path segment
+        "/mcp/%2e%2e/admin",  # below /mcp only until the server decodes it
+        "/mcp/..%2Fadmin",
+        "http://[::1",  # not a URL
+    ],
+)
+def test_a_legacy_endpoint_outside_the_token_is_refused_before_any_post(endpoint: str) -> None:
+    posted: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            stream = sse(f"event: endpoint\ndata: {endpoint}")
+            return httpx.Response(
+                200, content=stream, headers={"content-type": "text/event-stream"}
+            )
+        posted.append(str(request.url))
+        return httpx.Response(202)
+
+    written = run_host(server, [line(INIT)], transport="sse-first")
+    assert not posted
+    assert [m["id"] for m in written] == [0]
+    assert written[0]["error"]["code"] == jsonrpc.TRANSPORT_ERROR
+    if "[" not in endpoint:
+        named = urljoin(URL, endpoint).split("?")[0]
+        assert f"named {named} for the host's messages: refused" in written[0]["error"]["message"]
+    else:
+        assert "named a messages endpoint that is not a URL" in written[0]["error"]["message"]
