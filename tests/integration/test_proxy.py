@@ -251,9 +251,11 @@ def test_two_proxies_at_once_share_one_login(mcp_stack: StartStack, tmp_path: Pa
             await asyncio.sleep(0.05)
         waiting = processes_with_lock_open(setup.store)
         gate.touch()
-        return [*await asyncio.gather(*sessions), [str(len(waiting))]]
+        # both proxies were inside the login when the browser answered (a CI run once counted a
+        # third process with a lock file of this store open: the count is a floor, not exact)
+        return [*await asyncio.gather(*sessions), [str(len(waiting) >= 2)]]
 
-    assert asyncio.run(both()) == [["0"], ["1"], ["2"]]
+    assert asyncio.run(both()) == [["0"], ["1"], ["True"]]
     assert authorizations(stack) == 1
     assert refreshes(stack) == 0
 
