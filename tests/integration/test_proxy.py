@@ -244,16 +244,16 @@ def test_two_proxies_at_once_share_one_login(mcp_stack: StartStack, tmp_path: Pa
             for n in range(2)
         ]
         # The login is held until both proxies are inside it: one holds the store's lock for
-        # the server (and waits for the browser), the other waits for that lock.
+        # the server (and waits for the browser), the other waits for that lock, re-trying it,
+        # so it need not have the file open at every look: the most seen at once counts.
+        seen = 0
         for _ in range(2400):
-            if len(processes_with_lock_open(setup.store)) >= 2 or any(s.done() for s in sessions):
+            seen = max(seen, len(processes_with_lock_open(setup.store)))
+            if seen >= 2 or any(s.done() for s in sessions):
                 break
             await asyncio.sleep(0.05)
-        waiting = processes_with_lock_open(setup.store)
         gate.touch()
-        # both proxies were inside the login when the browser answered (a CI run once counted a
-        # third process with a lock file of this store open: the count is a floor, not exact)
-        return [*await asyncio.gather(*sessions), [str(len(waiting) >= 2)]]
+        return [*await asyncio.gather(*sessions), [str(seen >= 2)]]
 
     assert asyncio.run(both()) == [["0"], ["1"], ["True"]]
     assert authorizations(stack) == 1
