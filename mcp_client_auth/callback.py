@@ -15,11 +15,14 @@ login callable, ends the login with it.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from .errors import AuthorizationError
+from .untrusted import clean_text
 
-__all__ = ["ForeignCallback", "callback_parameters"]
+__all__ = ["ForeignCallback", "callback_parameters", "check_callback"]
 
 
 class ForeignCallback(AuthorizationError):
@@ -61,3 +64,50 @@ def callback_parameters(query: str, *, state: str) -> dict[str, list[str]]:
             missing=False,
         )
     return params
+
+
+def check_callback(callback: str, *, state: str, issuer: str, metadata: Mapping[str, Any]) -> str:
+    """The authorization code in ``callback``, the URL the browser was sent back to.
+
+    Refused with :class:`AuthorizationError`: another login's answer (its ``state``), the
+    server's refusal (``error``, its text cleaned), an answer from another issuer (RFC 9207
+    ``iss``, required where ``metadata`` says the server sends it), or no code at all.
+    """
+    try:
+        raw = urlsplit(callback).query
+    except ValueError:  # e.g. an unbalanced "[" (an IPv6 host without its "]")
+        raise AuthorizationError("the login returned an unusable callback URL") from None
+    if not raw and "?" not in callback and "=" not in callback:
+        raise AuthorizationError("the login returned no authorization response")
+    # this login's state first, whatever else the answer holds (an error= included)
+    query = callback_parameters(raw, state=state)
+
+    def one(name: str) -> str | None:
+        values = query.get(name)
+        return values[0] if values else None
+
+    error = one("error")
+    if error is not None:
+        error = clean_text(error, 100)
+        description = clean_text(one("error_description") or "", 300) or None
+        detail = f": {description}" if description else ""
+        raise AuthorizationError(
+            f"the authorization server refused the login ({error}{detail})",
+            error=error,
+            description=description,
+        )
+    iss = one("iss")
+    if iss is not None and iss != issuer:
+        raise AuthorizationError(
+            f"the authorization response came from issuer {clean_text(iss, 200)!r}, "
+            f"not {issuer!r} (RFC 9207 mix-up protection); refusing it"
+        )
+    if iss is None and metadata.get("authorization_response_iss_parameter_supported"):
+        raise AuthorizationError(
+            f"the authorization response has no iss parameter although {issuer} "
+            "advertises it (RFC 9207); refusing it"
+        )
+    code = one("code")
+    if not code:
+        raise AuthorizationError("the authorization response has no code")
+    return code

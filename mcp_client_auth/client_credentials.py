@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import ConfigurationError
-from .flow import JWT_BEARER_GRANT
+from .flow import CLIENT_CREDENTIALS_GRANT, JWT_BEARER_GRANT, MachineGrant
+from .flow_types import AssertionSource
 from .provider import OAuthClientProvider
 from .store.token_store import TokenStore
 from .token_exchange import IdJagExchange
@@ -65,19 +65,15 @@ class ClientCredentials(OAuthClientProvider):
             transport=transport,
             issuer=issuer,
             allow_insecure_http=allow_insecure_http,
-        )
-        self._flow.settings = replace(
-            self._flow.settings,
-            grant="client_credentials",
-            private_key=private_key,
-            signing_algorithm=signing_algorithm,
+            grant=MachineGrant(
+                CLIENT_CREDENTIALS_GRANT,
+                private_key=private_key,
+                signing_algorithm=signing_algorithm,
+            ),
         )
 
     def __repr__(self) -> str:
         return f"ClientCredentials({self.server_url!r})"
-
-
-AssertionSource = Callable[[str, str], "str | Awaitable[str]"]
 
 
 class IdentityAssertion(OAuthClientProvider):
@@ -109,6 +105,10 @@ class IdentityAssertion(OAuthClientProvider):
         issuer: str | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
+        if isinstance(assertion, IdJagExchange):
+            grant = MachineGrant(JWT_BEARER_GRANT, token_exchange=assertion)
+        else:
+            grant = MachineGrant(JWT_BEARER_GRANT, assertion=_as_source(assertion))
         super().__init__(
             server_url,
             scopes=scopes,
@@ -123,23 +123,20 @@ class IdentityAssertion(OAuthClientProvider):
             transport=transport,
             issuer=issuer,
             allow_insecure_http=allow_insecure_http,
-        )
-        self._assertion: AssertionSource | None = None
-        exchange: IdJagExchange | None = None
-        if isinstance(assertion, IdJagExchange):
-            exchange = assertion
-        elif isinstance(assertion, str):
-            fixed = assertion
-
-            def assertion_source(_audience: str, _resource: str) -> str:
-                return fixed
-
-            self._assertion = assertion_source
-        else:
-            self._assertion = assertion
-        self._flow.settings = replace(
-            self._flow.settings, grant=JWT_BEARER_GRANT, token_exchange=exchange
+            grant=grant,
         )
 
     def __repr__(self) -> str:
         return f"IdentityAssertion({self.server_url!r})"
+
+
+def _as_source(assertion: str | AssertionSource) -> AssertionSource:
+    """A fixed assertion as a source that returns it, whatever it is asked for."""
+    if not isinstance(assertion, str):
+        return assertion
+    fixed = assertion
+
+    def assertion_source(_audience: str, _resource: str) -> str:
+        return fixed
+
+    return assertion_source

@@ -19,7 +19,6 @@ import inspect
 import logging
 import shlex
 import ssl
-import sys
 import threading
 import time
 import weakref
@@ -46,7 +45,7 @@ from .errors import (
     MCPAuthError,
     TokenError,
 )
-from .flow import AuthFlow, FlowSettings, LogoutResult
+from .flow import AuthFlow, FlowSettings, LogoutResult, MachineGrant
 from .flow_http import FlowHttp, send_async, send_sync
 from .metadata import (
     Challenge,
@@ -61,7 +60,7 @@ from .metadata import (
 from .registration import ClientSettings
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
-from .untrusted import clean_text, header_secrets, server_nonce, visible_url
+from .untrusted import clean_text, header_secrets, server_nonce
 
 if TYPE_CHECKING:
     import asyncio
@@ -163,6 +162,7 @@ class OAuthClientProvider(AuthBase):
         transport: Any = None,
         issuer: str | None = None,
         allow_insecure_http: bool = False,
+        grant: MachineGrant | None = None,
     ) -> None:
         """``dpop``: sender-constrained tokens (RFC 9449): ``None`` uses them where the
         authorization server offers them, ``True`` requires them, ``False`` never asks.
@@ -182,7 +182,10 @@ class OAuthClientProvider(AuthBase):
         ``allow_insecure_http``: accept a plain-http ``server_url`` (and authorization server)
         off loopback, where tokens cross the network in clear; for development only (also
         ``MCP_CLIENT_AUTH_INSECURE_HTTP=1``). Without it such a URL is a
-        :class:`ConfigurationError` here, before any request."""
+        :class:`ConfigurationError` here, before any request.
+
+        ``grant``: a grant in place of the interactive login, where no person is present (what
+        :class:`ClientCredentials` and :class:`IdentityAssertion` pass)."""
         urls = UrlRules.for_resource(server_url, insecure_http=allow_insecure_http)
         self.server_url = canonical_resource_url(server_url)
         if urls.insecure_http and not urls.loopback_allowed and self.server_url.startswith("http:"):
@@ -226,6 +229,7 @@ class OAuthClientProvider(AuthBase):
                 issuer=_expected_issuer(issuer, urls),
                 urls=urls,
                 login_hint=self._login_hint,
+                machine=grant,
             ),
             clock,
         )
@@ -747,13 +751,7 @@ class OAuthClientProvider(AuthBase):
                 effect.url, state=effect.state, timeout=effect.timeout
             )
         if isinstance(effect, Sleep):
-            wait = getattr(self._get_login(), "wait", None)
-            if wait is not None:
-                await wait(effect.seconds)
-            else:
-                import asyncio
-
-                await asyncio.sleep(effect.seconds)
+            await self._get_login().sleep(effect.seconds)
             return None
         if isinstance(effect, GetAssertion):
             source = getattr(self, "_assertion", None)
@@ -773,23 +771,7 @@ class OAuthClientProvider(AuthBase):
                 raise TokenError("the subject token source returned no token")
             return subject
         if isinstance(effect, ShowDeviceCode):
-            login: Any = self._get_login()
-            show = getattr(login, "show", None)
-            if show is not None:
-                show(
-                    effect.verification_uri,
-                    effect.user_code,
-                    effect.verification_uri_complete,
-                    effect.expires_in,
-                )
-            else:
-                # server text on the terminal: shown as DeviceLogin.show shows it
-                where = visible_url(effect.verification_uri_complete or effect.verification_uri)
-                code = clean_text(effect.user_code, 64)
-                print(
-                    f"To sign in, open {where} and enter the code {code}",
-                    file=sys.stderr,
-                )
+            await self._get_login().show_device_code(effect)
             return None
         raise MCPAuthError(f"unknown flow effect {type(effect).__name__}")  # pragma: no cover
 

@@ -6,6 +6,11 @@ session's ``complete`` shows the authorization URL to the user and returns the f
 browser was sent back to (with ``code``, ``state``, ``iss`` or ``error``). The flow, not the
 login, checks ``state`` and ``iss``; a login that can tell a forged callback from the real one
 (the loopback listener) also checks ``state`` itself so a wrong one does not end the wait.
+
+Where the authorization server offers the device grant (RFC 8628), the flow says so
+(:meth:`LoginSession.offer_device_flow`); a session that then finds no way to reach the user
+answers :class:`UseDeviceFlow` instead of a URL, and the flow shows a device code through the
+login (:meth:`Login.show_device_code`) and waits between its polls (:meth:`Login.sleep`).
 """
 
 from __future__ import annotations
@@ -14,9 +19,21 @@ import abc
 import asyncio
 import inspect
 import socket
+import sys
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-__all__ = ["CallbackLogin", "Login", "LoginCallable", "LoginSession", "loopback_redirect_uri"]
+if TYPE_CHECKING:
+    from ..effects import ShowDeviceCode
+
+__all__ = [
+    "CallbackLogin",
+    "Login",
+    "LoginCallable",
+    "LoginSession",
+    "UseDeviceFlow",
+    "loopback_redirect_uri",
+]
 
 LoginCallable = Callable[[str], str | Awaitable[str]]
 
@@ -33,22 +50,39 @@ def free_loopback_port() -> int:
         return port
 
 
+class UseDeviceFlow:
+    """The answer of a session that cannot reach the user (no browser opens, no terminal to
+    paste into) where the device grant was offered: the flow runs the device grant instead."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UseDeviceFlow)
+
+    def __hash__(self) -> int:
+        return hash(UseDeviceFlow)
+
+    def __repr__(self) -> str:
+        return "UseDeviceFlow()"
+
+
 class LoginSession(abc.ABC):
     """One interactive authorization in progress."""
 
     redirect_uri: str
-    # Set by the flow before complete() when the authorization server offers the device
-    # authorization grant (RFC 8628).
-    device_flow_offered: bool = False
-    # Set by a session that, with the device flow offered, finds no way to reach the user (no
-    # browser opens, no terminal to paste into): its complete() then returns "" instead of
-    # raising NoBrowserError, and the flow switches to the device grant. A value, not an
-    # exception, because the drivers do not pass an effect's exception back into the flow.
-    wants_device_flow: bool = False
 
     @abc.abstractmethod
-    async def complete(self, authorization_url: str, *, state: str, timeout: float) -> str:
-        """Take the user through ``authorization_url``; return the URL they were sent back to."""
+    async def complete(
+        self, authorization_url: str, *, state: str, timeout: float
+    ) -> str | UseDeviceFlow:
+        """Take the user through ``authorization_url``; return the URL they were sent back to
+        (or :class:`UseDeviceFlow`, only after :meth:`offer_device_flow`)."""
+
+    def offer_device_flow(self) -> None:
+        """Called by the flow before :meth:`complete` when the authorization server offers the
+        device grant: a session that then finds no way to reach the user may answer
+        :class:`UseDeviceFlow`. Others ignore it."""
+        return None
 
     async def aclose(self) -> None:
         """Release what ``start`` acquired (a listening socket, say). Safe to call twice."""
@@ -68,6 +102,19 @@ class Login(abc.ABC):
     @abc.abstractmethod
     async def start(self, *, redirect_uri: str | None, redirect_port: int | None) -> LoginSession:
         """Prepare a login; ``redirect_uri`` is the stored registration's, when there is one."""
+
+    async def show_device_code(self, code: ShowDeviceCode) -> None:
+        """Tell the user where to enter the device code (RFC 8628 3.3). By default one line on
+        stderr; what the server sent is cleaned before it reaches the terminal."""
+        from ..untrusted import clean_text, visible_url
+
+        where = visible_url(code.verification_uri_complete or code.verification_uri)
+        user_code = clean_text(code.user_code, 64)
+        print(f"To sign in, open {where} and enter the code {user_code}", file=sys.stderr)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait between the device grant's polls (a login may show that it is waiting)."""
+        await asyncio.sleep(seconds)
 
 
 class _CallbackSession(LoginSession):

@@ -30,12 +30,12 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import AuthorizationError, ConfigurationError
 from ..untrusted import visible_url
-from .base import Login, LoginSession
+from .base import Login, LoginSession, UseDeviceFlow
 from .device import DeviceLogin
 from .pages import (
     CONTENT_SECURITY_POLICY,
@@ -62,6 +62,9 @@ from .terminal import (
     system_browser_available,
 )
 
+if TYPE_CHECKING:
+    from ..effects import ShowDeviceCode
+
 __all__ = [
     "BrowserLogin",
     "BrowserLoginSession",
@@ -85,7 +88,7 @@ class NoBrowserError(AuthorizationError):
 
     Raised only where the authorization server does not offer the device authorization
     grant: where it does, the session hands the login to the flow's device grant instead
-    (:attr:`LoginSession.wants_device_flow`).
+    (:class:`~mcp_client_auth.login.base.UseDeviceFlow`).
     """
 
 
@@ -214,6 +217,9 @@ class _Outcome:
 class BrowserLoginSession(LoginSession):
     """A bound loopback listener (or, for a non-loopback redirect URI, paste-back only)."""
 
+    # the flow offered the device grant: with no way to reach the user, hand the login to it
+    device_flow_offered: bool = False
+
     def __init__(
         self,
         login: BrowserLogin,
@@ -244,7 +250,12 @@ class BrowserLoginSession(LoginSession):
     def check_callbacks_with(self, check: Callable[[str], object]) -> None:
         self._check = check
 
-    async def complete(self, authorization_url: str, *, state: str, timeout: float) -> str:
+    def offer_device_flow(self) -> None:
+        self.device_flow_offered = True
+
+    async def complete(
+        self, authorization_url: str, *, state: str, timeout: float
+    ) -> str | UseDeviceFlow:
         if self._used:
             raise AuthorizationError("this login session was already used; start a new login")
         self._used = True
@@ -295,8 +306,7 @@ class BrowserLoginSession(LoginSession):
                     )
                 elif not can_paste:
                     if self.device_flow_offered:
-                        self.wants_device_flow = True
-                        return ""
+                        return UseDeviceFlow()
                     raise NoBrowserError(
                         "no browser could be opened here and no terminal is attached to paste "
                         "the answer into. Open the URL above in a browser on this machine, or "
@@ -340,8 +350,7 @@ class BrowserLoginSession(LoginSession):
                 waiters.add(paste_task)
             if not waiters:  # stdin stopped being a terminal since start()
                 if self.device_flow_offered:
-                    self.wants_device_flow = True
-                    return ""
+                    return UseDeviceFlow()
                 raise NoBrowserError(
                     f"the redirect URI {self.redirect_uri} cannot be received here and no "
                     "terminal is attached to paste the answer into"
@@ -640,6 +649,14 @@ class BrowserLogin(Login):
     async def wait(self, interval: float) -> None:
         """Wait between device-flow polls (the flow's fallback when no browser can be opened)."""
         await self._device().wait(interval)
+
+    async def show_device_code(self, code: ShowDeviceCode) -> None:
+        self.show(
+            code.verification_uri, code.user_code, code.verification_uri_complete, code.expires_in
+        )
+
+    async def sleep(self, seconds: float) -> None:
+        await self.wait(seconds)
 
     def _device(self) -> DeviceLogin:
         if self._device_login is None:

@@ -1,10 +1,10 @@
 """Device login (RFC 8628): the user signs in on another device with a short code.
 
 The flow performs the HTTP requests (the device authorization request, then polling the token
-endpoint, with ``slow_down`` adding 5 s and ``authorization_pending`` continuing) and treats
-``DeviceLogin`` specially: it never calls ``start``. What lives here is the part a person sees:
-the page to visit and the code to enter, shown plainly, and the wait between polls, with a
-countdown on a terminal.
+endpoint) and treats ``DeviceLogin`` specially: it never calls ``start``. What lives here is
+the part a person sees: the page to visit and the code to enter, shown plainly
+(:meth:`DeviceLogin.show_device_code`), and the wait between polls, with a countdown on a
+terminal (:meth:`DeviceLogin.sleep`).
 
 Everything shown comes from the authorization server, so it is stripped of control characters
 before it reaches the terminal, and only an ``https`` (or loopback ``http``) page is ever opened
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from ..errors import AuthorizationError
@@ -30,6 +30,9 @@ from .terminal import (
     format_remaining,
     open_system_browser,
 )
+
+if TYPE_CHECKING:
+    from ..effects import ShowDeviceCode
 
 __all__ = ["DeviceLogin"]
 
@@ -128,6 +131,14 @@ class DeviceLogin(Login):
                 if opened
                 else "Could not open a browser here; open the page above yourself.\n"
             )
+
+    async def show_device_code(self, code: ShowDeviceCode) -> None:
+        self.show(
+            code.verification_uri, code.user_code, code.verification_uri_complete, code.expires_in
+        )
+
+    async def sleep(self, seconds: float) -> None:
+        await self.wait(seconds)
 
     async def wait(self, interval: float) -> None:
         """Sleep ``interval`` seconds between polls, showing that the login is waiting.

@@ -30,10 +30,11 @@ from mcp_client_auth import (
     TokenSet,
     TokenStore,
 )
+from mcp_client_auth.callback import check_callback
 from mcp_client_auth.effects import HttpRequest, HttpResponse
-from mcp_client_auth.flow import AuthFlow, FlowSettings
 from mcp_client_auth.metadata import UrlRules
 from mcp_client_auth.registration import ClientSettings, register_dynamically
+from mcp_client_auth.token_endpoint import parse_token_response
 from mcp_client_auth.tokens import MAX_LIFETIME
 
 from .drive import outcome, provider
@@ -90,10 +91,6 @@ statuses = st.one_of(
 )
 
 
-def flow() -> AuthFlow:
-    return AuthFlow(FlowSettings(server_url=RESOURCE, client=ClientSettings("test")))
-
-
 # -- the token response ------------------------------------------------------------------------
 
 
@@ -108,10 +105,10 @@ def test_token_response_parsing_raises_only_token_error(
 ) -> None:
     response = HttpResponse(status, {"content-type": "application/json"}, body, TOKEN_URL)
     now = time.time()
-    parser = flow()
-    parser.clock = lambda: now
     try:
-        tokens = parser._parse_token_response(response, what="token refresh", requested_scope=scope)
+        tokens = parse_token_response(
+            response, what="token refresh", requested_scope=scope, now=now
+        )
     except TokenError as exc:
         assert str(exc) and len(str(exc)) < 2000
         assert exc.status_code in (None, status)
@@ -174,7 +171,7 @@ callbacks = st.one_of(
 def test_callback_parsing_raises_only_authorization_error(url: str, iss_supported: bool) -> None:
     metadata = {"authorization_response_iss_parameter_supported": iss_supported}
     try:
-        code = flow()._check_callback(url, state=STATE, issuer=ISSUER, metadata=metadata)
+        code = check_callback(url, state=STATE, issuer=ISSUER, metadata=metadata)
     except AuthorizationError as exc:
         assert str(exc) and len(str(exc)) < 2000
         return
@@ -187,7 +184,7 @@ def test_callback_parsing_raises_only_authorization_error(url: str, iss_supporte
 def test_callback_with_unbalanced_bracket_is_an_authorization_error() -> None:
     url = f"http://[::1/callback?code=c&state={STATE}"
     with pytest.raises(AuthorizationError):
-        flow()._check_callback(url, state=STATE, issuer=ISSUER, metadata={})
+        check_callback(url, state=STATE, issuer=ISSUER, metadata={})
 
 
 # -- the registration response ---------------------------------------------------------------

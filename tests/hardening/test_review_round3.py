@@ -310,12 +310,13 @@ def test_device_code_shown_without_a_show_method_is_cleaned(
 ) -> None:
     """F25's rule stops at ``provider._perform``'s ``ShowDeviceCode`` fallback: for a login of
     the caller's own (the public ``Login``/``LoginSession`` API) whose session asks for the
-    device flow (``wants_device_flow``) and has no ``show``, it ``print``s the server's
+    device flow (answers ``UseDeviceFlow``) and has no ``show``, it ``print``s the server's
     ``user_code`` (never checked past "a non-empty string") raw to stderr: ANSI escapes and
     bidi overrides reach the terminal. ``DeviceLogin.show`` cleans the same text."""
     import asyncio
 
     from mcp_client_auth import Login, LoginSession, OAuthClientProvider, TokenStore
+    from mcp_client_auth.login.base import UseDeviceFlow
 
     from .hostile import Hostile, Reply, Seen
 
@@ -343,9 +344,10 @@ def test_device_code_shown_without_a_show_method_is_cleaned(
         def __init__(self) -> None:
             self.redirect_uri = "http://127.0.0.1:8765/callback"
 
-        async def complete(self, authorization_url: str, *, state: str, timeout: float) -> str:
-            self.wants_device_flow = True
-            return ""
+        async def complete(
+            self, authorization_url: str, *, state: str, timeout: float
+        ) -> str | UseDeviceFlow:
+            return UseDeviceFlow()
 
     class MyLogin(Login):
         async def start(self, *, redirect_uri: Any, redirect_port: Any) -> LoginSession:

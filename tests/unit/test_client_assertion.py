@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mcp_client_auth.dpop import DPoPKey
 from mcp_client_auth.effects import HttpRequest, HttpResponse
-from mcp_client_auth.flow import AuthFlow, FlowSettings
+from mcp_client_auth.flow import AuthFlow, FlowSettings, MachineGrant
 from mcp_client_auth.registration import ClientSettings
 from mcp_client_auth.tokens import ClientRegistration, ServerRecord, TokenSet
 
@@ -39,9 +39,7 @@ def flow_with_a_dpop_refresh_token() -> AuthFlow:
     settings = FlowSettings(
         server_url=RESOURCE,
         client=ClientSettings(client_name="test", client_id="machine-1"),
-        private_key=pem,
-        signing_algorithm="ES256",
-        grant="client_credentials",
+        machine=MachineGrant("client_credentials", private_key=pem, signing_algorithm="ES256"),
     )
     flow = AuthFlow(settings, clock=time.time)
     flow.record = ServerRecord(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from mcp_client_auth.effects import HttpResponse
-from mcp_client_auth.flow import _device_code
+from mcp_client_auth.grants.device import read_device_code
 
 DEVICE = "https://auth.example.com/device_authorization"
 
@@ -24,14 +24,14 @@ def answer(user_code: str) -> HttpResponse:
 
 
 def test_an_ordinary_user_code_is_kept_as_sent() -> None:
-    assert _device_code(answer("WDJB-MJHT")).user_code == "WDJB-MJHT"
+    assert read_device_code(answer("WDJB-MJHT")).user_code == "WDJB-MJHT"
 
 
 def test_a_user_code_with_terminal_escapes_and_bidi_is_made_visible() -> None:
-    code = _device_code(answer("\x1b]0;owned\x07\x1b[2J\u202eEDOC")).user_code
+    code = read_device_code(answer("\x1b]0;owned\x07\x1b[2J\u202eEDOC")).user_code
     assert "\x1b" not in code and "\x07" not in code and "\u202e" not in code
     assert code.endswith("EDOC") and "\\x1b" in code and "\\u202e" in code
 
 
 def test_a_user_code_longer_than_anyone_types_is_bounded() -> None:
-    assert len(_device_code(answer("A" * 100_000)).user_code) <= 64
+    assert len(read_device_code(answer("A" * 100_000)).user_code) <= 64

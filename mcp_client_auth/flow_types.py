@@ -1,0 +1,114 @@
+"""The flow's values: its settings, the grant it runs in place of a login, a logout's result.
+
+Kept apart from the flow itself so the grant modules can name these types without importing
+the orchestrator that imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .metadata import UrlRules
+from .registration import ClientSettings
+
+if TYPE_CHECKING:
+    from .token_exchange import IdJagExchange
+
+__all__ = [
+    "CLIENT_CREDENTIALS_GRANT",
+    "DEVICE_GRANT",
+    "JWT_BEARER_GRANT",
+    "AssertionSource",
+    "FlowSettings",
+    "LogoutResult",
+    "MachineGrant",
+]
+
+CLIENT_CREDENTIALS_GRANT = "client_credentials"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+# (audience, resource) -> a JWT to present, sync or async
+AssertionSource = Callable[[str, str], "str | Awaitable[str]"]
+
+
+@dataclass(frozen=True)
+class MachineGrant:
+    """A grant in place of the interactive login, where no person is present.
+
+    ``grant_type`` is :data:`CLIENT_CREDENTIALS_GRANT` or :data:`JWT_BEARER_GRANT`. The
+    client authenticates with ``private_key`` (``private_key_jwt``) where one is given; the
+    JWT bearer grant presents what ``assertion`` returns, or the ID-JAG ``token_exchange``
+    obtains. Secrets stay out of the repr.
+    """
+
+    grant_type: str
+    private_key: str | bytes | None = field(default=None, repr=False)
+    signing_algorithm: str = "RS256"
+    assertion: AssertionSource | None = field(default=None, repr=False)
+    token_exchange: IdJagExchange | None = None
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """The provider's configuration, as the flow needs it."""
+
+    server_url: str  # canonical URL of the protected resource
+    client: ClientSettings
+    scopes: tuple[str, ...] | None = None  # the user's scopes: never replaced
+    redirect_uri: str | None = None
+    # the loopback port the user fixed (redirect_port=, BrowserLogin(port=)): it wins over a
+    # stored registration's redirect URI, whose client is updated or registered again for it
+    fixed_port: int | None = None
+    leeway: float = 60.0
+    login_timeout: float = 300.0
+    interactive: bool = True  # False: raise LoginRequiredError instead of a login
+    device: bool = False  # the login is the device authorization grant
+    # asked at login time: True when no browser can be opened, so the device grant is better
+    prefer_device: Callable[[], bool] = field(default=lambda: False)
+    protocol_version: str | None = None
+    # None: the authorization code grant with PKCE (a person logs in)
+    machine: MachineGrant | None = None
+    extra_scopes: tuple[str, ...] = field(default_factory=tuple)
+    # DPoP (RFC 9449): None = where the authorization server offers it, True = always (a
+    # Bearer token is refused), False = never
+    dpop: bool | None = None
+    # the authorization server the user expects (its issuer): no other one is ever contacted
+    issuer: str | None = None
+    # where a server may send the client: https, and loopback only for a loopback resource
+    urls: UrlRules = field(default_factory=UrlRules)
+    # what LoginRequiredError tells the user to do (the command that logs in to the same store)
+    login_hint: Callable[[], str] | None = None
+
+    @property
+    def private_key(self) -> str | bytes | None:
+        """The key of a ``private_key_jwt`` client, if the user gave one."""
+        return self.machine.private_key if self.machine is not None else None
+
+    @property
+    def signing_algorithm(self) -> str:
+        return self.machine.signing_algorithm if self.machine is not None else "RS256"
+
+    @property
+    def own_credentials(self) -> bool:
+        """Whether this client presents credentials the user gave: a pre-registered secret, a
+        private key, or an identity assertion (fixed, from a callable, or an ID-JAG). These
+        belong to one authorization server, and another one could replay them there, so they
+        are bound to the first server they are used with (or ``issuer=``)."""
+        return bool(
+            self.client.client_secret
+            or self.private_key is not None
+            or (self.machine is not None and self.machine.grant_type == JWT_BEARER_GRANT)
+        )
+
+
+@dataclass(frozen=True)
+class LogoutResult:
+    """What a logout did: which tokens the server revoked, and what was forgotten locally."""
+
+    revoked: tuple[str, ...] = ()
+    forgotten: bool = False
+    revocation_supported: bool = False
+    errors: tuple[str, ...] = ()
