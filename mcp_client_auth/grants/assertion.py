@@ -11,13 +11,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Generator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..effects import Effect, GetSubjectToken
 from ..errors import ConfigurationError
 from ..flow_types import JWT_BEARER_GRANT, MachineGrant
 from ..tokens import ANONYMOUS, ClientRegistration, TokenSet
-from .base import FlowContext, GrantRequest, StartOver
+
+if TYPE_CHECKING:
+    from .base import FlowContext, GrantRequest, StartOver
 
 __all__ = ["obtain"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..effects import Effect, HttpRequest, HttpResponse, ShowDeviceCode, Sleep
 from ..errors import AuthorizationError, TokenError
@@ -22,7 +22,9 @@ from ..registration import choose_client, covers_scope, register_dynamically
 from ..scopes import registration_scope, widened
 from ..tokens import ClientRegistration, ServerRecord, TokenSet
 from ..untrusted import clean_text, parse_json, read_error, server_number
-from .base import FlowContext, GrantRequest, StartOver
+
+if TYPE_CHECKING:
+    from .base import FlowContext, GrantRequest, StartOver
 
 __all__ = ["DeviceCode", "obtain", "read_device_code", "serves_device_grant"]
 

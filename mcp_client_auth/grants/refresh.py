@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..dpop_policy import with_dpop_key
 from ..effects import Effect
 from ..errors import TokenError
 from ..tokens import TokenSet
-from .base import FlowContext
+
+if TYPE_CHECKING:
+    from .base import FlowContext
 
 __all__ = ["refresh"]
 
