@@ -219,8 +219,8 @@ def test_plain_http_endpoint_error_quotes_the_url_bounded() -> None:
 def test_registered_client_id_outside_vschar_is_refused() -> None:
     """RFC 6749 A.1: a client_id is ``*VSCHAR``. ``_registration`` takes any non-empty string,
     so a hostile server's ``"c1\\r\\nERROR forged line"`` is stored and later logged raw
-    (``flow._register_for``: ``"%s refused client %s the scope %r"``, a forged log line for any
-    application with an ordinary logging handler) and sent in every form. Refuse it as
+    (the authorization code grant's ``"%s refused client %s the scope %r"``, a forged log
+    line for any application with an ordinary logging handler) and sent in every form. Refuse it as
     ``token_set_from_response`` refuses such an access token."""
     endpoint = "https://as.example.com/register"
     body = b'{"client_id":"c1\\r\\n2026-12-07 ERROR forged line"}'
