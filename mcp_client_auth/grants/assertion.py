@@ -9,7 +9,7 @@ the credentials leave, so should the grant fail they still go to no other server
 from __future__ import annotations
 
 import functools
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["obtain"]
 
 
-def _auth_method(machine: MachineGrant, secret: str | None, server_metadata: Any) -> str:
+def _auth_method(
+    machine: MachineGrant, secret: str | None, server_metadata: Mapping[str, Any]
+) -> str:
     """How the client authenticates at the token endpoint."""
     if machine.private_key is not None:
         return "private_key_jwt"
