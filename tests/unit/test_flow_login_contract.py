@@ -50,3 +50,26 @@ def test_the_browser_login_says_why_it_shows_a_device_code() -> None:
 def test_use_device_flow_is_a_value() -> None:
     assert UseDeviceFlow() == UseDeviceFlow() and hash(UseDeviceFlow()) == hash(UseDeviceFlow())
     assert repr(UseDeviceFlow()) == "UseDeviceFlow()" and UseDeviceFlow() != ""
+
+
+async def complete_without_a_browser(login: BrowserLogin) -> object:
+    session = await login.start(redirect_uri=None, redirect_port=None)
+    try:
+        session.offer_device_flow()
+        return await session.complete("https://as.example/authorize", state="s", timeout=5)
+    finally:
+        await session.aclose()
+
+
+def test_a_browser_login_that_reaches_nobody_answers_use_device_flow() -> None:
+    login = BrowserLogin(output=io.StringIO(), opener=lambda url: False)  # no terminal under pytest
+    assert asyncio.run(complete_without_a_browser(login)) == UseDeviceFlow()
+
+
+def test_the_proxy_login_never_hands_over_to_the_device_flow() -> None:
+    from mcp_client_auth.login import NoBrowserError
+    from mcp_client_auth.proxy.login import ProxyLogin
+
+    login = ProxyLogin(output=io.StringIO(), opener=lambda url: False)
+    with pytest.raises(NoBrowserError):
+        asyncio.run(complete_without_a_browser(login))
