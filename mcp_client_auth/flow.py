@@ -242,7 +242,7 @@ class AuthFlow:
                 )
         previous = self.record.tokens if self.record else None
         scope = login_scope(settings, challenge, found, step_up=step_up, previous=previous)
-        request = GrantRequest(record, found, scope, challenge, step_up, may_start_over)
+        request = GrantRequest(record, found, scope, may_start_over)
         if settings.machine is None:
             yield from self.save(record)
         grant = self._grant(request)

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from ..discovery import Discovered
     from ..effects import Effect
     from ..flow_types import FlowSettings
-    from ..metadata import Challenge
     from ..token_endpoint import TokenEndpoint
     from ..tokens import ServerRecord, TokenSet
 
@@ -46,8 +45,6 @@ class GrantRequest:
     record: ServerRecord
     found: Discovered
     scope: str
-    challenge: Challenge | None
-    step_up: bool
     may_start_over: bool = True
 
 
