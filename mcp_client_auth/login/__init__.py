@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from .base import CallbackLogin, Login, LoginSession
+    from .base import CallbackLogin, Login, LoginSession, UseDeviceFlow
     from .browser import BrowserLogin, BrowserLoginSession, NoBrowserError, PortInUseError
     from .device import DeviceLogin
     from .paste import PasteLogin
@@ -28,6 +28,7 @@ _WHERE = {
     "NoBrowserError": ".browser",
     "PasteLogin": ".paste",
     "PortInUseError": ".browser",
+    "UseDeviceFlow": ".base",
 }
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "NoBrowserError",
     "PasteLogin",
     "PortInUseError",
+    "UseDeviceFlow",
 ]
 
 

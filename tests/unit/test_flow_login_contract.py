@@ -9,8 +9,7 @@ import io
 import pytest
 
 from mcp_client_auth.effects import ShowDeviceCode
-from mcp_client_auth.login import BrowserLogin, DeviceLogin
-from mcp_client_auth.login.base import CallbackLogin, UseDeviceFlow
+from mcp_client_auth.login import BrowserLogin, CallbackLogin, DeviceLogin, UseDeviceFlow
 
 CODE = ShowDeviceCode(
     "https://as.example/device", "\x1b[2JWDJB\u202e-MJHT", "https://as.example/device?c=1", 600
