@@ -8,7 +8,6 @@ a store exists before opening one: opening creates the folder and a key.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .output import PROG, Streams
@@ -21,14 +20,23 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
 class Context:
     """One run of a command: where it writes, and the options every command takes."""
 
-    streams: Streams
-    store_option: str | None = None  # --store
-    allow_http: bool = False
-    debug: bool = False
+    __slots__ = ("allow_http", "debug", "store_option", "streams")
+
+    def __init__(
+        self,
+        streams: Streams,
+        *,
+        store_option: str | None = None,
+        allow_http: bool = False,
+        debug: bool = False,
+    ) -> None:
+        self.streams = streams
+        self.store_option = store_option  # --store
+        self.allow_http = allow_http
+        self.debug = debug
 
     def store_folder(self) -> Path:
         """Where the store is (``--store``, else ``$MCP_CLIENT_AUTH_HOME``, else the platform's)."""

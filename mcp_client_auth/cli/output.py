@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TextIO
 
 PROG = "mcp-client-auth"
@@ -37,18 +36,23 @@ class UsageExit(SystemExit):
     ``code``. A ``SystemExit``, so that a parser used on its own still ends the process."""
 
 
-@dataclass(frozen=True)
 class Streams:
     """Where a command reads and writes, and the environment its manners depend on.
 
     ``env`` decides the CLI's own choices (colour, where the doctor expects the key to come
-    from); the library underneath reads the process environment itself.
+    from); the library underneath reads the process environment itself. A plain class: a
+    dataclass would be built at import, on every run of ``token``.
     """
 
-    stdout: TextIO
-    stderr: TextIO
-    stdin: TextIO
-    env: Mapping[str, str]
+    __slots__ = ("env", "stderr", "stdin", "stdout")
+
+    def __init__(
+        self, stdout: TextIO, stderr: TextIO, stdin: TextIO, env: Mapping[str, str]
+    ) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdin = stdin
+        self.env = env
 
     @classmethod
     def system(cls) -> Streams:
