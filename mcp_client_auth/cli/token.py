@@ -66,38 +66,23 @@ def run_token(args: argparse.Namespace, context: Context) -> int:
 def read_record(store: TokenStore, url: str, context: Context) -> ServerRecord | None:
     """The stored record of ``url``; an entry set aside on the way is part of the one error.
 
-    The store says with a WARNING that it set an unreadable entry aside; ``token`` then fails
-    anyway ("not logged in"), and its promise is one line on stderr, so that warning is folded
-    into the error instead of printed before it (``--debug`` shows both; ``doctor`` lists the
-    file).
+    The store answers which unreadable entry it set aside while reading; ``token`` then fails
+    anyway ("not logged in"), and its promise is one line on stderr, so the set-aside is said
+    in that line instead of in a warning before it (``--debug`` shows the store's warning too;
+    ``doctor`` lists the file).
     """
-    import logging
+    found = run_now(lambda: store.read(url))
+    aside = found.set_aside
+    if aside is not None and (context.debug or found.record is not None):
+        import logging
 
-    held: list[logging.LogRecord] = []
-
-    def hold(record: logging.LogRecord) -> bool:
-        # only the message of an entry actually moved aside ("moved it to ..."): a failed
-        # move or an unreadable marker is not folded into "set aside"
-        if record.levelno == logging.WARNING and "moved it to" in record.getMessage():
-            held.append(record)
-            return False
-        return True
-
-    store_log = logging.getLogger("mcp_client_auth.store")
-    if not context.debug:
-        store_log.addFilter(hold)
-    try:
-        record = run_now(lambda: store.get(url))
-    finally:
-        store_log.removeFilter(hold)
-    if record is None and held:
+        logging.getLogger("mcp_client_auth.store").warning("%s", aside.message)
+    if found.record is None and aside is not None:
         raise CommandError(
             f"the stored login for {url} could not be read, so it was set aside (`{PROG} "
             f"doctor` lists it); {context.login_hint(url)}"
         )
-    for kept in held:
-        store_log.handle(kept)
-    return record
+    return found.record
 
 
 def obtain_token(
