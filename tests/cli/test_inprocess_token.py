@@ -3,8 +3,9 @@
 What is proved: a valid stored token is the whole of stdout (with ``--header``, the header
 line) and stderr stays empty; every way there is no usable token (never logged in, expired
 with no refresh token, DPoP-bound, an entry that had to be set aside, a grant the server
-revoked) is exit 1, nothing on stdout and one line on stderr that names the login command; an
-expired token with a refresh token is refreshed at the authorization server.
+revoked, a refresh it refuses) is exit 1, nothing on stdout and one line on stderr that names
+the login command; an expired token with a refresh token is refreshed at the authorization
+server.
 """
 
 from __future__ import annotations
@@ -116,6 +117,23 @@ def test_a_revoked_grant_asks_for_a_new_login(run_cli: InProcess, demo: DemoServ
         f"run `mcp-client-auth login {demo.mcp_url}`"
     )
     assert before.tokens.refresh_token not in ran.output
+
+
+def test_a_refused_refresh_asks_for_a_new_login(run_cli: InProcess, demo: DemoServers) -> None:
+    assert run_cli.login(demo.mcp_url).code == 0
+    record = run_cli.record(demo.mcp_url)
+    assert record is not None and record.client is not None
+    run_cli.put(expired(record))
+    # The server no longer lets this client refresh (an administrator changed it, say).
+    demo.authorization_server.clients[record.client.client_id].grant_types = ["authorization_code"]
+
+    ran = run_cli("token", demo.mcp_url)
+    assert (ran.code, ran.stdout) == (1, "")
+    assert ran.error == (
+        f"error: the authorization server refused to refresh the token for {demo.mcp_url} "
+        f"(unauthorized_client); run `mcp-client-auth login {demo.mcp_url}`"
+    )
+    assert demo.authorization_server.stats["authorizations"] == 1  # no browser, no login
 
 
 def expired(record: ServerRecord) -> ServerRecord:
