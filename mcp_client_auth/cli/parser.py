@@ -92,7 +92,7 @@ def command_parser(
 
 def add_global_options(common: argparse.ArgumentParser) -> None:
     # default=SUPPRESS: these actions are shared with every command's parser (argparse
-    # parents), so a default would overwrite `--debug COMMAND`; main() fills them in.
+    # parents), so a default would overwrite `--debug COMMAND`; complete() fills them in.
     common.add_argument(
         "--debug",
         action="store_true",

@@ -9,6 +9,9 @@ what the authorization server saw (registrations, refreshes, revocations).
 Every test gets its own store folder and config folder, and no D-Bus session: there is no
 keyring, so the store keeps its key in a key file, and the tests check that the tool says so.
 Tests that want a keyring get a real one (``secret_service``, from ``tests/store``).
+
+``run_cli`` runs the same tool in this process, with the same store and servers
+(``inprocess.py``): the ``test_inprocess_*`` files check each command's every outcome that way.
 """
 
 from __future__ import annotations
