@@ -8,17 +8,18 @@ Every complaint about the command line is one line on stderr and exit 2.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 from .output import PROG, Streams, UsageExit, usage_error
 from .proxy import add_proxy
 
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
 URL_HELP = "the protected resource (the MCP endpoint URL)"
+
+
+class Commands(Protocol):
+    """The subcommands of a parser (what ``add_subparsers`` returns): each command adds its own."""
+
+    def add_parser(self, name: str, **options: Any) -> argparse.ArgumentParser: ...
 
 
 class Writable(Protocol):
