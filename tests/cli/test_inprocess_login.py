@@ -9,6 +9,8 @@ a one-line failure (exit 1) and stores nothing.
 
 from __future__ import annotations
 
+import socket
+
 from demo_servers import DemoServers
 from demo_servers.servers import loopback_socket
 
@@ -69,9 +71,10 @@ def test_an_option_the_library_refuses_is_a_usage_error(run_cli: InProcess) -> N
 
 
 def test_a_server_out_of_reach_is_a_one_line_failure(run_cli: InProcess) -> None:
-    with loopback_socket() as closed:
-        url = f"http://127.0.0.1:{closed.getsockname()[1]}/mcp"
-    ran = run_cli("login", url, "--paste")
+    with socket.socket() as held:  # bound, never listening: a connection is refused
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}/mcp"
+        ran = run_cli("login", url, "--paste")
     assert (ran.code, ran.stdout) == (1, "")
     assert ran.error.startswith("error: could not reach http://127.0.0.1:"), ran.error
     assert run_cli.record(url) is None
