@@ -731,7 +731,7 @@ def _eager_package_init(env: dict[str, str]) -> bool:
 
 
 def _cli_argv(*args: str) -> list[str] | None:
-    if not (ROOT / "mcp_client_auth" / "cli.py").exists():
+    if not (ROOT / "mcp_client_auth" / "cli").is_dir():
         return None
     script = BIN / "mcp-client-auth"
     if script.exists():
@@ -934,7 +934,7 @@ def section_token_cli(report: Report, quick: bool, box: Sandbox, server: LocalSe
         why = (
             failures.get("cli", "")
             if cli is not None
-            else "mcp_client_auth/cli.py does not exist yet (being written)"
+            else "mcp_client_auth/cli/ does not exist yet (being written)"
         )
         report.add("3", "CLI token, key file", "n/a", fmt(floor), "", "<= 1.0x import httpx", "n/a")
         report.note(f"3: CLI n/a: {why}")
@@ -1571,7 +1571,7 @@ def section_scale(report: Report, quick: bool, box: Sandbox) -> None:
         if "what-if lazy" in times:
             status_row("what-if lazy", "what-if: CLI status, lazy __init__", verdict=False)
     else:
-        why = cli_error or "mcp_client_auth/cli.py does not exist yet (being written)"
+        why = cli_error or "mcp_client_auth/cli/ does not exist yet (being written)"
         report.add("6", f"CLI status, {count:,} servers", "n/a", "", "", "< 0.2 s (cpu)", "n/a")
         report.note(f"6: CLI status n/a: {why}")
     if "library" in times:

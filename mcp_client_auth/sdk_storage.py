@@ -143,19 +143,19 @@ class SDKTokenStorage:
 
     async def _read(self, collection: str) -> dict[str, Any] | None:
         store = self.store
-        with store._failing_as("read the token store"):
+        with store.failing_as("read the token store"):
             return await store.kv.get(self.resource, collection=collection)
 
     async def _write(
         self, collection: str, value: dict[str, Any], *, ttl: float | None = None
     ) -> None:
         store = self.store
-        with store._failing_as("write the token store"):
+        with store.failing_as("write the token store"):
             await store.kv.put(self.resource, value, collection=collection, ttl=ttl)
 
     async def _delete(self, collection: str) -> None:
         store = self.store
-        with store._failing_as("remove an entry from the token store"):
+        with store.failing_as("remove an entry from the token store"):
             await store.kv.delete(self.resource, collection=collection)
 
     async def _set_aside(self, collection: str, value: dict[str, Any], why: str) -> None:

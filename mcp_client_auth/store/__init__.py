@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .token_store import TokenStore
+from .token_store import RecordRead, SetAside, TokenStore
 
 if TYPE_CHECKING:
     from .encrypted import EncryptedKeyValue
 
-__all__ = ["EncryptedKeyValue", "TokenStore"]
+__all__ = ["EncryptedKeyValue", "RecordRead", "SetAside", "TokenStore"]
 
 
 def __getattr__(name: str) -> Any:

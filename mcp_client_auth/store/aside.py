@@ -20,21 +20,84 @@ In every case a value replaced meanwhile by a writer (another process's login) i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from key_value.aio.protocols.key_value import AsyncKeyValue
 
-__all__ = ["ASIDE_COLLECTION", "UNREADABLE", "aside_name", "set_aside"]
+__all__ = [
+    "ASIDE_COLLECTION",
+    "UNREADABLE",
+    "SetAside",
+    "aside_name",
+    "collecting_set_asides",
+    "report_set_aside",
+    "set_aside",
+]
 
 logger = logging.getLogger("mcp_client_auth.store")
 
 UNREADABLE = ".unreadable-"
 ASIDE_COLLECTION = ".unreadable"  # appended to a collection's name, for a generic store
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """An unreadable stored entry that was moved aside (never deleted): what, where to, why.
+
+    ``entry`` names the entry as it was found ("token store entry" and its file or its name in
+    the store underneath, or "stored record for" and its key),
+    ``moved_to`` where it is kept now, ``why`` what made it unreadable. Neither holds a
+    token: the names are the store's own (hashes, on disk and in Redis, or the key it was
+    stored under), and the reason describes the content without quoting it.
+    """
+
+    entry: str
+    moved_to: str
+    why: str
+
+    @property
+    def message(self) -> str:
+        """The one line the store logs as a WARNING when nobody asked to be told instead."""
+        return (
+            f"ignoring the unreadable {self.entry} ({self.why}): moved it "
+            f"to {self.moved_to}; the server it was for will ask for a new login"
+        )
+
+
+# The set-asides of the read running in this context, when its caller collects them
+# (``TokenStore.read``); None: each one is logged. A context variable, not an argument: the
+# entry is set aside several layers down, inside whatever key-value stores are stacked.
+_collected: ContextVar[list[SetAside] | None] = ContextVar(
+    "mcp_client_auth_set_asides", default=None
+)
+
+
+def report_set_aside(found: SetAside) -> None:
+    """Tell the reader collecting in this context, else log ``found`` as a WARNING."""
+    collected = _collected.get()
+    if collected is None:
+        logger.warning("%s", found.message)
+    else:
+        collected.append(found)
+
+
+@contextlib.contextmanager
+def collecting_set_asides() -> Iterator[list[SetAside]]:
+    """Within the block, entries set aside are added to the list given, not logged."""
+    found: list[SetAside] = []
+    token = _collected.set(found)
+    try:
+        yield found
+    finally:
+        _collected.reset(token)
 
 
 def aside_name(name: str) -> str:
@@ -85,12 +148,6 @@ async def _set_aside_copy(
     if await kv.get(key, collection=collection) != dict(expected):
         return False  # replaced while the copy was put: the new value is not ours to remove
     await kv.delete(key, collection=collection)
-    logger.warning(
-        "ignoring the unreadable stored record for %s (%s): moved it to %s in the collection "
-        "%s; the server it was for will ask for a new login",
-        key,
-        why,
-        aside,
-        where,
-    )
+    moved_to = f"{aside} in the collection {where}"
+    report_set_aside(SetAside(f"stored record for {key}", moved_to, why))
     return True

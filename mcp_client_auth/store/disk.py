@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
 from ..errors import StorageError
+from .aside import SetAside, report_set_aside
 from .batch import BatchFromSingle
 from .private import check_private_folder, open_private, private_folder, read_private_file
 
@@ -455,13 +456,7 @@ class EncryptedFileStore(BatchFromSingle):
                 exc.strerror,
             )
         else:
-            logger.warning(
-                "ignoring the unreadable token store entry %s (%s): moved it to %s; "
-                "the server it was for will ask for a new login",
-                path,
-                why,
-                aside.name,
-            )
+            report_set_aside(SetAside(f"token store entry {path}", aside.name, why))
         self.unreadable_seen += 1
 
     def unreadable(self) -> list[Path]:

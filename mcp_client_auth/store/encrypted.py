@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
 from ..errors import StorageError
-from .aside import aside_name
+from .aside import SetAside, aside_name, report_set_aside
 from .batch import BatchFromSingle
 from .disk import _Key, entry_plaintext, parse_keys
 from .keys import Protection
@@ -300,15 +300,8 @@ class EncryptedKeyValue(BatchFromSingle):
                 exc,
             )
         else:
-            logger.warning(
-                "ignoring the unreadable token store entry %s::%s in %s (%s): moved it to %s; "
-                "the server it was for will ask for a new login",
-                collection,
-                name,
-                self.where,
-                why,
-                aside,
-            )
+            entry = f"token store entry {collection}::{name} in {self.where}"
+            report_set_aside(SetAside(entry, aside, why))
         self.unreadable_seen += 1
 
     async def set_aside(

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageError
 from ..tokens import ServerRecord
+from .aside import SetAside, collecting_set_asides, report_set_aside
 from .names import COLLECTION
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
     from .keys import Protection
 
-__all__ = ["TokenStore"]
+__all__ = ["RecordRead", "SetAside", "TokenStore", "failing_as"]
 
 logger = logging.getLogger("mcp_client_auth.store")
 
@@ -36,6 +38,27 @@ LockFactory = Callable[[str], "AbstractAsyncContextManager[None]"]
 @contextlib.asynccontextmanager
 async def _no_lock(_resource: str) -> AsyncIterator[None]:
     yield
+
+
+@contextlib.contextmanager
+def failing_as(action: str, description: str) -> Iterator[None]:
+    """Any error of a store underneath, as a :class:`StorageError` saying ``action`` and where
+    (``description``); a :class:`StorageError` passes as it is."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:
+        raise StorageError(f"could not {action} ({description}): {exc}") from exc
+
+
+@dataclass(frozen=True)
+class RecordRead:
+    """What :meth:`TokenStore.read` found: the record (None when absent or unreadable) and, when
+    the stored entry could not be read, where it was moved (:class:`SetAside`) instead."""
+
+    record: ServerRecord | None
+    set_aside: SetAside | None = None
 
 
 class TokenStore:
@@ -274,21 +297,34 @@ class TokenStore:
         """Hold this across read-refresh-write so other processes do not refresh too."""
         return self._lock_factory(resource)
 
-    @contextlib.contextmanager
-    def _failing_as(self, action: str) -> Iterator[None]:
-        """Any error of the store underneath, as a :class:`StorageError` saying ``action``."""
-        try:
-            yield
-        except StorageError:
-            raise
-        except Exception as exc:
-            raise StorageError(f"could not {action} ({self.description}): {exc}") from exc
+    def failing_as(self, action: str) -> contextlib.AbstractContextManager[None]:
+        """Within the block, any error of the store underneath is a :class:`StorageError`
+        saying ``action`` and naming this store (for code that uses :attr:`kv` directly)."""
+        return failing_as(action, self.description)
 
     async def get(self, resource: str) -> ServerRecord | None:
-        """The record for ``resource``; ``None`` when absent or unreadable (set aside, kept)."""
-        with self._failing_as("read the token store"):
-            data = await self._kv.get(resource, collection=self._collection)
-        return None if data is None else await self._record(resource, data)
+        """The record for ``resource``; ``None`` when absent or unreadable (set aside, kept,
+        and logged as a WARNING; :meth:`read` says so to the caller instead)."""
+        found = await self.read(resource)
+        if found.set_aside is not None:
+            report_set_aside(found.set_aside)
+        return found.record
+
+    async def read(self, resource: str) -> RecordRead:
+        """The record for ``resource``, and where its entry went if it was unreadable.
+
+        As :meth:`get`, but an entry found unreadable and moved aside on the way is not
+        logged: it is the answer's :attr:`RecordRead.set_aside`, for a caller that reports it
+        itself (the ``token`` command folds it into its one line of error). Any further entry
+        set aside during the same read is logged as usual.
+        """
+        with collecting_set_asides() as moved:
+            with failing_as("read the token store", self.description):
+                data = await self._kv.get(resource, collection=self._collection)
+            record = None if data is None else await self._record(resource, data)
+        for extra in moved[1:]:
+            report_set_aside(extra)
+        return RecordRead(record, moved[0] if moved else None)
 
     async def _record(self, resource: str, data: Mapping[str, Any]) -> ServerRecord | None:
         """The record in a stored value; None when it is not one, after setting it aside.
@@ -316,11 +352,11 @@ class TokenStore:
                 f"refusing to store a record for {record.resource} that could not be read back "
                 f"({exc}); this is a defect of mcp-client-auth, please report it"
             ) from None
-        with self._failing_as("write the token store"):
+        with self.failing_as("write the token store"):
             await self._kv.put(record.resource, data, collection=self._collection)
 
     async def delete(self, resource: str) -> bool:
-        with self._failing_as("remove a record from the token store"):
+        with self.failing_as("remove a record from the token store"):
             return await self._kv.delete(resource, collection=self._collection)
 
     async def resources(self) -> list[str]:
@@ -344,7 +380,7 @@ class TokenStore:
         kv: Any = self._kv
         if not hasattr(kv, "items") and not hasattr(kv, "keys"):
             raise StorageError(f"this store ({self.description}) cannot list its entries")
-        with self._failing_as("read the token store"):
+        with self.failing_as("read the token store"):
             if hasattr(kv, "items"):
                 pairs: list[tuple[str, Any]] = await kv.items(collection=self._collection)
             else:

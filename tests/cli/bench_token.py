@@ -1,7 +1,7 @@
 """Benchmark (not a timed test): ``mcp-client-auth token URL`` against ``import httpx``.
 
 Why: ``token`` runs in shell prompts and ``$(...)`` in loops, so its cost is a whole process:
-interpreter start, imports, one store read. The goal (issue 5) is at most 1.0x
+interpreter start, imports, one store read. The goal is at most 1.0x
 ``python -c "import httpx"`` with the key in a key file or the environment, at most 1.5x with
 the key in the keyring. Run it by hand::
 

@@ -9,6 +9,9 @@ what the authorization server saw (registrations, refreshes, revocations).
 Every test gets its own store folder and config folder, and no D-Bus session: there is no
 keyring, so the store keeps its key in a key file, and the tests check that the tool says so.
 Tests that want a keyring get a real one (``secret_service``, from ``tests/store``).
+
+``run_cli`` runs the same tool in this process, with the same store and servers
+(``inprocess.py``): the ``test_inprocess_*`` files check each command's every outcome that way.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -39,7 +43,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 from demo_servers import DemoServers, start_demo_servers
 
-__all__ = ["CLI", "TIMEOUT", "Run", "console_script", "locked_secret_service", "secret_service"]
+if TYPE_CHECKING:
+    from .inprocess import InProcess
+
+__all__ = [
+    "AUTHORIZE",
+    "CLI",
+    "TIMEOUT",
+    "Run",
+    "console_script",
+    "locked_secret_service",
+    "one_redirect",
+    "secret_service",
+]
 
 TIMEOUT = 60  # seconds for one CLI run: under pytest-timeout's 120, so the failure says which
 _STORE_ENV = (
@@ -53,7 +69,7 @@ _STORE_ENV = (
     "BROWSER",
 )
 # PasteLogin prints the authorization URL indented, DeviceLogin the verification URL
-_AUTHORIZE = re.compile(r"^ {4}(https?://\S+\?\S+)$")
+AUTHORIZE = re.compile(r"^ {4}(https?://\S+\?\S+)$")
 
 
 def console_script() -> list[str]:
@@ -114,7 +130,7 @@ class CLI:
         """``login URL --paste`` (or ``method``), playing the user: open the URL the login
         prints on stderr with ``browser`` (default: one GET, since the demo AS approves at
         once and redirects) and paste what it returns, if anything, into stdin."""
-        browse = browser or _one_redirect
+        browse = browser or one_redirect
         argv = ["login", url, method, *args]
         proc = subprocess.Popen(
             [*console_script(), *argv],
@@ -137,7 +153,7 @@ class CLI:
             answered = False
             for line in proc.stderr:
                 stderr.append(line)
-                found = _AUTHORIZE.search(line)
+                found = AUTHORIZE.search(line)
                 if found and not answered:
                     answered = True
                     try:
@@ -178,7 +194,7 @@ class CLI:
         self.env["DBUS_SESSION_BUS_ADDRESS"] = service.address
 
 
-def _one_redirect(authorization_url: str) -> str:
+def one_redirect(authorization_url: str) -> str:
     response = httpx.get(authorization_url, follow_redirects=False, timeout=10)
     assert response.status_code == 302, response.text
     return str(response.headers["location"])
@@ -221,3 +237,11 @@ def start_demo() -> Iterator[Callable[..., DemoServers]]:
     yield start
     for servers in started:
         servers.stop()
+
+
+@pytest.fixture
+def run_cli(cli: CLI) -> Iterator[InProcess]:
+    """The tool run in this process (``tests/cli/inprocess.py``), with ``cli``'s store."""
+    from .inprocess import InProcess
+
+    yield InProcess(cli)

@@ -415,7 +415,9 @@ def test_doctor_lists_key_files_of_gone_stores_and_logout_all_removes_them(
 def test_the_hint_names_what_reaches_the_same_login() -> None:
     """A login at the second authorization server a resource lists, with a pre-registered
     client: the hint names both, or following it would log in elsewhere."""
-    from mcp_client_auth import ClientRegistration, ServerRecord, cli
+    from mcp_client_auth import ClientRegistration, ServerRecord
+    from mcp_client_auth.cli.context import Context
+    from mcp_client_auth.cli.output import Streams
 
     url = "https://mcp.example.com/mcp"
     record = ServerRecord(
@@ -429,7 +431,8 @@ def test_the_hint_names_what_reaches_the_same_login() -> None:
             client_id="my-app", client_secret="s3cret", kind="pre-registered"
         ),
     )
-    words = hinted_command(cli._login_hint(url, record))
+    hint = Context(Streams.system()).login_hint(url, record)
+    words = hinted_command(hint)
     assert words == [
         "mcp-client-auth",
         "login",
@@ -440,7 +443,7 @@ def test_the_hint_names_what_reaches_the_same_login() -> None:
         "https://b.example.com",
         url,
     ]
-    assert "s3cret" not in cli._login_hint(url, record)
+    assert "s3cret" not in hint
 
 
 def test_a_taken_port_is_said_in_cli_words(cli: CLI, demo: DemoServers) -> None:

@@ -1,9 +1,10 @@
-"""The command-line tool is built on the public interface only (issue 5).
+"""The command-line tool is built on the public interface only.
 
-What is proved: every import ``mcp_client_auth/cli.py`` makes from the package is a name that
-``mcp_client_auth`` exports (in its ``__all__``), imported from the package itself, never from
-one of its modules; so the tool does nothing a library user could not, and those names
-(``TokenStore.default_directory``, ``default_exists``, ``probe_keyring``...) resolve.
+What is proved: every import a module of ``mcp_client_auth/cli/`` makes from the package (its
+own modules aside) is a name that ``mcp_client_auth`` exports (in its ``__all__``), imported
+from the package itself, never from one of its modules; so the tool does nothing a library user
+could not, and those names (``TokenStore.default_directory``, ``default_exists``,
+``probe_keyring``...) resolve.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import mcp_client_auth
 from mcp_client_auth import cli
 
-SOURCE = Path(cli.__file__).read_text(encoding="utf-8")
+CLI_FOLDER = Path(cli.__file__).parent
 
 
 def package_imports(source: str) -> list[tuple[str, str]]:
@@ -38,18 +39,43 @@ def package_imports(source: str) -> list[tuple[str, str]]:
 # shared with the library rather than written twice.
 # The proxy command lives in its own public package (``mcp_client_auth.proxy``, itself built on
 # the provider and the store), which adds its subcommand to the parser.
-UTILITIES = {("._eager", "run_eagerly"), (".proxy.command", "add_proxy_command")}
+UTILITIES = {
+    ("mcp_client_auth._eager", "run_eagerly"),
+    ("mcp_client_auth.proxy.command", "add_proxy_command"),
+}
+
+
+def absolute(module: str, package: str) -> str:
+    """``module`` as imported from ``package`` (``..x`` from ``a.b`` is ``a.x``)."""
+    level = len(module) - len(module.lstrip("."))
+    if not level:
+        return module
+    base = package.split(".")[: len(package.split(".")) - level + 1]
+    return ".".join([*base, module[level:]] if module[level:] else base)
 
 
 def test_the_cli_imports_only_public_names_from_the_package() -> None:
-    imports = package_imports(SOURCE)
-    assert imports, "the CLI imports nothing from the package?"
-    for module, name in imports:
-        if (module, name) in UTILITIES:
-            continue
-        assert module in (".", "mcp_client_auth"), f"cli.py imports {name} from {module}"
-        assert name in mcp_client_auth.__all__, f"cli.py imports {name}, which is not exported"
+    sources = sorted(CLI_FOLDER.glob("*.py"))
+    assert len(sources) > 1, "the CLI package has no modules?"
+    imports = [
+        (path.name, absolute(module, cli.__name__), name)
+        for path in sources
+        for module, name in package_imports(path.read_text(encoding="utf-8"))
+    ]
+    assert any(module == "mcp_client_auth" for _, module, _ in imports)
+    for source, module, name in imports:
+        if (module, name) in UTILITIES or module.startswith(cli.__name__ + "."):
+            continue  # the CLI's own modules, or a shared utility
+        assert module == "mcp_client_auth", f"cli/{source} imports {name} from {module}"
+        assert name in mcp_client_auth.__all__, f"cli/{source} imports {name}, not exported"
         assert getattr(mcp_client_auth, name) is not None
+
+
+def test_relative_imports_are_resolved_from_the_cli_package() -> None:
+    assert absolute("..", "mcp_client_auth.cli") == "mcp_client_auth"
+    assert absolute("..store", "mcp_client_auth.cli") == "mcp_client_auth.store"
+    assert absolute(".output", "mcp_client_auth.cli") == "mcp_client_auth.cli.output"
+    assert absolute("mcp_client_auth", "mcp_client_auth.cli") == "mcp_client_auth"
 
 
 def test_the_check_sees_a_private_import() -> None:

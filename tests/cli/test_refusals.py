@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mcp_client_auth import TokenError
-from mcp_client_auth.cli import _refused
+from mcp_client_auth.cli.token import refused as is_refusal
 
 
 @pytest.mark.parametrize(
@@ -26,5 +26,6 @@ from mcp_client_auth.cli import _refused
 )
 def test_refused(status: int | None, error: str | None, refused: bool) -> None:
     assert (
-        _refused(TokenError("the token refresh failed", error=error, status_code=status)) is refused
+        is_refusal(TokenError("the token refresh failed", error=error, status_code=status))
+        is refused
     )

@@ -1,9 +1,9 @@
 """``token`` with a valid stored token imports only what reading the store needs.
 
 Why: ``token`` runs in shell prompts and ``$(...)`` loops, where its cost is a whole process.
-The goal (issue 5; figures from ``tests/cli/bench_token.py``) is at most ``import httpx``'s
-time. That holds only if neither the CLI nor the package's ``__init__`` imports httpx,
-asyncio, the MCP SDK, pydantic or py-key-value-aio on that path.
+The goal (measured by ``tests/cli/bench_token.py`` and ``benchmarks/run.py``) is at most
+``import httpx``'s time. That holds only if neither the CLI nor the package's ``__init__``
+imports httpx, asyncio, the MCP SDK, pydantic or py-key-value-aio on that path.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ def valid_token(cli: CLI) -> str:
     return tokens.access_token
 
 
-def imported(argv: list[str], cli: CLI) -> tuple[str, set[str]]:
+def imported(argv: list[str], cli: CLI, *, whole: bool = False) -> tuple[str, set[str]]:
+    """What ``argv`` printed, and the top-level packages it imported (whole module names with
+    ``whole``)."""
     proc = subprocess.run(
         [argv[0], "-X", "importtime", *argv[1:]],
         env=cli.env,
@@ -41,12 +43,12 @@ def imported(argv: list[str], cli: CLI) -> tuple[str, set[str]]:
         timeout=TIMEOUT,
     )
     assert proc.returncode == 0, proc.stderr
-    names = {
-        line.rsplit("|", 1)[-1].strip().split(".")[0]
+    modules = {
+        line.rsplit("|", 1)[-1].strip()
         for line in proc.stderr.splitlines()
         if line.startswith("import time:")
     }
-    return proc.stdout, names
+    return proc.stdout, modules if whole else {name.split(".")[0] for name in modules}
 
 
 def test_the_whole_token_process_imports_nothing_heavy(cli: CLI, valid_token: str) -> None:
@@ -59,3 +61,27 @@ def test_the_whole_token_process_imports_nothing_heavy(cli: CLI, valid_token: st
         stdout, names = imported(argv, cli)
         assert stdout == valid_token + "\n"
         assert not names & HEAVY, sorted(names & HEAVY)
+
+
+# What only the other commands, the refresh or a login need: the CLI imports a command's module
+# only when that command runs, and the library's login and flow machinery only on the slow path.
+SLOW_PATH = (
+    "mcp_client_auth.cli.login",
+    "mcp_client_auth.cli.status",
+    "mcp_client_auth.cli.logout",
+    "mcp_client_auth.cli.doctor",
+    "mcp_client_auth.cli.describe",
+    "mcp_client_auth.login",
+    "mcp_client_auth.provider",
+    "mcp_client_auth.flow",
+)
+
+
+def test_token_imports_no_other_command_and_no_login_machinery(cli: CLI, valid_token: str) -> None:
+    stdout, modules = imported(
+        [sys.executable, "-m", "mcp_client_auth", "token", URL], cli, whole=True
+    )
+    assert stdout == valid_token + "\n"
+    assert "mcp_client_auth.cli.token" in modules
+    slow = sorted(m for m in modules if m.startswith(SLOW_PATH))
+    assert not slow, slow

@@ -324,8 +324,6 @@ def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 
 
 def test_command_line_output_leaks_nothing(live: Hostile) -> None:
-    if not (REPO / "mcp_client_auth" / "cli.py").exists():
-        pytest.skip("mcp_client_auth/cli.py does not exist yet")
     store = TokenStore.default()
     auth = OAuthClientProvider(live.resource, store=store, login=live.approve)
     with httpx.Client(auth=auth, trust_env=False) as client:

@@ -20,10 +20,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from mcp_client_auth.errors import StorageError
+from mcp_client_auth.store import RecordRead, TokenStore
 from mcp_client_auth.store.disk import EncryptedFileStore
 from mcp_client_auth.store.names import COLLECTION
 from mcp_client_auth.store.redis_store import EncryptedKeyValue
-from mcp_client_auth.store.token_store import TokenStore
 from mcp_client_auth.tokens import ClientRegistration, ServerRecord, TokenSet
 
 KEY_A = bytes(range(32))
@@ -345,3 +345,48 @@ async def test_redis_rotate_then_the_new_key_alone_reads_every_record(redis_url:
         await old.aclose()
         await rotated.aclose()
         await new.aclose()
+
+
+async def test_read_reports_an_entry_set_aside_instead_of_logging_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``read`` answers where an unreadable entry went and why; ``get`` logs it as before."""
+    store = TokenStore(EncryptedFileStore(tmp_path, [KEY_A]))
+    await store.put(record(1))
+    assert await store.read(server(1)) == RecordRead(record(1))
+    [path] = [p for p in (tmp_path / "entries").rglob("*") if p.is_file()]
+    path.write_bytes(b"not a Fernet token")
+    with caplog.at_level(logging.WARNING, logger="mcp_client_auth.store"):
+        found = await store.read(server(1))
+    assert found.record is None
+    assert found.set_aside is not None
+    assert found.set_aside.entry == f"token store entry {path}"
+    assert found.set_aside.why == "it cannot be decrypted with this store's key"
+    assert (path.parent / found.set_aside.moved_to).is_file()
+    assert caplog.text == ""  # told to the caller, not logged
+    assert await store.read(server(1)) == RecordRead(None)  # nothing left to set aside
+
+
+async def test_read_reports_a_value_that_is_no_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = TokenStore(EncryptedFileStore(tmp_path, [KEY_A]))
+    await store.kv.put(server(2), {"resource": 42}, collection=COLLECTION)
+    with caplog.at_level(logging.WARNING, logger="mcp_client_auth.store"):
+        found = await store.read(server(2))
+        assert caplog.text == ""
+        await store.kv.put(server(2), {"resource": 42}, collection=COLLECTION)
+        assert await store.get(server(2)) is None
+    assert found.record is None and found.set_aside is not None
+    assert found.set_aside.why.startswith("it is not a record this version can read")
+    assert "moved it to" in caplog.text  # get() still logs it
+    assert [p.name for p in store.unreadable_files()] != []
+
+
+async def test_read_over_a_plain_key_value_store_reports_the_copy() -> None:
+    store = TokenStore.memory()
+    await store.kv.put(server(3), {"resource": 42}, collection=COLLECTION)
+    found = await store.read(server(3))
+    assert found.record is None and found.set_aside is not None
+    assert found.set_aside.entry == f"stored record for {server(3)}"
+    assert found.set_aside.moved_to.endswith(f"in the collection {COLLECTION}.unreadable")
