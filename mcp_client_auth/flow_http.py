@@ -33,9 +33,10 @@ import httpx
 
 from ._http_compat import libraries, loaded_httpx2, timeout_errors, transport_errors
 from .effects import HttpRequest, HttpResponse
+from .error_answers import sent_secrets
 from .errors import ConfigurationError
-from .metadata import origin
-from .untrusted import clean_text, sent_secrets
+from .server_text import clean_text
+from .urls import origin
 
 __all__ = ["DEADLINE", "MAX_BODY", "FlowHttp", "send_async", "send_sync"]
 

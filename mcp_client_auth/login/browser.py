@@ -34,7 +34,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import AuthorizationError, ConfigurationError
-from ..untrusted import visible_url
+from ..server_text import visible_url
 from .base import Login, LoginSession
 from .device import DeviceLogin
 from .pages import (
