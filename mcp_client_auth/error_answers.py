@@ -141,7 +141,7 @@ def read_error(response: HttpResponse) -> ErrorAnswer:
         )
     except ValueError:
         answer = {}
-    secrets = sent_secrets(getattr(response, "request", None))
+    secrets = sent_secrets(response.request)
     error = answer.get("error")
     description = answer.get("error_description")
     return ErrorAnswer(
@@ -156,5 +156,5 @@ def read_error(response: HttpResponse) -> ErrorAnswer:
 def answer_text(response: HttpResponse, value: object, limit: int = 100) -> str:
     """Text taken from ``response`` (a value, or a reason that quotes one) for a message:
     cleaned, and what the request sent cut out."""
-    secrets = sent_secrets(getattr(response, "request", None))
+    secrets = sent_secrets(response.request)
     return clean_text(str(value), limit, secrets=secrets)

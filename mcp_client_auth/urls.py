@@ -33,6 +33,8 @@ _HOST_CHARS = frozenset(string.ascii_letters + string.digits + "-._~")
 
 @dataclass(frozen=True)
 class SplitUrl:
+    """An absolute http(s) URL in parts, scheme, host and port in canonical form."""
+
     scheme: str
     host: str  # lowercased; an IPv6 literal keeps its brackets
     port: int | None  # None for the scheme's default port
