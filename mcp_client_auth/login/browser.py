@@ -104,7 +104,7 @@ class BrowserLoginSession(LoginSession):
             listener = self._listener
             if listener is not None:
                 await listener.serve(result, state=state, check=self._check, note=self._note)
-            listening = listener is not None
+            listening = listener is not None and listener.serving
             printed = visible_url(authorization_url)
             _write(output, f"\nOpen this URL in your browser to sign in:\n\n    {printed}\n\n")
             opened: bool | None = None  # None: not tried (open_browser=False)
@@ -125,7 +125,7 @@ class BrowserLoginSession(LoginSession):
                 opened = False
             can_paste = login._terminal_attached()
             # a port the user fixed is for a browser elsewhere (an SSH tunnel): keep listening
-            fixed_port = listener is not None and listener.fixed_by_user
+            fixed_port = listening and listener is not None and listener.fixed_by_user
             if opened is False and not result.done():
                 _write(output, "Could not open a browser on this machine.\n")
                 if fixed_port and not can_paste:

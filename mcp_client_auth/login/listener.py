@@ -129,6 +129,11 @@ class CallbackListener:
         return frozenset(self._connections)
 
     @property
+    def serving(self) -> bool:
+        """Whether it answers requests: started, and not closed."""
+        return self._server is not None
+
+    @property
     def active(self) -> bool:
         """Whether it is serving, or a connection it accepted is still open."""
         return self._server is not None or bool(self._connections)

@@ -268,6 +268,17 @@ def test_only_loopback_peers() -> None:
 # -- timeout, cancel, flood --------------------------------------------------------------------
 
 
+@pytest.mark.timeout(30)
+async def test_a_session_closed_before_complete_says_so_at_once(output: io.StringIO) -> None:
+    """Closed before use, nothing listens: the answer cannot arrive, so the login says so
+    rather than waiting out its timeout."""
+    session = await start(BrowserLogin(opener=opens, output=output))
+    await session.aclose()
+    with pytest.raises(NoBrowserError, match="cannot be received here"):
+        await session.complete(AUTH_URL, state=STATE, timeout=3600)
+    assert session.port is not None and not port_is_open(session.port)
+
+
 @pytest.mark.timeout(60)
 async def test_timeout_raises_and_closes(output: io.StringIO) -> None:
     session = await start(BrowserLogin(opener=opens, output=output))
