@@ -45,14 +45,15 @@ if TYPE_CHECKING:
         PasteLogin,
         PortInUseError,
     )
-    from .metadata import canonical_resource_url, secure_resource_url
     from .provider import OAuthClientProvider
     from .sdk_storage import SDKTokenStorage
+    from .server_text import visible_text
     from .store import EncryptedKeyValue, TokenStore
     from .store.keys import KeyringProbe, Protection, probe_keyring
     from .token_exchange import IdJagExchange
     from .tokens import ClientRegistration, ServerRecord, TokenSet
-    from .untrusted import visible_text
+    from .url_rules import secure_resource_url
+    from .urls import canonical_resource_url
 
 _WHERE = {
     "AuthorizationError": ".errors",
@@ -84,10 +85,10 @@ _WHERE = {
     "TokenError": ".errors",
     "TokenSet": ".tokens",
     "TokenStore": ".store",
-    "canonical_resource_url": ".metadata",
+    "canonical_resource_url": ".urls",
     "probe_keyring": ".store.keys",
-    "visible_text": ".untrusted",
-    "secure_resource_url": ".metadata",
+    "visible_text": ".server_text",
+    "secure_resource_url": ".url_rules",
 }
 
 __all__ = [

@@ -9,11 +9,11 @@ flow cannot turn them into errors that name the authorization server. The provid
 follows no redirect of a POST and only same-origin redirects of a metadata GET, caps every body
 while it streams in, and reports a dead network as the flow step's own typed error.
 
-A server can also hold the flow without ever failing: each read under the 30 s read timeout, it
-can trickle a byte at a time for hours, or send a few hundred KB of gzip that inflate to
-gigabytes. So every request has a total deadline (:data:`DEADLINE`, connect to last byte), and
-the body is read raw and inflated here, never more than the 1 MiB cap at a time: only gzip and
-deflate are asked for and accepted.
+A server can also hold the flow without ever failing: each read within the read timeout
+(:data:`TIMEOUT`), it can trickle a byte at a time for hours, or send a little gzip that
+inflates to gigabytes. So every request has a total deadline (:data:`DEADLINE`, connect to
+last byte), and the body is read raw and inflated a bounded piece at a time, never past the
+cap (:data:`MAX_BODY`, :mod:`.capped_body`): only gzip and deflate are asked for and accepted.
 
 The client is made per flow run, with the same library (httpx or httpx2) as the request being
 authorized, unless the provider was given a transport, whose library then decides. A transport
@@ -25,17 +25,20 @@ from __future__ import annotations
 
 import ssl
 import time
-import zlib
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._http_compat import libraries, loaded_httpx2, timeout_errors, transport_errors
 from .effects import HttpRequest, HttpResponse
+from .error_answers import sent_secrets
 from .errors import ConfigurationError
-from .metadata import origin
-from .untrusted import clean_text, sent_secrets
+from .server_text import clean_text
+from .urls import origin
+
+if TYPE_CHECKING:
+    from .capped_body import CappedBody
 
 __all__ = ["DEADLINE", "MAX_BODY", "FlowHttp", "send_async", "send_sync"]
 
@@ -44,7 +47,7 @@ MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 TIMEOUT = 30.0  # seconds any one connect, read or write may wait
 DEADLINE = 60.0  # seconds one flow request may take in all, redirects and body included
-ACCEPT_ENCODING = "gzip, deflate"  # what _Decoder can inflate within the cap
+ACCEPT_ENCODING = "gzip, deflate"  # what capped_body.Decoder can inflate within the cap
 
 
 class FlowHttp:
@@ -97,7 +100,8 @@ class FlowHttp:
 
 
 def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
-    """Send ``effect`` with a sync client: at most 1 MiB of answer, within :data:`DEADLINE`.
+    """Send ``effect`` with a sync client: at most :data:`MAX_BODY` of answer, within
+    :data:`DEADLINE`.
 
     A sync read cannot be interrupted, so the deadline bounds the waits for the connection and
     the headers, and is checked after every chunk of the body (each chunk's read may still wait
@@ -113,7 +117,7 @@ def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
                 break
             response.close()
             response = _open_sync(client, effect, location, deadline)
-        body = _CappedBody(effect, response)
+        body = _body_of(effect, response)
         if response.is_stream_consumed:  # a mock transport's answer, read when it was made
             body.add_decoded(response.content)
         else:
@@ -137,7 +141,8 @@ def _open_sync(client: Any, effect: HttpRequest, url: str, deadline: _Deadline) 
 
 
 async def send_async(client: Any, effect: HttpRequest) -> HttpResponse:
-    """Send ``effect`` with an async client: at most 1 MiB of answer, within :data:`DEADLINE`.
+    """Send ``effect`` with an async client: at most :data:`MAX_BODY` of answer, within
+    :data:`DEADLINE`.
 
     The whole exchange (connect, headers, redirects, body) runs in one cancel scope; anyio's,
     so the deadline holds under asyncio and trio alike.
@@ -159,7 +164,7 @@ async def _exchange_async(client: Any, effect: HttpRequest, deadline: _Deadline)
                 break
             await _close_async(response)
             response = await _open_async(client, effect, location, deadline)
-        body = _CappedBody(effect, response)
+        body = _body_of(effect, response)
         if response.is_stream_consumed:  # a mock transport's answer, read when it was made
             body.add_decoded(response.content)
         else:
@@ -230,7 +235,8 @@ def _reason(effect: HttpRequest, exc: Exception) -> str:
 
 
 def _headers(effect: HttpRequest) -> dict[str, str]:
-    """The request's headers, asking only for the encodings :class:`_Decoder` can cap."""
+    """The request's headers, asking only for the encodings :class:`~.capped_body.Decoder`
+    can cap."""
     headers = {k: v for k, v in effect.headers.items() if k.lower() != "accept-encoding"}
     headers["Accept-Encoding"] = ACCEPT_ENCODING
     return headers
@@ -244,6 +250,14 @@ def _same_origin_redirect(effect: HttpRequest, response: Any) -> str | None:
     """
     target = _redirect_target(effect, response)
     return target if target is not None and origin(target) == origin(effect.url) else None
+
+
+def _body_of(effect: HttpRequest, response: Any) -> CappedBody:
+    """The capped body of the final answer, once it is known not to be a redirect elsewhere."""
+    from .capped_body import CappedBody  # here: a process that only reconnects reads none
+
+    _refuse_other_origin(effect, response)
+    return CappedBody(effect, response, limit=MAX_BODY)
 
 
 def _refuse_other_origin(effect: HttpRequest, response: Any) -> None:
@@ -344,127 +358,4 @@ class _Deadline:
         effect = self.effect
         return effect.error(
             f"{effect.url} did not answer the {effect.what} within {self.limit:g} s.{_kept(effect)}"
-        )
-
-
-class _Decoder:
-    """Undoes the answer's Content-Encoding (gzip or deflate) a bounded piece at a time.
-
-    httpx's own decoders inflate each network chunk whole, so a few hundred KB of gzip would
-    become hundreds of MB in memory before the cap is checked; here no call yields more than
-    the caller's ``limit``. Any other label (a server's ``utf-8`` or ``none`` on plain JSON,
-    a coding we did not ask for) is read as it is, as httpx does: still capped, and what is
-    not JSON then is the step's typed error.
-    """
-
-    def __init__(self, header: str) -> None:
-        codings = [c.strip().lower() for c in header.split(",")]
-        codings = [c for c in codings if c and c != "identity"]
-        self.coding = codings[0] if len(codings) == 1 else ""
-        self._probe: bytes | None = None  # deflate: the first bytes, until the zlib header is
-        self._inflate: Any = None
-        if not codings:
-            return
-        if self.coding in ("gzip", "x-gzip"):
-            self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif self.coding == "deflate":
-            self._inflate = zlib.decompressobj()
-            self._probe = b""
-
-    def decode(self, chunk: bytes, limit: int) -> bytes:
-        """At most ``limit`` bytes of ``chunk`` decoded; more waiting means the cap is passed."""
-        if self._inflate is None:
-            return chunk
-        if self._probe is not None:
-            return self._decode_deflate(chunk, limit)
-        out: bytes = self._inflate.decompress(chunk, limit)
-        return out
-
-    def _decode_deflate(self, chunk: bytes, limit: int) -> bytes:
-        """Deflate is sent zlib-wrapped (RFC 9110) or raw (some servers): try the first."""
-        assert self._probe is not None
-        self._probe += chunk
-        try:
-            out: bytes = self._inflate.decompress(chunk, limit)
-        except zlib.error:
-            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-            out = self._inflate.decompress(self._probe, limit)
-            self._probe = None
-            return out
-        if len(self._probe) >= 2:  # the zlib header is checked: it is zlib-wrapped
-            self._probe = None
-        return out
-
-    def flush(self, limit: int) -> bytes:
-        if self._inflate is None:
-            return b""
-        out: bytes = self._inflate.flush(limit)
-        return out
-
-    def pending(self) -> bool:
-        """Whether input is left that a ``limit`` stopped from being decoded."""
-        return self._inflate is not None and bool(self._inflate.unconsumed_tail)
-
-
-class _CappedBody:
-    """The answer to one flow request, refused once it passes 1 MiB (announced, or decoded
-    while it streams in)."""
-
-    def __init__(self, effect: HttpRequest, response: Any) -> None:
-        _refuse_other_origin(effect, response)
-        self.effect = effect
-        self.response = response
-        self.data = bytearray()
-        length = response.headers.get("content-length", "")
-        if length.isascii() and length.isdigit() and int(length) > MAX_BODY:
-            raise self._too_large()
-        self.decoder = _Decoder(response.headers.get("content-encoding", ""))
-
-    def add(self, chunk: bytes) -> None:
-        """Decode ``chunk`` (raw bytes off the network) into the body, one byte past the cap
-        at most: a body that reaches that byte is refused."""
-        try:
-            self._take(self.decoder.decode(chunk, self._room()))
-        except zlib.error:
-            raise self._undecodable() from None
-
-    def add_decoded(self, content: bytes) -> None:
-        """A body the transport already read and decoded (httpx's ``MockTransport`` reads an
-        answer made of bytes when it makes it): only the cap is left to apply."""
-        self.decoder = _Decoder("")
-        self._take(content)
-
-    def effect_response(self) -> HttpResponse:
-        try:
-            self._take(self.decoder.flush(self._room()))
-        except zlib.error:
-            raise self._undecodable() from None
-        response = self.response
-        return HttpResponse(
-            status_code=response.status_code,
-            headers={k.lower(): v for k, v in response.headers.items()},
-            body=bytes(self.data),
-            url=str(response.url),
-            challenges=tuple(response.headers.get_list("www-authenticate")),
-            request=self.effect,
-        )
-
-    def _room(self) -> int:
-        return MAX_BODY - len(self.data) + 1  # never 0: zlib reads 0 as "no limit"
-
-    def _take(self, decoded: bytes) -> None:
-        self.data += decoded
-        if len(self.data) > MAX_BODY or self.decoder.pending():
-            raise self._too_large()
-
-    def _too_large(self) -> Exception:
-        effect = self.effect
-        return effect.error(
-            f"the {effect.what} response from {effect.url} is larger than 1 MiB; refusing it"
-        )
-
-    def _undecodable(self) -> Exception:
-        effect = self.effect
-        return effect.error(
-            f"the {effect.what} response from {effect.url} is not valid {self.decoder.coding} data"
         )

@@ -123,7 +123,7 @@ def import_graph(root: Path = DEFAULT_ROOT) -> dict[str, set[str]]:
     """Each module of the package -> the package's modules it imports at run time."""
     modules = module_names(root)
     trees = {m: ast.parse(p.read_text(encoding="utf-8"), str(p)) for m, p in modules.items()}
-    lazy = {m: _lazy_names(m, t) for m, t in trees.items() if modules[m].name == "__init__.py"}
+    lazy = {m: _lazy_names(m, t) for m, t in trees.items()}
     graph: dict[str, set[str]] = {}
     for module, path in modules.items():
         is_package = path.name == "__init__.py"

@@ -1,55 +1,28 @@
-"""Browser login: the system browser and a loopback listener for its return (RFC 8252).
+"""Browser login: the system browser, and the user's way back to the client (RFC 8252).
 
-``start`` binds the listening socket on 127.0.0.1 (never 0.0.0.0) before anything else, so the
-redirect URI, port included, is fixed before the client is registered, and a taken port is
-reported at once. ``complete`` serves HTTP on whichever asyncio loop runs it (nothing is tied to
-the loop that called ``start``), prints the authorization URL, opens the browser, and waits for
-the one request that matters: ``GET {path}`` carrying this login's ``state``.
-
-Everything else is answered and forgotten: other paths get 404 (browsers ask for
-``/favicon.ico``), a wrong or missing ``state`` gets a page saying so and the wait goes on,
-peers that are not loopback are dropped, and a ``Host`` that is not a loopback name is refused
-(a web page that rebinds its own DNS name to 127.0.0.1 cannot drive the listener). Each
-connection has its own bounded read with a deadline, so a flood of junk requests cannot keep
-the real callback out.
-
-An ``error=`` answer carrying this login's ``state`` shows an error page and ends the wait with
-:class:`AuthorizationError` carrying the server's ``error`` and ``error_description``; the flow
-never sees that URL. Without this login's ``state`` it is treated as any other stranger's request
-(400, the wait goes on): anything on this machine, a web page included, can reach the listener,
-and only the authorization server knows the state (see :mod:`mcp_client_auth.callback`).
+``start`` binds the loopback listener (:mod:`.loopback`) before anything else, so the redirect
+URI is fixed before the client is registered. ``complete`` serves it on whichever asyncio loop
+runs it (:mod:`.listener`), prints the authorization URL, opens the browser, and waits for the
+listener's answer; where no browser can be opened it offers to paste the address the browser
+lands on, keeps listening for a browser elsewhere (a port the user fixed, as over SSH), or
+hands the login to the device flow where the server offers it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import ipaddress
-import os
-import socket
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import AuthorizationError, ConfigurationError
-from ..untrusted import visible_url
+from ..server_text import visible_url
 from .base import Login, LoginSession, UseDeviceFlow
 from .device import DeviceLogin
-from .pages import (
-    CONTENT_SECURITY_POLICY,
-    Page,
-    bad_request_page,
-    error_page,
-    finished_page,
-    method_not_allowed_page,
-    not_found_page,
-    refused_page,
-    state_mismatch_page,
-    success_page,
-)
-from .paste import PasteRejected, check_answer, read_pasted
+from .listener import CallbackListener, CallbackOutcome, open_listener
+from .loopback import PortInUseError
+from .paste import read_pasted
 from .terminal import (
     StatusLine,
     default_input,
@@ -76,10 +49,6 @@ __all__ = [
 Opener = Callable[[str], bool]
 """Opens a URL in a browser; returns whether it could (``webbrowser.open`` fits)."""
 
-HEAD_TIMEOUT = 10.0  # seconds a connection may take to send its request line and headers
-WRITE_TIMEOUT = 5.0
-HEAD_LIMIT = 16 * 1024  # bytes of request line and headers
-_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 DEVICE_FALLBACK_NOTE = "No browser can be opened here; using the device flow instead."
 
 
@@ -92,128 +61,6 @@ class NoBrowserError(AuthorizationError):
     """
 
 
-class PortInUseError(AuthorizationError):
-    """The fixed loopback port is taken, so the browser's answer could not be received there."""
-
-    def __init__(self, message: str, *, port: int) -> None:
-        super().__init__(message)
-        self.port = port
-
-
-def _is_loopback_host(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _is_loopback_peer(peer: object) -> bool:
-    """Whether a socket peer address (``(host, port, ...)``) is on this machine."""
-    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
-        return False
-    try:
-        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
-
-
-class _Target:
-    """Where to listen: from a loopback redirect URI, or a port of our own choosing."""
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        path: str,
-        query: str,
-        fixed_by: str | None,
-        netloc: str | None = None,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.path = path
-        self.query = query
-        self.fixed_by = fixed_by  # "registration", "port", or None for a free port
-        self.netloc = netloc  # the redirect URI's own spelling, when it has one
-
-
-def _loopback_target(redirect_uri: str) -> _Target | None:
-    """The listener for a stored ``http`` loopback redirect URI; None for any other URI."""
-    parts = urlsplit(redirect_uri)
-    if parts.scheme.lower() != "http" or parts.fragment or not _is_loopback_host(parts.hostname):
-        return None
-    try:
-        port = parts.port
-    except ValueError:
-        return None
-    host = parts.hostname or "127.0.0.1"
-    bind = "127.0.0.1" if host.lower() == "localhost" else host
-    return _Target(
-        bind,
-        port or 0,
-        parts.path or "/",
-        parts.query,
-        "registration" if port else None,
-        parts.netloc if port else None,
-    )
-
-
-def _bind(target: _Target) -> socket.socket:
-    family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if os.name == "nt":  # SO_REUSEADDR there would let two listeners share the port
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined,unused-ignore]
-        else:  # rebind at once after an earlier run left the port in TIME_WAIT
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((target.host, target.port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError as exc:
-        sock.close()
-        taken = exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1), 10048)
-        denied = exc.errno in (errno.EACCES, getattr(errno, "WSAEACCES", -1), 10013)
-        if target.fixed_by == "registration":
-            how = (
-                "The stored client registration uses this port in its redirect URI. Stop the "
-                "program using the port (perhaps another login still waiting), or log out "
-                "(`mcp-client-auth logout <server>`) so the next login registers a new port."
-            )
-        else:
-            how = (
-                "Stop the program using the port (perhaps another login still waiting), or "
-                "choose another port (redirect_port=... / BrowserLogin(port=...)), or leave the "
-                "port unset to use a free one."
-            )
-        where = f"{target.host}:{target.port}"
-        if taken or denied:
-            what = "already in use" if taken else "not allowed for this user"
-            raise PortInUseError(
-                f"cannot receive the browser's sign-in answer: port {target.port} on "
-                f"{target.host} is {what}. {how}",
-                port=target.port,
-            ) from None
-        raise AuthorizationError(f"cannot listen on {where} for the sign-in answer: {exc}") from exc
-    return sock
-
-
-class _Outcome:
-    """What a request decided: the login's answer (a URL), its failure, or nothing."""
-
-    __slots__ = ("error", "url")
-
-    def __init__(self, url: str | None = None, error: AuthorizationError | None = None) -> None:
-        self.url = url
-        self.error = error
-
-
 class BrowserLoginSession(LoginSession):
     """A bound loopback listener (or, for a non-loopback redirect URI, paste-back only)."""
 
@@ -221,31 +68,29 @@ class BrowserLoginSession(LoginSession):
     device_flow_offered: bool = False
 
     def __init__(
-        self,
-        login: BrowserLogin,
-        redirect_uri: str,
-        sock: socket.socket | None,
-        target: _Target | None,
+        self, login: BrowserLogin, redirect_uri: str, listener: CallbackListener | None
     ) -> None:
         self.redirect_uri = redirect_uri
         self._login = login
-        self._sock = sock
-        self._target = target
-        self._server: asyncio.AbstractServer | None = None
-        self._connections: set[asyncio.Task[Any]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._closing = False
-        self._result: asyncio.Future[_Outcome] | None = None
-        self._state: str | None = None
+        self._listener = listener
         self._check: Callable[[str], object] | None = None
-        self._claimed = False
         self._used = False
         self._status: StatusLine | None = None
 
     @property
     def port(self) -> int | None:
         """The listening port; None when nothing listens (a non-loopback redirect URI)."""
-        return self._target.port if self._target is not None else None
+        return self._listener.port if self._listener is not None else None
+
+    @property
+    def listener(self) -> CallbackListener | None:
+        """The loopback listener; None for a non-loopback redirect URI (paste-back only)."""
+        return self._listener
+
+    @property
+    def listening(self) -> bool:
+        """Whether the loopback listener serves, or still holds a connection it accepted."""
+        return self._listener is not None and self._listener.active
 
     def check_callbacks_with(self, check: Callable[[str], object]) -> None:
         self._check = check
@@ -263,18 +108,14 @@ class BrowserLoginSession(LoginSession):
         output = default_output(login._output)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        self._state = state
-        result: asyncio.Future[_Outcome] = loop.create_future()
-        self._result = result
+        result: asyncio.Future[CallbackOutcome] = loop.create_future()
         paste_task: asyncio.Future[str] | None = None
         ticker: asyncio.Task[None] | None = None
         try:
-            if self._sock is not None:
-                self._server = await asyncio.start_server(
-                    self._serve_connection, sock=self._sock, limit=HEAD_LIMIT
-                )
-                self._sock = None  # the server owns and closes it now
-            listening = self._server is not None
+            listener = self._listener
+            if listener is not None:
+                await listener.serve(result, state=state, check=self._check, note=self._note)
+            listening = listener is not None and listener.serving
             printed = visible_url(authorization_url)
             _write(output, f"\nOpen this URL in your browser to sign in:\n\n    {printed}\n\n")
             opened: bool | None = None  # None: not tried (open_browser=False)
@@ -295,7 +136,7 @@ class BrowserLoginSession(LoginSession):
                 opened = False
             can_paste = login._terminal_attached()
             # a port the user fixed is for a browser elsewhere (an SSH tunnel): keep listening
-            fixed_port = listening and self._target is not None and self._target.fixed_by == "port"
+            fixed_port = listening and listener is not None and listener.fixed_by_user
             if opened is False and not result.done():
                 _write(output, "Could not open a browser on this machine.\n")
                 if fixed_port and not can_paste:
@@ -367,7 +208,7 @@ class BrowserLoginSession(LoginSession):
                     "run the login again"
                 )
             answer = done.pop().result()
-            if isinstance(answer, _Outcome):
+            if isinstance(answer, CallbackOutcome):
                 if answer.error is not None:
                     raise answer.error
                 assert answer.url is not None
@@ -404,147 +245,8 @@ class BrowserLoginSession(LoginSession):
 
     async def aclose(self) -> None:
         """Stop listening and drop every open connection. Safe to call twice."""
-        self._closing = True
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        # Abort rather than cancel: a handler whose connection is gone returns on its own
-        # (cancelling it makes Python 3.11's asyncio.streams log a spurious error).
-        for writer in list(self._writers):
-            writer.transport.abort()
-        tasks = list(self._connections)
-        if tasks:
-            _, stragglers = await asyncio.wait(tasks, timeout=2.0)
-            for task in stragglers:
-                task.cancel()
-        # Closing a transport closes its socket on a later turn of the loop; take those
-        # turns now, so nothing is left open when the caller's loop ends.
-        for _ in range(3):
-            await asyncio.sleep(0)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.wait_closed(), 2.0)
-
-    # -- the listener ------------------------------------------------------------------------
-
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        if self._closing or not _is_loopback_peer(writer.get_extra_info("peername")):
-            writer.transport.abort()
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-        self._writers.add(writer)
-        outcome: _Outcome | None = None
-        answered = False
-        try:
-            try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
-            except asyncio.LimitOverrunError:
-                await self._send(
-                    writer, bad_request_page("The request was too large."), head_only=False
-                )
-                return
-            except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-                return
-            method, page, outcome = self._answer(head)
-            await self._send(writer, page, head_only=method == "HEAD")
-            answered = True
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            if outcome is not None and self._result is not None and not self._result.done():
-                self._result.set_result(outcome)
-            if answered:
-                writer.close()  # flushes the page, then closes
-            else:
-                writer.transport.abort()
-            self._writers.discard(writer)
-            if task is not None:
-                self._connections.discard(task)
-
-    async def _send(self, writer: asyncio.StreamWriter, page: Page, *, head_only: bool) -> None:
-        headers = (
-            f"HTTP/1.1 {page.status} {page.reason}\r\n"
-            "Content-Type: text/html; charset=utf-8\r\n"
-            f"Content-Length: {len(page.body)}\r\n"
-            "Cache-Control: no-store\r\n"
-            "Pragma: no-cache\r\n"
-            "Referrer-Policy: no-referrer\r\n"
-            "X-Content-Type-Options: nosniff\r\n"
-            "X-Frame-Options: DENY\r\n"
-            f"Content-Security-Policy: {CONTENT_SECURITY_POLICY}\r\n"
-            "Connection: close\r\n\r\n"
-        )
-        writer.write(headers.encode("latin-1") + (b"" if head_only else page.body))
-        with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
-            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
-
-    def _answer(self, head: bytes) -> tuple[str, Page, _Outcome | None]:
-        """The page for one request and, for this login's answer, the outcome."""
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            return "", bad_request_page("The request was not understood."), None
-        method, target_text, _ = parts
-        host = None
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            if name.strip().lower() == "host":
-                host = value.strip().lower()
-        if not self._host_allowed(host):
-            return method, bad_request_page("This address only answers to 127.0.0.1."), None
-        target = urlsplit(target_text)
-        assert self._target is not None
-        if target.path != self._target.path:
-            return method, not_found_page(), None
-        if method not in ("GET", "HEAD"):
-            return method, method_not_allowed_page(), None
-        if self._claimed:
-            return method, finished_page(), None
-        assert self._state is not None
-        try:
-            check_answer(target.query, state=self._state)
-        except PasteRejected as exc:
-            if exc.kind == "state":
-                self._note(
-                    "Ignored a sign-in answer that does not belong to this login "
-                    "(its state is missing or does not match)."
-                )
-                return method, state_mismatch_page(), None
-            return method, bad_request_page(exc.for_browser), None
-        except AuthorizationError as exc:
-            if method == "HEAD":  # a prefetch must not end the login
-                return method, error_page(exc.error or "error", exc.description), None
-            self._claimed = True
-            return method, error_page(exc.error or "error", exc.description), _Outcome(error=exc)
-        redirect = urlsplit(self.redirect_uri)
-        url = urlunsplit((redirect.scheme, redirect.netloc, target.path, target.query, ""))
-        if self._check is not None:
-            try:
-                self._check(url)  # the flow's own verdict (iss, RFC 9207), before "signed in"
-            except AuthorizationError as exc:
-                if method == "HEAD":
-                    return method, refused_page(), None
-                self._claimed = True
-                return method, refused_page(), _Outcome(error=exc)
-        if method == "HEAD":
-            return method, success_page(), None
-        self._claimed = True
-        return method, success_page(), _Outcome(url=url)
-
-    def _host_allowed(self, host: str | None) -> bool:
-        """DNS-rebinding defence: only loopback names, on our port."""
-        if host is None or self._target is None:
-            return False
-        allowed = {f"{name}:{self._target.port}" for name in _LOOPBACK_NAMES}
-        allowed.add(urlsplit(self.redirect_uri).netloc.lower())
-        return host in allowed
+        if self._listener is not None:
+            await self._listener.aclose()
 
     def _note(self, text: str) -> None:
         if self._status is not None:
@@ -567,7 +269,7 @@ def _call_opener(opener: Opener, url: str) -> bool:
 
 
 async def _first_or_none(
-    opener: asyncio.Future[bool], result: asyncio.Future[_Outcome]
+    opener: asyncio.Future[bool], result: asyncio.Future[CallbackOutcome]
 ) -> bool | None:
     """The opener's verdict, or None if the login's answer arrives first."""
     both: set[asyncio.Future[Any]] = {opener, result}
@@ -666,44 +368,19 @@ class BrowserLogin(Login):
     async def start(
         self, *, redirect_uri: str | None, redirect_port: int | None
     ) -> BrowserLoginSession:
-        target = _loopback_target(redirect_uri) if redirect_uri else None
-        if redirect_uri and target is None:
-            # Not a loopback http URI (a web redirect URI registered by hand): nothing to
-            # listen on; the user pastes the address the browser lands on.
-            if not self._terminal_attached():
-                raise AuthorizationError(
-                    f"the redirect URI {redirect_uri} is not a loopback address, so the browser's "
-                    "answer cannot be received here, and no terminal is attached to paste it "
-                    "into. Use a loopback redirect URI (or none), or a login callable."
-                )
-            return BrowserLoginSession(self, redirect_uri, None, None)
-        if target is None or target.fixed_by is None:
-            if self.port and redirect_port and self.port != redirect_port:
-                raise ConfigurationError(
-                    f"two different loopback ports were configured: BrowserLogin(port="
-                    f"{self.port}) and redirect_port={redirect_port}; set only one"
-                )
-            port = self.port or redirect_port or 0
-            fixed_by = "port" if port else None
-            if target is None:
-                target = _Target("127.0.0.1", port, "/callback", "", fixed_by)
-            else:
-                target.port, target.fixed_by = port, fixed_by
-        elif target.port in (self.port, redirect_port):
-            # the stored client's port is also the one the user fixed (a second `login --port
-            # N` through the same SSH tunnel): the user's port, for a browser elsewhere
-            target.fixed_by = "port"
-        sock = _bind(target)
-        target.port = sock.getsockname()[1]
-        if target.netloc is None:
-            host = f"[{target.host}]" if ":" in target.host else target.host
-            if redirect_uri:  # keep the stored spelling (localhost stays localhost)
-                parts = urlsplit(redirect_uri)
-                name = parts.hostname or host
-                host = f"[{name}]" if ":" in name else name
-            target.netloc = f"{host}:{target.port}"
-        uri = urlunsplit(("http", target.netloc, target.path, target.query, ""))
-        return BrowserLoginSession(self, uri, sock, target)
+        listener = open_listener(redirect_uri, port=self.port, redirect_port=redirect_port)
+        if listener is not None:
+            return BrowserLoginSession(self, listener.redirect_uri, listener)
+        assert redirect_uri is not None
+        # Not a loopback http URI (a web redirect URI registered by hand): nothing to listen
+        # on; the user pastes the address the browser lands on.
+        if not self._terminal_attached():
+            raise AuthorizationError(
+                f"the redirect URI {redirect_uri} is not a loopback address, so the browser's "
+                "answer cannot be received here, and no terminal is attached to paste it "
+                "into. Use a loopback redirect URI (or none), or a login callable."
+            )
+        return BrowserLoginSession(self, redirect_uri, None)
 
     def __repr__(self) -> str:
         return f"BrowserLogin(port={self.port!r}, open_browser={self.open_browser!r})"

@@ -21,8 +21,7 @@ import httpx
 import pytest
 
 from mcp_client_auth import AuthorizationError, TokenStore
-from mcp_client_auth.login import BrowserLogin
-from mcp_client_auth.login import browser as browser_module
+from mcp_client_auth.login import BrowserLogin, listener
 
 from .drive import assert_clean, outcome, provider, send, stored
 from .hostile import EVIL, Hostile
@@ -295,7 +294,7 @@ def test_flood_of_requests_then_the_right_callback_wins(monkeypatch: pytest.Monk
     hold up the right callback. The listener's head timeout is set beyond the test's own
     timeout: a listener that made the callback wait for the slow connections (one at a time,
     or a few at a time) would never answer it, and the test would fail by its timeout."""
-    monkeypatch.setattr(browser_module, "HEAD_TIMEOUT", 3600.0)
+    monkeypatch.setattr(listener, "HEAD_TIMEOUT", 3600.0)
     servers = Hostile()
 
     async def flood(b: Browser, url: str) -> None:

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from mcp_client_auth import AuthorizationError, DiscoveryError, TokenStore, metadata
-from mcp_client_auth.metadata import MAX_CHALLENGE_HEADER_BYTES
+from mcp_client_auth import AuthorizationError, DiscoveryError, TokenStore, challenges
+from mcp_client_auth.challenges import MAX_CHALLENGE_HEADER_BYTES
 from mcp_client_auth.provider import MAX_AUTH_ROUNDS
 
 from ..test_metadata import LINEAR_READS, CountingText
@@ -32,13 +32,13 @@ pytestmark = pytest.mark.timeout(30)
 def scanned(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[CountingText]]:
     """Every header value the provider's challenge parser scans, each counting its reads."""
     texts: list[CountingText] = []
-    real = metadata._ChallengeScanner
+    real = challenges.ChallengeScanner
 
     def counting(text: str) -> object:
         texts.append(CountingText(text))
         return real(texts[-1])
 
-    monkeypatch.setattr(metadata, "_ChallengeScanner", counting)
+    monkeypatch.setattr(challenges, "ChallengeScanner", counting)
     yield texts
 
 

@@ -21,11 +21,8 @@ from mcp_client_auth.login import (
     NoBrowserError,
     PortInUseError,
 )
-from mcp_client_auth.login.browser import (
-    DEVICE_FALLBACK_NOTE,
-    _is_loopback_peer,
-    system_browser_available,
-)
+from mcp_client_auth.login.browser import DEVICE_FALLBACK_NOTE, system_browser_available
+from mcp_client_auth.login.listener import is_loopback_peer
 
 STATE = "state-Zx81"
 CODE = "code-SECRET-4711"
@@ -90,7 +87,7 @@ async def eventually(condition: Callable[[], bool], what: str, timeout: float = 
 
 async def wait_listening(session: BrowserLoginSession) -> None:
     """``complete`` starts serving at its first await; let it get there."""
-    await eventually(lambda: session._server is not None, "the listener never started")
+    await eventually(lambda: session.listening, "the listener never started")
 
 
 # -- the happy path and what must not consume the login --------------------------------------
@@ -257,18 +254,29 @@ async def test_host_header_must_be_loopback(output: io.StringIO, client: httpx.A
 
 
 def test_only_loopback_peers() -> None:
-    assert _is_loopback_peer(("127.0.0.1", 5000))
-    assert _is_loopback_peer(("127.9.8.7", 5000))
-    assert _is_loopback_peer(("::1", 5000, 0, 0))
-    assert _is_loopback_peer(("::ffff:127.0.0.1", 5000, 0, 0))
-    assert not _is_loopback_peer(("10.0.0.2", 5000))
-    assert not _is_loopback_peer(("192.168.1.9", 5000))
-    assert not _is_loopback_peer(("::ffff:10.0.0.2", 5000, 0, 0))
-    assert not _is_loopback_peer(None)
-    assert not _is_loopback_peer("127.0.0.1")
+    assert is_loopback_peer(("127.0.0.1", 5000))
+    assert is_loopback_peer(("127.9.8.7", 5000))
+    assert is_loopback_peer(("::1", 5000, 0, 0))
+    assert is_loopback_peer(("::ffff:127.0.0.1", 5000, 0, 0))
+    assert not is_loopback_peer(("10.0.0.2", 5000))
+    assert not is_loopback_peer(("192.168.1.9", 5000))
+    assert not is_loopback_peer(("::ffff:10.0.0.2", 5000, 0, 0))
+    assert not is_loopback_peer(None)
+    assert not is_loopback_peer("127.0.0.1")
 
 
 # -- timeout, cancel, flood --------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+async def test_a_session_closed_before_complete_says_so_at_once(output: io.StringIO) -> None:
+    """Closed before use, nothing listens: the answer cannot arrive, so the login says so
+    rather than waiting out its timeout."""
+    session = await start(BrowserLogin(opener=opens, output=output))
+    await session.aclose()
+    with pytest.raises(NoBrowserError, match="cannot be received here"):
+        await session.complete(AUTH_URL, state=STATE, timeout=3600)
+    assert session.port is not None and not port_is_open(session.port)
 
 
 @pytest.mark.timeout(60)
@@ -277,7 +285,7 @@ async def test_timeout_raises_and_closes(output: io.StringIO) -> None:
     with pytest.raises(AuthorizationError, match=r"did not finish within 0\.3 s"):
         await session.complete(AUTH_URL, state=STATE, timeout=0.3)
     assert session.port is not None and not port_is_open(session.port)
-    assert session._server is None and not session._connections
+    assert not session.listening
 
 
 async def test_cancel_propagates_and_closes(output: io.StringIO) -> None:
@@ -300,8 +308,10 @@ async def test_cancel_with_idle_connections_open(output: io.StringIO) -> None:
     await wait_listening(session)
     assert session.port is not None
     idle = [await asyncio.open_connection("127.0.0.1", session.port) for _ in range(5)]
-    await eventually(lambda: len(session._connections) >= 5, "the listener took 5 connections")
-    handlers = list(session._connections)
+    listener = session.listener
+    assert listener is not None
+    await eventually(lambda: len(listener.connections) >= 5, "the listener took 5 connections")
+    handlers = list(listener.connections)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -317,7 +327,7 @@ async def test_flood_of_junk_does_not_stop_the_real_callback(
 ) -> None:
     # No head timeout ever frees a connection here: the real callback gets through while
     # every half-sent request still holds its connection, or the test hangs (and fails).
-    monkeypatch.setattr("mcp_client_auth.login.browser.HEAD_TIMEOUT", 3600.0)
+    monkeypatch.setattr("mcp_client_auth.login.listener.HEAD_TIMEOUT", 3600.0)
     session = await start(BrowserLogin(opener=opens, output=output))
     task = completing(session, timeout=3600)
     await wait_listening(session)
@@ -519,9 +529,11 @@ async def test_no_browser_and_no_terminal_is_a_clear_error(output: io.StringIO) 
 
 
 async def test_no_browser_falls_back_to_paste(output: io.StringIO) -> None:
-    session = await start(BrowserLogin(opener=never_opens, output=output, input=io.StringIO("")))
+    typed = io.StringIO()
+    session = await start(BrowserLogin(opener=never_opens, output=output, input=typed))
     pasted = callback(session, code=CODE, state=STATE)
-    session._login._input = io.StringIO("not a url at all\n" + pasted + "\n")
+    typed.write("not a url at all\n" + pasted + "\n")
+    typed.seek(0)
     url = await session.complete(AUTH_URL, state=STATE, timeout=5)
     assert url == pasted
     text = output.getvalue()
@@ -647,10 +659,12 @@ async def test_no_system_browser_falls_back_to_paste(
     monkeypatch.setattr("sys.platform", "linux")
     opened: list[str] = []
     monkeypatch.setattr("webbrowser.open", lambda url, *a, **k: bool(opened.append(url)))
-    login = BrowserLogin(output=output, input=io.StringIO())
+    typed = io.StringIO()
+    login = BrowserLogin(output=output, input=typed)
     assert not login.browser_available()
     session = await start(login)
-    login._input = io.StringIO(callback(session, code=CODE, state=STATE) + "\n")
+    typed.write(callback(session, code=CODE, state=STATE) + "\n")
+    typed.seek(0)
     assert CODE in await session.complete(AUTH_URL, state=STATE, timeout=5)
     assert opened == []  # no console browser was started in the terminal
     assert "Could not open a browser" in output.getvalue()
