@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from ._lazy import lazy_names
 
 if TYPE_CHECKING:
+    from .blocking import run_blocking
     from .client_credentials import ClientCredentials, IdentityAssertion
     from .errors import (
         AuthorizationError,
@@ -86,6 +87,7 @@ _WHERE = {
     "TokenStore": ".store",
     "canonical_resource_url": ".metadata",
     "probe_keyring": ".store.keys",
+    "run_blocking": ".blocking",
     "visible_text": ".untrusted",
     "secure_resource_url": ".metadata",
 }
@@ -122,6 +124,7 @@ __all__ = [
     "TokenStore",
     "canonical_resource_url",
     "probe_keyring",
+    "run_blocking",
     "secure_resource_url",
     "visible_text",
 ]

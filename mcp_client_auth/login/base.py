@@ -15,6 +15,10 @@ import asyncio
 import inspect
 import socket
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..effects import ShowDeviceCode
 
 __all__ = ["CallbackLogin", "Login", "LoginCallable", "LoginSession", "loopback_redirect_uri"]
 
@@ -68,6 +72,39 @@ class Login(abc.ABC):
     @abc.abstractmethod
     async def start(self, *, redirect_uri: str | None, redirect_port: int | None) -> LoginSession:
         """Prepare a login; ``redirect_uri`` is the stored registration's, when there is one."""
+
+    # The device flow's two moments with the user. These defaults keep the strategies' own
+    # ``show``/``wait`` until each strategy overrides these methods itself.
+
+    async def show_device_code(self, code: ShowDeviceCode) -> None:
+        """Tell the user where to enter the device flow's code (RFC 8628 3.3)."""
+        show = getattr(self, "show", None)
+        if show is not None:
+            show(
+                code.verification_uri,
+                code.user_code,
+                code.verification_uri_complete,
+                code.expires_in,
+            )
+            return
+        import sys
+
+        from ..untrusted import clean_text, visible_url
+
+        # server text on the terminal: shown as DeviceLogin.show shows it
+        where = visible_url(code.verification_uri_complete or code.verification_uri)
+        print(
+            f"To sign in, open {where} and enter the code {clean_text(code.user_code, 64)}",
+            file=sys.stderr,
+        )
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait between the device flow's polls."""
+        wait = getattr(self, "wait", None)
+        if wait is not None:
+            await wait(seconds)
+        else:
+            await asyncio.sleep(seconds)
 
 
 class _CallbackSession(LoginSession):
