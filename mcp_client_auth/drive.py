@@ -5,7 +5,7 @@ the caller's client and its response comes back; every other item the steps yiel
 effect, which the performer turns into a value, or an error that the driver throws into the
 steps at the point that asked (where the flow may handle it). The performer holds what a run
 holds (lock, login sessions, client) and lets go of it in ``close``, however the run ends. It
-is made at the first effect: a request sent with a valid token needs none.
+is made at the first effect.
 """
 
 from __future__ import annotations
@@ -65,12 +65,10 @@ def drive_sync(
 
 
 async def drive_async(
-    steps: Steps, request: Any, performer: Callable[[], AsyncPerformer], *, read_body: bool
+    steps: Steps, request: Any, performer: Callable[[], AsyncPerformer]
 ) -> AsyncGenerator[Any, Any]:
-    """An httpx ``async_auth_flow``: yields ``request`` whenever the steps send it
-    (``read_body``: after reading its body, so that it can be sent again)."""
-    if read_body:
-        await request.aread()
+    """An httpx ``async_auth_flow`` (``request``'s body already read): yields ``request``
+    whenever the steps send it."""
     run = _Run(steps)
     running: AsyncPerformer | None = None
     try:
@@ -96,6 +94,6 @@ async def run_async(steps: Steps, performer: Callable[[], AsyncPerformer]) -> An
     def keeping_result() -> Steps:
         result.append((yield from steps))
 
-    async for _ in drive_async(keeping_result(), object(), performer, read_body=False):
+    async for _ in drive_async(keeping_result(), object(), performer):
         raise AssertionError("these steps send no request")  # pragma: no cover
     return result[0]

@@ -31,7 +31,7 @@ from .perform import AssertionSource, Context, RefreshLocks
 from .perform_async import AsyncPerformer
 from .perform_sync import SyncPerformer
 from .registration import ClientSettings
-from .resource import ResourceSide, Steps, unchanged
+from .resource import ResourceSide, Steps
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
 
@@ -264,25 +264,54 @@ class OAuthClientProvider(AuthBase):
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         resource = self._resource
         if not resource.covers(request.url):
-            return unchanged(request)
+            yield request
+            return
         request.read()
+        tokens = self._flow.valid_tokens()
+        response = None
+        if tokens is not None:  # the fast path: no effect, no performer
+            resource.authorize(request, tokens)
+            response = yield request
+            if tokens.token_type == "DPoP":
+                resource.note_nonce(response)
+            if response.status_code not in (401, 403):
+                return
         context = self._context
-        return drive_sync(
-            resource.auth_steps(request),
+        yield from drive_sync(
+            resource.request_steps(request, tokens, response),
             request,
             lambda: SyncPerformer(context, context.http.library(request)),
         )
 
-    def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
+    async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         resource = self._resource
-        covered = resource.covers(request.url)
+        if not resource.covers(request.url):
+            yield request
+            return
+        await request.aread()
+        tokens = self._flow.valid_tokens()
+        response = None
+        if tokens is not None:  # the fast path: no effect, no performer
+            resource.authorize(request, tokens)
+            response = yield request
+            if tokens.token_type == "DPoP":
+                resource.note_nonce(response)
+            if response.status_code not in (401, 403):
+                return
         context = self._context
-        return drive_async(
-            resource.auth_steps(request) if covered else unchanged(request),
+        driven = drive_async(
+            resource.request_steps(request, tokens, response),
             request,
             lambda: AsyncPerformer(context, context.http.library(request)),
-            read_body=covered,
         )
+        try:  # ``yield from`` for an async generator: each request out, its response in
+            item = await driven.asend(None)
+            while True:
+                item = await driven.asend((yield item))
+        except StopAsyncIteration:
+            return
+        finally:
+            await driven.aclose()
 
     # -- the login strategy ----------------------------------------------------------------
 

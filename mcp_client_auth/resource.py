@@ -33,7 +33,7 @@ from .metadata import (
 from .tokens import TokenSet
 from .untrusted import clean_text, header_secrets, server_nonce
 
-__all__ = ["MAX_AUTH_ROUNDS", "ResourceSide", "Steps", "unchanged"]
+__all__ = ["MAX_AUTH_ROUNDS", "ResourceSide", "Steps"]
 
 logger = logging.getLogger("mcp_client_auth")
 
@@ -67,11 +67,6 @@ def path_of(raw: bytes) -> str:
     """The path of an httpx or httpx2 URL's ``raw_path``: as it goes on the wire
     (percent-encoded), without the query."""
     return raw.partition(b"?")[0].decode("ascii", "replace") or "/"
-
-
-def unchanged(request: Request) -> Steps:
-    """The steps for a request the token is not for: it goes out as it is."""
-    yield request
 
 
 def asks_for_nonce(challenges: Sequence[Challenge]) -> bool:
@@ -161,21 +156,7 @@ class ResourceSide:
         if nonce:
             self.flow.note_resource_nonce(nonce)
 
-    # -- one request of the caller's ------------------------------------------------------
-
-    def auth_steps(self, request: Request) -> Steps:
-        """One request to the resource (:meth:`covers` it): with the valid token in memory
-        it is sent with no effect at all; else, or on a 401 or 403, :meth:`request_steps`."""
-        tokens = self.flow.valid_tokens()
-        response = None
-        if tokens is not None:
-            self.authorize(request, tokens)
-            response = yield request
-            if tokens.token_type == "DPoP":
-                self.note_nonce(response)
-            if response.status_code not in (401, 403):
-                return
-        yield from self.request_steps(request, tokens, response)
+    # -- the steps after the fast path ----------------------------------------------------
 
     def request_steps(
         self, request: Request, sent: TokenSet | None, response: Response | None
