@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from ._lazy import lazy_names
 
 if TYPE_CHECKING:
+    from .blocking import run_blocking
     from .client_credentials import ClientCredentials, IdentityAssertion
     from .errors import (
         AuthorizationError,
@@ -87,6 +88,7 @@ _WHERE = {
     "TokenStore": ".store",
     "canonical_resource_url": ".urls",
     "probe_keyring": ".store.keys",
+    "run_blocking": ".blocking",
     "visible_text": ".server_text",
     "secure_resource_url": ".url_rules",
 }
@@ -123,6 +125,7 @@ __all__ = [
     "TokenStore",
     "canonical_resource_url",
     "probe_keyring",
+    "run_blocking",
     "secure_resource_url",
     "visible_text",
 ]

@@ -5,10 +5,14 @@ these effects and receive their results. It never touches the network, the store
 or the clock itself, so every step is testable with plain values, and one flow serves the sync
 and async drivers of both httpx and httpx2.
 
+The drivers' own steps (``resource.py``) yield the refresh lock as effects too
+(:class:`AcquireLock`, :class:`TryLock`, :class:`ReleaseLock`), so one performer per kind of
+driver does every piece of I/O and the generators hold no resources of their own.
+
 The effects are immutable values (equal when their type and fields are), written as plain
 classes with ``__slots__`` rather than frozen dataclasses: a reconnecting process imports this
-module, and building eleven dataclasses (each ``exec``-ing its generated methods) cost it
-about 8 ms, a fifth of the library's import time.
+module, and dataclasses generate their methods with ``exec`` at import, a cost such a process
+would pay for nothing.
 """
 
 from __future__ import annotations
@@ -26,19 +30,21 @@ if TYPE_CHECKING:  # the login package is imported only by a process that logs i
     from .login.base import LoginSession
 
 __all__ = [
+    "AcquireLock",
     "CompleteLogin",
     "DeleteRecord",
     "Effect",
-    "GetAssertion",
     "GetSubjectToken",
     "HttpRequest",
     "HttpResponse",
     "LoadRecord",
+    "ReleaseLock",
     "SaveRecord",
     "ShowDeviceCode",
     "Sleep",
     "StartLogin",
     "Step",
+    "TryLock",
 ]
 
 _set = object.__setattr__  # how __init__ fills the slots of a value that refuses assignment
@@ -305,18 +311,6 @@ class ShowDeviceCode(_Value):
         _set(self, "expires_in", expires_in)
 
 
-class GetAssertion(_Value):
-    """Ask the caller for a JWT assertion for ``audience`` and ``resource`` (returns ``str``)."""
-
-    __slots__ = ("audience", "resource")
-    audience: str
-    resource: str
-
-    def __init__(self, audience: str, resource: str) -> None:
-        _set(self, "audience", audience)
-        _set(self, "resource", resource)
-
-
 class GetSubjectToken(_Value):
     """The subject token of a token exchange: ``source`` itself, or what calling it returns
     (sync or async); returns ``str``."""
@@ -339,6 +333,31 @@ class Sleep(_Value):
         _set(self, "seconds", seconds)
 
 
+class AcquireLock(_Value):
+    """Take the refresh lock of this resource, waiting as long as the store's lock allows:
+    first the in-process lock, then the store's cross-process one (returns ``None``)."""
+
+    __slots__ = ()
+
+
+class TryLock(_Value):
+    """One try at the refresh lock (returns ``bool``: held).
+
+    The first try of a run takes the in-process lock and tries the store's once; each later
+    one first waits as long as the store's lock says between tries. A run that stops trying
+    yields :class:`ReleaseLock`, which also ends the wait.
+    """
+
+    __slots__ = ()
+
+
+class ReleaseLock(_Value):
+    """Close the login sessions this run opened, then let go of the refresh lock, held or
+    waited for (returns ``None``; nothing happens when neither)."""
+
+    __slots__ = ()
+
+
 Effect = (
     HttpRequest
     | LoadRecord
@@ -347,9 +366,11 @@ Effect = (
     | StartLogin
     | CompleteLogin
     | ShowDeviceCode
-    | GetAssertion
     | GetSubjectToken
     | Sleep
+    | AcquireLock
+    | TryLock
+    | ReleaseLock
 )
 
 # A step of the flow: yields effects, receives their results, returns T.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import traceback
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,12 +19,20 @@ import httpx
 import httpx2
 
 from mcp_client_auth import MCPAuthError, OAuthClientProvider, TokenStore
-from mcp_client_auth.flow_http import FlowHttp
 
 from .hostile import Hostile
 
 LIBS = {"httpx": httpx, "httpx2": httpx2}
 COMBOS = ["httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async"]
+# the library each provider made here sends its own requests with (see ``send``)
+_OWN_LIBRARY: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def own_transport(servers: Hostile, combo: str = "httpx-sync") -> Any:
+    """The ``transport=`` that sends a provider's own requests (discovery, token...) to the
+    same servers, with the combo's library: what a client of the request's library does with
+    the real servers."""
+    return LIBS[combo.split("-")[0]].MockTransport(servers.handler)
 
 
 def provider(
@@ -31,14 +40,20 @@ def provider(
     store: TokenStore | None = None,
     *,
     login: Callable[[str], str] | None = None,
+    combo: str = "httpx-sync",
     **kwargs: Any,
 ) -> OAuthClientProvider:
-    return OAuthClientProvider(
+    """A provider for ``servers`` whose own requests go there with ``combo``'s library (pass
+    the same ``combo`` to :func:`send`)."""
+    kwargs.setdefault("transport", own_transport(servers, combo))
+    auth = OAuthClientProvider(
         servers.resource,
         store=store if store is not None else TokenStore.memory(),
         login=login or servers.approve,
         **kwargs,
     )
+    _OWN_LIBRARY[auth] = LIBS[combo.split("-")[0]]
+    return auth
 
 
 def send(
@@ -55,9 +70,8 @@ def send(
     target = url or servers.resource
     payload = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
     transport = lib.MockTransport(servers.handler)
-    # The provider's own requests (discovery, token...) reach the same servers, with the
-    # combo's library: what ``transport=`` at construction does, chosen here per combo.
-    auth._http = FlowHttp(transport=transport)
+    own = _OWN_LIBRARY.get(auth)
+    assert own in (None, lib), f"make the provider with combo={combo!r} too"
     if mode == "sync":
         with lib.Client(transport=transport, auth=auth, follow_redirects=follow_redirects) as c:
             return c.post(target, json=payload)

@@ -19,7 +19,7 @@ import pytest
 
 from mcp_client_auth import AuthorizationError, DiscoveryError, TokenStore, challenges
 from mcp_client_auth.challenges import MAX_CHALLENGE_HEADER_BYTES
-from mcp_client_auth.provider import MAX_AUTH_ROUNDS
+from mcp_client_auth.resource import MAX_AUTH_ROUNDS
 
 from ..test_metadata import LINEAR_READS, CountingText
 from .drive import COMBOS, assert_clean, outcome, provider, send, stored
@@ -176,7 +176,7 @@ def test_endless_401_is_bounded(combo: str) -> None:
     servers = Hostile()
     refuse_always(servers, 401, servers.challenge(error="invalid_token"))
     store = TokenStore.memory()
-    error = outcome(servers, provider(servers, store), combo=combo)
+    error = outcome(servers, provider(servers, store, combo=combo), combo=combo)
     assert_clean(
         error,
         AuthorizationError,
@@ -224,7 +224,7 @@ def test_endless_403_insufficient_scope_is_bounded(combo: str) -> None:
             servers._issue(seen.form.get("client_id", ""), "read", servers.resource)
         ),
     )
-    error = outcome(servers, provider(servers), combo=combo)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo)
     assert_clean(
         error,
         AuthorizationError,

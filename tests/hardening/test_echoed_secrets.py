@@ -17,7 +17,6 @@ import logging
 from typing import Any
 from urllib.parse import unquote
 
-import httpx
 import pytest
 
 from mcp_client_auth import (
@@ -28,10 +27,18 @@ from mcp_client_auth import (
     TokenError,
     TokenStore,
 )
-from mcp_client_auth.flow_http import FlowHttp
 from mcp_client_auth.login.device import DeviceLogin
 
-from .drive import COMBOS, assert_clean, everything_said, leaked, outcome, provider, send
+from .drive import (
+    COMBOS,
+    assert_clean,
+    everything_said,
+    leaked,
+    outcome,
+    own_transport,
+    provider,
+    send,
+)
 from .hostile import Hostile, Reply, Seen
 
 pytestmark = pytest.mark.timeout(90)
@@ -100,9 +107,10 @@ def assert_no_echo(error: object, kind: type, pattern: str, secrets: set[str]) -
 # -- the identity provider of an ID-JAG exchange -------------------------------------------------
 
 
-def id_jag(servers: Hostile, auth_method: str) -> IdentityAssertion:
+def id_jag(servers: Hostile, auth_method: str, combo: str = "httpx-sync") -> IdentityAssertion:
     return IdentityAssertion(
         servers.resource,
+        transport=own_transport(servers, combo),
         client_id="mcp-client",
         store=TokenStore.memory(),
         assertion=IdJagExchange(
@@ -125,7 +133,7 @@ def idp_secrets() -> set[str]:
 def test_identity_provider_echo_leaks_no_id_token_or_secret(auth_method: str, combo: str) -> None:
     servers = Hostile()
     servers.hooks["other"] = echo_reply()
-    error = outcome(servers, id_jag(servers, auth_method), combo=combo)
+    error = outcome(servers, id_jag(servers, auth_method, combo), combo=combo)
     assert_no_echo(error, TokenError, r"identity provider refused .*HTTP 400", idp_secrets())
     assert isinstance(error, TokenError) and error.description and "…" in error.description
 
@@ -134,7 +142,7 @@ def test_identity_provider_echo_leaks_no_id_token_or_secret(auth_method: str, co
 def test_identity_provider_deeply_nested_answer_is_a_typed_error(combo: str) -> None:
     servers = Hostile()
     servers.hooks["other"] = deep_reply()
-    error = outcome(servers, id_jag(servers, "client_secret_basic"), combo=combo)
+    error = outcome(servers, id_jag(servers, "client_secret_basic", combo), combo=combo)
     assert_clean(error, TokenError, r"identity provider refused .*HTTP 400", idp_secrets())
 
 
@@ -154,9 +162,9 @@ def test_identity_provider_issuing_an_echo_as_token_type_leaks_nothing() -> None
 def test_token_endpoint_echo_of_a_confidential_client_leaks_nothing(combo: str) -> None:
     servers = Hostile(confidential=True)
     store = TokenStore.memory()
-    assert send(servers, provider(servers, store), combo=combo).status_code == 200
+    assert send(servers, provider(servers, store, combo=combo), combo=combo).status_code == 200
     servers.on_grant("refresh_token", echo_reply())
-    error = outcome(servers, provider(servers, store, clock=later), combo=combo)
+    error = outcome(servers, provider(servers, store, clock=later, combo=combo), combo=combo)
     assert_no_echo(error, TokenError, r"token refresh .*HTTP 400", servers.secrets)
 
 
@@ -164,7 +172,7 @@ def test_token_endpoint_echo_of_a_confidential_client_leaks_nothing(combo: str) 
 def test_code_exchange_echo_leaks_no_code_or_verifier(combo: str) -> None:
     servers = Hostile()
     servers.on_grant("authorization_code", echo_reply())
-    error = outcome(servers, provider(servers), combo=combo)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo)
     assert_no_echo(error, TokenError, r"code exchange .*HTTP 400", servers.secrets)
 
 
@@ -176,7 +184,7 @@ def test_code_exchange_echo_leaks_no_code_or_verifier(combo: str) -> None:
 def test_registration_refusal_is_clean(reply: Any, combo: str) -> None:
     servers = Hostile()
     servers.hooks["register"] = reply
-    error = outcome(servers, provider(servers), combo=combo)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo)
     assert_clean(error, RegistrationError, r"refused to register this client \(HTTP 400", set())
     assert "\x1b" not in str(error) and "\u202e" not in str(error)
 
@@ -225,7 +233,6 @@ def test_revocation_echo_leaks_nothing(confidential: bool) -> None:
 
     servers.hooks["revoke"] = echo
     auth = provider(servers, store)
-    auth._http = FlowHttp(transport=httpx.MockTransport(servers.handler))
     result = auth.logout()
     said = " ".join(result.errors)
     assert result.errors and "HTTP 400" in said
@@ -243,7 +250,7 @@ def test_device_authorization_refusal_is_clean(reply: Any, combo: str) -> None:
     servers.asm_extra["device_authorization_endpoint"] = DEVICE_ENDPOINT
     servers.hooks["other"] = lambda seen: reply(seen) if seen.url == DEVICE_ENDPOINT else None
     servers.hooks["unknown"] = servers.hooks["other"]
-    auth = provider(servers, login=DeviceLogin(output=io.StringIO()), timeout=5)
+    auth = provider(servers, login=DeviceLogin(output=io.StringIO()), timeout=5, combo=combo)
     error = outcome(servers, auth, combo=combo)
     assert_clean(error, AuthorizationError, r"device authorization request failed", servers.secrets)
     assert "\x1b" not in str(error) and "\u202e" not in str(error)
@@ -258,7 +265,7 @@ def test_resource_echoing_the_token_in_a_malformed_challenge_is_logged_without_i
 ) -> None:
     servers = Hostile()
     store = TokenStore.memory()
-    assert send(servers, provider(servers, store), combo=combo).status_code == 200
+    assert send(servers, provider(servers, store, combo=combo), combo=combo).status_code == 200
 
     def resource(seen: Seen) -> Reply:
         token = seen.headers.get("authorization", "").partition(" ")[2]
@@ -267,7 +274,7 @@ def test_resource_echoing_the_token_in_a_malformed_challenge_is_logged_without_i
 
     servers.hooks["resource"] = resource
     with caplog.at_level(logging.DEBUG, logger="mcp_client_auth"):
-        outcome(servers, provider(servers, store), combo=combo)
+        outcome(servers, provider(servers, store, combo=combo), combo=combo)
     assert "malformed WWW-Authenticate" in caplog.text
     assert not leaked(caplog.text, pieces(servers.secrets))
     assert "\u202e" not in caplog.text

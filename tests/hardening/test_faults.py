@@ -65,7 +65,7 @@ def test_as_unreachable_during_refresh_keeps_the_tokens(combo: str, kind: str) -
     servers = Hostile()
     store, before = logged_in(servers)
     servers.hooks["token"] = unreachable(kind)
-    auth = provider(servers, store, clock=later)
+    auth = provider(servers, store, clock=later, combo=combo)
     error = outcome(servers, auth, combo=combo)
     assert isinstance(error, Exception)
     assert servers.logins == 1  # no login over a network failure
@@ -82,7 +82,7 @@ def test_as_unreachable_during_refresh_is_a_typed_error(combo: str, kind: str) -
     servers = Hostile()
     store, _ = logged_in(servers)
     servers.hooks["token"] = unreachable(kind)
-    error = outcome(servers, provider(servers, store, clock=later), combo=combo)
+    error = outcome(servers, provider(servers, store, clock=later, combo=combo), combo=combo)
     assert_clean(
         error,
         TokenError,
@@ -152,7 +152,10 @@ def test_invalid_grant_drops_the_tokens_and_logs_in_again(combo: str) -> None:
     servers = Hostile()
     store, before = logged_in(servers)
     refuse_refresh(servers)
-    assert send(servers, provider(servers, store, clock=later), combo=combo).status_code == 200
+    assert (
+        send(servers, provider(servers, store, clock=later, combo=combo), combo=combo).status_code
+        == 200
+    )
     assert servers.logins == 2
     after = stored(store, servers)
     assert after.tokens.refresh_token != before.tokens.refresh_token

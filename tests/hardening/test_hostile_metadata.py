@@ -416,7 +416,7 @@ def test_hostile_server_is_a_typed_error(case: Case, combo: str) -> None:
     servers = Hostile()
     case.setup(servers)
     store = TokenStore.memory()
-    error = outcome(servers, provider(servers, store), combo=combo)
+    error = outcome(servers, provider(servers, store, combo=combo), combo=combo)
     if isinstance(error, Exception) and not isinstance(error, MCPAuthError):
         raise error  # an untyped crash: show it as it is
     assert_clean(error, case.error, case.pattern, servers.secrets)
@@ -451,7 +451,7 @@ def test_discovery_redirected_to_another_origin_is_refused(combo: str) -> None:
     servers = Hostile()
     servers.hooks["prm"] = lambda seen: Reply(302, b"", [("location", f"{EVIL}/prm")])
     servers.hooks["other"] = lambda seen: evil_prm(servers)
-    error = outcome(servers, provider(servers), combo=combo, follow_redirects=True)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo, follow_redirects=True)
     assert_clean(
         error, DiscoveryError, r"redirected to another origin \(https://evil.example/prm\)"
     )

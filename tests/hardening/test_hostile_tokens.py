@@ -148,7 +148,7 @@ def test_bad_code_exchange_stores_nothing(case: Case, combo: str) -> None:
     servers = Hostile()
     servers.on_grant("authorization_code", case.reply(servers))
     store = TokenStore.memory()
-    error = outcome(servers, provider(servers, store), combo=combo)
+    error = outcome(servers, provider(servers, store, combo=combo), combo=combo)
     _untyped(error)
     assert_clean(error, TokenError, case.pattern, servers.secrets)
     assert len(servers.token_requests()) == 1  # one exchange, no retry with the same code

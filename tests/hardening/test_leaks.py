@@ -34,7 +34,17 @@ from mcp_client_auth.flow import FlowSettings
 from mcp_client_auth.registration import ClientSettings
 from tests.cli.conftest import CLI
 
-from .drive import COMBOS, assert_clean, everything_said, leaked, outcome, provider, send, stored
+from .drive import (
+    COMBOS,
+    assert_clean,
+    everything_said,
+    leaked,
+    outcome,
+    own_transport,
+    provider,
+    send,
+    stored,
+)
 from .hostile import EVIL, Hostile, Reply, bound_socket, serve
 
 pytestmark = pytest.mark.timeout(90)
@@ -67,11 +77,11 @@ def test_whole_flow_at_debug_leaks_nothing(
     servers = Hostile(confidential=True)
     httpx_mock.add_callback(servers.handler, is_reusable=True, is_optional=True)  # logout's
     store = TokenStore.memory()
-    auth = provider(servers, store)
+    auth = provider(servers, store, combo=combo)
     objects: list[object] = []
     assert send(servers, auth, combo=combo).status_code == 200
     objects += public_objects(auth, store)
-    expired = provider(servers, store, clock=later)
+    expired = provider(servers, store, clock=later, combo=combo)
     assert send(servers, expired, combo=combo).status_code == 200  # refresh
     objects += public_objects(expired, store)
     servers.required_scope = "admin"
@@ -112,7 +122,11 @@ def test_client_credentials_flow_leaks_nothing(caplog: pytest.LogCaptureFixture)
     servers.clients["svc"] = {"client_id": "svc", "client_secret": secret}
     servers.secrets.add(secret)
     auth = ClientCredentials(
-        servers.resource, client_id="svc", client_secret=secret, store=TokenStore.memory()
+        servers.resource,
+        client_id="svc",
+        client_secret=secret,
+        store=TokenStore.memory(),
+        transport=own_transport(servers),
     )
     assert send(servers, auth).status_code == 200
     assert leaked(caplog.text + shown(public_objects(auth, auth.store)), servers.secrets) == []
@@ -208,7 +222,7 @@ def test_exchange_error_echoing_the_code_is_redacted() -> None:
 @pytest.mark.parametrize("combo", COMBOS)
 def test_redirect_from_the_resource_does_not_carry_the_token(combo: str) -> None:
     servers = Hostile()
-    auth = provider(servers)
+    auth = provider(servers, combo=combo)
     assert send(servers, auth, combo=combo).status_code == 200
     servers.hooks["resource"] = lambda seen: Reply(307, b"", [("location", f"{EVIL}/mcp")])
     servers.hooks["other"] = lambda seen: Reply.json({"ok": True})

@@ -85,7 +85,7 @@ def test_caller_default_headers_stay_with_the_caller(live: Hostile) -> None:
 def test_registration_redirect_is_never_followed(combo: str, follow: bool) -> None:
     servers = Hostile()
     servers.hooks["register"] = lambda seen: Reply(307, b"", [("location", f"{EVIL}/reg")])
-    error = outcome(servers, provider(servers), combo=combo, follow_redirects=follow)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo, follow_redirects=follow)
     assert isinstance(error, Exception)
     assert servers.requests_to(EVIL) == []
     assert servers.token_requests() == []

@@ -193,7 +193,7 @@ def test_metadata_redirect_to_an_unusable_location_is_a_discovery_error(
     from .hostile import Hostile, Reply
 
     servers = Hostile(hooks={"prm": lambda seen: Reply(302, b"", [("location", location)])})
-    error = outcome(servers, provider(servers), combo=combo)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo)
     assert isinstance(error, DiscoveryError), (
         f"{type(error).__module__}.{type(error).__name__}: {error}"
     )
@@ -254,7 +254,7 @@ def test_server_url_longer_than_httpx_takes_is_a_typed_error(
     from .hostile import Hostile
 
     servers = Hostile(**extra)
-    error = outcome(servers, provider(servers), combo=combo)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo)
     assert isinstance(error, MCPAuthError), (
         f"{type(error).__module__}.{type(error).__name__}: {error}"
     )
@@ -299,7 +299,7 @@ def test_server_host_httpx_cannot_encode_is_a_typed_error(combo: str, endpoint: 
     from .hostile import Hostile
 
     servers = Hostile(asm_extra={"token_endpoint": endpoint})
-    error = outcome(servers, provider(servers), combo=combo)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo)
     assert isinstance(error, MCPAuthError), (
         f"{type(error).__module__}.{type(error).__name__}: {error}"
     )
@@ -308,7 +308,7 @@ def test_server_host_httpx_cannot_encode_is_a_typed_error(combo: str, endpoint: 
 def test_device_code_shown_without_a_show_method_is_cleaned(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """F25's rule stops at ``provider._perform``'s ``ShowDeviceCode`` fallback: for a login of
+    """F25's rule stops at ``Login.show_device_code``'s default: for a login of
     the caller's own (the public ``Login``/``LoginSession`` API) whose session asks for the
     device flow (answers ``UseDeviceFlow``) and has no ``show``, it ``print``s the server's
     ``user_code`` (never checked past "a non-empty string") raw to stderr: ANSI escapes and
@@ -353,8 +353,12 @@ def test_device_code_shown_without_a_show_method_is_cleaned(
         async def start(self, *, redirect_uri: Any, redirect_port: Any) -> LoginSession:
             return Session()
 
-    auth = OAuthClientProvider(servers.resource, store=TokenStore.memory(), login=MyLogin())
-    auth._http = FlowHttp(transport=httpx.MockTransport(servers.handler))
+    auth = OAuthClientProvider(
+        servers.resource,
+        store=TokenStore.memory(),
+        login=MyLogin(),
+        transport=httpx.MockTransport(servers.handler),
+    )
 
     async def run() -> None:
         # the server denies the device login; what matters is what was printed
@@ -392,7 +396,6 @@ def test_logout_forgets_the_tokens_whatever_the_revocation_endpoint(endpoint: st
     store = TokenStore.memory()
     auth = provider(servers, store)
     assert send(servers, auth).status_code == 200
-    auth._http = FlowHttp(transport=httpx.MockTransport(servers.handler))
     try:
         asyncio.run(auth.alogout())
     except MCPAuthError:

@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-import httpx
 import pytest
 
 from mcp_client_auth import MCPAuthError, RegistrationError, TokenStore
 from mcp_client_auth._portal import run_sync
 from mcp_client_auth.effects import HttpRequest
-from mcp_client_auth.flow_http import FlowHttp
 from mcp_client_auth.metadata import UrlRules
 from mcp_client_auth.registration import ClientSettings, update_registration
 from mcp_client_auth.tokens import ClientRegistration
@@ -88,7 +86,6 @@ def test_logout_forgets_when_the_stored_revocation_endpoint_breaks_the_url_rules
     assert record is not None and record.tokens is not None
     metadata = {**(record.server_metadata or {}), "revocation_endpoint": "http://evil.test/r"}
     run_sync(store.put(replace(record, server_metadata=metadata)))
-    auth._http = FlowHttp(transport=httpx.MockTransport(servers.handler))
     result = asyncio.run(auth.alogout())
     assert result.forgotten and not result.revoked
     assert result.errors and "https" in result.errors[0]

@@ -27,7 +27,7 @@ from mcp_client_auth import (
 from mcp_client_auth.login.device import DeviceLogin
 from mcp_client_auth.untrusted import parse_json, server_number
 
-from .drive import COMBOS, assert_clean, outcome, provider
+from .drive import COMBOS, assert_clean, outcome, own_transport, provider
 from .hostile import Hostile, Reply, Seen
 from .test_own_client import get_through, live
 
@@ -97,7 +97,7 @@ def test_device_login_with_hostile_numbers_ends_within_the_timeout(
     numbers: str, pattern: str, combo: str
 ) -> None:
     servers = device_servers(numbers)
-    auth = provider(servers, login=DeviceLogin(output=io.StringIO()), timeout=0.5)
+    auth = provider(servers, login=DeviceLogin(output=io.StringIO()), timeout=0.5, combo=combo)
     error = outcome(servers, auth, combo=combo)
     assert_clean(error, AuthorizationError, pattern, servers.secrets)
     assert len(servers.token_requests(DEVICE_GRANT)) <= 2
@@ -144,6 +144,7 @@ def test_identity_provider_answer_with_nan_is_refused() -> None:
         servers.resource,
         client_id="mcp-client",
         assertion=IdJagExchange(idp, id_token="id-token-SECRET", client_id="idp-client"),
+        transport=own_transport(servers),
     )
     error = outcome(servers, auth)
     assert_clean(error, TokenError, r"not valid JSON.*NaN", ["id-token-SECRET"])

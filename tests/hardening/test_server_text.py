@@ -88,7 +88,7 @@ def test_metadata_url_with_a_hidden_character_is_refused(field: str, char: str, 
         logins.append(url)
         return servers.approve(url)
 
-    error = outcome(servers, provider(servers, login=login), combo=combo)
+    error = outcome(servers, provider(servers, login=login, combo=combo), combo=combo)
     assert_clean(error, DiscoveryError, r"not an absolute https URL|hidden|control")
     assert not raw_hidden(str(error)) and not logins
 
@@ -141,7 +141,7 @@ GOOD_DEVICE = {
 def test_device_verification_page_with_a_bidi_override_is_refused(field: str, combo: str) -> None:
     servers = device_servers({**GOOD_DEVICE, field: "https://auth.example.com/\u202eexe.gnp"})
     output = io.StringIO()
-    auth = provider(servers, login=DeviceLogin(output=output), timeout=5)
+    auth = provider(servers, login=DeviceLogin(output=output), timeout=5, combo=combo)
     error = outcome(servers, auth, combo=combo)
     assert_clean(error, DiscoveryError, r"verification page")
     assert not raw_hidden(str(error) + output.getvalue())
@@ -152,7 +152,7 @@ def test_device_verification_page_with_a_bidi_override_is_refused(field: str, co
 def test_device_user_code_is_shown_with_escapes(combo: str) -> None:
     servers = device_servers({**GOOD_DEVICE, "user_code": "WDJB\x1b[2J\x9b\u202eMJHT"})
     output = io.StringIO()
-    auth = provider(servers, login=DeviceLogin(output=output), timeout=5)
+    auth = provider(servers, login=DeviceLogin(output=output), timeout=5, combo=combo)
     outcome(servers, auth, combo=combo)
     shown = output.getvalue()
     assert "WDJB\\x1b[2J\\x9b\\u202eMJHT" in shown
@@ -208,7 +208,7 @@ def test_a_look_alike_host_is_printed_in_its_ascii_form(combo: str) -> None:
     servers.asm_extra.update(issuer=look_alike, authorization_endpoint=f"{look_alike}/authorize")
     output = io.StringIO()
     login = PasteLogin(input=io.StringIO(""), output=output)
-    outcome(servers, provider(servers, login=login, timeout=5), combo=combo)
+    outcome(servers, provider(servers, login=login, timeout=5, combo=combo), combo=combo)
     shown = output.getvalue()
     assert "https://xn--uth-5cd.example.com/authorize?" in shown, shown
     assert "\u0430" not in shown

@@ -53,7 +53,7 @@ def test_the_token_goes_only_where_the_server_sees_the_resource(
     combo: str, path: str, attached: bool
 ) -> None:
     servers = Hostile()
-    auth = provider(servers)
+    auth = provider(servers, combo=combo)
     assert send(servers, auth, combo=combo).status_code == 200  # logged in
     servers.seen.clear()
     send(servers, auth, combo=combo, url=ORIGIN + path)

@@ -97,7 +97,7 @@ def test_the_environment_variable_allows_plain_http(
 def test_with_the_opt_in_a_plain_http_server_works(combo: str) -> None:
     """The development case the opt-in is for: resource and authorization server on http."""
     servers = Hostile(resource=REMOTE_HTTP, issuer="http://auth.example.com")
-    auth = provider(servers, allow_insecure_http=True)
+    auth = provider(servers, allow_insecure_http=True, combo=combo)
     assert send(servers, auth, combo=combo).status_code == 200
 
 
@@ -156,7 +156,7 @@ def _nothing_local_reached(servers: Hostile) -> None:
 @pytest.mark.parametrize("field", ENDPOINTS)
 def test_a_remote_servers_endpoint_on_this_machine_is_refused(combo: str, field: str) -> None:
     servers = Hostile(asm_extra={field: "https://127.0.0.1:6379/x?probe=1"})
-    error = outcome(servers, provider(servers), combo=combo)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo)
     assert isinstance(error, DiscoveryError), error
     assert field in str(error) and "points at this machine" in str(error)
     assert servers.count("token") == 0
@@ -166,7 +166,7 @@ def test_a_remote_servers_endpoint_on_this_machine_is_refused(combo: str, field:
 @pytest.mark.parametrize("where", [*THIS_MACHINE, *SHORTHANDS])
 def test_every_spelling_of_this_machine_is_refused(where: str) -> None:
     servers = Hostile(asm_extra={"token_endpoint": f"{where}/token"})
-    error = outcome(servers, provider(servers), combo="httpx2-async")
+    error = outcome(servers, provider(servers, combo="httpx2-async"), combo="httpx2-async")
     assert isinstance(error, DiscoveryError), error
     assert "token_endpoint" in str(error)
     assert servers.count("token") == 0
@@ -178,7 +178,7 @@ def test_a_remote_resource_may_not_name_an_authorization_server_on_this_machine(
     combo: str,
 ) -> None:
     servers = Hostile(prm_extra={"authorization_servers": ["https://localhost:9000"]})
-    error = outcome(servers, provider(servers), combo=combo)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo)
     assert isinstance(error, DiscoveryError) and "points at this machine" in str(error), error
     _nothing_local_reached(servers)
 
@@ -188,7 +188,7 @@ def test_a_challenge_may_not_send_discovery_to_this_machine(combo: str) -> None:
     servers = Hostile(
         challenges=['Bearer resource_metadata="https://127.0.0.1:2375/containers/json"']
     )
-    error = outcome(servers, provider(servers), combo=combo)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo)
     assert isinstance(error, DiscoveryError), error
     assert "resource_metadata" in str(error) and "points at this machine" in str(error)
     _nothing_local_reached(servers)
@@ -215,7 +215,7 @@ def test_a_stored_record_from_before_cannot_send_the_refresh_to_this_machine() -
 def test_a_loopback_resource_keeps_its_loopback_servers(combo: str) -> None:
     """The control: everything on this machine (the real-server tests and the demo rely on it)."""
     servers = Hostile(resource="http://127.0.0.1:8000/mcp", issuer="http://localhost:9000")
-    assert send(servers, provider(servers), combo=combo).status_code == 200
+    assert send(servers, provider(servers, combo=combo), combo=combo).status_code == 200
     assert servers.count("token") == 1
 
 
@@ -252,7 +252,7 @@ def test_url_rules_directly() -> None:
 def test_a_metadata_redirect_to_this_machine_is_not_followed(combo: str) -> None:
     servers = Hostile()
     servers.hooks["prm"] = lambda seen: Reply(307, b"", [("location", "https://127.0.0.1:6379/")])
-    error = outcome(servers, provider(servers), combo=combo)
+    error = outcome(servers, provider(servers, combo=combo), combo=combo)
     assert isinstance(error, DiscoveryError), error
     _nothing_local_reached(servers)
 

@@ -23,7 +23,7 @@ from mcp_client_auth.dpop import DPoPKey, htu
 from mcp_client_auth.tokens import ServerRecord, TokenSet
 
 from .fake_servers import ISSUER, RESOURCE, FakeServers, b64, jwk_thumbprint
-from .test_provider_flow import COMBOS, call, own_requests_through, provider
+from .test_provider_flow import COMBOS, call, own_transport, provider
 
 # -- the key and its proofs ----------------------------------------------------------------
 
@@ -104,7 +104,7 @@ def dpop_servers(**kwargs: Any) -> FakeServers:
 def test_dpop_where_advertised_proofs_on_token_and_every_resource_request(combo: str) -> None:
     servers = dpop_servers()
     store = TokenStore.memory()
-    auth = provider(servers, store)
+    auth = provider(servers, store, combo=combo)
     assert call(combo, servers, auth).status_code == 200
     assert call(combo, servers, auth).status_code == 200
     token_requests = [s for s in servers.seen if s.path == "/token"]
@@ -142,7 +142,7 @@ def test_authorization_request_carries_dpop_jkt() -> None:
 def test_token_endpoint_nonce_one_retry_then_kept(combo: str) -> None:
     servers = dpop_servers(as_nonce="as-nonce-1", reported_ttl=0)  # refresh every time
     store = TokenStore.memory()
-    auth = provider(servers, store)
+    auth = provider(servers, store, combo=combo)
     assert call(combo, servers, auth).status_code == 200
     token_requests = [s for s in servers.seen if s.path == "/token"]
     assert len(token_requests) == 2  # use_dpop_nonce, then the retry with it
@@ -157,7 +157,7 @@ def test_token_endpoint_nonce_one_retry_then_kept(combo: str) -> None:
 @pytest.mark.parametrize("combo", COMBOS)
 def test_resource_nonce_one_retry_then_kept(combo: str) -> None:
     servers = dpop_servers(rs_nonce="rs-nonce-1")
-    auth = provider(servers)
+    auth = provider(servers, combo=combo)
     assert call(combo, servers, auth).status_code == 200
     servers.seen.clear()
     assert call(combo, servers, auth).status_code == 200
@@ -205,7 +205,7 @@ def test_dpop_true_refuses_a_bearer_token() -> None:
 def test_dpop_true_with_an_unsupported_algorithm_is_a_configuration_error() -> None:
     servers = FakeServers(dpop_algs=["RS256"])
     with pytest.raises(ConfigurationError, match="RS256"):
-        call("httpx2-sync", servers, provider(servers, dpop=True))
+        call("httpx2-sync", servers, provider(servers, dpop=True, combo="httpx2-sync"))
     servers = FakeServers(dpop_algs=["RS256"])  # dpop=None: bearer tokens there
     auth = provider(servers)
     assert call("httpx2-sync", servers, auth).status_code == 200
@@ -216,12 +216,12 @@ def test_dpop_true_with_an_unsupported_algorithm_is_a_configuration_error() -> N
 def test_stored_key_and_tokens_serve_a_new_process(combo: str) -> None:
     servers = dpop_servers(reported_ttl=0)
     store = TokenStore.memory()
-    assert call(combo, servers, provider(servers, store)).status_code == 200
+    assert call(combo, servers, provider(servers, store, combo=combo)).status_code == 200
     first = asyncio.run(store.get(RESOURCE))
     assert first is not None and first.dpop_key is not None
     servers.seen.clear()
     # a new provider: loads the record, refreshes with a proof of the same key
-    assert call(combo, servers, provider(servers, store)).status_code == 200
+    assert call(combo, servers, provider(servers, store, combo=combo)).status_code == 200
     assert [s.path for s in servers.seen] == ["/token", "/mcp"]
     assert servers.proofs[-2]["jkt"] == servers.proofs[-1]["jkt"] == first.dpop_key.thumbprint
 
@@ -243,10 +243,8 @@ def test_valid_dpop_token_request_path_touches_no_store() -> None:
     from key_value.aio.stores.memory import MemoryStore
 
     store = CountingStore(MemoryStore())
-    auth = provider(servers, store)
-
     transport = httpx2.MockTransport(servers.handler)
-    own_requests_through(auth, transport)
+    auth = provider(servers, store, transport=transport)
 
     async def run() -> None:
         async with httpx2.AsyncClient(transport=transport, auth=auth) as client:
@@ -309,7 +307,7 @@ def test_dpop_key_is_encrypted_at_rest_by_the_default_store(
 def test_bearer_only_resource_gets_bearer_tokens_though_the_server_offers_dpop(combo: str) -> None:
     """The mcp SDK's resource servers take only Bearer, while oidc-provider offers DPoP."""
     servers = dpop_servers(rs_dpop=False)
-    auth = provider(servers)
+    auth = provider(servers, combo=combo)
     assert call(combo, servers, auth).status_code == 200
     assert all("dpop" not in s.headers for s in servers.seen)
     assert auth.tokens is not None and auth.tokens.token_type == "Bearer"
@@ -326,11 +324,8 @@ def test_dpop_true_binds_tokens_where_the_server_does_not_advertise_it(
     assert auth.tokens is not None and auth.tokens.dpop_bound is bool(dpop)
 
 
-def test_resource_metadata_naming_dpop_binds_tokens_without_a_request(
-    httpx_mock: HTTPXMock,
-) -> None:
+def test_resource_metadata_naming_dpop_binds_tokens_without_a_request() -> None:
     servers = dpop_servers(prm_dpop_algs=["ES256"])
-    httpx_mock.add_callback(servers.handler, is_reusable=True)
     tokens = provider(servers).get_token()  # no challenge seen: the PRM says DPoP
     assert tokens.dpop_bound
 
@@ -362,7 +357,10 @@ def test_dpop_tokens_refused_with_a_bearer_challenge_fall_back_to_bearer() -> No
     """A stored DPoP-bound token for a resource that turns out to take only Bearer."""
     servers = dpop_servers()
     store = TokenStore.memory()
-    assert call("httpx2-sync", servers, provider(servers, store)).status_code == 200
+    assert (
+        call("httpx2-sync", servers, provider(servers, store, combo="httpx2-sync")).status_code
+        == 200
+    )
     servers.rs_dpop = False  # the resource (now) says only Bearer
     servers.seen.clear()
     auth = provider(servers, store)
@@ -449,7 +447,11 @@ def test_dpop_nonces_of_a_resource_and_its_server_on_one_origin_are_kept_apart(
     two: one use_dpop_nonce refusal from each, the first time only."""
     servers = SameOriginServers()
     auth = OAuthClientProvider(
-        RESOURCE, store=TokenStore.memory(), login=servers.approve, client_id="pre-registered"
+        RESOURCE,
+        store=TokenStore.memory(),
+        login=servers.approve,
+        client_id="pre-registered",
+        transport=own_transport(servers),
     )
     for _ in range(3):
         assert call(combo, servers, auth).status_code == 200  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from mcp_client_auth import ClientCredentials, TokenError, TokenStore
 
 from .fake_servers import ISSUER, PRM_URL, RESOURCE, FakeServers, Seen
-from .test_provider_flow import COMBOS, call, provider
+from .test_provider_flow import COMBOS, call, own_transport, provider
 
 LEGACY = "https://mcp.example.com"  # a 2025-03-26 server: the resource's origin is its AS
 REDIRECT = "http://127.0.0.1:33418/callback"
@@ -284,7 +284,11 @@ def test_client_credentials_authenticate_with_http_basic(combo: str) -> None:
     servers = StepServers()
     servers.preregister("svc:reports", secret="p@ss:wörd +1")
     auth = ClientCredentials(
-        RESOURCE, client_id="svc:reports", client_secret="p@ss:wörd +1", store=TokenStore.memory()
+        RESOURCE,
+        client_id="svc:reports",
+        client_secret="p@ss:wörd +1",
+        store=TokenStore.memory(),
+        transport=own_transport(servers),
     )
     assert call(combo, servers, auth).status_code == 200
     assert servers.urls() == [RESOURCE, PRM_URL, AS_METADATA, f"{ISSUER}/token", RESOURCE]
@@ -304,7 +308,11 @@ def test_client_credentials_with_private_key_jwt(combo: str) -> None:
     servers = StepServers()
     servers.public_keys["svc"] = key.public_key()
     auth = ClientCredentials(
-        RESOURCE, client_id="svc", private_key=pem(key), store=TokenStore.memory()
+        RESOURCE,
+        client_id="svc",
+        private_key=pem(key),
+        store=TokenStore.memory(),
+        transport=own_transport(servers),
     )
     assert call(combo, servers, auth).status_code == 200
     [token] = servers.token_requests()
@@ -337,6 +345,7 @@ def test_private_key_jwt_with_an_ec_key_and_a_new_assertion_for_each_grant() -> 
         private_key=pem(key),
         signing_algorithm="ES256",
         store=TokenStore.memory(),
+        transport=own_transport(servers),
     )
     assert call("httpx2-async", servers, auth).status_code == 200
     assert call("httpx2-async", servers, auth).status_code == 200
@@ -356,7 +365,11 @@ def test_private_key_jwt_client_authenticates_its_refresh_too() -> None:
     servers = StepServers(reported_ttl=0)  # issues refresh tokens, each seen as expired
     servers.public_keys["svc"] = key.public_key()
     auth = ClientCredentials(
-        RESOURCE, client_id="svc", private_key=pem(key), store=TokenStore.memory()
+        RESOURCE,
+        client_id="svc",
+        private_key=pem(key),
+        store=TokenStore.memory(),
+        transport=own_transport(servers),
     )
     assert call("httpx-sync", servers, auth).status_code == 200
     assert call("httpx-sync", servers, auth).status_code == 200
@@ -371,7 +384,11 @@ def test_a_wrong_private_key_is_refused_by_the_server() -> None:
     servers.public_keys["svc"] = rsa.generate_private_key(65537, 2048).public_key()
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     auth = ClientCredentials(
-        RESOURCE, client_id="svc", private_key=pem(other), store=TokenStore.memory()
+        RESOURCE,
+        client_id="svc",
+        private_key=pem(other),
+        store=TokenStore.memory(),
+        transport=own_transport(servers),
     )
     with pytest.raises(TokenError, match="invalid_client"):
         call("httpx-sync", servers, auth)

@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from cryptography.fernet import Fernet
@@ -31,7 +30,7 @@ from mcp_client_auth import (
 from mcp_client_auth.store import keys
 
 from .fake_servers import IDP, ISSUER, ISSUER2, RESOURCE, FakeServers
-from .test_provider_flow import COMBOS, call, own_requests_through
+from .test_provider_flow import COMBOS, call, own_transport
 
 ASSERTION = "workload-jwt"
 SOURCES = ["fixed", "callable", "id-jag"]
@@ -50,7 +49,9 @@ def identity_assertion(
 
     else:
         assertion = IdJagExchange(f"{IDP}/token", id_token=servers.id_token, client_id="idp-app")
-    return IdentityAssertion(RESOURCE, assertion=assertion, store=store, **kwargs)
+    return IdentityAssertion(
+        RESOURCE, assertion=assertion, store=store, **kwargs, transport=own_transport(servers)
+    )
 
 
 def nothing_for_the_new_server(servers: FakeServers) -> None:
@@ -103,7 +104,13 @@ def test_a_client_secret_is_bound_the_same_way_without_a_login() -> None:
     """ClientCredentials, the rule the assertion now shares."""
     servers = FakeServers(valid_assertion=ASSERTION)
     store = TokenStore.memory()
-    auth = ClientCredentials(RESOURCE, client_id="svc", client_secret="s3cret", store=store)
+    auth = ClientCredentials(
+        RESOURCE,
+        client_id="svc",
+        client_secret="s3cret",
+        store=store,
+        transport=own_transport(servers),
+    )
     with pytest.raises(TokenError):  # the fake server has no client_credentials grant
         call("httpx2-async", servers, auth)
     servers.migrate()
@@ -177,17 +184,27 @@ def test_logout_of_a_private_key_jwt_client_sends_a_fresh_client_assertion() -> 
     )
     servers = FakeServers(valid_assertion=ASSERTION)
     store = TokenStore.memory()
-    auth = IdentityAssertion(RESOURCE, assertion=ASSERTION, client_id="wif", store=store)
+    auth = IdentityAssertion(
+        RESOURCE,
+        assertion=ASSERTION,
+        client_id="wif",
+        store=store,
+        transport=own_transport(servers),
+    )
     assert call("httpx-sync", servers, auth).status_code == 200
     # the same record, as a private_key_jwt client's (the fake issues it a refresh token)
     signer = ClientCredentials(
-        RESOURCE, client_id="wif", private_key=pem, signing_algorithm="ES256", store=store
+        RESOURCE,
+        client_id="wif",
+        private_key=pem,
+        signing_algorithm="ES256",
+        store=store,
+        transport=own_transport(servers),
     )
     record = asyncio.run(store.get(RESOURCE))
     assert record is not None and record.client is not None
     client = replace(record.client, token_endpoint_auth_method="private_key_jwt")
     asyncio.run(store.put(replace(record, client=client)))
-    own_requests_through(signer, httpx.MockTransport(servers.handler))
     servers.seen.clear()
     result = signer.logout()
     revocations = [s for s in servers.seen if s.path == "/revoke"]

@@ -31,7 +31,7 @@ from .fake_servers import (
     TOKEN_EXCHANGE,
     FakeServers,
 )
-from .test_provider_flow import COMBOS, call, provider
+from .test_provider_flow import COMBOS, call, own_transport, provider
 
 # -- workload identity: the JWT bearer grant with the platform's token ------------------------
 
@@ -40,7 +40,11 @@ from .test_provider_flow import COMBOS, call, provider
 def test_workload_identity_jwt_bearer_grant(combo: str) -> None:
     servers = FakeServers(valid_assertion="workload-jwt")
     auth = IdentityAssertion(
-        RESOURCE, client_id="wif-client", assertion="workload-jwt", store=TokenStore.memory()
+        RESOURCE,
+        client_id="wif-client",
+        assertion="workload-jwt",
+        store=TokenStore.memory(),
+        transport=own_transport(servers),
     )
     assert call(combo, servers, auth).status_code == 200
     [token] = [s for s in servers.seen if s.path == "/token"]
@@ -54,7 +58,12 @@ def test_workload_identity_jwt_bearer_grant(combo: str) -> None:
 @pytest.mark.parametrize("combo", COMBOS)
 def test_refused_assertion_no_retry_and_no_other_grant(combo: str) -> None:
     servers = FakeServers(valid_assertion="the-right-one")
-    auth = IdentityAssertion(RESOURCE, assertion="expired-jwt", store=TokenStore.memory())
+    auth = IdentityAssertion(
+        RESOURCE,
+        assertion="expired-jwt",
+        store=TokenStore.memory(),
+        transport=own_transport(servers),
+    )
     with pytest.raises(TokenError, match="invalid_grant"):
         call(combo, servers, auth)
     assert [s.form["grant_type"] for s in servers.seen if s.path == "/token"] == [JWT_BEARER]
@@ -69,7 +78,9 @@ def test_assertion_callable_gets_the_issuer_and_resource() -> None:
         asked.append((audience, resource))
         return "jwt-for-as"
 
-    auth = IdentityAssertion(RESOURCE, assertion=assertion, store=TokenStore.memory())
+    auth = IdentityAssertion(
+        RESOURCE, assertion=assertion, store=TokenStore.memory(), transport=own_transport(servers)
+    )
     assert call("httpx2-async", servers, auth).status_code == 200
     assert asked == [(ISSUER, RESOURCE)]
 
@@ -91,6 +102,7 @@ def enterprise(servers: FakeServers, **kwargs: Any) -> IdentityAssertion:
         assertion=exchange,
         store=TokenStore.memory(),
         **kwargs,
+        transport=own_transport(servers),
     )
 
 
@@ -165,9 +177,8 @@ def test_id_jag_exchange_refuses_plain_http_and_missing_client() -> None:
     assert "eyJ-secret" not in repr(exchange) and "s3" not in repr(exchange)
 
 
-def test_id_jag_exchange_without_a_request(httpx_mock: HTTPXMock) -> None:
+def test_id_jag_exchange_without_a_request() -> None:
     servers = FakeServers()
-    httpx_mock.add_callback(servers.handler, is_reusable=True)
     tokens = enterprise(servers).get_token()
     assert tokens.access_token in servers.access
     assert servers.count("/token", IDP) == 1
@@ -185,7 +196,10 @@ def test_client_credentials_token_request_carries_a_dpop_proof(httpx_mock: HTTPX
 
     httpx_mock.add_callback(token, is_reusable=True)
     auth = ClientCredentials(
-        RESOURCE, client_id="svc", client_secret="s3cret", store=TokenStore.memory()
+        RESOURCE,
+        client_id="svc",
+        client_secret="s3cret",
+        store=TokenStore.memory(),
     )
 
     # the fake AS does not implement client_credentials: check the request, not the answer
@@ -219,7 +233,7 @@ def test_step_up_authorization_request_keeps_the_granted_scopes(combo: str) -> N
 
 def test_dynamic_registration_sends_application_type() -> None:
     servers = FakeServers()
-    assert call("httpx2-sync", servers, provider(servers)).status_code == 200
+    assert call("httpx2-sync", servers, provider(servers, combo="httpx2-sync")).status_code == 200
     [client] = servers.clients.values()
     assert client["application_type"] == "native"
     assert client["grant_types"] == ["authorization_code", "refresh_token"]

@@ -25,7 +25,7 @@ from mcp_client_auth.login import BrowserLogin, NoBrowserError, PasteLogin
 from mcp_client_auth.login.browser import DEVICE_FALLBACK_NOTE
 
 from .fake_servers import ISSUER, RESOURCE, FakeServers, Seen
-from .test_provider_flow import own_requests_through
+from .test_provider_flow import own_transport
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -92,8 +92,13 @@ def never_opens(url: str) -> bool:
 
 def get_token(servers: FakeServers, login: Any, **kwargs: Any) -> Any:
     """The provider's ``aget_token`` against ``servers``: the token, or the error raised."""
-    auth = OAuthClientProvider(RESOURCE, store=TokenStore.memory(), login=login, **kwargs)
-    own_requests_through(auth, httpx.MockTransport(servers.handler))
+    auth = OAuthClientProvider(
+        RESOURCE,
+        store=TokenStore.memory(),
+        login=login,
+        transport=own_transport(servers),
+        **kwargs,
+    )
 
     async def run() -> Any:
         try:
@@ -277,8 +282,13 @@ async def login_through_the_listener(
 ) -> Any:
     """``aget_token`` where the user opens the printed URL in a browser elsewhere, which then
     reaches the loopback listener (an SSH tunnel, say): the token, or the error raised."""
-    auth = OAuthClientProvider(RESOURCE, store=TokenStore.memory(), login=login, **kwargs)
-    own_requests_through(auth, httpx.MockTransport(servers.handler))
+    auth = OAuthClientProvider(
+        RESOURCE,
+        store=TokenStore.memory(),
+        login=login,
+        transport=own_transport(servers),
+        **kwargs,
+    )
     task = asyncio.ensure_future(auth.aget_token())
     marker = "sign in:\n\n    "
     while marker not in output.getvalue() and not task.done():

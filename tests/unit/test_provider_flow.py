@@ -13,26 +13,26 @@ import httpx2
 import pytest
 
 from mcp_client_auth import OAuthClientProvider, TokenStore
-from mcp_client_auth.flow_http import FlowHttp
 
 from .fake_servers import ISSUER, RESOURCE, FakeServers
 
 COMBOS = ["httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async"]
 
 
-def own_requests_through(auth: Any, transport: Any) -> None:
-    """What ``transport=`` at construction does, for a provider made before the test chose
-    its library: the flow's own requests go to ``transport`` (a MockTransport), of that
-    library, as they would go to the real servers through a client of the request's library."""
-    auth._http = FlowHttp(transport=transport)
+LIBS = {"httpx": httpx, "httpx2": httpx2}
+
+
+def own_transport(servers: FakeServers, combo: str = "httpx-sync") -> Any:
+    """The ``transport=`` that sends a provider's own requests (discovery, token...) to the
+    fake servers with the combo's library, as a client of the request's library sends them
+    to the real servers."""
+    return LIBS[combo.split("-")[0]].MockTransport(servers.handler)
 
 
 def call(combo: str, servers: FakeServers, auth: Any, url: str = RESOURCE) -> Any:
-    """POST to ``url`` through the combo's client with ``auth``; return the response. The
-    provider's own requests (discovery, token...) go to the same fake servers."""
-    lib = httpx if combo.startswith("httpx-") else httpx2
+    """POST to ``url`` through the combo's client with ``auth``; return the response."""
+    lib = LIBS[combo.split("-")[0]]
     transport = lib.MockTransport(servers.handler)
-    own_requests_through(auth, transport)
     if combo.endswith("sync") and not combo.endswith("async"):
         with lib.Client(transport=transport, auth=auth) as client:
             return client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
@@ -45,16 +45,23 @@ def call(combo: str, servers: FakeServers, auth: Any, url: str = RESOURCE) -> An
 
 
 def provider(
-    servers: FakeServers, store: TokenStore | None = None, **kwargs: Any
+    servers: FakeServers,
+    store: TokenStore | None = None,
+    *,
+    combo: str = "httpx-sync",
+    **kwargs: Any,
 ) -> OAuthClientProvider:
+    """A provider whose own requests reach the fake servers (:func:`own_transport`), with
+    ``combo``'s library."""
     login: Callable[[str], str] = kwargs.pop("login", servers.approve)
+    kwargs.setdefault("transport", own_transport(servers, combo))
     return OAuthClientProvider(RESOURCE, store=store or TokenStore.memory(), login=login, **kwargs)
 
 
 @pytest.mark.parametrize("combo", COMBOS)
 def test_first_request_runs_the_whole_flow(combo: str) -> None:
     servers = FakeServers()
-    auth = provider(servers)
+    auth = provider(servers, combo=combo)
     response = call(combo, servers, auth)
     assert response.status_code == 200
     paths = [s.path for s in servers.seen]
@@ -78,9 +85,9 @@ def test_first_request_runs_the_whole_flow(combo: str) -> None:
 def test_second_provider_with_same_store_sends_one_request(combo: str) -> None:
     servers = FakeServers()
     store = TokenStore.memory()
-    assert call(combo, servers, provider(servers, store)).status_code == 200
+    assert call(combo, servers, provider(servers, store, combo=combo)).status_code == 200
     servers.seen.clear()
-    assert call(combo, servers, provider(servers, store)).status_code == 200
+    assert call(combo, servers, provider(servers, store, combo=combo)).status_code == 200
     assert [s.path for s in servers.seen] == ["/mcp"]
 
 
@@ -88,9 +95,9 @@ def test_second_provider_with_same_store_sends_one_request(combo: str) -> None:
 def test_expired_token_is_refreshed_before_the_request(combo: str) -> None:
     servers = FakeServers(reported_ttl=0)  # seen as expired at once
     store = TokenStore.memory()
-    assert call(combo, servers, provider(servers, store)).status_code == 200
+    assert call(combo, servers, provider(servers, store, combo=combo)).status_code == 200
     servers.seen.clear()
-    assert call(combo, servers, provider(servers, store)).status_code == 200
+    assert call(combo, servers, provider(servers, store, combo=combo)).status_code == 200
     assert [s.path for s in servers.seen] == ["/token", "/mcp"]
     assert servers.seen[0].form["grant_type"] == "refresh_token"
     assert servers.seen[0].form["resource"] == RESOURCE
@@ -100,10 +107,10 @@ def test_expired_token_is_refreshed_before_the_request(combo: str) -> None:
 def test_refused_refresh_falls_back_to_login(combo: str) -> None:
     servers = FakeServers(reported_ttl=0)
     store = TokenStore.memory()
-    assert call(combo, servers, provider(servers, store)).status_code == 200
+    assert call(combo, servers, provider(servers, store, combo=combo)).status_code == 200
     servers.refuse_refresh = True
     servers.seen.clear()
-    assert call(combo, servers, provider(servers, store)).status_code == 200
+    assert call(combo, servers, provider(servers, store, combo=combo)).status_code == 200
     paths = [s.path for s in servers.seen]
     assert paths[0] == "/token" and paths[-1] == "/mcp"
     assert servers.count("/register") == 0  # the stored registration is reused
@@ -121,7 +128,7 @@ def test_step_up_requests_the_union_of_scopes(combo: str) -> None:
         asked.append(parse_qs(urlsplit(url).query)["scope"][0])
         return servers.approve(url)
 
-    response = call(combo, servers, provider(servers, scopes=None, login=login))
+    response = call(combo, servers, provider(servers, scopes=None, login=login, combo=combo))
     assert response.status_code == 200
     assert asked == ["read write", "read write admin"]
     codes = [s.form for s in servers.seen if s.path == "/token"]
@@ -137,7 +144,7 @@ def test_step_up_requests_the_union_of_scopes(combo: str) -> None:
 def test_token_is_not_sent_to_other_origins(combo: str) -> None:
     servers = FakeServers()
     store = TokenStore.memory()
-    auth = provider(servers, store)
+    auth = provider(servers, store, combo=combo)
     assert call(combo, servers, auth).status_code == 200
     servers.seen.clear()
     call(combo, servers, auth, url="https://elsewhere.example.com/mcp")
@@ -149,10 +156,12 @@ def test_token_is_not_sent_to_other_origins(combo: str) -> None:
 def test_concurrent_requests_on_an_expired_token_make_one_token_request() -> None:
     servers = FakeServers()
     store = TokenStore.memory()
-    assert call("httpx2-async", servers, provider(servers, store)).status_code == 200
+    assert (
+        call("httpx2-async", servers, provider(servers, store, combo="httpx2-async")).status_code
+        == 200
+    )
     servers.seen.clear()
     later = time.time() + 3600  # the stored token has expired for this provider
-    auth = provider(servers, store, clock=lambda: later)
 
     async def slow_token_endpoint(request: Any) -> Any:
         # a token endpoint that takes a while, so the other requests queue on the lock
@@ -161,7 +170,7 @@ def test_concurrent_requests_on_an_expired_token_make_one_token_request() -> Non
         return servers.handler(request)
 
     transport = httpx2.MockTransport(slow_token_endpoint)
-    own_requests_through(auth, transport)
+    auth = provider(servers, store, combo="httpx2-async", clock=lambda: later, transport=transport)
 
     async def run() -> list[int]:
         async with httpx2.AsyncClient(transport=transport, auth=auth) as client:

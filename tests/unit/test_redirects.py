@@ -19,11 +19,11 @@ import httpx2
 import pytest
 
 from mcp_client_auth import OAuthClientProvider, TokenStore
-from mcp_client_auth.flow_http import FlowHttp
 
 from .fake_servers import RESOURCE, FakeServers, Seen
 
 COMBOS = ["httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async"]
+LIBS = {"httpx": httpx, "httpx2": httpx2}
 MOVED = "https://mcp.example.com/mcp/moved"  # the resource's request that answers 307
 SAME_ORIGIN = "https://mcp.example.com/admin"  # another path of the resource's origin
 OTHER_ORIGIN = "https://files.example.net/mcp"
@@ -49,11 +49,9 @@ class Redirecting:
 
 
 def send(combo: str, site: Redirecting, auth: Any, url: str, *, follow: bool) -> Any:
-    """POST ``url`` through the combo's client with ``auth``; the flow's own requests go to
-    the same fake servers with the same library."""
-    lib = httpx if combo.startswith("httpx-") else httpx2
+    """POST ``url`` through the combo's client with ``auth``."""
+    lib = LIBS[combo.split("-")[0]]
     transport = lib.MockTransport(site.handler)
-    auth._http = FlowHttp(transport=transport)
     body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
     if combo.endswith("-sync"):
         with lib.Client(transport=transport, auth=auth, follow_redirects=follow) as client:
@@ -67,9 +65,16 @@ def send(combo: str, site: Redirecting, auth: Any, url: str, *, follow: bool) ->
 
 
 def logged_in(combo: str, site: Redirecting) -> tuple[OAuthClientProvider, str]:
-    """A provider that has logged in (one request to the resource), and its access token."""
+    """A provider that has logged in (one request to the resource), and its access token.
+    Its own requests (discovery, token...) go to the same fake servers with the combo's
+    library."""
     store = TokenStore.memory()
-    auth = OAuthClientProvider(RESOURCE, store=store, login=site.servers.approve)
+    auth = OAuthClientProvider(
+        RESOURCE,
+        store=store,
+        login=site.servers.approve,
+        transport=LIBS[combo.split("-")[0]].MockTransport(site.handler),
+    )
     assert send(combo, site, auth, RESOURCE, follow=False).status_code == 200
     record = asyncio.run(store.get(RESOURCE))
     assert record is not None and record.tokens is not None

@@ -30,7 +30,7 @@ class Recorder:
 def step_up_to_admin(combo: str, servers: FakeServers) -> Recorder:
     """A login with the metadata's scope, then a step-up to ``admin``; the logins' queries."""
     login = Recorder(servers)
-    auth = provider(servers, scopes=None, login=login)
+    auth = provider(servers, scopes=None, login=login, combo=combo)
     assert call(combo, servers, auth).status_code == 200
     servers.required_scope = "admin"
     response = call(combo, servers, auth)
@@ -54,7 +54,7 @@ def test_first_registration_covers_what_the_server_advertises(combo: str) -> Non
     """A server that holds a client to its registered scope (oidc-provider, the mcp SDK's): the
     first registration already covers an advertised scope a later step-up asks for."""
     servers = FakeServers(scopes_supported=["read", "write", "admin"], registered_scope_limits=True)
-    auth = provider(servers, scopes=["read"])
+    auth = provider(servers, scopes=["read"], combo=combo)
     assert call(combo, servers, auth).status_code == 200
     [client] = servers.clients.values()
     assert set(client["scope"].split()) == {"read", "write", "admin"}
@@ -79,7 +79,12 @@ def test_a_login_without_scope_registers_for_none() -> None:
     that asks for none does not register for what the server advertises."""
     servers = MetadataServers(as_extra={"scopes_supported": ["read", "admin"]}, scopes_supported=[])
     login = Recorder(servers)
-    assert call("httpx2-sync", servers, provider(servers, login=login)).status_code == 200
+    assert (
+        call(
+            "httpx2-sync", servers, provider(servers, login=login, combo="httpx2-sync")
+        ).status_code
+        == 200
+    )
     [client] = servers.clients.values()
     assert "scope" not in client and "scope" not in login.queries[0]
 
@@ -111,7 +116,7 @@ def test_registration_refused_for_advertised_scopes_registers_for_the_login_scop
     combo: str,
 ) -> None:
     servers = PickyRegistration(scopes_supported=["read", "admin"])
-    auth = provider(servers, scopes=["read"])
+    auth = provider(servers, scopes=["read"], combo=combo)
     assert call(combo, servers, auth).status_code == 200
     [client] = servers.clients.values()
     assert client["scope"] == "read"
@@ -154,7 +159,12 @@ def test_prompt_consent_only_for_offline_access_at_an_openid_provider(
 ) -> None:
     servers = MetadataServers(as_extra=as_extra, scopes_supported=as_extra["scopes_supported"])
     login = Recorder(servers)
-    assert call("httpx2-sync", servers, provider(servers, login=login)).status_code == 200
+    assert (
+        call(
+            "httpx2-sync", servers, provider(servers, login=login, combo="httpx2-sync")
+        ).status_code
+        == 200
+    )
     [query] = login.queries
     assert "offline_access" in query["scope"].split()
     assert query.get("prompt") == prompt

@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 from mcp_client_auth import OAuthClientProvider, TokenStore
 
 from .fake_servers import RESOURCE, FakeServers
-from .test_provider_flow import call, own_requests_through, provider
+from .test_provider_flow import call, provider
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,21 +38,22 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
     return TokenStore.default(tmp_path / "store")
 
 
-def logged_in(servers: FakeServers, store: TokenStore) -> OAuthClientProvider:
-    """A provider whose stored token the client sees as expired at once (``reported_ttl=0``
-    on ``servers``), so its next use refreshes."""
+def logged_in(
+    servers: FakeServers, store: TokenStore, combo: str = "httpx-sync"
+) -> OAuthClientProvider:
+    """A provider (its own requests with ``combo``'s library) whose stored token the client
+    sees as expired at once (``reported_ttl=0`` on ``servers``), so its next use refreshes."""
     assert call("httpx-sync", servers, provider(servers, store)).status_code == 200
     servers.seen.clear()
-    return provider(servers, store)
+    return provider(servers, store, combo=combo)
 
 
 @pytest.mark.parametrize("library", ["httpx", "httpx2"])
 def test_sync_client_refreshes_inside_a_running_loop(library: str, store: TokenStore) -> None:
     servers = FakeServers(reported_ttl=0)
-    auth = logged_in(servers, store)
+    auth = logged_in(servers, store, f"{library}-sync")
     lib = LIBRARIES[library]
     transport = lib.MockTransport(servers.handler)
-    own_requests_through(auth, transport)
 
     async def main() -> tuple[int, int]:
         loop = asyncio.get_running_loop()
@@ -77,7 +78,6 @@ def test_sync_client_refreshes_inside_a_running_loop(library: str, store: TokenS
 def test_get_token_refreshes_inside_a_running_loop(store: TokenStore) -> None:
     servers = FakeServers(reported_ttl=0)
     auth = logged_in(servers, store)
-    own_requests_through(auth, httpx.MockTransport(servers.handler))
 
     async def main() -> str:
         return auth.get_token().access_token
@@ -92,9 +92,8 @@ def test_get_token_refreshes_inside_a_running_loop(store: TokenStore) -> None:
 def test_sync_login_inside_a_running_loop() -> None:
     """The first use, with a login callable, from a sync client inside a running loop."""
     servers = FakeServers()
-    auth = provider(servers, TokenStore.memory())
     transport = httpx.MockTransport(servers.handler)
-    own_requests_through(auth, transport)
+    auth = provider(servers, TokenStore.memory(), transport=transport)
 
     async def main() -> int:
         with httpx.Client(transport=transport, auth=auth) as client:

@@ -1,11 +1,13 @@
-"""``_eager.run_eagerly``: a coroutine that never suspends runs at once, one that does is
-handed, fresh, to the fallback (the sync driver's first store read, see provider._drive_sync)."""
+"""``run_blocking``: a coroutine that never suspends runs at once, one that does is run again,
+fresh, elsewhere (the sync performer's store reads, and the command-line tool's)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
-from mcp_client_auth._eager import run_eagerly
+from mcp_client_auth import run_blocking
+from mcp_client_auth.blocking import run_now as run_eagerly
 
 
 def test_a_coroutine_that_never_suspends_runs_here_without_the_fallback() -> None:
@@ -48,3 +50,27 @@ def test_an_error_of_a_coroutine_that_never_suspends_is_raised_once() -> None:
     else:
         raise AssertionError("the error was lost")
     assert calls == [1]
+
+
+def test_run_blocking_runs_a_suspending_coroutine_on_the_portal_thread() -> None:
+    threads: list[str] = []
+
+    async def read() -> str:
+        threads.append(threading.current_thread().name)
+        await asyncio.sleep(0)
+        return "record"
+
+    assert run_blocking(read) == "record"
+    here = threading.current_thread().name
+    assert threads[0] == here and threads[1] != here  # started here, then run on the portal
+
+
+def test_run_blocking_runs_a_coroutine_that_never_suspends_in_this_thread() -> None:
+    threads: list[str] = []
+
+    async def read() -> str:
+        threads.append(threading.current_thread().name)
+        return "record"
+
+    assert run_blocking(read) == "record"
+    assert threads == [threading.current_thread().name]
