@@ -118,9 +118,9 @@ def shell_quote(text: str) -> str:
 def run_now(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a store coroutine, without an event loop when it never suspends (the default
     store's): ``token`` then need not import asyncio."""
-    from .._eager import run_eagerly
+    from .. import run_blocking
 
-    return run_eagerly(factory, run)
+    return run_blocking(factory)
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -242,7 +242,7 @@ class EncryptedFileStore(BatchFromSingle):
     """
 
     #: Its coroutines complete without awaiting anything (small files, read and written in
-    #: place): the sync driver runs a read at once, with no event loop (``_eager``).
+    #: place): the sync driver runs a read at once, with no event loop (``run_blocking``).
     never_suspends = True
 
     def __init__(

@@ -40,7 +40,6 @@ def package_imports(source: str) -> list[tuple[str, str]]:
 # The proxy command lives in its own public package (``mcp_client_auth.proxy``, itself built on
 # the provider and the store), which adds its subcommand to the parser.
 UTILITIES = {
-    ("mcp_client_auth._eager", "run_eagerly"),
     ("mcp_client_auth.proxy.command", "add_proxy_command"),
 }
 
