@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import AuthorizationError
-from .untrusted import clean_text
+from .server_text import clean_text
 
 __all__ = ["ForeignCallback", "callback_parameters", "check_callback"]
 

@@ -15,22 +15,22 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .challenges import find_challenge, parse_www_authenticate
 from .effects import Effect, HttpRequest, HttpResponse
 from .errors import DiscoveryError
-from .metadata import (
-    UrlRules,
-    authorization_server_metadata_urls,
-    fallback_server_metadata,
-    find_challenge,
-    origin,
+from .metadata_documents import (
     parse_json_document,
-    parse_www_authenticate,
-    protected_resource_metadata_urls,
-    resource_covers,
     validate_resource_metadata,
     validate_server_metadata,
 )
-from .untrusted import clean_text, quoted
+from .server_text import clean_text, quoted
+from .url_rules import UrlRules, resource_covers
+from .urls import origin
+from .well_known import (
+    authorization_server_metadata_urls,
+    fallback_server_metadata,
+    protected_resource_metadata_urls,
+)
 
 __all__ = [
     "Discovered",

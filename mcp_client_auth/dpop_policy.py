@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from .dpop import DPOP_ALGORITHM, DPoPKey
 from .errors import ConfigurationError
+from .server_text import clean_text
 from .tokens import ServerRecord
-from .untrusted import clean_text
 
 if TYPE_CHECKING:
-    from .metadata import Challenge
+    from .challenges import Challenge
 
 __all__ = ["proof_key", "wants_dpop", "with_dpop_key"]
 

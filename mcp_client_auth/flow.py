@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from .challenges import Challenge
 from .effects import Effect, LoadRecord, SaveRecord
 from .errors import DiscoveryError, LoginRequiredError
 from .flow_types import (
@@ -29,8 +30,8 @@ from .flow_types import (
     LogoutResult,
     MachineGrant,
 )
-from .metadata import Challenge, origin
 from .tokens import ServerRecord, TokenSet
+from .urls import origin
 
 if TYPE_CHECKING:
     from .discovery import Discovered

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .metadata import UrlRules
 from .registration import ClientSettings
+from .url_rules import UrlRules
 
 if TYPE_CHECKING:
     from .token_exchange import IdJagExchange

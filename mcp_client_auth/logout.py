@@ -11,10 +11,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .effects import DeleteRecord, Effect, HttpRequest, HttpResponse
+from .error_answers import read_error
 from .errors import MCPAuthError, TokenError
 from .flow_types import LogoutResult
 from .tokens import ClientRegistration, ServerRecord, TokenSet
-from .untrusted import read_error
 
 if TYPE_CHECKING:
     from .grants.base import FlowContext

@@ -26,7 +26,6 @@ from ._http_compat import AuthBase
 from .drive import drive_async, drive_sync, run_async
 from .flow import AuthFlow, FlowSettings, LogoutResult, MachineGrant
 from .flow_http import FlowHttp
-from .metadata import UrlRules, canonical_resource_url, require_secure_setting
 from .perform import Context, RefreshLocks
 from .perform_async import AsyncPerformer
 from .perform_sync import SyncPerformer
@@ -34,6 +33,8 @@ from .registration import ClientSettings
 from .resource import ResourceSide, Steps
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
+from .url_rules import UrlRules, require_secure_setting
+from .urls import canonical_resource_url
 
 if TYPE_CHECKING:
     # the login package is imported when a login is needed, not on reconnect

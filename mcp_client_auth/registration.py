@@ -19,10 +19,11 @@ from typing import Any
 from urllib.parse import quote
 
 from .effects import Effect, HttpRequest, HttpResponse
+from .error_answers import read_error
 from .errors import DiscoveryError, MCPAuthError, RegistrationError
-from .metadata import UrlRules
+from .server_json import parse_json, server_number
 from .tokens import ClientRegistration, header_safe_or_none, is_vschar
-from .untrusted import parse_json, read_error, server_number
+from .url_rules import UrlRules
 
 __all__ = [
     "ClientSettings",

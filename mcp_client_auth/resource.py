@@ -20,18 +20,15 @@ import logging
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, Protocol
 
+from .challenges import Challenge, find_challenge, parse_www_authenticate
 from .effects import AcquireLock, ReleaseLock, TryLock
+from .error_answers import header_secrets
 from .errors import AuthorizationError, DiscoveryError
 from .flow import AuthFlow, LogoutResult
-from .metadata import (
-    Challenge,
-    find_challenge,
-    normalized_path,
-    parse_www_authenticate,
-    path_is_under,
-)
+from .server_json import server_nonce
+from .server_text import clean_text
 from .tokens import TokenSet
-from .untrusted import clean_text, header_secrets, server_nonce
+from .url_rules import normalized_path, path_is_under
 
 __all__ = ["MAX_AUTH_ROUNDS", "ResourceSide", "Steps"]
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from .tokens import ClientRegistration
 
 if TYPE_CHECKING:
+    from .challenges import Challenge
     from .discovery import Discovered
     from .flow_types import FlowSettings
-    from .metadata import Challenge
     from .tokens import TokenSet
 
 __all__ = ["login_scope", "registration_scope", "unique", "widened"]

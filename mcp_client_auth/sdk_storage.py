@@ -18,8 +18,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, TokenError
-from .metadata import canonical_resource_url
 from .tokens import token_lifetime
+from .urls import canonical_resource_url
 
 if TYPE_CHECKING:
     from mcp.client.auth import TokenStorage

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from .dpop_policy import proof_key
 from .effects import Effect, HttpRequest, HttpResponse
+from .error_answers import answer_text, read_error
 from .errors import TokenError
-from .metadata import origin
 from .registration import client_auth
+from .server_json import parse_json, server_nonce
 from .tokens import ClientRegistration, ServerRecord, TokenSet, token_set_from_response
-from .untrusted import answer_text, parse_json, read_error, server_nonce
+from .urls import origin
 
 if TYPE_CHECKING:
     from .flow_types import FlowSettings

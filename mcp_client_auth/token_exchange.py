@@ -28,9 +28,10 @@ from typing import Any
 from urllib.parse import quote
 
 from .effects import Effect, GetSubjectToken, HttpRequest, HttpResponse
+from .error_answers import answer_text, read_error
 from .errors import ConfigurationError, TokenError
-from .metadata import require_secure_setting
-from .untrusted import answer_text, parse_json, read_error
+from .server_json import parse_json
+from .url_rules import require_secure_setting
 
 __all__ = [
     "ID_JAG_TOKEN_TYPE",

@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from .dpop import DPoPKey
-from .untrusted import server_number
+from .server_json import server_number
 
 __all__ = ["ClientRegistration", "ServerRecord", "TokenSet", "token_set_from_response"]
 

@@ -15,13 +15,15 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..effects import Effect, HttpRequest, HttpResponse, ShowDeviceCode, Sleep
+from ..error_answers import read_error
 from ..errors import AuthorizationError, TokenError
 from ..flow_types import DEVICE_GRANT
-from ..metadata import require_secure_url
 from ..registration import choose_client, covers_scope, register_dynamically
 from ..scopes import registration_scope, widened
+from ..server_json import parse_json, server_number
+from ..server_text import clean_text
 from ..tokens import ClientRegistration, ServerRecord, TokenSet
-from ..untrusted import clean_text, parse_json, read_error, server_number
+from ..url_rules import require_secure_url
 
 if TYPE_CHECKING:
     from .base import FlowContext, GrantRequest, StartOver

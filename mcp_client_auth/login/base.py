@@ -106,7 +106,7 @@ class Login(abc.ABC):
     async def show_device_code(self, code: ShowDeviceCode) -> None:
         """Tell the user where to enter the device code (RFC 8628 3.3). By default one line on
         stderr; what the server sent is cleaned before it reaches the terminal."""
-        from ..untrusted import clean_text, visible_url
+        from ..server_text import clean_text, visible_url
 
         where = visible_url(code.verification_uri_complete or code.verification_uri)
         user_code = clean_text(code.user_code, 64)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from ..errors import AuthorizationError
-from ..untrusted import visible_url
+from ..server_text import visible_url
 from .base import Login, LoginSession
 from .terminal import (
     StatusLine,

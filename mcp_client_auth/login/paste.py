@@ -18,7 +18,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ..callback import ForeignCallback, callback_parameters
 from ..errors import AuthorizationError
-from ..untrusted import visible_url
+from ..server_text import visible_url
 from .base import Login, LoginSession, free_loopback_port, loopback_redirect_uri
 from .terminal import clean, default_input, default_output, describe_duration, read_line
 

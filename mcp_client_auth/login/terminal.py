@@ -21,7 +21,7 @@ import webbrowser
 from collections.abc import Callable
 from typing import TextIO, TypeVar
 
-from ..untrusted import clean_text
+from ..server_text import clean_text
 
 __all__ = [
     "StatusLine",
