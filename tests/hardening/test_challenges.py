@@ -6,8 +6,8 @@ specification says for a 401 without ``resource_metadata``). A resource that kee
 (401 after 401, 403 ``insufficient_scope`` after step-up) gets a bounded number of tries and
 then a clear :class:`AuthorizationError`, never an endless loop of logins.
 
-The parser itself has unit and property tests (tests/test_metadata.py,
-tests/test_properties_metadata.py); here it is reached through the provider.
+The parser itself has unit and property tests (tests/unit/test_metadata.py,
+tests/unit/test_properties_metadata.py); here it is reached through the provider.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from mcp_client_auth import AuthorizationError, DiscoveryError, TokenStore, meta
 from mcp_client_auth.metadata import MAX_CHALLENGE_HEADER_BYTES
 from mcp_client_auth.provider import MAX_AUTH_ROUNDS
 
-from ..test_metadata import LINEAR_READS, CountingText
+from ..unit.test_metadata import LINEAR_READS, CountingText
 from .drive import COMBOS, assert_clean, outcome, provider, send, stored
 from .hostile import EVIL, Hostile, Reply
 

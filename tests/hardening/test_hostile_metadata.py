@@ -5,8 +5,8 @@ discovery, registration, login) against a :class:`Hostile` whose one endpoint mi
 asserts: a typed error naming the problem, no secret in it, no login started where discovery
 failed, no token requested, nothing stored that the hostile answer could have produced.
 
-The metadata parsers themselves have unit and property tests (tests/test_metadata.py,
-tests/test_properties_metadata.py); here they are reached the way a real server reaches them.
+The metadata parsers themselves have unit and property tests (tests/unit/test_metadata.py,
+tests/unit/test_properties_metadata.py); here they are reached the way a real server reaches them.
 """
 
 from __future__ import annotations

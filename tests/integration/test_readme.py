@@ -9,9 +9,10 @@ stand-in browser (``$BROWSER``) that follows the demo server's automatic approva
 loopback listener, as a real one would. A block that cannot run here is a fragment, listed in
 :data:`FRAGMENTS` with the reason; the list cannot go stale (each entry must match one block).
 
-The README's two set-up commands: the quickstart's is run by ``tests/test_quickstart.py``; here,
-its claim that the ``demo`` extra is all the quickstart and the demo servers need, and
-``.ci/run``'s claim that it checks for what it does not install, first, and says which is missing.
+The README's two set-up commands: the quickstart's is run by ``test_quickstart.py`` beside
+this file; here, its claim that the ``demo`` extra is all the quickstart and the demo servers
+need, and ``.ci/run``'s claim that it checks for what it does not install, first, and says which
+is missing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from cryptography.fernet import Fernet
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 PLACEHOLDER = "https://mcp.example.com/mcp"
 
@@ -244,7 +245,7 @@ def test_ci_run_says_first_what_it_needs_and_does_not_install(tmp_path: Path) ->
 #: what it claims. A new block fails here until it is given one.
 COMMAND_BLOCKS = {
     "python3 -m venv .venv && .venv/bin/pip install -e '.[demo]' && .venv/bin/python examples/"
-    "quickstart.py": "tests/test_quickstart.py runs the quickstart; the demo extra: above",
+    "quickstart.py": "test_quickstart.py runs the quickstart; the demo extra: above",
     "bash .ci/run": "test_ci_run_says_first_what_it_needs_and_does_not_install",
     "pip install -e .              # httpx, keyring, platformdirs, cryptography": (
         "test_every_extra_the_readme_installs_exists"
