@@ -42,6 +42,23 @@ import httpx
 import pytest
 
 _LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "", None}
+UNIT_TIER = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The unit tier holds no integration test: ``scripts/test --fast`` runs ``tests/unit`` as
+    a whole, so a test there that starts real servers would slow every contributor's check (see
+    tests/README.md for where such a test goes)."""
+    misplaced = [
+        item.nodeid
+        for item in items
+        if item.path.is_relative_to(UNIT_TIER) and item.get_closest_marker("integration")
+    ]
+    if misplaced:
+        raise pytest.UsageError(
+            "integration tests in tests/unit (move them to tests/integration or their subject's "
+            f"folder): {', '.join(misplaced)}"
+        )
 
 
 @pytest.fixture(autouse=True)
