@@ -7,12 +7,12 @@ a hostile :class:`Reply` (or ``None`` to fall back to the correct answer). It re
 request, and every secret it issues or receives (access and refresh tokens, authorization
 codes, client secrets, PKCE verifiers), so the leak tests can look for each of them.
 
-It serves three ways from the same :meth:`Hostile.respond`:
+It serves two ways from the same :meth:`Hostile.respond`:
 
 * :meth:`Hostile.handler` for ``httpx.MockTransport`` / ``httpx2.MockTransport`` and
   pytest-httpx's ``add_callback`` (answers with the request's own library's ``Response``);
-* :meth:`Hostile.asgi`, an ASGI app, served for real by :func:`serve` (uvicorn on 127.0.0.1,
-  optionally with TLS), for the loopback, multi-process and TLS tests.
+* :meth:`Hostile.asgi`, an ASGI app, served for real by ``tests.servers.in_thread`` (uvicorn
+  on 127.0.0.1, optionally with TLS), for the loopback, multi-process and TLS tests.
 
 Nothing here binds anything but 127.0.0.1.
 """
@@ -24,7 +24,6 @@ import base64
 import hashlib
 import json
 import secrets
-import socket
 import sys
 import threading
 import time
@@ -32,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from tests.servers.seen import Seen
 
 RESOURCE = "https://mcp.example.com/mcp"
 ISSUER = "https://auth.example.com"
@@ -61,32 +62,6 @@ class Reply:
     @classmethod
     def raw(cls, body: bytes, status: int = 200, content_type: str = "application/json") -> Reply:
         return cls(status, body, [("content-type", content_type)])
-
-
-@dataclass
-class Seen:
-    """One request as the server saw it."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def form(self) -> dict[str, str]:
-        try:
-            return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
-        except UnicodeDecodeError:
-            return {}
-
-    @property
-    def path(self) -> str:
-        return urlsplit(self.url).path
-
-    @property
-    def origin(self) -> str:
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}"
 
 
 Hook = Callable[[Seen], "Reply | None"]
@@ -445,53 +420,6 @@ async def _gone(receive: Any, seconds: float) -> bool:
 
 
 # -- real servers on 127.0.0.1 ------------------------------------------------------------------
-
-
-def bound_socket() -> socket.socket:
-    """A listening TCP socket on 127.0.0.1, on a free port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
-
-
-@dataclass
-class Served:
-    """A uvicorn server running in a thread; ``stop`` ends it."""
-
-    port: int
-    server: Any
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-def serve(app: Any, sock: socket.socket, *, certfile: str | None = None) -> Served:
-    """Serve ``app`` on ``sock`` (already bound to 127.0.0.1) with uvicorn, in a thread."""
-    import uvicorn
-
-    config = uvicorn.Config(
-        app,
-        log_level="critical",
-        lifespan="off",
-        interface="asgi3",
-        loop="asyncio",
-        http="h11",
-        ssl_certfile=certfile,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    return Served(sock.getsockname()[1], server, thread)
 
 
 def chunks(size: int, count: int, consumed: list[int]) -> Iterator[bytes]:
