@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.servers.processes import free_port
 
 from .conftest import StartStack
 from .harness import ROOT, Stack, start_stack, wait_until
