@@ -36,9 +36,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGE = "mcp_client_auth"
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_ROOT = REPO / PACKAGE
+from import_graph import DEFAULT_ROOT, PACKAGE, absolute, module_names
+
 PROBES = {"getattr", "hasattr", "setattr", "delattr"}
 OWN = {"self", "cls"}
 # Names with a leading underscore that are documented, public API of what they belong to.
@@ -72,23 +71,6 @@ class Violation:
 
 def is_private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
-
-
-def module_name(root: Path, path: Path) -> tuple[str, bool]:
-    """The dotted name of the module at ``path`` and whether it is a package's ``__init__``."""
-    parts = [PACKAGE, *path.relative_to(root).with_suffix("").parts]
-    is_package = parts[-1] == "__init__"
-    if is_package:
-        parts.pop()
-    return ".".join(parts), is_package
-
-
-def absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
-    if node.level == 0:
-        return node.module or ""
-    base = module.split(".") if is_package else module.split(".")[:-1]
-    base = base[: len(base) - (node.level - 1)]
-    return ".".join([*base, node.module] if node.module else base)
 
 
 def private_module_owner(target: str) -> str | None:
@@ -133,8 +115,8 @@ def is_own(node: ast.expr) -> bool:
     )
 
 
-def check_module(root: Path, path: Path) -> list[Violation]:
-    module, is_package = module_name(root, path)
+def check_module(root: Path, module: str, path: Path) -> list[Violation]:
+    is_package = path.name == "__init__.py"
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     shown = path.relative_to(root.parent).as_posix()
     own_names = defined_names(tree)
@@ -185,8 +167,8 @@ def check_module(root: Path, path: Path) -> list[Violation]:
 def violations(root: Path = DEFAULT_ROOT) -> list[Violation]:
     """Every violation in the package under ``root``, sorted by file and line."""
     found: list[Violation] = []
-    for path in sorted(root.rglob("*.py")):
-        found += check_module(root, path)
+    for module, path in module_names(root).items():
+        found += check_module(root, module, path)
     return sorted(set(found))
 
 

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "private_names.py"
+from .scripts import SCRIPTS, load_script, write_package
 
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("private_names", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up while it is made
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = SCRIPTS / "private_names.py"
 
 
 def found_in(tmp_path: Path, files: dict[str, str]) -> list[str]:
     """``path:line: what`` of each violation in a package made of ``files``."""
-    package = tmp_path / "mcp_client_auth"
-    for name, text in files.items():
-        (package / name).parent.mkdir(parents=True, exist_ok=True)
-        (package / name).write_text(text)
-    return [str(v) for v in load_script().violations(package)]
+    package = write_package(tmp_path, files)
+    return [str(v) for v in load_script("private_names").violations(package)]
 
 
 def test_the_package_reads_no_private_name_of_another_module() -> None:
@@ -126,7 +114,7 @@ def test_a_probe_for_a_private_name_is_flagged(tmp_path: Path) -> None:
 
 
 def test_an_allowed_entry_that_matches_nothing_fails() -> None:
-    script = load_script()
+    script = load_script("private_names")
     found = [script.Violation("mcp_client_auth/a.py", 3, "x._y")]
     assert script.judge(found, {("mcp_client_auth/a.py", "x._y")}) == ([], [])
     new, stale = script.judge(found, {("mcp_client_auth/gone.py", "z._w")})
