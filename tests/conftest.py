@@ -40,6 +40,7 @@ from tests.servers.processes import (
     LOOPBACK,
     REALAS_DIR,
     Server,
+    as_metadata,
     http_ok,
     listening_socket,
     prm_url,
@@ -109,9 +110,7 @@ class RealStack:
         return self.resource.rsplit("/", 1)[0]
 
     def as_metadata(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.issuer}/.well-known/oauth-authorization-server", timeout=5)
-        response.raise_for_status()
-        return dict(response.json())
+        return as_metadata(self.issuer)
 
     def events(self) -> list[dict[str, Any]]:
         return self.auth_server.events()

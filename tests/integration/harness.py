@@ -34,6 +34,7 @@ from tests.servers.processes import (
     LOOPBACK,
     ROOT,
     Server,
+    as_metadata,
     listening_socket,
     prm_url,
     python_path,
@@ -67,9 +68,7 @@ class Stack:
         return prm_url(f"{parts.scheme}://{parts.netloc}", parts.path)
 
     def as_metadata(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.issuer}/.well-known/oauth-authorization-server", timeout=5)
-        response.raise_for_status()
-        return dict(response.json())
+        return as_metadata(self.issuer)
 
     def events(self) -> list[dict[str, Any]]:
         """The authorization server's grants, registrations and revocations (AS_LOG_EVENTS)."""

@@ -150,6 +150,13 @@ def prm_url(base: str, path: str = "/mcp") -> str:
     return f"{base}/.well-known/oauth-protected-resource{path}"
 
 
+def as_metadata(issuer: str) -> dict[str, Any]:
+    """The RFC 8414 metadata of the authorization server at ``issuer``."""
+    response = httpx.get(f"{issuer}/.well-known/oauth-authorization-server", timeout=5)
+    response.raise_for_status()
+    return dict(response.json())
+
+
 def python_path() -> str:
     """``PYTHONPATH`` for a child that imports ``tests.*`` modules from this checkout."""
     return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
