@@ -89,8 +89,8 @@ def inside(module: str, package: str) -> bool:
 
 
 def defined_names(tree: ast.AST) -> set[str]:
-    """Every name the module's own code defines: functions, classes, assignment targets
-    (plain names and attributes of any object), annotated class fields, parameters, imports."""
+    """Every name the module's own code defines: functions, classes, assignment targets (plain
+    names, and attributes of ``self`` or ``cls``), annotated class fields, parameters, imports."""
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -98,7 +98,8 @@ def defined_names(tree: ast.AST) -> set[str]:
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.add(node.id)
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store | ast.Del):
-            names.add(node.attr)
+            if is_own(node.value):  # other._attr = ... writes someone else's member
+                names.add(node.attr)
         elif isinstance(node, ast.arg):
             names.add(node.arg)
         elif isinstance(node, ast.alias):

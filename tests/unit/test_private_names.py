@@ -80,11 +80,13 @@ def test_an_attribute_is_private_to_the_module_that_defines_it(tmp_path: Path) -
             "grant.py": (
                 "from .base import Base\n"
                 "class Grant(Base):\n    def go(self):\n        return self._flow\n"
+                "def patch(provider):\n    provider._http = None\n"  # another's member
             ),
         },
     )
     assert found == [
         "mcp_client_auth/grant.py:4: self._flow",
+        "mcp_client_auth/grant.py:6: provider._http",
         "mcp_client_auth/sub.py:6: store._lock",
     ]
 
