@@ -211,10 +211,14 @@ class Hostile:
             reply = hook(seen)
             if reply is not None:
                 return reply
-        default = getattr(self, f"_{name}", None)
-        if default is None:
+        return self.correct(name, seen)
+
+    def correct(self, name: str, seen: Seen) -> Reply:
+        """What a correct server answers at endpoint ``name`` (a hook may fall back on it)."""
+        answer = getattr(self, f"_{name}", None)  # each endpoint's answer is a method of ours
+        if answer is None:
             return Reply.json({"error": "not_found"}, 404)
-        reply = default(seen)
+        reply = answer(seen)
         assert isinstance(reply, Reply)
         return reply
 
@@ -332,7 +336,8 @@ class Hostile:
             return client_id, client["client_secret"] == form.get("client_secret")
         return client_id, client is not None
 
-    def _issue(self, client_id: str, scope: str, resource: str) -> dict[str, Any]:
+    def issue(self, client_id: str, scope: str, resource: str) -> dict[str, Any]:
+        """A token response for a new grant (the tokens are recorded as secrets)."""
         token = "at-" + secrets.token_urlsafe(16)
         doc: dict[str, Any] = {
             "access_token": token,
@@ -374,18 +379,16 @@ class Hostile:
                 return Reply.json({"error": "invalid_grant", "error_description": "PKCE"}, 400)
             if form.get("resource") != query.get("resource") or client_id != query["client_id"]:
                 return Reply.json({"error": "invalid_grant"}, 400)
-            return Reply.json(
-                self._issue(client_id or "", query.get("scope", ""), form["resource"])
-            )
+            return Reply.json(self.issue(client_id or "", query.get("scope", ""), form["resource"]))
         if grant == "refresh_token":
             with self._lock:
                 old = self.refresh.pop(form.get("refresh_token", ""), None)
             if old is None or old["client_id"] != client_id:
                 return Reply.json({"error": "invalid_grant"}, 400)
-            return Reply.json(self._issue(old["client_id"], old["scope"], old["resource"]))
+            return Reply.json(self.issue(old["client_id"], old["scope"], old["resource"]))
         if grant == "client_credentials" and client_id in self.clients:
             return Reply.json(
-                self._issue(client_id or "", form.get("scope", ""), form.get("resource", ""))
+                self.issue(client_id or "", form.get("scope", ""), form.get("resource", ""))
             )
         return Reply.json({"error": "unsupported_grant_type"}, 400)
 

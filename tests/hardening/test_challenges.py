@@ -208,7 +208,7 @@ def test_endless_401_with_a_new_metadata_url_each_time_is_bounded() -> None:
         return Reply.json({}, 401, [("www-authenticate", f'Bearer resource_metadata="{url}"')])
 
     servers.hooks["resource"] = moving
-    servers.hooks["unknown"] = lambda seen: servers._prm(seen)
+    servers.hooks["unknown"] = lambda seen: servers.correct("prm", seen)
     error = outcome(servers, provider(servers))
     assert_clean(error, AuthorizationError, r"kept refusing", servers.secrets)
     assert servers.count("resource") <= MAX_AUTH_ROUNDS + 1
@@ -221,7 +221,7 @@ def test_endless_403_insufficient_scope_is_bounded(combo: str) -> None:
     servers.on_grant(
         "authorization_code",
         lambda seen: Reply.json(
-            servers._issue(seen.form.get("client_id", ""), "read", servers.resource)
+            servers.issue(seen.form.get("client_id", ""), "read", servers.resource)
         ),
     )
     error = outcome(servers, provider(servers), combo=combo)

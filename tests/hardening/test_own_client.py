@@ -99,7 +99,9 @@ def test_same_origin_metadata_redirect_followed_without_the_caller_asking() -> N
     servers = Hostile()
     moved = servers.prm_url.replace("/.well-known/", "/moved/.well-known/")
     servers.hooks["prm"] = lambda seen: Reply(301, b"", [("location", moved)])
-    servers.hooks["unknown"] = lambda seen: servers._prm(seen) if seen.url == moved else None
+    servers.hooks["unknown"] = lambda seen: (
+        servers.correct("prm", seen) if seen.url == moved else None
+    )
     assert send(servers, provider(servers), follow_redirects=False).status_code == 200
 
 

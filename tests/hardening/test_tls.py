@@ -101,7 +101,7 @@ def tls(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
             token_sock = listening_socket()
             url = f"https://127.0.0.1:{token_sock.getsockname()[1]}/token"
             servers.asm_extra["token_endpoint"] = url
-            servers.hooks["other"] = lambda seen: servers._token(seen)
+            servers.hooks["other"] = lambda seen: servers.correct("token", seen)
             started.append(
                 serve_in_thread(servers.asgi, token_sock, certfile=cert_file("tk", token_cert))
             )
