@@ -4,6 +4,7 @@ write the small packages they are tried on."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -30,3 +31,9 @@ def write_package(root: Path, files: dict[str, str]) -> Path:
         (package / name).parent.mkdir(parents=True, exist_ok=True)
         (package / name).write_text(text)
     return package
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python scripts/<name>.py <args>``, as a contributor runs it; its exit and output."""
+    argv = [sys.executable, str(SCRIPTS / f"{name}.py"), *args]
+    return subprocess.run(argv, capture_output=True, text=True, check=False)

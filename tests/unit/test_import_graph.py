@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from .scripts import SCRIPTS, load_script, write_package
-
-SCRIPT = SCRIPTS / "import_graph.py"
+from .scripts import load_script, run_script, write_package
 
 
 def test_the_package_has_no_import_cycle() -> None:
-    run = subprocess.run(
-        [sys.executable, str(SCRIPT), "--cycles"], capture_output=True, text=True, check=False
-    )
+    run = run_script("import_graph", "--cycles")
     assert run.returncode == 0, run.stderr
     assert "no import cycles" in run.stderr
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from .scripts import SCRIPTS, load_script, write_package
-
-SCRIPT = SCRIPTS / "private_names.py"
+from .scripts import load_script, run_script, write_package
 
 
 def found_in(tmp_path: Path, files: dict[str, str]) -> list[str]:
@@ -18,7 +14,7 @@ def found_in(tmp_path: Path, files: dict[str, str]) -> list[str]:
 
 
 def test_the_package_reads_no_private_name_of_another_module() -> None:
-    run = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, check=False)
+    run = run_script("private_names")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "no private names read across modules" in run.stderr
 
