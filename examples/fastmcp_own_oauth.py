@@ -8,11 +8,10 @@ the key in the system keyring, so the next run reuses them instead of logging in
 """
 
 import asyncio
-import json
-import sys
 
 from fastmcp import Client
 from fastmcp.client.auth import OAuth
+from fastmcp_client import command_line, list_or_call  # the same as the plain example
 
 from mcp_client_auth import TokenStore
 
@@ -22,15 +21,8 @@ async def main(url: str, tool: str | None, arguments: dict[str, object]) -> None
     # loopback IP literal RFC 8252 recommends, which no name resolution can send elsewhere.
     auth = OAuth(url, token_storage=TokenStore.default().kv, callback_host="127.0.0.1")
     async with Client(url, auth=auth) as client:
-        if tool is None:
-            for t in await client.list_tools():
-                print(f"{t.name}: {t.description or ''}")
-        else:
-            result = await client.call_tool(tool, arguments)
-            print("".join(getattr(c, "text", "") for c in result.content))
+        await list_or_call(client, tool, arguments)
 
 
 if __name__ == "__main__":
-    tool = sys.argv[2] if len(sys.argv) > 2 else None
-    arguments = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-    asyncio.run(main(sys.argv[1], tool, arguments))
+    asyncio.run(main(*command_line()))

@@ -20,6 +20,14 @@ from mcp_client_auth import OAuthClientProvider
 
 async def main(url: str, tool: str | None, arguments: dict[str, object]) -> None:
     auth = OAuthClientProvider(url, client_name="mcp-client-auth example")
+    await list_or_call(url, auth, tool, arguments)
+
+
+async def list_or_call(
+    url: str, auth: httpx2.Auth, tool: str | None, arguments: dict[str, object]
+) -> None:
+    """Connect with ``auth``. Without a tool, print the server's tools; with one, call it and
+    print what it said."""
     async with (
         httpx2.AsyncClient(auth=auth) as http,
         Client(streamable_http_client(url, http_client=http)) as client,

@@ -15,11 +15,9 @@ import asyncio
 import json
 from urllib.parse import parse_qs, urlsplit
 
-import httpx2
 from mcp.client.auth import OAuthClientProvider
-from mcp.client.client import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+from mcp_sdk_client import list_or_call  # the same as the plain example
 from pydantic import AnyUrl
 
 from mcp_client_auth import BrowserLogin, SDKTokenStorage
@@ -65,16 +63,7 @@ async def main(url: str, tool: str | None, arguments: dict[str, object], port: i
         redirect_handler=handlers.redirect_handler,
         callback_handler=handlers.callback_handler,
     )
-    async with (
-        httpx2.AsyncClient(auth=auth) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
-    ):
-        if tool is None:
-            for t in (await client.list_tools()).tools:
-                print(f"{t.name}: {t.description or ''}")
-        else:
-            result = await client.call_tool(tool, arguments)
-            print("".join(getattr(c, "text", "") for c in result.content))
+    await list_or_call(url, auth, tool, arguments)
 
 
 if __name__ == "__main__":

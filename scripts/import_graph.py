@@ -61,7 +61,8 @@ def _run_time_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
     return found
 
 
-def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+def absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """The module a ``from ... import`` in ``module`` reads from, as an absolute name."""
     if node.level == 0:
         return node.module or ""
     base = module.split(".") if is_package else module.split(".")[:-1]
@@ -132,7 +133,7 @@ def import_graph(root: Path = DEFAULT_ROOT) -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 candidates = [alias.name for alias in node.names]
             else:
-                source = _absolute(module, is_package, node)
+                source = absolute(module, is_package, node)
                 candidates = [source, *(f"{source}.{alias.name}" for alias in node.names)]
                 for alias in node.names:  # a lazy name may lead to a package with lazy names
                     holder, seen = source, {source}

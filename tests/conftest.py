@@ -22,16 +22,11 @@ The authorization server's packages are installed by ``.ci/run``; by hand:
 
 from __future__ import annotations
 
-import contextlib
 import html
-import json
 import os
 import re
-import shutil
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +36,37 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
+from tests.servers.processes import (
+    LOOPBACK,
+    REALAS_DIR,
+    Server,
+    as_metadata,
+    http_ok,
+    listening_socket,
+    prm_url,
+    spawn,
+    start_auth_server,
+    wait_for,
+)
+
 _LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "", None}
+UNIT_TIER = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The unit tier holds no integration test: ``scripts/test --fast`` runs ``tests/unit`` as
+    a whole, so a test there that starts real servers would slow every contributor's check (see
+    tests/README.md for where such a test goes)."""
+    misplaced = [
+        item.nodeid
+        for item in items
+        if item.path.is_relative_to(UNIT_TIER) and item.get_closest_marker("integration")
+    ]
+    if misplaced:
+        raise pytest.UsageError(
+            "integration tests in tests/unit (move them to tests/integration or their subject's "
+            f"folder): {', '.join(misplaced)}"
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -66,81 +91,7 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     assert not refused, f"the test tried to reach names off this machine: {sorted(set(refused))}"
 
 
-REALAS_DIR = Path(__file__).parent / "realas"
-LOOPBACK = "127.0.0.1"
-STARTUP_TIMEOUT = 90.0  # generous: node and uvicorn start slowly on a busy 2-core machine
-
 StartRealAS = Callable[..., "RealStack"]
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-def listening_socket() -> socket.socket:
-    """A TCP socket bound to a free port on 127.0.0.1 and listening, for a server process to
-    inherit (``pass_fds``): the port is held from the moment it is chosen, so nothing else on
-    the machine can take it before the server starts (as with a port chosen, freed, then bound)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind((LOOPBACK, 0))
-        sock.listen(128)
-        sock.set_inheritable(True)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _node() -> str:
-    node = os.environ.get("AS_NODE") or shutil.which("node")
-    if not node:
-        pytest.fail("the real authorization server needs Node.js (`node` on PATH, or AS_NODE)")
-    if not (REALAS_DIR / "node_modules" / "oidc-provider").is_dir():
-        pytest.fail(
-            f"the real authorization server's packages are not installed in "
-            f"{REALAS_DIR / 'node_modules'}: run `(cd tests/realas && npm ci)` (bash .ci/run does)"
-        )
-    return node
-
-
-@dataclass
-class Server:
-    """A server process started by a fixture, with its combined output in ``log_path``."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def events(self) -> list[dict[str, Any]]:
-        """The JSON lines the server printed (the AS with ``AS_LOG_EVENTS=1``)."""
-        events = []
-        for line in self.log().splitlines():
-            if line.startswith("{"):
-                with contextlib.suppress(ValueError):
-                    events.append(json.loads(line))
-        return events
-
-    def fail_if_dead(self) -> None:
-        if self.process.poll() is not None:
-            pytest.fail(
-                f"{self.name} exited with status {self.process.returncode}:\n{self.log()[-3000:]}"
-            )
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
 
 
 @dataclass
@@ -159,51 +110,10 @@ class RealStack:
         return self.resource.rsplit("/", 1)[0]
 
     def as_metadata(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.issuer}/.well-known/oauth-authorization-server", timeout=5)
-        response.raise_for_status()
-        return dict(response.json())
+        return as_metadata(self.issuer)
 
     def events(self) -> list[dict[str, Any]]:
         return self.auth_server.events()
-
-
-def _spawn(
-    name: str,
-    argv: list[str],
-    env: dict[str, str],
-    cwd: Path,
-    log_path: Path,
-    pass_fds: tuple[int, ...] = (),
-) -> Server:
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=pass_fds,
-        )
-    return Server(name, process, log_path)
-
-
-def _wait_for(server: Server, ready: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        server.fail_if_dead()
-        if ready():
-            return
-        time.sleep(0.05)
-    server.stop()
-    pytest.fail(f"{server.name} did not start within {STARTUP_TIMEOUT} s:\n{server.log()[-3000:]}")
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 class RealASLauncher:
@@ -214,41 +124,29 @@ class RealASLauncher:
         self._started: list[Server] = []
 
     def start(self, **knobs: str) -> RealStack:
-        node = _node()
         workdir = self._tmp.mktemp("realas")
         with listening_socket() as rs_socket:  # the resource server's, held until it starts
-            return self._start(node, workdir, rs_socket, knobs)
+            return self._start(workdir, rs_socket, knobs)
 
-    def _start(
-        self, node: str, workdir: Path, rs_socket: socket.socket, knobs: dict[str, str]
-    ) -> RealStack:
+    def _start(self, workdir: Path, rs_socket: socket.socket, knobs: dict[str, str]) -> RealStack:
         rs_port = int(rs_socket.getsockname()[1])
         resource = f"http://{LOOPBACK}:{rs_port}/mcp"
         settings = {
             "AS_HOST": LOOPBACK,
             "AS_PORT": "0",
-            "AS_PORT_FILE": str(workdir / "as.port"),
             "INTERACTION_MODE": "auto",
             "MCP_RESOURCE": resource,
             **knobs,
         }
-        env = {**os.environ, **settings}
-        auth_server = _spawn(
-            "authorization server (tests/realas/server.mjs)",
-            [node, "server.mjs"],
-            env,
-            REALAS_DIR,
-            workdir / "as.log",
+        auth_server, port = start_auth_server(
+            workdir, settings, "as", "authorization server (tests/realas/server.mjs)"
         )
         self._started.append(auth_server)
-        port_file = workdir / "as.port"
-        _wait_for(auth_server, lambda: port_file.exists() and port_file.read_text().strip() != "")
-        port = port_file.read_text().strip()
         issuer = f"http://{LOOPBACK}:{port}{knobs.get('ISSUER_PATH', '')}"
 
-        rs_env = {**env, "RS_HOST": LOOPBACK, "RS_PORT": str(rs_port), "AS_ISSUER": issuer}
-        rs_env["RS_FD"] = str(rs_socket.fileno())
-        resource_server = _spawn(
+        rs_env = {**os.environ, **settings, "RS_HOST": LOOPBACK, "RS_PORT": str(rs_port)}
+        rs_env |= {"AS_ISSUER": issuer, "RS_FD": str(rs_socket.fileno())}
+        resource_server = spawn(
             "protected resource (tests/realas/rs_server.py)",
             [sys.executable, "rs_server.py"],
             rs_env,
@@ -257,11 +155,11 @@ class RealASLauncher:
             pass_fds=(rs_socket.fileno(),),
         )
         self._started.append(resource_server)
-        _wait_for(resource_server, lambda: _http_ok(f"http://{LOOPBACK}:{rs_port}/healthz"))
+        wait_for(resource_server, lambda: http_ok(f"http://{LOOPBACK}:{rs_port}/healthz"))
         return RealStack(
             issuer=issuer,
             resource=resource,
-            prm_url=f"http://{LOOPBACK}:{rs_port}/.well-known/oauth-protected-resource/mcp",
+            prm_url=prm_url(f"http://{LOOPBACK}:{rs_port}"),
             auth_server=auth_server,
             resource_server=resource_server,
             settings=settings,

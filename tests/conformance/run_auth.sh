@@ -26,8 +26,8 @@
 # Environment:
 #   MCP_CONFORMANCE_HOME  where scripts/setup-conformance installed the suite
 #                         (default ~/.cache/mcp-conformance)
-#   CONF_TIMEOUT_MS       client timeout per scenario (default 60000; the suite says 30000, but a
-#                         loaded 2-core machine needs seconds just to import the mcp SDK)
+#   CONF_TIMEOUT_MS       client timeout per scenario (default 60000, twice the suite's own: a busy
+#                         machine needs seconds just to import the mcp SDK)
 #   RESULTS_DIR           where checks.json/stdout.txt/stderr.txt + suite logs go (default: a new
 #                         temporary folder)
 #   CONF_NETNS            1 = run inside a fresh network namespace holding only loopback

@@ -7,12 +7,12 @@ a hostile :class:`Reply` (or ``None`` to fall back to the correct answer). It re
 request, and every secret it issues or receives (access and refresh tokens, authorization
 codes, client secrets, PKCE verifiers), so the leak tests can look for each of them.
 
-It serves three ways from the same :meth:`Hostile.respond`:
+It serves two ways from the same :meth:`Hostile.respond`:
 
 * :meth:`Hostile.handler` for ``httpx.MockTransport`` / ``httpx2.MockTransport`` and
   pytest-httpx's ``add_callback`` (answers with the request's own library's ``Response``);
-* :meth:`Hostile.asgi`, an ASGI app, served for real by :func:`serve` (uvicorn on 127.0.0.1,
-  optionally with TLS), for the loopback, multi-process and TLS tests.
+* :meth:`Hostile.asgi`, an ASGI app, served for real by ``tests.servers.in_thread`` (uvicorn
+  on 127.0.0.1, optionally with TLS), for the loopback, multi-process and TLS tests.
 
 Nothing here binds anything but 127.0.0.1.
 """
@@ -24,7 +24,6 @@ import base64
 import hashlib
 import json
 import secrets
-import socket
 import sys
 import threading
 import time
@@ -32,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from tests.servers.seen import Seen
 
 RESOURCE = "https://mcp.example.com/mcp"
 ISSUER = "https://auth.example.com"
@@ -61,32 +62,6 @@ class Reply:
     @classmethod
     def raw(cls, body: bytes, status: int = 200, content_type: str = "application/json") -> Reply:
         return cls(status, body, [("content-type", content_type)])
-
-
-@dataclass
-class Seen:
-    """One request as the server saw it."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def form(self) -> dict[str, str]:
-        try:
-            return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
-        except UnicodeDecodeError:
-            return {}
-
-    @property
-    def path(self) -> str:
-        return urlsplit(self.url).path
-
-    @property
-    def origin(self) -> str:
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}"
 
 
 Hook = Callable[[Seen], "Reply | None"]
@@ -236,10 +211,14 @@ class Hostile:
             reply = hook(seen)
             if reply is not None:
                 return reply
-        default = getattr(self, f"_{name}", None)
-        if default is None:
+        return self.correct(name, seen)
+
+    def correct(self, name: str, seen: Seen) -> Reply:
+        """What a correct server answers at endpoint ``name`` (a hook may fall back on it)."""
+        answer = getattr(self, f"_{name}", None)  # each endpoint's answer is a method of ours
+        if answer is None:
             return Reply.json({"error": "not_found"}, 404)
-        reply = default(seen)
+        reply = answer(seen)
         assert isinstance(reply, Reply)
         return reply
 
@@ -357,7 +336,8 @@ class Hostile:
             return client_id, client["client_secret"] == form.get("client_secret")
         return client_id, client is not None
 
-    def _issue(self, client_id: str, scope: str, resource: str) -> dict[str, Any]:
+    def issue(self, client_id: str, scope: str, resource: str) -> dict[str, Any]:
+        """A token response for a new grant (the tokens are recorded as secrets)."""
         token = "at-" + secrets.token_urlsafe(16)
         doc: dict[str, Any] = {
             "access_token": token,
@@ -399,18 +379,16 @@ class Hostile:
                 return Reply.json({"error": "invalid_grant", "error_description": "PKCE"}, 400)
             if form.get("resource") != query.get("resource") or client_id != query["client_id"]:
                 return Reply.json({"error": "invalid_grant"}, 400)
-            return Reply.json(
-                self._issue(client_id or "", query.get("scope", ""), form["resource"])
-            )
+            return Reply.json(self.issue(client_id or "", query.get("scope", ""), form["resource"]))
         if grant == "refresh_token":
             with self._lock:
                 old = self.refresh.pop(form.get("refresh_token", ""), None)
             if old is None or old["client_id"] != client_id:
                 return Reply.json({"error": "invalid_grant"}, 400)
-            return Reply.json(self._issue(old["client_id"], old["scope"], old["resource"]))
+            return Reply.json(self.issue(old["client_id"], old["scope"], old["resource"]))
         if grant == "client_credentials" and client_id in self.clients:
             return Reply.json(
-                self._issue(client_id or "", form.get("scope", ""), form.get("resource", ""))
+                self.issue(client_id or "", form.get("scope", ""), form.get("resource", ""))
             )
         return Reply.json({"error": "unsupported_grant_type"}, 400)
 
@@ -445,53 +423,6 @@ async def _gone(receive: Any, seconds: float) -> bool:
 
 
 # -- real servers on 127.0.0.1 ------------------------------------------------------------------
-
-
-def bound_socket() -> socket.socket:
-    """A listening TCP socket on 127.0.0.1, on a free port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
-
-
-@dataclass
-class Served:
-    """A uvicorn server running in a thread; ``stop`` ends it."""
-
-    port: int
-    server: Any
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-def serve(app: Any, sock: socket.socket, *, certfile: str | None = None) -> Served:
-    """Serve ``app`` on ``sock`` (already bound to 127.0.0.1) with uvicorn, in a thread."""
-    import uvicorn
-
-    config = uvicorn.Config(
-        app,
-        log_level="critical",
-        lifespan="off",
-        interface="asgi3",
-        loop="asyncio",
-        http="h11",
-        ssl_certfile=certfile,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    return Served(sock.getsockname()[1], server, thread)
 
 
 def chunks(size: int, count: int, consumed: list[int]) -> Iterator[bytes]:

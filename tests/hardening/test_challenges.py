@@ -6,8 +6,8 @@ specification says for a 401 without ``resource_metadata``). A resource that kee
 (401 after 401, 403 ``insufficient_scope`` after step-up) gets a bounded number of tries and
 then a clear :class:`AuthorizationError`, never an endless loop of logins.
 
-The parser itself has unit and property tests (tests/test_metadata.py,
-tests/test_properties_metadata.py); here it is reached through the provider.
+The parser itself has unit and property tests (tests/unit/test_metadata.py,
+tests/unit/test_properties_metadata.py); here it is reached through the provider.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from mcp_client_auth import AuthorizationError, DiscoveryError, TokenStore, chal
 from mcp_client_auth.challenges import MAX_CHALLENGE_HEADER_BYTES
 from mcp_client_auth.resource import MAX_AUTH_ROUNDS
 
-from ..test_metadata import LINEAR_READS, CountingText
+from ..unit.test_metadata import LINEAR_READS, CountingText
 from .drive import COMBOS, assert_clean, outcome, provider, send, stored
 from .hostile import EVIL, Hostile, Reply
 
@@ -208,7 +208,7 @@ def test_endless_401_with_a_new_metadata_url_each_time_is_bounded() -> None:
         return Reply.json({}, 401, [("www-authenticate", f'Bearer resource_metadata="{url}"')])
 
     servers.hooks["resource"] = moving
-    servers.hooks["unknown"] = lambda seen: servers._prm(seen)
+    servers.hooks["unknown"] = lambda seen: servers.correct("prm", seen)
     error = outcome(servers, provider(servers))
     assert_clean(error, AuthorizationError, r"kept refusing", servers.secrets)
     assert servers.count("resource") <= MAX_AUTH_ROUNDS + 1
@@ -221,7 +221,7 @@ def test_endless_403_insufficient_scope_is_bounded(combo: str) -> None:
     servers.on_grant(
         "authorization_code",
         lambda seen: Reply.json(
-            servers._issue(seen.form.get("client_id", ""), "read", servers.resource)
+            servers.issue(seen.form.get("client_id", ""), "read", servers.resource)
         ),
     )
     error = outcome(servers, provider(servers, combo=combo), combo=combo)

@@ -9,6 +9,7 @@ watching zlib's decompressors, never by measuring memory.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import zlib
 from collections.abc import Callable
@@ -153,7 +154,7 @@ def test_compressed_answer_trickled_a_byte_at_a_time_is_read(
 ) -> None:
     """One byte per network read: the decoder sees the zlib header split, and still tells a
     zlib-wrapped deflate stream from a raw one."""
-    live.hooks["prm"] = encoded(live._prm, coding, pause=0.001)
+    live.hooks["prm"] = encoded(functools.partial(live.correct, "prm"), coding, pause=0.001)
     auth = OAuthClientProvider(live.resource, store=TokenStore.memory(), login=live.approve)
     assert get_through("httpx", mode, auth, live.resource) == 200
 
@@ -163,7 +164,7 @@ def test_compressed_answer_trickled_a_byte_at_a_time_is_read(
 def test_other_labels_are_read_as_they_are(live: Hostile, lib: str, mode: str, coding: str) -> None:
     """Plain JSON under another label (servers say ``utf-8`` or ``none``; httpx ignores what
     it cannot decode): read as it is, so the flow works."""
-    plain = live.hooks.get("prm") or live._prm
+    plain = live.hooks.get("prm") or functools.partial(live.correct, "prm")
 
     def labelled(seen: Seen) -> Reply:
         reply = plain(seen)

@@ -20,9 +20,10 @@ import pytest
 
 from mcp_client_auth import DiscoveryError, OAuthClientProvider, TokenError, TokenStore, flow_http
 from mcp_client_auth.effects import HttpRequest
+from tests.servers.processes import listening_socket
 
 from .drive import assert_clean, stored
-from .hostile import Hostile, Reply, bound_socket
+from .hostile import Hostile, Reply
 from .test_own_client import get_through, live
 
 __all__ = ["live"]  # the fixture, shared with test_own_client
@@ -96,7 +97,7 @@ def test_trickled_refresh_ends_at_the_deadline_and_keeps_the_tokens(
 def test_server_that_never_answers_ends_at_the_deadline(live: Hostile, lib: str, mode: str) -> None:
     """The authorization server's port accepts connections (the kernel's backlog) but nobody
     ever reads the request: the wait for the headers ends at the deadline too."""
-    silent = bound_socket()
+    silent = listening_socket()
     try:
         issuer, error = discovery_failure_at(silent, live, lib, mode)
     finally:
@@ -150,7 +151,7 @@ def trickle_headers(sock: socket.socket, stop: threading.Event) -> None:
 def test_trickled_headers_end_at_the_deadline(live: Hostile, lib: str, mode: str) -> None:
     """Headers a byte at a time: each read is quick, so only a total deadline ends the wait,
     in the sync driver too (its flow requests go out from the portal's event loop)."""
-    sock, stop = bound_socket(), threading.Event()
+    sock, stop = listening_socket(), threading.Event()
     server = threading.Thread(target=trickle_headers, args=(sock, stop), daemon=True)
     server.start()
     try:
@@ -173,7 +174,7 @@ def test_a_sync_body_read_ending_past_the_deadline_is_the_deadline(
     timeout, deadline, gap = 3.0, 4.0, 1.0
     monkeypatch.setattr(flow_http, "TIMEOUT", timeout)
     monkeypatch.setattr(flow_http, "DEADLINE", deadline)
-    sock, stop = bound_socket(), threading.Event()
+    sock, stop = listening_socket(), threading.Event()
 
     def answer_then_stall() -> None:
         conn, _ = sock.accept()

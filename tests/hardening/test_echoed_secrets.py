@@ -200,7 +200,7 @@ def test_registration_update_echo_leaks_no_registration_token(
     def register(seen: Seen) -> Reply | None:
         if seen.method == "PUT":
             return echo_reply()(seen)
-        reply = servers._register(seen)
+        reply = servers.correct("register", seen)
         doc = json.loads(reply.body)  # type: ignore[arg-type]
         doc["registration_access_token"] = "rat-Zx81Qp0LmN7vB2kT"
         doc["registration_client_uri"] = f"{servers.issuer}/register"

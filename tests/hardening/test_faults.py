@@ -35,9 +35,11 @@ from mcp_client_auth import (
     TokenError,
     TokenStore,
 )
+from tests.servers.in_thread import serve_in_thread
+from tests.servers.processes import listening_socket
 
 from .drive import COMBOS, assert_clean, outcome, provider, send, stored
-from .hostile import Hostile, Reply, bound_socket, serve, unreachable
+from .hostile import Hostile, Reply, unreachable
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -304,10 +306,10 @@ RACING_CHILD = textwrap.dedent(
 def test_eight_processes_refresh_once() -> None:
     """Rotating refresh tokens: a second refresh with the old one would be refused (and the
     tokens dropped), so all eight must wait for the first and read its result."""
-    sock = bound_socket()
+    sock = listening_socket()
     port = sock.getsockname()[1]
     servers = Hostile(resource=f"http://127.0.0.1:{port}/mcp", issuer=f"http://127.0.0.1:{port}")
-    served = serve(servers.asgi, sock)
+    served = serve_in_thread(servers.asgi, sock)
     try:
         store = TokenStore.default()
         auth = OAuthClientProvider(servers.resource, store=store, login=servers.approve)

@@ -5,8 +5,8 @@ discovery, registration, login) against a :class:`Hostile` whose one endpoint mi
 asserts: a typed error naming the problem, no secret in it, no login started where discovery
 failed, no token requested, nothing stored that the hostile answer could have produced.
 
-The metadata parsers themselves have unit and property tests (tests/test_metadata.py,
-tests/test_properties_metadata.py); here they are reached the way a real server reaches them.
+The metadata parsers themselves have unit and property tests (tests/unit/test_metadata.py,
+tests/unit/test_properties_metadata.py); here they are reached the way a real server reaches them.
 """
 
 from __future__ import annotations
@@ -481,7 +481,9 @@ def test_same_origin_redirect_is_followed() -> None:
     servers = Hostile()
     moved = servers.prm_url.replace("/.well-known/", "/moved/.well-known/")
     servers.hooks["prm"] = lambda seen: Reply(301, b"", [("location", moved)])
-    servers.hooks["unknown"] = lambda seen: servers._prm(seen) if seen.url == moved else None
+    servers.hooks["unknown"] = lambda seen: (
+        servers.correct("prm", seen) if seen.url == moved else None
+    )
     response = send(servers, provider(servers), follow_redirects=True)
     assert response.status_code == 200
 
@@ -491,7 +493,7 @@ def test_cross_origin_endpoints_over_https_are_accepted() -> None:
     (RFC 8414 section 2: any https URL): the flow uses them, and sends nothing over http."""
     servers = Hostile()
     servers.asm_extra["token_endpoint"] = "https://tokens.example/token"
-    servers.hooks["other"] = lambda seen: servers._token(seen)
+    servers.hooks["other"] = lambda seen: servers.correct("token", seen)
     assert send(servers, provider(servers)).status_code == 200
     assert [s.url for s in servers.requests_to("https://tokens.example")] == [
         "https://tokens.example/token"

@@ -30,7 +30,7 @@ def ok(**changes: Any) -> Callable[[Hostile], Callable[[Seen], Reply]]:
 
     def make(servers: Hostile) -> Callable[[Seen], Reply]:
         def reply(seen: Seen) -> Reply:
-            good = servers._token(seen)
+            good = servers.correct("token", seen)
             doc = json.loads(good.body)  # type: ignore[arg-type]
             doc.update(changes)
             return Reply.json({k: v for k, v in doc.items() if v is not None}, good.status)

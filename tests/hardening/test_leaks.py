@@ -33,6 +33,8 @@ from mcp_client_auth import (
 from mcp_client_auth.flow import FlowSettings
 from mcp_client_auth.registration import ClientSettings
 from tests.cli.conftest import CLI
+from tests.servers.in_thread import serve_in_thread
+from tests.servers.processes import listening_socket
 
 from .drive import (
     COMBOS,
@@ -45,7 +47,7 @@ from .drive import (
     send,
     stored,
 )
-from .hostile import EVIL, Hostile, Reply, bound_socket, serve
+from .hostile import EVIL, Hostile, Reply
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -310,7 +312,7 @@ def test_store_files_hold_no_secret_in_clear(tmp_path: Path) -> None:
 @pytest.fixture
 def live() -> Iterator[Hostile]:
     """The servers for real, on 127.0.0.1 (plain http is allowed for loopback)."""
-    sock = bound_socket()
+    sock = listening_socket()
     port = sock.getsockname()[1]
     servers = Hostile(
         resource=f"http://127.0.0.1:{port}/mcp",
@@ -318,7 +320,7 @@ def live() -> Iterator[Hostile]:
         confidential=True,
         reported_ttl=0,
     )  # seen as expired: `token`
-    served = serve(servers.asgi, sock)  # refreshes every time
+    served = serve_in_thread(servers.asgi, sock)  # refreshes every time
     try:
         yield servers
     finally:

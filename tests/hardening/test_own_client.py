@@ -25,9 +25,11 @@ from mcp_client_auth import (
     OAuthClientProvider,
     TokenStore,
 )
+from tests.servers.in_thread import serve_in_thread
+from tests.servers.processes import listening_socket
 
 from .drive import assert_clean, outcome, provider, send
-from .hostile import EVIL, Hostile, Reply, bound_socket, serve
+from .hostile import EVIL, Hostile, Reply
 
 LIBS: dict[str, Any] = {"httpx": httpx, "httpx2": httpx2}
 MIB = 1024 * 1024
@@ -36,10 +38,10 @@ MIB = 1024 * 1024
 @pytest.fixture
 def live() -> Iterator[Hostile]:
     """The servers on 127.0.0.1, reached over real sockets (no transport given)."""
-    sock = bound_socket()
+    sock = listening_socket()
     port = sock.getsockname()[1]
     servers = Hostile(resource=f"http://127.0.0.1:{port}/mcp", issuer=f"http://127.0.0.1:{port}")
-    served = serve(servers.asgi, sock)
+    served = serve_in_thread(servers.asgi, sock)
     try:
         yield servers
     finally:
@@ -97,7 +99,9 @@ def test_same_origin_metadata_redirect_followed_without_the_caller_asking() -> N
     servers = Hostile()
     moved = servers.prm_url.replace("/.well-known/", "/moved/.well-known/")
     servers.hooks["prm"] = lambda seen: Reply(301, b"", [("location", moved)])
-    servers.hooks["unknown"] = lambda seen: servers._prm(seen) if seen.url == moved else None
+    servers.hooks["unknown"] = lambda seen: (
+        servers.correct("prm", seen) if seen.url == moved else None
+    )
     assert send(servers, provider(servers), follow_redirects=False).status_code == 200
 
 

@@ -2,7 +2,7 @@
 token responses, authorization callbacks, registration responses and stored records raises
 nothing but the typed errors, and what it accepts is well-formed.
 
-tests/test_properties_metadata.py already covers the WWW-Authenticate parser, URL
+tests/unit/test_properties_metadata.py already covers the WWW-Authenticate parser, URL
 canonicalisation and the metadata validators. No input is excluded: the inputs that once hit a
 known bug (see FINDINGS.md: F3, F9) are fixed and run with the rest, pinned by ``@example`` and
 by plain tests of their own (a callback with an unbalanced ``[``, a stored record with a huge

@@ -19,8 +19,8 @@ from mcp_client_auth.flow_http import FlowHttp, send_sync
 from mcp_client_auth.metadata import UrlRules
 from mcp_client_auth.registration import ClientSettings, _registration, update_registration
 from mcp_client_auth.tokens import ClientRegistration
-
-from .hostile import bound_socket, serve
+from tests.servers.in_thread import serve_in_thread
+from tests.servers.processes import listening_socket
 
 RAT = "rat-SECRET-0123456789abcdef"
 
@@ -39,7 +39,7 @@ def loopback_server() -> Iterator[str]:
         )
         await send({"type": "http.response.body", "body": b"{}"})
 
-    served = serve(app, bound_socket())
+    served = serve_in_thread(app, listening_socket())
     try:
         yield f"http://127.0.0.1:{served.port}"
     finally:

@@ -32,9 +32,11 @@ from mcp_client_auth import (
     TokenError,
     TokenStore,
 )
+from tests.servers.in_thread import Served, serve_in_thread
+from tests.servers.processes import listening_socket
 
 from .drive import assert_clean, stored
-from .hostile import Hostile, Served, bound_socket, serve
+from .hostile import Hostile
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -88,19 +90,21 @@ def tls(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
         return str(path)
 
     def start(as_cert: str = "good", token_cert: str | None = None) -> Stack:
-        rs_sock, as_sock = bound_socket(), bound_socket()
+        rs_sock, as_sock = listening_socket(), listening_socket()
         servers = Hostile(
             resource=f"https://127.0.0.1:{rs_sock.getsockname()[1]}/mcp",
             issuer=f"https://127.0.0.1:{as_sock.getsockname()[1]}",
         )
-        started.append(serve(servers.asgi, rs_sock, certfile=cert_file("rs", "good")))
-        started.append(serve(servers.asgi, as_sock, certfile=cert_file("as", as_cert)))
+        started.append(serve_in_thread(servers.asgi, rs_sock, certfile=cert_file("rs", "good")))
+        started.append(serve_in_thread(servers.asgi, as_sock, certfile=cert_file("as", as_cert)))
         if token_cert is not None:  # the token endpoint on a third origin
-            token_sock = bound_socket()
+            token_sock = listening_socket()
             url = f"https://127.0.0.1:{token_sock.getsockname()[1]}/token"
             servers.asm_extra["token_endpoint"] = url
-            servers.hooks["other"] = lambda seen: servers._token(seen)
-            started.append(serve(servers.asgi, token_sock, certfile=cert_file("tk", token_cert)))
+            servers.hooks["other"] = lambda seen: servers.correct("token", seen)
+            started.append(
+                serve_in_thread(servers.asgi, token_sock, certfile=cert_file("tk", token_cert))
+            )
         return Stack(servers, ca, ca_file)
 
     yield start

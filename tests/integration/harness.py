@@ -30,19 +30,21 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.servers.processes import (
     LOOPBACK,
-    REALAS_DIR,
+    ROOT,
     Server,
-    _node,
-    _spawn,
-    _wait_for,
+    as_metadata,
     listening_socket,
+    prm_url,
+    python_path,
+    start_auth_server,
+    start_module_server,
 )
 
 from .mcp_server import SCOPES
 
-ROOT = Path(__file__).resolve().parents[2]
+AS_LABEL = "authorization server (tests/realas/server.mjs)"
 
 
 @dataclass
@@ -63,12 +65,10 @@ class Stack:
     @property
     def prm_url(self) -> str:
         parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource{parts.path}"
+        return prm_url(f"{parts.scheme}://{parts.netloc}", parts.path)
 
     def as_metadata(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.issuer}/.well-known/oauth-authorization-server", timeout=5)
-        response.raise_for_status()
-        return dict(response.json())
+        return as_metadata(self.issuer)
 
     def events(self) -> list[dict[str, Any]]:
         """The authorization server's grants, registrations and revocations (AS_LOG_EVENTS)."""
@@ -101,8 +101,8 @@ class Stack:
         self.auth_server.stop()
         self.restarts += 1
         port = urlsplit(self.issuer).port
-        self.auth_server = _start_auth_server(
-            self.workdir, {**self.settings, "AS_PORT": str(port)}, f"as-{self.restarts}"
+        self.auth_server, _ = start_auth_server(
+            self.workdir, {**self.settings, "AS_PORT": str(port)}, f"as-{self.restarts}", AS_LABEL
         )
 
     def restart_mcp_server(self) -> None:
@@ -124,20 +124,6 @@ class Stack:
         self.auth_server.stop()
         if self.mcp_socket is not None:
             self.mcp_socket.close()
-
-
-def _start_auth_server(workdir: Path, settings: dict[str, str], name: str) -> Server:
-    port_file = workdir / f"{name}.port"
-    env = {**os.environ, **settings, "AS_PORT_FILE": str(port_file)}
-    server = _spawn(
-        "authorization server (tests/realas/server.mjs)",
-        [_node(), "server.mjs"],
-        env,
-        REALAS_DIR,
-        workdir / f"{name}.log",
-    )
-    _wait_for(server, lambda: port_file.exists() and port_file.read_text().strip() != "")
-    return server
 
 
 def start_stack(workdir: Path, *, server_args: Sequence[str] = (), **knobs: str) -> Stack:
@@ -168,8 +154,7 @@ def _start_stack(
         "AS_LOG_EVENTS": "1",
         **knobs,
     }
-    auth_server = _start_auth_server(workdir, settings, "as")
-    port = (workdir / "as.port").read_text().strip()
+    auth_server, port = start_auth_server(workdir, settings, "as", AS_LABEL)
     issuer = f"http://{LOOPBACK}:{port}{settings.get('ISSUER_PATH', '')}"
     try:
         mcp_server = _start_mcp_server(workdir, issuer, mcp_socket, server_args, "mcp")
@@ -184,45 +169,15 @@ def _start_stack(
 def _start_mcp_server(
     workdir: Path, issuer: str, mcp_socket: socket.socket, server_args: tuple[str, ...], name: str
 ) -> Server:
-    port = int(mcp_socket.getsockname()[1])
-    server = _spawn(
+    args = ["--issuer", issuer, "--log-requests", *server_args]
+    return start_module_server(
         "MCP server (tests/integration/mcp_server.py)",
-        [
-            sys.executable,
-            "-m",
-            "tests.integration.mcp_server",
-            "--issuer",
-            issuer,
-            "--port",
-            str(port),
-            "--fd",
-            str(mcp_socket.fileno()),
-            "--log-requests",
-            *server_args,
-        ],
-        {**os.environ, "PYTHONPATH": _pythonpath()},
-        ROOT,
-        workdir / f"{name}.log",
-        pass_fds=(mcp_socket.fileno(),),
+        "tests.integration.mcp_server",
+        args,
+        mcp_socket,
+        workdir,
+        name,
     )
-    prm = f"http://{LOOPBACK}:{port}/.well-known/oauth-protected-resource/mcp"
-    try:
-        _wait_for(server, lambda: _ok(prm))
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
-def _ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _pythonpath() -> str:
-    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -311,7 +266,7 @@ def driver_env(key: str) -> dict[str, str]:
     env = {
         **os.environ,
         "MCP_CLIENT_AUTH_KEY": key,  # the store's key: no keyring, no key file
-        "PYTHONPATH": _pythonpath(),
+        "PYTHONPATH": python_path(),
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("MCP_CLIENT_AUTH_HOME", None)

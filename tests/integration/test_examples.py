@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.servers.processes import free_port
 
 from .conftest import StartStack
 from .harness import ROOT, Stack, start_stack, wait_until
@@ -204,8 +204,8 @@ def test_every_example_is_run_by_a_test() -> None:
 
 
 def test_the_quickstart_is_run_by_its_own_tests() -> None:
-    """The one example run elsewhere: ``tests/test_quickstart.py`` runs this very file."""
-    from tests.test_quickstart import QUICKSTART, run_quickstart
+    """The one example run elsewhere: ``test_quickstart.py`` beside this file runs it."""
+    from tests.integration.test_quickstart import QUICKSTART, run_quickstart
 
     assert [e for e, t in RUNS.items() if t == ELSEWHERE] == ["quickstart"]
     assert QUICKSTART == EXAMPLES / "quickstart.py"

@@ -185,49 +185,53 @@ def journeys(
     return found
 
 
-def auth_server_posts(step: Step, stack: Stack) -> list[tuple[str, int | None]]:
-    return [(path, status) for method, path, status in step.sent(stack.issuer) if method == "POST"]
-
-
 SERVERS = {"a": "", "b": "_b"}  # the suffix of each server's step names
 
 
-def step_of(journeys: dict[str, Journey], client: str, name: str, server: str) -> Step:
-    step = journeys[client][name + SERVERS[server]]
-    assert step.texts() == [step.name.replace("_", " ")], step.explain()
-    return step
+@dataclass
+class Case:
+    """One client against one of the two servers: its steps there, and what they sent."""
+
+    client: str
+    server: str
+    journeys: dict[str, Journey]
+    stacks: dict[str, Stack]
+
+    def step(self, name: str) -> Step:
+        step = self.journeys[self.client][name + SERVERS[self.server]]
+        assert step.texts() == [step.name.replace("_", " ")], step.explain()
+        return step
+
+    def auth_server_posts(self, step: Step) -> list[tuple[str, int | None]]:
+        issuer = self.stacks[self.server].issuer
+        return [(path, status) for method, path, status in step.sent(issuer) if method == "POST"]
 
 
-@pytest.mark.parametrize("server", SERVERS)
-@pytest.mark.parametrize("client", CLIENTS)
-def test_a_login_for_each_of_two_servers_in_one_store(
-    client: str, server: str, journeys: dict[str, Journey], stacks: dict[str, Stack]
-) -> None:
-    step = step_of(journeys, client, "login", server)
+@pytest.fixture(params=[(c, s) for c in CLIENTS for s in SERVERS], ids="-".join)
+def case(
+    request: pytest.FixtureRequest, journeys: dict[str, Journey], stacks: dict[str, Stack]
+) -> Case:
+    client, server = request.param
+    return Case(client, server, journeys, stacks)
+
+
+def test_a_login_for_each_of_two_servers_in_one_store(case: Case) -> None:
+    step = case.step("login")
     assert step.logins == 1, step.explain()
-    posts = auth_server_posts(step, stacks[server])
-    assert posts == [("/reg", 201), ("/token", 200)], step.explain()
+    assert case.auth_server_posts(step) == [("/reg", 201), ("/token", 200)], step.explain()
 
 
-@pytest.mark.parametrize("server", SERVERS)
-@pytest.mark.parametrize("client", CLIENTS)
-def test_a_refresh_once_the_access_token_expires(
-    client: str, server: str, journeys: dict[str, Journey], stacks: dict[str, Stack]
-) -> None:
-    step = step_of(journeys, client, "refresh", server)
+def test_a_refresh_once_the_access_token_expires(case: Case) -> None:
+    step = case.step("refresh")
     assert step.logins == 0, step.explain()
-    assert auth_server_posts(step, stacks[server]) == [("/token", 200)], step.explain()
+    assert case.auth_server_posts(step) == [("/token", 200)], step.explain()
 
 
-@pytest.mark.parametrize("server", SERVERS)
-@pytest.mark.parametrize("client", CLIENTS)
-def test_a_new_process_reuses_the_stored_tokens_of_both_servers(
-    client: str, server: str, journeys: dict[str, Journey], stacks: dict[str, Stack]
-) -> None:
-    step = step_of(journeys, client, "restart", server)
+def test_a_new_process_reuses_the_stored_tokens_of_both_servers(case: Case) -> None:
+    step = case.step("restart")
     assert step.logins == 0, step.explain()
-    assert step.sent(stacks[server].issuer) == [], step.explain()
-    statuses = {status for _, _, status in step.sent(stacks[server].url)}
+    assert step.sent(case.stacks[case.server].issuer) == [], step.explain()
+    statuses = {status for _, _, status in step.sent(case.stacks[case.server].url)}
     assert statuses <= {200, 202}, step.explain()
 
 

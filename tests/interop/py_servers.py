@@ -2,10 +2,11 @@
 run as ``python -m tests.interop.py_servers KIND --port N --fd FD --ttl SECONDS``:
 
 - ``mcp-sdk``: the ``mcp`` SDK's own authorization-server routes (``mcp.server.auth``: RFC 8414
-  metadata, RFC 7591 registration, authorization, token, RFC 7009 revocation) over
-  :class:`MemoryProvider`, an in-memory provider of the SDK's ``OAuthAuthorizationServerProvider``
-  protocol that approves every request, in the same app as the SDK's ``MCPServer`` (which checks
-  tokens through the provider, as the SDK does it).
+  metadata, RFC 7591 registration, authorization, token, RFC 7009 revocation) over the
+  in-memory provider of ``tests/servers/sdk_provider.py``, which approves every request and
+  revokes a grant's two tokens together, in the same app as the SDK's ``MCPServer`` (which
+  checks tokens through the provider, as the SDK does it): ``sdk_auth_app`` of
+  ``tests/integration/sdk_auth_server.py``.
 - ``fastmcp``: FastMCP's ``InMemoryOAuthProvider`` as shipped, in front of a FastMCP server; the
   one setting changed is its access-token lifetime (a module constant), to ``--ttl``.
 - ``authlib``: an Authlib authorization server (``authlib_as.py``) and the integration MCP
@@ -22,137 +23,20 @@ listening socket ``--fd`` that the test bound to ``127.0.0.1:--port``.
 from __future__ import annotations
 
 import argparse
-import secrets
 import socket
 import time
 from typing import Any
 
 import httpx2
 import uvicorn
-from mcp.server.auth.provider import (
-    AccessToken,
-    AuthorizationCode,
-    AuthorizationParams,
-    ProviderTokenVerifier,
-    RefreshToken,
-    TokenError,
-    TokenVerifier,
-    construct_redirect_uri,
-)
+from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.routes import build_resource_metadata_url
-from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
-from mcp.server.mcpserver import MCPServer
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import AnyHttpUrl
 from starlette.types import ASGIApp
 
-from tests.integration.mcp_server import BASE_SCOPE, HOST, SCOPES, StepUpGate, add_tools, build_app
-
-MCP_PATH = "/mcp"
-
-
-class MemoryProvider:
-    """The ``mcp`` SDK's authorization-server provider protocol, in memory: every
-    authorization is approved at once, access tokens live ``ttl`` seconds, refresh tokens
-    rotate, and revoking either token of a grant revokes both."""
-
-    def __init__(self, ttl: int) -> None:
-        self.ttl = ttl
-        self.clients: dict[str, OAuthClientInformationFull] = {}
-        self.codes: dict[str, AuthorizationCode] = {}
-        self.access: dict[str, AccessToken] = {}
-        self.refresh: dict[str, RefreshToken] = {}
-        self.pair: dict[str, str] = {}  # each token of a grant -> the other one
-
-    async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
-        return self.clients.get(client_id)
-
-    async def register_client(self, client_info: OAuthClientInformationFull) -> None:
-        assert client_info.client_id is not None
-        self.clients[client_info.client_id] = client_info
-
-    async def authorize(
-        self, client: OAuthClientInformationFull, params: AuthorizationParams
-    ) -> str:
-        code = secrets.token_urlsafe(24)
-        assert client.client_id is not None
-        self.codes[code] = AuthorizationCode(
-            code=code,
-            scopes=params.scopes or [],
-            expires_at=time.time() + 300,
-            client_id=client.client_id,
-            code_challenge=params.code_challenge,
-            redirect_uri=params.redirect_uri,
-            redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
-            resource=params.resource,
-            subject="interop-user",
-        )
-        return construct_redirect_uri(str(params.redirect_uri), code=code, state=params.state)
-
-    async def load_authorization_code(
-        self, client: OAuthClientInformationFull, authorization_code: str
-    ) -> AuthorizationCode | None:
-        code = self.codes.get(authorization_code)
-        return code if code is not None and code.client_id == client.client_id else None
-
-    async def exchange_authorization_code(
-        self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode
-    ) -> OAuthToken:
-        self.codes.pop(authorization_code.code, None)
-        return self._issue(
-            authorization_code.client_id, authorization_code.scopes, authorization_code.resource
-        )
-
-    async def load_refresh_token(
-        self, client: OAuthClientInformationFull, refresh_token: str
-    ) -> RefreshToken | None:
-        token = self.refresh.get(refresh_token)
-        return token if token is not None and token.client_id == client.client_id else None
-
-    async def exchange_refresh_token(
-        self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
-    ) -> OAuthToken:
-        if not set(scopes) <= set(refresh_token.scopes):
-            raise TokenError("invalid_scope", "more scope than the grant has")
-        await self.revoke_token(refresh_token)
-        return self._issue(
-            refresh_token.client_id, scopes or refresh_token.scopes, refresh_token.resource
-        )
-
-    async def load_access_token(self, token: str) -> AccessToken | None:
-        found = self.access.get(token)
-        if found is None or (found.expires_at is not None and found.expires_at < time.time()):
-            return None
-        return found
-
-    async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
-        for value in (token.token, self.pair.pop(token.token, None)):
-            if value is not None:
-                self.access.pop(value, None)
-                self.refresh.pop(value, None)
-                self.pair.pop(value, None)
-
-    def _issue(self, client_id: str, scopes: list[str], resource: str | None) -> OAuthToken:
-        access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        self.access[access] = AccessToken(
-            token=access,
-            client_id=client_id,
-            scopes=scopes,
-            expires_at=int(time.time()) + self.ttl,
-            resource=resource,
-            subject="interop-user",
-        )
-        self.refresh[refresh] = RefreshToken(
-            token=refresh, client_id=client_id, scopes=scopes, resource=resource
-        )
-        self.pair[access], self.pair[refresh] = refresh, access
-        return OAuthToken(
-            access_token=access,
-            token_type="Bearer",
-            expires_in=self.ttl,
-            refresh_token=refresh,
-            scope=" ".join(scopes),
-        )
+from tests.integration.mcp_server import BASE_SCOPE, HOST, SCOPES, StepUpGate, build_app
+from tests.integration.sdk_auth_server import MCP_PATH, sdk_auth_app
+from tests.servers.sdk_provider import MemoryProvider
 
 
 def gated(app: ASGIApp, verifier: TokenVerifier, resource: str) -> ASGIApp:
@@ -166,30 +50,9 @@ def gated(app: ASGIApp, verifier: TokenVerifier, resource: str) -> ASGIApp:
 
 
 def mcp_sdk_app(base: str, ttl: int) -> ASGIApp:
-    provider = MemoryProvider(ttl)
-    resource = base + MCP_PATH
-    server = MCPServer(
-        name="interop: mcp SDK authorization server",
-        auth_server_provider=provider,
-        auth=AuthSettings.model_validate(
-            {
-                "issuer_url": base,
-                "resource_server_url": resource,
-                "required_scopes": [BASE_SCOPE],
-                "validate_token_resource": True,
-                "client_registration_options": ClientRegistrationOptions(
-                    enabled=True, valid_scopes=list(SCOPES)
-                ),
-                "revocation_options": RevocationOptions(enabled=True),
-            }
-        ),
-        log_level="WARNING",
-    )
-    add_tools(server)
-    app = server.streamable_http_app(
-        streamable_http_path=MCP_PATH, host=HOST, stateless_http=True, json_response=True
-    )
-    return gated(app, ProviderTokenVerifier(provider), resource)
+    provider = MemoryProvider(ttl=ttl, subject="interop-user", revoke_grant=True)
+    name = "interop: mcp SDK authorization server"
+    return sdk_auth_app(base, provider, name=name, stateless=True)
 
 
 def fastmcp_app(base: str, ttl: int) -> ASGIApp:

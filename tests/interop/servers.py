@@ -5,7 +5,6 @@ bound and handed down, so no port is chosen, freed, and taken by something else 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,17 +12,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.servers.processes import (
     LOOPBACK,
-    REALAS_DIR,
     Server,
-    _node,
-    _spawn,
-    _wait_for,
+    http_ok,
     listening_socket,
+    node,
+    prm_url,
+    spawn,
+    start_auth_server,
+    start_module_server,
+    wait_for,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 TS_DIR = Path(__file__).resolve().parent / "ts"
 # Access-token lifetime, seconds, where the server lets us set it: short, so that the check of a
 # 401 waits little for it, yet long enough that a token is never dead at its first use, even
@@ -49,49 +50,21 @@ class Interop:
             server.stop()
 
 
-def _ready(url: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return httpx.get(url, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return check
-
-
-def _prm(base: str) -> str:
-    return f"{base}/.well-known/oauth-protected-resource/mcp"
-
-
 def _python(kind: str, workdir: Path, *args: str) -> tuple[str, Server]:
     """A server of ``py_servers.py`` on a socket of its own: its base URL and process."""
     with listening_socket() as sock:
-        port = int(sock.getsockname()[1])
-        server = _spawn(
+        server = start_module_server(
             f"{kind} (tests/interop/py_servers.py)",
-            [
-                sys.executable,
-                "-m",
-                "tests.interop.py_servers",
-                kind,
-                "--port",
-                str(port),
-                "--fd",
-                str(sock.fileno()),
-                *args,
-            ],
-            dict(os.environ),
-            ROOT,
-            workdir / f"{kind}.log",
-            pass_fds=(sock.fileno(),),
+            "tests.interop.py_servers",
+            [kind, *args],
+            sock,
+            workdir,
+            kind,
         )
-    base = f"http://{LOOPBACK}:{port}"
-    _wait_for(server, _ready(_prm(base)))
-    return base, server
+        return f"http://{LOOPBACK}:{sock.getsockname()[1]}", server
 
 
 def _typescript(provider: str, workdir: Path) -> Interop:
-    node = _node()
     if not (TS_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
         pytest.fail(
             f"the TypeScript MCP SDK is not installed in {TS_DIR / 'node_modules'}: run "
@@ -106,16 +79,16 @@ def _typescript(provider: str, workdir: Path) -> Interop:
             "PORT": str(port),
             "LISTEN_FD": str(sock.fileno()),
         }
-        server = _spawn(
+        server = spawn(
             f"TypeScript SDK, {provider} provider (tests/interop/ts/server.mjs)",
-            [node, "server.mjs"],
+            [node(), "server.mjs"],
             env,
             TS_DIR,
             workdir / f"ts-{provider}.log",
             pass_fds=(sock.fileno(),),
         )
     base = f"http://{LOOPBACK}:{port}"
-    _wait_for(server, _ready(_prm(base)))
+    wait_for(server, lambda: http_ok(prm_url(base)))
     demo = provider == "demo"
     return Interop(
         name="ts-sdk-demo" if demo else "ts-sdk",
@@ -131,16 +104,11 @@ def _typescript(provider: str, workdir: Path) -> Interop:
 def _oidc_default(workdir: Path) -> Interop:
     """oidc-provider with its own refresh-token policy, an issuer with a path, opaque tokens
     and no RFC 7592, in front of the integration MCP server (tokens by introspection)."""
-    node = _node()
     with listening_socket() as rs_sock:
-        rs_port = int(rs_sock.getsockname()[1])
-        resource = f"http://{LOOPBACK}:{rs_port}/mcp"
-        port_file = workdir / "as.port"
-        env = {
-            **os.environ,
+        resource = f"http://{LOOPBACK}:{rs_sock.getsockname()[1]}/mcp"
+        settings = {
             "AS_HOST": LOOPBACK,
             "AS_PORT": "0",
-            "AS_PORT_FILE": str(port_file),
             "INTERACTION_MODE": "auto",
             "MCP_RESOURCE": resource,
             "MCP_SCOPES": "mcp:tools mcp:write",
@@ -150,40 +118,20 @@ def _oidc_default(workdir: Path) -> Interop:
             "ISSUER_PATH": "/oidc",
             "DEVICE_FLOW": "0",
         }
-        auth_server = _spawn(
-            "oidc-provider, its defaults (tests/realas/server.mjs)",
-            [node, "server.mjs"],
-            env,
-            REALAS_DIR,
-            workdir / "as.log",
+        auth_server, port = start_auth_server(
+            workdir, settings, "as", "oidc-provider, its defaults (tests/realas/server.mjs)"
         )
-        _wait_for(auth_server, lambda: port_file.exists() and port_file.read_text().strip() != "")
-        issuer = f"http://{LOOPBACK}:{port_file.read_text().strip()}/oidc"
+        issuer = f"http://{LOOPBACK}:{port}/oidc"
         meta = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()
-        resource_server = _spawn(
+        args = ["resource", "--issuer", issuer, "--introspect", meta["introspection_endpoint"]]
+        resource_server = start_module_server(
             "MCP server, introspection (tests/interop/py_servers.py)",
-            [
-                sys.executable,
-                "-m",
-                "tests.interop.py_servers",
-                "resource",
-                "--port",
-                str(rs_port),
-                "--fd",
-                str(rs_sock.fileno()),
-                "--issuer",
-                issuer,
-                "--introspect",
-                meta["introspection_endpoint"],
-                "--client",
-                ":".join(RS_CLIENT),
-            ],
-            dict(os.environ),
-            ROOT,
-            workdir / "rs.log",
-            pass_fds=(rs_sock.fileno(),),
+            "tests.interop.py_servers",
+            [*args, "--client", ":".join(RS_CLIENT)],
+            rs_sock,
+            workdir,
+            "rs",
         )
-    _wait_for(resource_server, _ready(_prm(f"http://{LOOPBACK}:{rs_port}")))
     return Interop(
         name="oidc-provider",
         resource=resource,

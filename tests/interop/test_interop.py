@@ -31,8 +31,9 @@ from cryptography.fernet import Fernet
 from mcp_client_auth import OAuthClientProvider, TokenStore
 from mcp_client_auth.tokens import ServerRecord
 from tests.conftest import follow_to_redirect_uri
+from tests.servers.processes import ROOT
 
-from .servers import ROOT, SERVERS, Interop, start
+from .servers import SERVERS, Interop, start
 
 pytestmark = pytest.mark.integration
 

@@ -63,7 +63,7 @@ def driver(tmp_path: Path) -> Iterator[Any]:
     ):
         options.add_argument(flag)
     browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    browser.set_page_load_timeout(60)  # Chromium on a busy 2-core CI machine
+    browser.set_page_load_timeout(60)  # generous: Chromium on a busy CI machine
     try:
         yield browser
     finally:

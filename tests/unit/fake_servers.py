@@ -24,6 +24,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 
+from tests.servers.seen import Seen
+
 RESOURCE = "https://mcp.example.com/mcp"
 ISSUER = "https://auth.example.com"
 ISSUER2 = "https://auth2.example.com"
@@ -45,31 +47,6 @@ def jwk_thumbprint(jwk: dict[str, Any]) -> str:
     return b64(
         hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
     )
-
-
-@dataclass
-class Seen:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def form(self) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
-
-    @property
-    def path(self) -> str:
-        return urlsplit(self.url).path
-
-    @property
-    def origin(self) -> str:
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    @property
-    def query(self) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(urlsplit(self.url).query).items()}
 
 
 class DPoPRefused(Exception):

@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "import_graph.py"
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("import_graph", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def write_package(root: Path, files: dict[str, str]) -> Path:
-    package = root / "mcp_client_auth"
-    for name, text in files.items():
-        (package / name).parent.mkdir(parents=True, exist_ok=True)
-        (package / name).write_text(text)
-    return package
+from .scripts import load_script, run_script, write_package
 
 
 def test_the_package_has_no_import_cycle() -> None:
-    run = subprocess.run(
-        [sys.executable, str(SCRIPT), "--cycles"], capture_output=True, text=True, check=False
-    )
+    run = run_script("import_graph", "--cycles")
     assert run.returncode == 0, run.stderr
     assert "no import cycles" in run.stderr
 
@@ -45,7 +23,7 @@ def test_a_lazy_import_closing_a_loop_is_a_cycle(tmp_path: Path) -> None:
             "store/b.py": "B = 2\ndef late():\n    from . import a\n    return a\n",
         },
     )
-    script = load_script()
+    script = load_script("import_graph")
     graph = script.import_graph(package)
     assert graph["mcp_client_auth.store.b"] == {"mcp_client_auth.store.a", "mcp_client_auth.store"}
     # b's "from . import a" runs the package's __init__ too, which imports a: all three loop
@@ -67,7 +45,7 @@ def test_imports_for_type_checking_only_are_no_edge(tmp_path: Path) -> None:
             "c.py": "",
         },
     )
-    script = load_script()
+    script = load_script("import_graph")
     graph = script.import_graph(package)
     assert graph["mcp_client_auth.b"] == {"mcp_client_auth", "mcp_client_auth.c"}
     assert script.cycles(graph) == []
@@ -87,7 +65,7 @@ def test_a_lazy_name_is_an_edge_to_the_module_behind_it(tmp_path: Path) -> None:
             "cli.py": "def run():\n    from . import Login\n",
         },
     )
-    script = load_script()
+    script = load_script("import_graph")
     graph = script.import_graph(package)
     assert graph["mcp_client_auth.cli"] == {
         "mcp_client_auth",

@@ -1,17 +1,19 @@
 """The README is a test fixture: every ```python block in it runs, as written, or is listed here.
 
-Why: a user copies the first snippet and runs it. It once posted a bare ``ping`` with no MCP
-handshake and got ``400 Missing session ID`` from a real MCP server; nothing had run it. So each
-block runs in a process of its own, as a user's script would, against the demo servers (the
-``mcp`` SDK's MCP server and the demo authorization server, one pair for the whole module, on
-127.0.0.1), with only the server URL replaced. The default ``BrowserLogin`` logs in through a
-stand-in browser (``$BROWSER``) that follows the demo server's automatic approval back to the
-loopback listener, as a real one would. A block that cannot run here is a fragment, listed in
-:data:`FRAGMENTS` with the reason; the list cannot go stale (each entry must match one block).
+Why: a user copies the first snippet and runs it, so a snippet that only looks right (a bare
+``ping`` with no MCP handshake gets ``400 Missing session ID`` from a real MCP server) fails the
+user at the first step. So each block runs in a process of its own, as a user's script would,
+against the demo servers (the ``mcp`` SDK's MCP server and the demo authorization server, one
+pair for the whole module, on 127.0.0.1), with only the server URL replaced. The default
+``BrowserLogin`` logs in through a stand-in browser (``$BROWSER``) that follows the demo
+server's automatic approval back to the loopback listener, as a real one would. A block that
+cannot run here is a fragment, listed in :data:`FRAGMENTS` with the reason; the list cannot go
+stale (each entry must match one block).
 
-The README's two set-up commands: the quickstart's is run by ``tests/test_quickstart.py``; here,
-its claim that the ``demo`` extra is all the quickstart and the demo servers need, and
-``.ci/run``'s claim that it checks for what it does not install, first, and says which is missing.
+The README's two set-up commands: the quickstart's is run by ``test_quickstart.py`` beside
+this file; here, its claim that the ``demo`` extra is all the quickstart and the demo servers
+need, and ``.ci/run``'s claim that it checks for what it does not install, first, and says which
+is missing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from cryptography.fernet import Fernet
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 PLACEHOLDER = "https://mcp.example.com/mcp"
 
@@ -244,7 +246,7 @@ def test_ci_run_says_first_what_it_needs_and_does_not_install(tmp_path: Path) ->
 #: what it claims. A new block fails here until it is given one.
 COMMAND_BLOCKS = {
     "python3 -m venv .venv && .venv/bin/pip install -e '.[demo]' && .venv/bin/python examples/"
-    "quickstart.py": "tests/test_quickstart.py runs the quickstart; the demo extra: above",
+    "quickstart.py": "test_quickstart.py runs the quickstart; the demo extra: above",
     "bash .ci/run": "test_ci_run_says_first_what_it_needs_and_does_not_install",
     "pip install -e .              # httpx, keyring, platformdirs, cryptography": (
         "test_every_extra_the_readme_installs_exists"

@@ -22,7 +22,7 @@ from mcp_client_auth import TokenStore
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.py"
 
 # Plays the user's browser for --browser: opens the consent page, clicks Approve, and follows

@@ -20,7 +20,7 @@ import httpx
 import jwt
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 from demo_servers import DemoServers, start_demo_servers
 
