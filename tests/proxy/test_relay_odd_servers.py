@@ -32,6 +32,13 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 def run_host(handler: Handler, lines: list[bytes], transport: str = "http-only") -> list[Any]:
     """Feed ``lines`` to a relay whose server is ``handler``; every line it wrote, parsed."""
+    written = run_host_raw(handler, lines, transport).split(b"\n")
+    assert written[-1] == b""  # every message ends its line
+    return [json.loads(line) for line in written[:-1]]
+
+
+def run_host_raw(handler: Handler, lines: list[bytes], transport: str = "http-only") -> bytes:
+    """Feed ``lines`` to a relay whose server is ``handler``; what it wrote to stdout."""
     out = io.BytesIO()
 
     async def main() -> None:
@@ -49,9 +56,7 @@ def run_host(handler: Handler, lines: list[bytes], transport: str = "http-only")
             await relay.run(feed())
 
     asyncio.run(main())
-    written = out.getvalue().split(b"\n")
-    assert written[-1] == b""  # every message ends its line
-    return [json.loads(line) for line in written[:-1]]
+    return out.getvalue()
 
 
 def line(message: Any) -> bytes:
@@ -580,3 +585,36 @@ def test_a_legacy_endpoint_outside_the_token_is_refused_before_any_post(endpoint
         assert f"named {named} for the host's messages: refused" in written[0]["error"]["message"]
     else:
         assert "named a messages endpoint that is not a URL" in written[0]["error"]["message"]
+
+
+def test_messages_pass_byte_for_byte_where_they_are_one_line_of_utf8() -> None:
+    """What the proxy only forwards is not written out afresh: the host's own spacing and
+    key order reach the server, the server's reach the host; an answer spread over lines,
+    or in UTF-16, still reaches the host as one line of UTF-8."""
+    posted: list[bytes] = []
+    call = b'{ "params" : {"name": "echo"}, "method": "tools/call", "id": 7, "jsonrpc": "2.0" }'
+    answers = {
+        7: b'{"result": {"text": "caf\\u00e9"}, "jsonrpc": "2.0", "id": 7}',
+        8: b'{\n  "jsonrpc": "2.0",\n  "id": 8,\n  "result": {}\n}\n',
+        9: '{"jsonrpc": "2.0", "id": 9, "result": {"text": "ü"}}'.encode("utf-16"),
+    }
+
+    def server(request: httpx.Request) -> httpx.Response:
+        posted.append(request.content)
+        message = json.loads(request.content)
+        if message.get("method") == "initialize":
+            return answer(request, {"protocolVersion": "2025-06-18"}, session=None)
+        if "id" not in message:
+            return httpx.Response(202)
+        return httpx.Response(
+            200, content=answers[message["id"]], headers={"content-type": "application/json"}
+        )
+
+    later = [line({"jsonrpc": "2.0", "id": n, "method": "ping"}) for n in (8, 9)]
+    out = run_host_raw(server, [line(INIT), line(INITIALIZED), call, *later])
+    assert call in posted
+    written = out.split(b"\n")
+    assert answers[7] in written
+    assert {json.loads(w)["id"]: json.loads(w) for w in written if w}[8]["result"] == {}
+    utf16 = [w for w in written if b'"id":9' in w]
+    assert utf16 and json.loads(utf16[0].decode("utf-8"))["result"] == {"text": "ü"}
