@@ -169,7 +169,12 @@ class _Connection:
         except BaseException:
             release(self, False)
             raise
-        assert isinstance(event, h11.Response)
+        if not isinstance(event, h11.Response):  # a switch of protocols nobody asked for
+            release(self, False)
+            raise httpx.RemoteProtocolError(
+                "the server answered with something other than an HTTP/1.1 response",
+                request=request,
+            )
         return httpx.Response(
             event.status_code,
             headers=event.headers.raw_items(),
@@ -207,7 +212,13 @@ class _Connection:
                 return
 
     def reusable(self) -> bool:
-        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+        """Whether the exchange ended cleanly with nothing after it: bytes past the end of
+        the answer (a second answer to one request) would be read as the next one's."""
+        if (
+            self._h11.our_state is h11.DONE
+            and self._h11.their_state is h11.DONE
+            and self._h11.trailing_data == (b"", False)
+        ):
             self._h11.start_next_cycle()
             return True
         return False

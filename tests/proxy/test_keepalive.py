@@ -160,6 +160,36 @@ async def test_a_body_left_unread_closes_its_connection(client: httpx.AsyncClien
     assert server.connections == 2  # the next answer would have come after this one's rest
 
 
+async def test_bytes_after_an_answer_are_never_read_as_the_next_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(answer(b"first %d" % n) + answer(b"unasked for"))
+            await writer.drain()
+
+    server = Server(script)
+    async with server as url:
+        assert (await client.post(url, content=b"a")).content == b"first 1"
+        assert (await client.post(url, content=b"b")).content == b"first 2"
+    assert server.connections == 2
+
+
+async def test_a_switch_of_protocols_is_a_protocol_error(client: httpx.AsyncClient) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n"
+        )
+        await writer.drain()
+        await reader.read()
+
+    async with Server(script) as url:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(url, content=b"x")
+
+
 async def test_a_server_that_hangs_up_is_a_protocol_error(client: httpx.AsyncClient) -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
         await read_request(reader)
