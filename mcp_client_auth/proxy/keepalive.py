@@ -5,16 +5,18 @@ Why not httpx's default transport: its connection pool runs every request throug
 locks, cancel scopes and checkpoints, each one more turn of the event loop, and on a fast
 server that costs more than everything else the relay does. This transport does what the
 proxy needs and no more: one request per connection at a time, idle connections reused per
-origin, the body streamed as it arrives (event streams stay open for hours), TLS with the
-same context httpx builds (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` honoured). The proxy uses
-httpx's own transport instead where the environment names an HTTP proxy, so that
-``HTTPS_PROXY`` and ``NO_PROXY`` keep their exact httpx meaning.
+origin for a few seconds (as httpx's pool does), the body streamed as it arrives (event
+streams stay open for hours), TLS with the same context httpx builds (``SSL_CERT_FILE`` and
+``SSL_CERT_DIR`` honoured). The proxy uses httpx's own transport instead where the
+environment names an HTTP proxy, so that ``HTTPS_PROXY`` and ``NO_PROXY`` keep their exact
+httpx meaning.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -23,6 +25,11 @@ import h11
 import httpx
 
 READ_SIZE = 64 * 1024
+# As httpx's own pool: an idle connection is not reused after this many seconds (a server or a
+# middlebox may have dropped it without a word, and a POST cannot be sent twice), and at most
+# this many wait per origin.
+KEEPALIVE_EXPIRY = 5.0
+MAX_IDLE = 20
 DEFAULT_PORTS = {"http": 80, "https": 443}
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})  # sent again on a fresh connection
 Origin = tuple[str, str, int]
@@ -103,8 +110,10 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         return connection
 
     def _release(self, connection: _Connection, reusable: bool) -> None:
-        if reusable and connection in self._open:
-            self._idle.setdefault(connection.origin, []).append(connection)
+        idle = self._idle.setdefault(connection.origin, [])
+        if reusable and connection in self._open and len(idle) < MAX_IDLE:
+            connection.idle_since = time.monotonic()
+            idle.append(connection)
         else:
             self._discard(connection)
 
@@ -131,9 +140,11 @@ class _Connection:
         self._h11 = h11.Connection(h11.CLIENT)
         self._used = False
         self._read_timeout: float | None = None
+        self.idle_since = time.monotonic()
 
     def usable(self) -> bool:
-        return not (self._writer.is_closing() or self._reader.at_eof())
+        fresh = time.monotonic() - self.idle_since < KEEPALIVE_EXPIRY
+        return fresh and not (self._writer.is_closing() or self._reader.at_eof())
 
     async def exchange(
         self,

@@ -79,6 +79,26 @@ async def test_requests_share_one_kept_alive_connection(client: httpx.AsyncClien
     assert server.connections == 1
 
 
+async def test_a_connection_idle_too_long_is_not_reused(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection dropped without a word (a middlebox's idle timeout) looks alive; after
+    the expiry it is not trusted with a POST."""
+    from mcp_client_auth.proxy import keepalive
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(answer(b"ok"))
+
+    server = Server(script)
+    async with server as url:
+        assert (await client.post(url, content=b"a")).content == b"ok"
+        monkeypatch.setattr(keepalive, "KEEPALIVE_EXPIRY", 0.0)  # it has been idle too long
+        assert (await client.post(url, content=b"b")).content == b"ok"
+    assert server.connections == 2
+
+
 async def test_a_connection_the_server_closed_while_idle_is_replaced(
     client: httpx.AsyncClient,
 ) -> None:
