@@ -5,6 +5,7 @@ a body left unread, a server that hangs up, nobody listening."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -35,8 +36,9 @@ def answer(body: bytes, *, close: bool = False) -> bytes:
 class Server:
     """Counts connections; each is handled by ``script(reader, writer, number)``."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
         self.script = script
+        self.tls = tls
         self.connections = 0
         self.requests: list[bytes] = []
 
@@ -50,9 +52,9 @@ class Server:
             writer.close()
 
     async def __aenter__(self) -> str:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls)
         port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/mcp"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{port}/mcp"
 
     async def __aexit__(self, *exc: object) -> None:
         self._server.close()
@@ -138,6 +140,31 @@ async def test_a_connection_closed_under_a_request_resends_only_what_is_safe(
             with pytest.raises(httpx.RemoteProtocolError):
                 await client.request(method, url)
             assert server.connections == 1
+
+
+async def test_https_with_the_servers_certificate_checked() -> None:
+    import trustme
+
+    authority = trustme.CA()
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_side)
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(answer(b"over tls"))
+
+    server = Server(script, tls=server_side)
+    async with server as url:
+        async with httpx.AsyncClient(transport=KeepAliveTransport(trusting)) as client:
+            for _ in range(2):
+                assert (await client.post(url, content=b"x")).content == b"over tls"
+        async with httpx.AsyncClient(transport=KeepAliveTransport()) as untrusting:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await untrusting.post(url, content=b"x")  # the system's CAs do not know it
+    assert server.connections == 1  # both over one connection; the refused one never got in
 
 
 async def test_a_streamed_body_arrives_as_it_is_sent(client: httpx.AsyncClient) -> None:
