@@ -226,7 +226,10 @@ def test_stateless_revision_headers_mirror_the_body() -> None:
     assert "mcp-session-id" not in seen[0]
 
 
-def test_http_first_falls_back_to_legacy_sse() -> None:
+@pytest.mark.parametrize("probe_first", [False, True])
+def test_http_first_falls_back_to_legacy_sse(probe_first: bool) -> None:
+    """Also for a host whose client probes ``server/discover`` before ``initialize``: the
+    probe fails on streamable HTTP, and the handshake after it is what picks the transport."""
     posted: list[Any] = []
     endpoint_stream = sse("event: endpoint\ndata: /mcp/messages?session=abc")
 
@@ -253,6 +256,12 @@ def test_http_first_falls_back_to_legacy_sse() -> None:
 
     async def main() -> None:
         async def feed() -> Any:
+            if probe_first:
+                yield line({"jsonrpc": "2.0", "id": "probe", "method": "server/discover"})
+                for _ in range(2000):  # the probe's answer first, as the client waits for it
+                    if out.getvalue():
+                        break
+                    await asyncio.sleep(0.01)
             yield line(INIT)
 
         async with httpx.AsyncClient(transport=Legacy()) as client:
@@ -261,8 +270,11 @@ def test_http_first_falls_back_to_legacy_sse() -> None:
             await Relay(connector, output, url=URL, login_hint="").run(feed())
 
     asyncio.run(main())
-    assert posted[0][0] == "https://mcp.example.com/mcp/messages?session=abc"
-    assert json.loads(out.getvalue())["result"]["protocolVersion"] == "2024-11-05"
+    assert [url for url, _ in posted] == ["https://mcp.example.com/mcp/messages?session=abc"]
+    answers = [json.loads(written) for written in out.getvalue().splitlines()]
+    assert answers[-1]["result"]["protocolVersion"] == "2024-11-05"
+    if probe_first:
+        assert answers[0]["id"] == "probe" and "405" in answers[0]["error"]["message"]
 
 
 def test_a_slow_request_does_not_hold_up_the_next_one() -> None:
