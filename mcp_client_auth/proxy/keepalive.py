@@ -51,6 +51,10 @@ def environment_names_a_proxy() -> bool:
 
 
 class KeepAliveTransport(httpx.AsyncBaseTransport):
+    """httpx's transport interface over :class:`_Connection`s: a new one when no idle one
+    to the origin is fresh; errors as httpx's own (``ConnectError``, ``ReadError``,
+    ``RemoteProtocolError``...), so callers cannot tell the transports apart."""
+
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl_context = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
@@ -133,6 +137,8 @@ class _NotAnswered(Exception):
 
 
 class _Connection:
+    """One HTTP/1.1 connection: a request, its answer read to the end, then the next."""
+
     def __init__(self, origin: Origin, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.origin = origin
         self._reader = reader

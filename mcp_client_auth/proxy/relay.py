@@ -134,7 +134,8 @@ class Relay:
             return transport, False
         async with self._connecting:
             starting = jsonrpc.method_of(message) == "initialize"
-            if self._transport is not None and not (starting and not self._chosen_on_handshake):
+            choose_again = starting and not self._chosen_on_handshake
+            if self._transport is not None and not choose_again:
                 return self._transport, False
             previous, self._transport = self._transport, None
             if previous is not None:
