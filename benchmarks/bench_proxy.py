@@ -7,7 +7,10 @@ Prints one table of ratios, each against its floor measured side by side in the 
 
 1. per request: a JSON-RPC request written to the proxy's stdin and its answer read from its
    stdout, against the same client POSTing it to the server itself with the token in a static
-   header (one request of each kind in turn, order alternating);
+   header (one request of each kind in turn, order alternating); beside it, the stdio round
+   trip alone (a process that answers each line at once: the floor of any relay), and the
+   same request through the legacy HTTP+SSE transport against a client that POSTs to the
+   endpoint and reads the answer from its own event stream;
 2. start-up to the first answered request, with a stored token: the proxy process against a
    process that imports httpx and sends the same request with a static header;
 3. the idle proxy's resident memory, and mcp-remote's per request and idle where Node and the
@@ -15,9 +18,10 @@ Prints one table of ratios, each against its floor measured side by side in the 
 4. why a raw relay and not the mcp SDK's transports: the import time and memory of the
    proxy's modules against those of ``mcp.client.streamable_http`` and ``mcp.client.stdio``.
 
-The server is a tiny keep-alive ``http.server`` on 127.0.0.1 that checks the bearer token and
-answers JSON. The store is a temp folder with one valid token (``MCP_CLIENT_AUTH_KEY`` holds
-its key: no keyring), removed at the end.
+The servers are tiny keep-alive ``http.server``s on 127.0.0.1 that check the bearer token and
+answer at once (JSON, or an event on the stream for the legacy one). The store is a temp
+folder with one valid token per server (``MCP_CLIENT_AUTH_KEY`` holds its key: no keyring),
+removed at the end.
 """
 
 from __future__ import annotations
