@@ -89,7 +89,11 @@ def encode(message: Message) -> bytes:
     """One line of compact JSON (no newline inside; the caller ends the line)."""
     if type(message) is Verbatim:
         return message.line
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: only JSON's escapes can carry it
+        return json.dumps(message, separators=(",", ":")).encode()
 
 
 def is_request(message: Message) -> bool:

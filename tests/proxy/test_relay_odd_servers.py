@@ -630,3 +630,16 @@ def test_messages_pass_byte_for_byte_where_they_are_one_line_of_utf8() -> None:
     assert {json.loads(w)["id"]: json.loads(w) for w in written if w}[8]["result"] == {}
     utf16 = [w for w in written if b'"id":9' in w]
     assert utf16 and json.loads(utf16[0].decode("utf-8"))["result"] == {"text": "ü"}
+
+
+def test_an_id_no_utf8_can_carry_still_gets_its_answer() -> None:
+    """A lone surrogate in an id (JSON allows the escape; UTF-8 cannot carry the character):
+    the proxy's own error still reaches the host, the id written as JSON's escape."""
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    request = b' {"jsonrpc": "2.0", "id": "\\ud800", "method": "ping"}'
+    (written,) = run_host(unreachable, [request])
+    assert written["id"] == "\ud800"
+    assert written["error"]["code"] == -32000
