@@ -7,7 +7,10 @@ Prints one table of ratios, each against its floor measured side by side in the 
 
 1. per request: a JSON-RPC request written to the proxy's stdin and its answer read from its
    stdout, against the same client POSTing it to the server itself with the token in a static
-   header (one request of each kind in turn, order alternating);
+   header (one request of each kind in turn, order alternating); beside it, the stdio round
+   trip alone (a process that answers each line at once: the floor of any relay), and the
+   same request through the legacy HTTP+SSE transport against a client that POSTs to the
+   endpoint and reads the answer from its own event stream;
 2. start-up to the first answered request, with a stored token: the proxy process against a
    process that imports httpx and sends the same request with a static header;
 3. the idle proxy's resident memory, and mcp-remote's per request and idle where Node and the
@@ -15,15 +18,17 @@ Prints one table of ratios, each against its floor measured side by side in the 
 4. why a raw relay and not the mcp SDK's transports: the import time and memory of the
    proxy's modules against those of ``mcp.client.streamable_http`` and ``mcp.client.stdio``.
 
-The server is a tiny keep-alive ``http.server`` on 127.0.0.1 that checks the bearer token and
-answers JSON. The store is a temp folder with one valid token (``MCP_CLIENT_AUTH_KEY`` holds
-its key: no keyring), removed at the end.
+The servers are tiny keep-alive ``http.server``s on 127.0.0.1 that check the bearer token and
+answer at once (JSON, or an event on the stream for the legacy one). The store is a temp
+folder with one valid token per server (``MCP_CLIENT_AUTH_KEY`` holds its key: no keyring),
+removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -34,10 +39,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -72,15 +77,7 @@ class McpHandler(BaseHTTPRequestHandler):
         if "id" not in message:
             self._send(202, b"")
             return
-        result: dict[str, Any] = {"content": [{"type": "text", "text": "ok"}]}
-        if message.get("method") == "initialize":
-            result = {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {"tools": {}},
-                "serverInfo": {"name": "bench", "version": "1"},
-            }
-        answer = json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result})
-        self._send(200, answer.encode(), {"content-type": "application/json"})
+        self._send(200, answer_to(message), {"content-type": "application/json"})
 
     def do_GET(self) -> None:
         self._send(405, b"")
@@ -98,6 +95,59 @@ class McpHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+def answer_to(message: dict[str, Any]) -> bytes:
+    """The JSON-RPC answer both servers give: the handshake's, or one tool result."""
+    result: dict[str, Any] = {"content": [{"type": "text", "text": "ok"}]}
+    if message.get("method") == "initialize":
+        result = {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "bench", "version": "1"},
+        }
+    return json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}).encode()
+
+
+class LegacySseHandler(McpHandler):
+    """The legacy HTTP+SSE transport at its floor: each ``GET /mcp`` is an event stream
+    whose first event names its own ``/mcp/messages?session=N``; a POST there is accepted
+    (202) and its answer goes out on that stream at once."""
+
+    streams: ClassVar[dict[str, Any]] = {}  # session -> the stream's file, written under the lock
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        if self.headers.get("authorization") != f"Bearer {TOKEN}":
+            self._send(401, b"", {"www-authenticate": "Bearer"})
+            return
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+        with self.lock:
+            session = str(len(self.streams))
+            self.wfile.write(f"event: endpoint\ndata: /mcp/messages?session={session}\n\n".encode())
+            self.wfile.flush()
+            self.streams[session] = self.wfile
+        self.close_connection = True
+        try:
+            while self.rfile.read(1):  # held open until the client goes
+                pass
+        except OSError:
+            pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        if self.headers.get("authorization") != f"Bearer {TOKEN}":
+            self._send(401, b"", {"www-authenticate": "Bearer"})
+            return
+        self._send(202, b"")
+        message = json.loads(body)
+        if "id" in message:
+            with self.lock:
+                stream = self.streams[self.path.rsplit("=", 1)[1]]
+                stream.write(b"event: message\ndata: " + answer_to(message) + b"\n\n")
+                stream.flush()
 
 
 def fmt(seconds: float) -> str:
@@ -176,38 +226,85 @@ def handshake(proxy: Proxy) -> None:
     assert "result" in proxy.ask(init)
 
 
-def per_request(
-    url: str, store: Path, count: int, argv: Sequence[str] = (), env: Any = None
-) -> tuple[float, float]:
-    """Median seconds per request: (direct with a static header, through the proxy)."""
+HEADERS = {"authorization": f"Bearer {TOKEN}", "accept": "application/json, text/event-stream"}
+Ask = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@contextlib.contextmanager
+def streamable_client(url: str) -> Iterator[Ask]:
+    """The floor: the same POST with the token as a static header, the answer as JSON."""
     import httpx
 
+    with httpx.Client(headers=HEADERS) as client:
+        yield lambda message: dict(client.post(url, json=message).json())
+
+
+@contextlib.contextmanager
+def legacy_client(url: str) -> Iterator[Ask]:
+    """The legacy floor: the client's own event stream open, each message POSTed to its
+    endpoint, the answer read from the stream."""
+    import httpx
+
+    with httpx.Client(headers=HEADERS) as client, client.stream("GET", url) as stream:
+        lines = stream.iter_lines()
+
+        def event() -> str:
+            data = []
+            for line in lines:
+                if not line:
+                    return "\n".join(data)
+                if line.startswith("data:"):
+                    data.append(line[5:].strip())
+            raise EOFError("the event stream ended")
+
+        endpoint = url.rsplit("/", 1)[0] + event().removeprefix("/mcp")
+
+        def ask(message: dict[str, Any]) -> dict[str, Any]:
+            assert client.post(endpoint, json=message).status_code == 202
+            return dict(json.loads(event()))
+
+        yield ask
+
+
+def per_request(
+    url: str,
+    store: Path,
+    count: int,
+    argv: Sequence[str] = (),
+    env: Any = None,
+    direct: Callable[[str], contextlib.AbstractContextManager[Ask]] = streamable_client,
+) -> tuple[float, float]:
+    """Median seconds per request: (direct with a static header, through the proxy)."""
     proxy = Proxy(url, store, argv, env)
     try:
         handshake(proxy)
-        direct: list[float] = []
+        direct_times: list[float] = []
         relayed: list[float] = []
-        headers = {
-            "authorization": f"Bearer {TOKEN}",
-            "accept": "application/json, text/event-stream",
-        }
-        with httpx.Client(headers=headers) as client:
+        with direct(url) as ask_directly:
             for i in range(count + 50):
                 message = {**REQUEST, "id": i + 1}
                 order = (0, 1) if i % 2 else (1, 0)
                 for which in order:
                     start = time.perf_counter()
                     if which == 0:
-                        response = client.post(url, json=message)
-                        assert response.json()["id"] == i + 1
+                        assert ask_directly(message)["id"] == i + 1
                     else:
                         assert proxy.ask(message)["id"] == i + 1
                     elapsed = time.perf_counter() - start
                     if i >= 50:  # the first ones warm both paths up
-                        (direct if which == 0 else relayed).append(elapsed)
+                        (direct_times if which == 0 else relayed).append(elapsed)
     finally:
         proxy.close()
-    return statistics.median(direct), statistics.median(relayed)
+    return statistics.median(direct_times), statistics.median(relayed)
+
+
+ECHO = """
+import json, sys
+for line in sys.stdin.buffer:
+    answer = {"jsonrpc": "2.0", "id": json.loads(line)["id"], "result": {}}
+    sys.stdout.buffer.write(json.dumps(answer).encode() + b"\\n")
+    sys.stdout.buffer.flush()
+"""
 
 
 STATIC = """
@@ -312,7 +409,9 @@ def main() -> int:
     requests, rounds = (200, 5) if args.quick else (1000, 15)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), McpHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    legacy = ThreadingHTTPServer(("127.0.0.1", 0), LegacySseHandler)
+    for each in (server, legacy):
+        threading.Thread(target=each.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/mcp"
     folder = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     store = folder / "store"
@@ -329,6 +428,31 @@ def main() -> int:
                 f"{ratio:.2f}x, +{fmt(added)}",
                 "<= 1.10x, <= 1 ms",
                 "ok" if ratio <= 1.10 and added <= 1e-3 else "MISSED",
+            )
+        )
+        direct, echoed = per_request(url, store, requests, [PY, "-c", ECHO])
+        rows.append(
+            (
+                "stdio round trip alone (a relay that answers at once)",
+                fmt(echoed),
+                fmt(direct),
+                f"{1 + echoed / direct:.2f}x: any relay's floor",
+                "",
+                "info",
+            )
+        )
+        legacy_url = f"http://127.0.0.1:{legacy.server_address[1]}/mcp"
+        seed_store(store, legacy_url)
+        sse_only = [*PROXY, legacy_url, "--store", str(store), "--transport", "sse-only"]
+        direct, relayed = per_request(legacy_url, store, requests, sse_only, direct=legacy_client)
+        rows.append(
+            (
+                "per request, legacy HTTP+SSE (median)",
+                fmt(relayed),
+                fmt(direct),
+                f"{relayed / direct:.2f}x, +{fmt(relayed - direct)}",
+                "",
+                "info",
             )
         )
         static, proxied = start_up(url, store, rounds)
@@ -377,6 +501,7 @@ def main() -> int:
         )
     finally:
         server.shutdown()
+        legacy.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
 
     header = ("figure", "proxy", "floor / other", "ratio", "goal", "verdict")

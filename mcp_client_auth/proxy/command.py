@@ -7,7 +7,6 @@ the proxy itself is imported when the command runs.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -124,6 +123,8 @@ def _check(options: Any) -> int:
 
 
 def _log_to(path: str) -> None:
+    import logging
+
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.DEBUG)

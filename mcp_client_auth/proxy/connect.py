@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 
 from . import jsonrpc
-from .legacy import LegacySse, NotLegacySse
 from .pending import Pending
 from .streamable import Emit, NotStreamableHttp, StreamableHttp
+
+if TYPE_CHECKING:
+    from .legacy import LegacySse
 
 logger = logging.getLogger("mcp_client_auth.proxy")
 
@@ -53,6 +55,8 @@ class Connector:
         if self.choice == "sse-only":
             return await self._legacy(), False
         if self.choice == "sse-first":
+            from .legacy import NotLegacySse
+
             try:
                 return await self._legacy(), False
             except NotLegacySse as exc:
@@ -72,6 +76,8 @@ class Connector:
         return StreamableHttp(self.url, self.client, self.emit, headers=self.headers)
 
     async def _legacy(self) -> LegacySse:
+        from .legacy import LegacySse  # the older transport: imported when a server needs it
+
         legacy = LegacySse(self.url, self.client, self.emit, headers=self.headers)
         await legacy.connect()
         return legacy

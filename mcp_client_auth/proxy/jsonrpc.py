@@ -3,8 +3,10 @@ itself answers with.
 
 The proxy relays messages as they are and looks inside only as far as routing needs (is it a
 request, what is its id and method), so a protocol revision that adds fields or methods passes
-through untouched. Every line it writes is compact JSON on one line: a server's pretty-printed
-JSON or a multi-line SSE ``data`` field must not split a message across lines of stdout.
+through untouched, byte for byte where it came as one line of UTF-8 (nothing is parsed and
+written out again only to be forwarded). Anything else is written as compact JSON on one line:
+a server's pretty-printed JSON or a multi-line SSE ``data`` field must not split a message
+across lines of stdout.
 """
 
 from __future__ import annotations
@@ -37,8 +39,17 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+class Verbatim(dict[str, Any]):
+    """A message object that remembers the line it was parsed from, so that relaying it
+    unchanged costs no serialising: :func:`encode` gives the line back. Never mutated after
+    :func:`decode` makes it (a changed message is built as a new dict)."""
+
+    line: bytes
+
+
 def decode(data: str | bytes) -> Message:
-    """Parse one message or batch; :class:`NotJsonRpc` for anything else."""
+    """Parse one message or batch; :class:`NotJsonRpc` for anything else. A message object
+    that sits on one line of UTF-8 comes back :class:`Verbatim`."""
     try:
         message = json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
@@ -49,12 +60,40 @@ def decode(data: str | bytes) -> Message:
         return message
     if not isinstance(message, dict):
         raise NotJsonRpc(INVALID_REQUEST, "Invalid Request: not a JSON-RPC message object")
+    try:
+        line = (data.encode() if isinstance(data, str) else data).strip()
+    except UnicodeEncodeError:  # a lone surrogate: written out afresh, as JSON escapes
+        return message
+    if _one_utf8_line(line):
+        verbatim = Verbatim(message)
+        verbatim.line = line
+        return verbatim
     return message
+
+
+def _one_utf8_line(data: bytes) -> bool:
+    """Whether JSON that parsed is already one line of UTF-8 JSON text. ``json.loads`` also
+    reads UTF-16 and UTF-32 (each has NUL bytes in its first characters, which UTF-8 JSON
+    never has: control characters inside strings must be escaped) and JSON spread over lines;
+    those are written out afresh."""
+    return (
+        data[:1] == b"{"
+        and data[-1:] == b"}"
+        and b"\n" not in data
+        and b"\r" not in data
+        and b"\x00" not in data
+    )
 
 
 def encode(message: Message) -> bytes:
     """One line of compact JSON (no newline inside; the caller ends the line)."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    if type(message) is Verbatim:
+        return message.line
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: only JSON's escapes can carry it
+        return json.dumps(message, separators=(",", ":")).encode()
 
 
 def is_request(message: Message) -> bool:

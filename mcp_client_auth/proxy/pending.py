@@ -15,8 +15,11 @@ from typing import Any
 from . import jsonrpc
 
 
-def _key(request_id: Any) -> str:
-    return json.dumps(request_id, sort_keys=True)
+def _key(request_id: Any) -> Any:
+    """The id as a key that tells apart what JSON tells apart: 1, 1.0, true and "1" differ."""
+    if isinstance(request_id, (str, int, float)) or request_id is None:
+        return (type(request_id), request_id)
+    return json.dumps(request_id, sort_keys=True)  # an id the spec does not allow, still answered
 
 
 class Pending:

@@ -54,6 +54,7 @@ class Relay:
         self._tasks: dict[asyncio.Task[None], Any] = {}
         self._stateless_posts: dict[str, asyncio.Task[None]] = {}
         self._connecting = asyncio.Lock()
+        self._chosen_on_handshake = False  # the transport was chosen on an ``initialize``
         self._stateless_seen = False  # a request of the stateless revision went through
 
     async def run(self, lines: AsyncIterator[bytes | None]) -> None:
@@ -123,12 +124,26 @@ class Relay:
         self, message: jsonrpc.Message, pending: Pending
     ) -> tuple[Transport, bool]:
         """The transport, chosen on the first message (which it may have relayed already);
-        messages arriving meanwhile wait for the choice, not for each other's answers."""
+        messages arriving meanwhile wait for the choice, not for each other's answers.
+
+        Only the handshake tells the transports apart, so a choice made on anything else (a
+        client probing ``server/discover`` before falling back to ``initialize``) is made
+        again on the first ``initialize``."""
+        transport = self._transport
+        if transport is not None and self._chosen_on_handshake:
+            return transport, False
         async with self._connecting:
-            if self._transport is None:
-                self._transport, sent = await self._connect(message, pending)
-                return self._transport, sent
-            return self._transport, False
+            starting = jsonrpc.method_of(message) == "initialize"
+            choose_again = starting and not self._chosen_on_handshake
+            if self._transport is not None and not choose_again:
+                return self._transport, False
+            previous, self._transport = self._transport, None
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous.close()
+            self._transport, sent = await self._connect(message, pending)
+            self._chosen_on_handshake = starting
+            return self._transport, sent
 
     def _fail(self, pending: Pending, code: int, text: str) -> None:
         if not pending:

@@ -19,6 +19,7 @@ from . import jsonrpc
 from .connect import Connector, TransportChoice
 from .errors import RelayError
 from .headers import parse_header_option
+from .keepalive import KeepAliveTransport, environment_names_a_proxy
 from .login import ProxyLogin, checked_opener
 from .pending import Pending
 from .relay import Relay
@@ -91,11 +92,14 @@ def make_client(options: ProxyOptions, auth: httpx.Auth | None) -> httpx.AsyncCl
     bounded connect, no redirects (a redirected POST would lose its body, and the token must
     not follow it). The environment's proxy and CA settings apply (``HTTPS_PROXY``,
     ``NO_PROXY``, ``SSL_CERT_FILE``), as users of a desktop machine behind a corporate proxy
-    expect; ``.netrc`` does not (the provider is the auth)."""
+    expect (through httpx's own transport when a proxy is named; else through the lean
+    :class:`~.keepalive.KeepAliveTransport`); ``.netrc`` does not (the provider is the auth)."""
+    transport = None if environment_names_a_proxy() else KeepAliveTransport()
     return httpx.AsyncClient(
         auth=auth,
         timeout=httpx.Timeout(CONNECT_TIMEOUT, read=None),
         follow_redirects=False,
+        transport=transport,
     )
 
 

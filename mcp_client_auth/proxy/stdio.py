@@ -38,7 +38,8 @@ class HostOutput:
             return
         with self._lock:
             try:
-                self._stream.write(line + b"\n")
+                self._stream.write(line)  # no copy of a large line to add its ending
+                self._stream.write(b"\n")
                 self._stream.flush()
             except (BrokenPipeError, ValueError, OSError):
                 self.closed = True  # the host went away; the input side sees EOF and ends

@@ -74,6 +74,7 @@ class StreamableHttp(Remote):
         super().__init__(url, client, emit, headers=headers)
         self.session_id: str | None = None
         self.protocol_version: str | None = None
+        self._post_url = httpx.URL(url)  # parsed once, not on every message
         self._renew_lock = asyncio.Lock()
         self._renewals = 0
         self._listener: asyncio.Task[None] | None = None
@@ -111,7 +112,7 @@ class StreamableHttp(Remote):
         if session is not None and not starting:
             headers["mcp-session-id"] = session
         request = self.client.build_request(
-            "POST", self.url, content=jsonrpc.encode(message), headers=headers
+            "POST", self._post_url, content=jsonrpc.encode(message), headers=headers
         )
         response = await self.client.send(request, stream=True)
         try:

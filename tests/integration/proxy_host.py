@@ -76,6 +76,59 @@ def checked_tools(setup: HostSetup, url: str, *extra: str) -> set[str]:
     return set(run.stdout.split())
 
 
+async def fastmcp_host_session(
+    setup: HostSetup, url: str, text: str, *extra: str
+) -> tuple[list[str], str]:
+    """FastMCP's stdio client as the host: the tool names, and what ``echo`` sent back."""
+    from fastmcp import Client
+    from fastmcp.client.transports import StdioTransport
+
+    transport = StdioTransport(
+        proxy_command(), setup.args(url, *extra), env=setup.env(), keep_alive=False
+    )
+    async with Client(transport) as client:
+        tools = await client.list_tools()
+        result = await client.call_tool("echo", {"text": text})
+        echoed = "".join(getattr(c, "text", "") for c in result.content)
+        return sorted(t.name for t in tools), echoed
+
+
+V1_HOST = """
+import asyncio, json, sys
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+command, args, env = json.loads(sys.argv[1])
+
+async def main():
+    params = StdioServerParameters(command=command, args=args, env=env)
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            init = await session.initialize()
+            tools = await session.list_tools()
+            result = await session.call_tool("echo", {"text": "from mcp 1.x"})
+            print(json.dumps({
+                "version": init.protocolVersion,
+                "tools": [t.name for t in tools.tools],
+                "text": result.content[0].text,
+            }))
+
+asyncio.run(main())
+"""
+
+
+def v1_host_session(python: str, setup: HostSetup, url: str, *extra: str) -> dict[str, Any]:
+    """The mcp 1.x stdio client (``python``: its own environment) as the host: the version
+    it negotiated, the tool names, and what ``echo`` sent back."""
+    spec = json.dumps([proxy_command(), setup.args(url, *extra), setup.env()])
+    run = subprocess.run(
+        [python, "-c", V1_HOST, spec], capture_output=True, text=True, timeout=180, cwd="/"
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    return seen
+
+
 def fake_browser(folder: Path) -> str:
     script = folder / "fake_browser.py"
     script.write_text(FAKE_BROWSER)

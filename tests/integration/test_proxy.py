@@ -9,10 +9,8 @@ server (oidc-provider), stateful with SSE answers and stateless with JSON answer
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +18,6 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from fastmcp import Client as FastMCPClient
-from fastmcp.client.transports import StdioTransport
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -29,7 +25,15 @@ from mcp_client_auth import TokenStore
 
 from .conftest import StartStack
 from .harness import Stack, start_stack, wait_until
-from .proxy_host import HostSetup, RawHost, checked_tools, fake_browser, proxy_command
+from .proxy_host import (
+    HostSetup,
+    RawHost,
+    checked_tools,
+    fake_browser,
+    fastmcp_host_session,
+    proxy_command,
+    v1_host_session,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -274,17 +278,9 @@ def processes_with_lock_open(store: Path) -> set[int]:
 
 
 def test_fastmcp_host_through_the_proxy(stateful: Stack, host: HostSetup) -> None:
-    async def session() -> str:
-        transport = StdioTransport(
-            proxy_command(), host.args(stateful.url), env=host.env(), keep_alive=False
-        )
-        async with FastMCPClient(transport) as client:
-            tools = await client.list_tools()
-            assert "echo" in {t.name for t in tools}
-            result = await client.call_tool("echo", {"text": "fast"})
-            return text_of(result)
-
-    assert asyncio.run(session()) == "fast"
+    tools, echoed = asyncio.run(fastmcp_host_session(host, stateful.url, "fast"))
+    assert "echo" in tools
+    assert echoed == "fast"
 
 
 def test_check_lists_the_tools(stateful: Stack, host: HostSetup) -> None:
@@ -353,38 +349,9 @@ def test_a_login_that_cannot_happen_names_the_login_command(
         assert raw.close() == 0
 
 
-V1_HOST = """
-import asyncio, json, sys
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
-
-command, args, env = json.loads(sys.argv[1])
-
-async def main():
-    params = StdioServerParameters(command=command, args=args, env=env)
-    async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as session:
-            init = await session.initialize()
-            tools = await session.list_tools()
-            result = await session.call_tool("echo", {"text": "from mcp 1.x"})
-            print(json.dumps({
-                "version": init.protocolVersion,
-                "tools": [t.name for t in tools.tools],
-                "text": result.content[0].text,
-            }))
-
-asyncio.run(main())
-"""
-
-
 def test_mcp_v1_host_through_the_proxy(stateful: Stack, host: HostSetup, mcp_v1: str) -> None:
     """The mcp 1.x stdio client (its own environment) as the host; the proxy is this one's."""
-    spec = json.dumps([proxy_command(), host.args(stateful.url), host.env()])
-    run = subprocess.run(
-        [mcp_v1, "-c", V1_HOST, spec], capture_output=True, text=True, timeout=180, cwd="/"
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    seen = v1_host_session(mcp_v1, host, stateful.url)
     assert seen["text"] == "from mcp 1.x"
     assert "echo" in seen["tools"]
     assert mcp_posts(stateful)[-1]["session"]  # the 1.x client keeps a session

@@ -12,12 +12,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp.client.client import Client
 
 from .harness import Stack, start_stack
-from .proxy_host import HostSetup, RawHost, checked_tools, fake_browser
+from .proxy_host import (
+    HostSetup,
+    RawHost,
+    checked_tools,
+    fake_browser,
+    fastmcp_host_session,
+    v1_host_session,
+)
 from .test_proxy import authorizations, sdk_params, server_requests, text_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -37,35 +45,77 @@ def host(tmp_path: Path, store_key: str) -> HostSetup:
     return HostSetup(tmp_path / "store", store_key, fake_browser(tmp_path))
 
 
-async def legacy_session(setup: HostSetup, url: str, *extra: str) -> tuple[list[str], str]:
-    """The SDK's stdio host through the proxy: the handshake, the tool list, one tool call."""
-    async with Client(sdk_params(setup, url, *extra), mode="legacy") as client:
+async def legacy_session(
+    setup: HostSetup, url: str, *extra: str, mode: str = "legacy"
+) -> tuple[list[str], str]:
+    """The SDK's stdio host through the proxy: the handshake, the tool list, one tool call.
+    ``mode="auto"``: the client probes ``server/discover`` before the handshake."""
+    async with Client(sdk_params(setup, url, *extra), mode=mode) as client:
         tools = await client.list_tools()
         result = await client.call_tool("echo", {"text": "through the old transport"})
         assert not result.is_error, text_of(result)
         return sorted(t.name for t in tools.tools), text_of(result)
 
 
-@pytest.mark.parametrize("transport", ["sse-only", "http-first", "sse-first"])
+@pytest.mark.parametrize(
+    ("transport", "mode"),
+    [
+        ("sse-only", "legacy"),
+        ("http-first", "legacy"),
+        ("sse-first", "legacy"),
+        ("http-first", "auto"),
+        ("sse-first", "auto"),
+    ],
+)
 def test_sdk_host_through_the_proxy_to_a_legacy_sse_server(
-    transport: str, legacy: Stack, host: HostSetup
+    transport: str, mode: str, legacy: Stack, host: HostSetup
 ) -> None:
     before = authorizations(legacy)
     seen = len(server_requests(legacy))
-    tools, echoed = asyncio.run(legacy_session(host, legacy.url, "--transport", transport))
+    tools, echoed = asyncio.run(
+        legacy_session(host, legacy.url, "--transport", transport, mode=mode)
+    )
     assert {"echo", "whoami", "save_note"} <= set(tools)
     assert echoed == "through the old transport"
     assert authorizations(legacy) == before + 1  # one browser login, then the token
 
     requests = server_requests(legacy)[seen:]
-    streams = [r for r in requests if r["method"] == "GET" and r["path"] == "/mcp"]
-    posts = [r for r in requests if r["method"] == "POST" and r["path"] == "/mcp/messages/"]
-    assert streams and streams[-1]["status"] == 200
-    assert len([p for p in posts if p["status"] == 202]) >= 4  # init, initialized, list, call
-    assert all(p["status"] == 202 for p in posts)  # every POST carried a valid token
+    assert_relayed_over_the_legacy_transport(requests)
     if transport == "http-first":  # the streamable POST was refused, then the fallback
         refused = [r for r in requests if r["method"] == "POST" and r["path"] == "/mcp"]
         assert refused and refused[-1]["status"] == 405
+
+
+def test_fastmcp_host_through_the_proxy_to_a_legacy_sse_server(
+    legacy: Stack, host: HostSetup
+) -> None:
+    seen = len(server_requests(legacy))
+    tools, echoed = asyncio.run(fastmcp_host_session(host, legacy.url, "fast and old"))
+    assert {"echo", "whoami", "save_note"} <= set(tools)
+    assert echoed == "fast and old"
+    assert_relayed_over_the_legacy_transport(server_requests(legacy)[seen:])
+
+
+def test_mcp_v1_host_through_the_proxy_to_a_legacy_sse_server(
+    legacy: Stack, host: HostSetup, mcp_v1: str
+) -> None:
+    """The mcp 1.x stdio client (its own environment) as the host, the default transport
+    choice (streamable HTTP first, then the fallback)."""
+    seen = len(server_requests(legacy))
+    answered = v1_host_session(mcp_v1, host, legacy.url)
+    assert answered["text"] == "from mcp 1.x"
+    assert "echo" in answered["tools"]
+    assert_relayed_over_the_legacy_transport(server_requests(legacy)[seen:])
+
+
+def assert_relayed_over_the_legacy_transport(requests: list[dict[str, Any]]) -> None:
+    """Every message went as a POST to the messages endpoint with a valid token, while the
+    event stream carried the answers."""
+    streams = [r for r in requests if r["method"] == "GET" and r["path"] == "/mcp"]
+    posts = [r for r in requests if r["method"] == "POST" and r["path"] == "/mcp/messages/"]
+    assert streams and streams[-1]["status"] == 200
+    assert len(posts) >= 3, requests  # the handshake (or discovery), the list, the call
+    assert all(p["status"] == 202 for p in posts), posts  # each carried a valid token
 
 
 def test_check_lists_the_tools_of_a_legacy_server(legacy: Stack, host: HostSetup) -> None:

@@ -32,6 +32,13 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 def run_host(handler: Handler, lines: list[bytes], transport: str = "http-only") -> list[Any]:
     """Feed ``lines`` to a relay whose server is ``handler``; every line it wrote, parsed."""
+    written = run_host_raw(handler, lines, transport).split(b"\n")
+    assert written[-1] == b""  # every message ends its line
+    return [json.loads(line) for line in written[:-1]]
+
+
+def run_host_raw(handler: Handler, lines: list[bytes], transport: str = "http-only") -> bytes:
+    """Feed ``lines`` to a relay whose server is ``handler``; what it wrote to stdout."""
     out = io.BytesIO()
 
     async def main() -> None:
@@ -49,9 +56,7 @@ def run_host(handler: Handler, lines: list[bytes], transport: str = "http-only")
             await relay.run(feed())
 
     asyncio.run(main())
-    written = out.getvalue().split(b"\n")
-    assert written[-1] == b""  # every message ends its line
-    return [json.loads(line) for line in written[:-1]]
+    return out.getvalue()
 
 
 def line(message: Any) -> bytes:
@@ -221,7 +226,10 @@ def test_stateless_revision_headers_mirror_the_body() -> None:
     assert "mcp-session-id" not in seen[0]
 
 
-def test_http_first_falls_back_to_legacy_sse() -> None:
+@pytest.mark.parametrize("probe_first", [False, True])
+def test_http_first_falls_back_to_legacy_sse(probe_first: bool) -> None:
+    """Also for a host whose client probes ``server/discover`` before ``initialize``: the
+    probe fails on streamable HTTP, and the handshake after it is what picks the transport."""
     posted: list[Any] = []
     endpoint_stream = sse("event: endpoint\ndata: /mcp/messages?session=abc")
 
@@ -248,6 +256,12 @@ def test_http_first_falls_back_to_legacy_sse() -> None:
 
     async def main() -> None:
         async def feed() -> Any:
+            if probe_first:
+                yield line({"jsonrpc": "2.0", "id": "probe", "method": "server/discover"})
+                for _ in range(2000):  # the probe's answer first, as the client waits for it
+                    if out.getvalue():
+                        break
+                    await asyncio.sleep(0.01)
             yield line(INIT)
 
         async with httpx.AsyncClient(transport=Legacy()) as client:
@@ -256,8 +270,11 @@ def test_http_first_falls_back_to_legacy_sse() -> None:
             await Relay(connector, output, url=URL, login_hint="").run(feed())
 
     asyncio.run(main())
-    assert posted[0][0] == "https://mcp.example.com/mcp/messages?session=abc"
-    assert json.loads(out.getvalue())["result"]["protocolVersion"] == "2024-11-05"
+    assert [url for url, _ in posted] == ["https://mcp.example.com/mcp/messages?session=abc"]
+    answers = [json.loads(written) for written in out.getvalue().splitlines()]
+    assert answers[-1]["result"]["protocolVersion"] == "2024-11-05"
+    if probe_first:
+        assert answers[0]["id"] == "probe" and "405" in answers[0]["error"]["message"]
 
 
 def test_a_slow_request_does_not_hold_up_the_next_one() -> None:
@@ -580,3 +597,49 @@ def test_a_legacy_endpoint_outside_the_token_is_refused_before_any_post(endpoint
         assert f"named {named} for the host's messages: refused" in written[0]["error"]["message"]
     else:
         assert "named a messages endpoint that is not a URL" in written[0]["error"]["message"]
+
+
+def test_messages_pass_byte_for_byte_where_they_are_one_line_of_utf8() -> None:
+    """What the proxy only forwards is not written out afresh: the host's own spacing and
+    key order reach the server, the server's reach the host; an answer spread over lines,
+    or in UTF-16, still reaches the host as one line of UTF-8."""
+    posted: list[bytes] = []
+    call = b'{ "params" : {"name": "echo"}, "method": "tools/call", "id": 7, "jsonrpc": "2.0" }'
+    answers = {
+        7: b'{"result": {"text": "caf\\u00e9"}, "jsonrpc": "2.0", "id": 7}',
+        8: b'{\n  "jsonrpc": "2.0",\n  "id": 8,\n  "result": {}\n}\n',
+        9: '{"jsonrpc": "2.0", "id": 9, "result": {"text": "ü"}}'.encode("utf-16"),
+    }
+
+    def server(request: httpx.Request) -> httpx.Response:
+        posted.append(request.content)
+        message = json.loads(request.content)
+        if message.get("method") == "initialize":
+            return answer(request, {"protocolVersion": "2025-06-18"}, session=None)
+        if "id" not in message:
+            return httpx.Response(202)
+        return httpx.Response(
+            200, content=answers[message["id"]], headers={"content-type": "application/json"}
+        )
+
+    later = [line({"jsonrpc": "2.0", "id": n, "method": "ping"}) for n in (8, 9)]
+    out = run_host_raw(server, [line(INIT), line(INITIALIZED), call, *later])
+    assert call in posted
+    written = out.split(b"\n")
+    assert answers[7] in written
+    assert {json.loads(w)["id"]: json.loads(w) for w in written if w}[8]["result"] == {}
+    utf16 = [w for w in written if b'"id":9' in w]
+    assert utf16 and json.loads(utf16[0].decode("utf-8"))["result"] == {"text": "ü"}
+
+
+def test_an_id_no_utf8_can_carry_still_gets_its_answer() -> None:
+    """A lone surrogate in an id (JSON allows the escape; UTF-8 cannot carry the character):
+    the proxy's own error still reaches the host, the id written as JSON's escape."""
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    request = b' {"jsonrpc": "2.0", "id": "\\ud800", "method": "ping"}'
+    (written,) = run_host(unreachable, [request])
+    assert written["id"] == "\ud800"
+    assert written["error"]["code"] == -32000
