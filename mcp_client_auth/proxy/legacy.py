@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from ..metadata import path_covers
+from ..url_rules import path_covers
 from . import jsonrpc
 from .errors import RelayError
 from .pending import Pending

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..login.browser import BrowserLogin, BrowserLoginSession
 from ..login.terminal import open_system_browser
-from ..metadata import is_loopback_host
+from ..urls import is_loopback_host
 
 logger = logging.getLogger("mcp_client_auth.proxy")
 

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from .. import OAuthClientProvider, TokenStore
-from ..metadata import secure_resource_url
+from ..url_rules import secure_resource_url
 from . import jsonrpc
 from .connect import Connector, TransportChoice
 from .errors import RelayError
