@@ -29,6 +29,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .capabilities import SetsAside
+
 if TYPE_CHECKING:
     from key_value.aio.protocols.key_value import AsyncKeyValue
 
@@ -115,10 +117,8 @@ async def set_aside(
     it is (it reads as absent all the same).
     """
     try:
-        own: Any = getattr(kv, "set_aside", None)
-        if own is not None:
-            moved: bool = await own(key, collection=collection, expected=expected, why=why)
-            return moved
+        if isinstance(kv, SetsAside):
+            return await kv.set_aside(key, collection=collection, expected=expected, why=why)
         return await _set_aside_copy(kv, key, collection, expected, why)
     except Exception as exc:
         logger.warning(

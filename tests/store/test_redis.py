@@ -25,7 +25,7 @@ from cryptography.fernet import Fernet
 
 from mcp_client_auth.errors import StorageError
 from mcp_client_auth.store import TokenStore, keys
-from mcp_client_auth.store.disk import parse_keys
+from mcp_client_auth.store.codec import parse_keys
 from mcp_client_auth.store.redis_store import EncryptedKeyValue, RedisLocks, redact_url
 from mcp_client_auth.store.token_store import COLLECTION
 from mcp_client_auth.tokens import ClientRegistration, ServerRecord, TokenSet
