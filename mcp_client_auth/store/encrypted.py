@@ -27,8 +27,7 @@ from .aside import SetAside, aside_name, logger, report_set_aside
 from .batch import BatchFromSingle
 from .capabilities import ListsFolders
 from .codec import FORMAT, Codec, Unreadable, expired, given_keys, is_entry_name, remaining
-from .kv_layer import DEFAULT_PREFIX, KeyValueLayer
-from .names import COLLECTION
+from .names import COLLECTION, DEFAULT_PREFIX
 from .protection import Protection
 
 if TYPE_CHECKING:
@@ -67,6 +66,8 @@ class EncryptedKeyValue(BatchFromSingle):
         prefix: str = DEFAULT_PREFIX,
         default_collection: str = "default",
     ) -> None:
+        from .kv_layer import KeyValueLayer  # not on the disk store's path
+
         self.prefix = prefix
         self.open(KeyValueLayer(kv, prefix), given_keys(key), default_collection)
         self.protection: Protection | None = Protection("application", "key=")
@@ -75,6 +76,7 @@ class EncryptedKeyValue(BatchFromSingle):
         """Encrypt with ``keys`` over ``layer`` (what each constructor does)."""
         self.layer = layer
         self.codec = Codec(keys)
+        self._cache: dict[tuple[str, str], tuple[Where, ...]] = {}
         self.default_collection = default_collection
         self.never_suspends = layer.never_suspends
         self.protection = None
@@ -86,6 +88,7 @@ class EncryptedKeyValue(BatchFromSingle):
         """Encrypt and name entries with ``keys`` from now on: for a new store, before its
         first write, when another process kept its key first (see ``default.py``)."""
         self.codec = Codec(keys)
+        self._cache.clear()
 
     # --- names, marker ---------------------------------------------------------------------
 
@@ -117,13 +120,19 @@ class EncryptedKeyValue(BatchFromSingle):
         (Redis): a keyed hash, the same on every host that has the key."""
         return f"{self.prefix}:lock:{self.codec.lock_name(resource)}"
 
-    def _names(self, key: str, collection: str) -> list[Where]:
-        """Where ``key`` may be, under every key, newest first."""
-        codec = self.codec
-        return [
-            (codec.collection_name(collection, i), codec.entry_name(key, collection, i))
-            for i in range(len(codec))
-        ]
+    def _names(self, key: str, collection: str) -> tuple[Where, ...]:
+        """Where ``key`` may be, under every key, newest first; cached (an HMAC each)."""
+        names = self._cache.get((collection, key))
+        if names is None:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            codec = self.codec
+            names = tuple(
+                (codec.collection_name(collection, i), codec.entry_name(key, collection, i))
+                for i in range(len(codec))
+            )
+            self._cache[(collection, key)] = names
+        return names
 
     def refuse_other_key(self, expected: object) -> None:
         """A :class:`StorageError` unless ``expected`` (a marker's key id) is one of ours."""

@@ -61,6 +61,7 @@ class FileLayer:
         self.directory = Path(directory).absolute()
         self.durable = durable
         self._root = self.directory / ENTRIES
+        self._root_text = str(self._root)
         self._made: set[str] = set()
         check_private_folder(self.directory, what="token store folder")
         check_private_folder(self._root, what="token store folder")
@@ -78,7 +79,7 @@ class FileLayer:
 
     def path(self, folder: str, name: str) -> str:
         """The file of the entry ``name`` in the hashed collection ``folder``."""
-        return os.path.join(self._root, folder, name)
+        return f"{self._root_text}{os.sep}{folder}{os.sep}{name}"
 
     def collection(self, folder: str) -> str:
         return str(self._root / folder)

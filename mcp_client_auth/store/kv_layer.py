@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StorageError
 from .capabilities import Listing, MovesIfUnchanged
 from .codec import FORMAT
+from .names import DEFAULT_PREFIX
 
 if TYPE_CHECKING:
     from key_value.aio.protocols.key_value import AsyncKeyValue
 
 __all__ = ["DEFAULT_PREFIX", "MARKER_KEY", "KeyValueLayer"]
 
-DEFAULT_PREFIX = "mcp-client-auth"
 MARKER_KEY = "store"
 
 

@@ -26,7 +26,8 @@ from ..errors import StorageError
 from .codec import FORMAT, given_keys
 from .encrypted import EncryptedKeyValue
 from .keys import ENV_KEY, load_key
-from .kv_layer import DEFAULT_PREFIX, KeyValueLayer
+from .kv_layer import KeyValueLayer
+from .names import DEFAULT_PREFIX
 from .protection import Protection
 from .redis_connections import RedisConnections, redact_url, redis_error
 from .redis_kv import SEPARATOR

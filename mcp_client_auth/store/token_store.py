@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageError
 from ..tokens import ServerRecord
-from .aside import SetAside, collecting_set_asides, report_set_aside
+from .aside import SetAside, collect_set_asides, report_set_aside, stop_collecting
 from .capabilities import (
     Closes,
     Described,
@@ -324,10 +324,20 @@ class TokenStore:
         itself (the ``token`` command folds it into its one line of error). Any further entry
         set aside during the same read is logged as usual.
         """
-        with collecting_set_asides() as moved:
-            with failing_as("read the token store", self.description):
+        moved: list[SetAside] = []
+        collecting = collect_set_asides(moved)
+        try:
+            try:
                 data = await self._kv.get(resource, collection=self._collection)
+            except StorageError:
+                raise
+            except Exception as exc:
+                raise StorageError(
+                    f"could not read the token store ({self.description}): {exc}"
+                ) from exc
             record = None if data is None else await self._record(resource, data)
+        finally:
+            stop_collecting(collecting)
         for extra in moved[1:]:
             report_set_aside(extra)
         return RecordRead(record, moved[0] if moved else None)
