@@ -13,7 +13,7 @@ Two kinds of store meet in this package, and each may or may not have a few opti
   there: an atomic conditional rename (:class:`MovesIfUnchanged`) and a listing of every
   collection (:class:`ListsFolders`).
 
-Code asks ``isinstance(store, Listing)`` once, where it used to probe attribute names: the
+Code asks ``isinstance(store, Listing)`` rather than probing attribute names: the type
 checker then knows the call's signature, and a store of one's own can offer an ability by
 having the method, with no base class to inherit.
 """

@@ -1,4 +1,4 @@
-"""The store key: where it is kept, how well that protects it, and the keyring probe.
+"""The store key: which one a store uses, where it is kept, made on first use.
 
 One 32-byte key per store folder, made on first use. Where it is kept, best first:
 

@@ -299,6 +299,12 @@ class TokenStore:
         """How many entries were found unreadable and moved aside (0 where unknown)."""
         return len(self.unreadable_files())
 
+    @property
+    def lock_factory(self) -> LockFactory:
+        """What :meth:`lock` calls: the file locks of the disk store, Redis's leases, or a
+        lock that excludes nothing (a store of one's own given no ``lock=``)."""
+        return self._lock_factory
+
     def lock(self, resource: str) -> AbstractAsyncContextManager[None]:
         """Hold this across read-refresh-write so other processes do not refresh too."""
         return self._lock_factory(resource)

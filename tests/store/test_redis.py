@@ -227,7 +227,7 @@ async def test_password_never_shown(tmp_path: Path, caplog: pytest.LogCaptureFix
             "application (key=)"
         )
         shown = [repr(store), str(store.protection), repr(store.kv), repr(store.lock(URL))]
-        shown.append(repr(store._lock_factory))
+        shown.append(repr(store.lock_factory))
         await store.aclose()
 
         wrong = TokenStore.redis(server.url.replace(password, "wrong-PASSWORD"), key=KEY)
@@ -488,7 +488,7 @@ async def test_an_expired_lease_is_reported_not_raised(
     make_store: MakeStore, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = make_store()
-    locks = store._lock_factory
+    locks = store.lock_factory
     assert isinstance(locks, RedisLocks)
     lock = locks(URL)
     await lock.__aenter__()
