@@ -50,7 +50,8 @@ class EncryptedFileStore(EncryptedKeyValue):
         if check_marker:
             marker = read_marker(self.directory)
             if marker is not None:
-                self.refuse_other_key(marker.get("key_id"))
+                kept_in = marker.get("key_kept_in") or "an unknown place"
+                self.refuse_other_key(marker.get("key_id"), kept_in)
 
     def folder(self, collection: str | None = None, *, key_index: int = 0) -> Path:
         """The folder of ``collection``'s entries, as the key at ``key_index`` names it."""

@@ -134,13 +134,15 @@ class EncryptedKeyValue(BatchFromSingle):
             self._cache[(collection, key)] = names
         return names
 
-    def refuse_other_key(self, expected: object) -> None:
-        """A :class:`StorageError` unless ``expected`` (a marker's key id) is one of ours."""
+    def refuse_other_key(self, expected: object, kept_in: object = None) -> None:
+        """A :class:`StorageError` unless ``expected`` (a marker's key id) is one of ours;
+        ``kept_in``: where the marker says that key was kept, for the error to name it."""
         if isinstance(expected, str) and expected not in self.key_ids:
+            where_kept = f", was kept in {kept_in}" if isinstance(kept_in, str) else ""
             raise StorageError(
                 f"the key given for the token store in {self.where} is not the key its entries "
-                f"were written with (that key has id {expected}; this one {self.key_ids[0]}). "
-                f"{self.layer.key_advice}."
+                f"were written with (that key, id {expected}{where_kept}; this one "
+                f"{self.key_ids[0]}). {self.layer.key_advice}."
             )
 
     async def check_key(self) -> None:

@@ -210,8 +210,10 @@ async def test_wrong_key_is_refused_before_anything_is_set_aside(tmp_path: Path)
     store = EncryptedFileStore(tmp_path, [KEY_A])
     await store.put(URL, {"a": 1})
     store.write_marker(key_kept_in="the test")
-    with pytest.raises(StorageError, match="not the key its entries were written with"):
+    with pytest.raises(StorageError, match="not the key its entries were written with") as info:
         EncryptedFileStore(tmp_path, [KEY_B])
+    assert "was kept in the test" in str(info.value)  # where to look for the right key
+    assert f"move the folder {tmp_path} away" in str(info.value)
     assert store.unreadable() == []
     assert await EncryptedFileStore(tmp_path, [KEY_A]).get(URL) == {"a": 1}
 
