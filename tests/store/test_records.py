@@ -386,3 +386,22 @@ async def test_read_over_a_plain_key_value_store_reports_the_copy() -> None:
     assert found.record is None and found.set_aside is not None
     assert found.set_aside.entry == f"stored record for {server(3)}"
     assert found.set_aside.moved_to.endswith(f"in the collection {COLLECTION}.unreadable")
+
+
+async def test_redis_read_reports_an_entry_it_cannot_decrypt(
+    redis_store: TokenStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    await redis_store.put(record(1))
+    kv = redis_store.kv
+    assert isinstance(kv, EncryptedKeyValue)
+    collection, raw = kv.collection_name(COLLECTION), kv.connections.kv
+    name = kv.entry_name(server(1), COLLECTION)
+    await raw.put(name, {"fernet": "not a Fernet token"}, collection=collection)
+    with caplog.at_level(logging.WARNING, logger="mcp_client_auth.store"):
+        found = await redis_store.read(server(1))
+    assert caplog.text == ""
+    assert found.record is None and found.set_aside is not None
+    assert found.set_aside.entry == f"token store entry {collection}::{name} in {kv.where}"
+    assert found.set_aside.why == "it cannot be decrypted with this store's key"
+    moved = await raw.get(found.set_aside.moved_to, collection=collection)
+    assert moved == {"fernet": "not a Fernet token"}  # renamed, never deleted
