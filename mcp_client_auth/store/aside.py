@@ -20,14 +20,15 @@ In every case a value replaced meanwhile by a writer (another process's login) i
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from .capabilities import SetsAside
 
 if TYPE_CHECKING:
     from key_value.aio.protocols.key_value import AsyncKeyValue
@@ -37,9 +38,10 @@ __all__ = [
     "UNREADABLE",
     "SetAside",
     "aside_name",
-    "collecting_set_asides",
+    "collect_set_asides",
     "report_set_aside",
     "set_aside",
+    "stop_collecting",
 ]
 
 logger = logging.getLogger("mcp_client_auth.store")
@@ -89,15 +91,16 @@ def report_set_aside(found: SetAside) -> None:
         collected.append(found)
 
 
-@contextlib.contextmanager
-def collecting_set_asides() -> Iterator[list[SetAside]]:
-    """Within the block, entries set aside are added to the list given, not logged."""
-    found: list[SetAside] = []
-    token = _collected.set(found)
-    try:
-        yield found
-    finally:
-        _collected.reset(token)
+def collect_set_asides(into: list[SetAside]) -> Token[list[SetAside] | None]:
+    """From now on in this context, entries set aside are added to ``into``, not logged, until
+    :func:`stop_collecting` is given the token returned. Two plain calls rather than a context
+    manager: a read of the store is on every request's path."""
+    return _collected.set(into)
+
+
+def stop_collecting(token: Token[list[SetAside] | None]) -> None:
+    """Log set-asides again, as before :func:`collect_set_asides` returned ``token``."""
+    _collected.reset(token)
 
 
 def aside_name(name: str) -> str:
@@ -115,10 +118,8 @@ async def set_aside(
     it is (it reads as absent all the same).
     """
     try:
-        own: Any = getattr(kv, "set_aside", None)
-        if own is not None:
-            moved: bool = await own(key, collection=collection, expected=expected, why=why)
-            return moved
+        if isinstance(kv, SetsAside):
+            return await kv.set_aside(key, collection=collection, expected=expected, why=why)
         return await _set_aside_copy(kv, key, collection, expected, why)
     except Exception as exc:
         logger.warning(

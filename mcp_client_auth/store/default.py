@@ -12,19 +12,12 @@ from pathlib import Path
 from typing import Any, SupportsFloat
 
 from ..errors import StorageError
-from .disk import (
-    ENTRIES,
-    LOCKS,
-    MARKER,
-    EncryptedFileStore,
-    _storage_error,
-    key_id,
-    read_marker,
-    store_has_entries,
-)
+from .codec import key_id
+from .disk import EncryptedFileStore
+from .file_layer import ENTRIES, LOCKS, MARKER, read_marker, store_has_entries
 from .keys import KEYRING_TIMEOUT, StoreKey, load_key
 from .locks import FileLock, FileLocks
-from .private import private_folder
+from .private import private_folder, storage_error
 
 __all__ = ["HOME_ENV", "open_default", "store_directory", "store_exists"]
 
@@ -59,7 +52,7 @@ def store_exists(directory: str | os.PathLike[str] | None = None) -> bool:
     try:
         return (root / MARKER).exists() or (root / ENTRIES).is_dir()
     except OSError as exc:
-        raise _storage_error("list", root, exc, folder=True) from exc
+        raise storage_error("list", root, exc, folder=True) from exc
 
 
 class KeyOnFirstWrite(EncryptedFileStore):
@@ -70,7 +63,7 @@ class KeyOnFirstWrite(EncryptedFileStore):
 
     @property
     def key_candidate(self) -> tuple[bytes, ...]:
-        return tuple(k.master for k in self._keys)
+        return self.codec.keys
 
     async def put(
         self,

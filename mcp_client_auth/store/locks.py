@@ -36,7 +36,7 @@ from types import TracebackType
 from ..errors import StorageError
 from .private import open_private, private_folder
 
-__all__ = ["FileLock", "FileLocks", "retry_delay"]
+__all__ = ["FileLock", "FileLocks", "retry_delay", "try_lock"]
 
 _FIRST_DELAY = 0.001
 _MAX_DELAY = 0.1
@@ -55,7 +55,7 @@ def retry_delay(waited: float) -> float:
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
-    def _try_lock(fd: int) -> bool:
+    def try_lock(fd: int) -> bool:
         try:
             os.lseek(fd, 0, os.SEEK_SET)
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
@@ -70,7 +70,7 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
 else:
     import fcntl
 
-    def _try_lock(fd: int) -> bool:
+    def try_lock(fd: int) -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -129,7 +129,7 @@ class FileLock:
         if self._fd is not None:
             raise StorageError(f"the lock on {self.what} is already held by this object")
         fd = self._waiting_fd if self._waiting_fd is not None else self._open()
-        if _try_lock(fd):
+        if try_lock(fd):
             self._waiting_fd = None
             self._waiting_since = None
             self._fd = fd

@@ -7,7 +7,10 @@ read it without either importing the other.
 
 from __future__ import annotations
 
-__all__ = ["COLLECTION"]
+__all__ = ["COLLECTION", "DEFAULT_PREFIX"]
 
 COLLECTION = "mcp-client-auth"
 """The collection ``TokenStore`` keeps its server records in."""
+
+DEFAULT_PREFIX = "mcp-client-auth"
+"""What the names of a store kept in a key-value store (Redis, one's own) start with."""

@@ -22,13 +22,23 @@ as they are (the user's profile folders are private by their access lists).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import secrets
 import stat
 from pathlib import Path
 
 from ..errors import StorageError
 
-__all__ = ["check_private_folder", "open_private", "private_folder", "read_private_file"]
+__all__ = [
+    "check_private_folder",
+    "open_private",
+    "private_folder",
+    "read_private_file",
+    "storage_error",
+    "write_file_atomically",
+]
 
 _POSIX = os.name == "posix"
 _OPEN_FLAGS = (
@@ -168,3 +178,74 @@ def read_private_file(path: str | Path, *, what: str = "token store entry") -> b
     finally:
         os.close(fd)
     return b"".join(chunks)
+
+
+def storage_error(action: str, path: Path, exc: OSError, *, folder: bool = False) -> StorageError:
+    """An error a person can act on: what failed, where, and what to do about it.
+
+    ``path`` is the file (or, with ``folder``, the folder) the action was on. Every write goes
+    through a temp file, so when one fails the stored entries are still what they were.
+    """
+    reason = exc.strerror or str(exc)
+    where = path if folder else path.parent
+    writing = action not in ("read", "list")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free some disk space (or raise the disk quota) and try again"
+    elif exc.errno == errno.EROFS:
+        hint = (
+            "the file system is read-only: point MCP_CLIENT_AUTH_HOME at a writable folder, "
+            "or pass store=TokenStore.memory()"
+        )
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        access = "read and write" if writing else "read"
+        hint = f"check that this user owns {where} and may {access} it (it should be 0700)"
+    else:
+        hint = f"check the folder {where} and its disk"
+    tail = " Stored entries are intact." if writing else ""
+    return StorageError(f"could not {action} {path}: {reason}; {hint}.{tail}")
+
+
+def write_file_atomically(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Replace ``path`` with ``data``: temp file in the same folder, fsync, ``os.replace``.
+
+    A crash at any point leaves either the old file or the new one. The file is 0600. The
+    folder is fsynced after the rename (``sync_dir``) so that the new entry also survives a
+    power cut: a rotated refresh token that is lost makes the user log in again.
+    """
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, what="temp file")
+    except OSError as exc:
+        raise storage_error("create a file in", path.parent, exc, folder=True) from exc
+    try:
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise storage_error("write", path, exc) from exc
+    if sync_dir:
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":
+        return  # Windows cannot open a folder; NTFS journals the rename itself
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

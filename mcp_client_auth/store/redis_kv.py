@@ -1,9 +1,9 @@
 """The plain key-value layer under ``TokenStore.redis()``: redis-py's asyncio client, directly.
 
-:class:`RedisKeyValue` has the few calls :class:`~.redis_store.EncryptedKeyValue` makes:
+:class:`RedisKeyValue` has the few calls :class:`~.kv_layer.KeyValueLayer` makes:
 get, get_many, ttl, put (with a time to live), delete, keys, and an atomic move. It replaces
 py-key-value-aio's ``RedisStore``, whose import alone costs more than the whole
-``mcp-client-auth token`` call on the disk store (see ``redis_store``'s docstring for the figures).
+``mcp-client-auth token`` call on the disk store (figures in ``benchmarks/README.md``).
 
 The layout in Redis, the one ``RedisStore`` used, so hosts on a release before this module and
 hosts after it share a store during an upgrade:

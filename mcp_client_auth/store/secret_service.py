@@ -1,12 +1,12 @@
 """The freedesktop Secret Service, spoken to through ``secretstorage`` without ``keyring``.
 
 Why: on Linux the store key is read at the start of nearly every command, and ``import
-keyring`` with its SecretService backend costs about 70 ms (``keyring.backend`` pulls in
-``jaraco.context`` and with it ``urllib.request``, ``http.client`` and ``email``, plus
-``importlib_metadata`` and ``configparser``), while ``secretstorage``, which does the work,
-costs about 11 ms. ``keyring``'s SecretService backend is a thin layer over ``secretstorage``;
-this is the same layer, kept item for item compatible with it, so a key written by either is
-found by the other:
+keyring`` with its SecretService backend is several times the cost of ``secretstorage``, which
+does the work (``keyring.backend`` pulls in ``jaraco.context`` and with it ``urllib.request``,
+``http.client`` and ``email``, plus ``importlib_metadata`` and ``configparser``; figures in
+``benchmarks/README.md``). ``keyring``'s SecretService backend is a thin layer over
+``secretstorage``; this is the same layer, kept item for item compatible with it, so a key
+written by either is found by the other:
 
 * the default collection (``secretstorage.get_default_collection``), unlocked first when it
   is locked, and refused as locked when it stays locked (the prompt was dismissed);
@@ -15,16 +15,16 @@ found by the other:
   "username": ...}``, keyring's label ``Password for '<username>' on '<service>'``, and
   ``replace=True``.
 
-It is used only when the user configured no keyring backend (see ``keys._platform_backend``):
+It is used only when the user configured no keyring backend (see
+:func:`.keyring_access.platform_backend`):
 a configured backend, a keyring property set in the environment, macOS and Windows go through
-``keyring`` itself. It has no timeout of its own: every call is made by ``keys`` in its timeout
-thread, like a ``keyring`` backend's.
+``keyring`` itself. It has no timeout of its own: every call is made by :mod:`.keyring_access` in
+its timeout thread, like a ``keyring`` backend's.
 
 Each call opens its own D-Bus connection and closes it, as keyring's backend does, so a call
 abandoned on a timeout never shares its connection with a later one. Whether the Secret
 Service is there at all is checked on the first connection only, which makes reading a key one
-connection in all (keyring's backend opens one more for its viability check, and the store
-used to ask for that check twice).
+connection in all (keyring's backend opens one more for its viability check).
 """
 
 from __future__ import annotations

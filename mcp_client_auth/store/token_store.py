@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageError
 from ..tokens import ServerRecord
-from .aside import SetAside, collecting_set_asides, report_set_aside
+from .aside import SetAside, collect_set_asides, report_set_aside, stop_collecting
+from .capabilities import (
+    Closes,
+    Described,
+    InFolder,
+    Listing,
+    ListsItems,
+    ListsUnreadable,
+    NeverSuspends,
+    Protected,
+)
 from .names import COLLECTION
 
 if TYPE_CHECKING:
@@ -26,7 +36,7 @@ if TYPE_CHECKING:
 
     from key_value.aio.protocols.key_value import AsyncKeyValue
 
-    from .keys import Protection
+    from .protection import Protection
 
 __all__ = ["RecordRead", "SetAside", "TokenStore", "failing_as"]
 
@@ -88,15 +98,16 @@ class TokenStore:
         self._kv = kv
         self._collection = collection
         self._lock_factory: LockFactory = lock or _no_lock
-        own = getattr(kv, "description", None)  # EncryptedKeyValue says what it wraps
+        own = kv.description if isinstance(kv, Described) else None  # what it wraps
         self.description: str = description or (own if isinstance(own, str) else type(kv).__name__)
         self._protection = protection
+        self._never_suspends = isinstance(kv, NeverSuspends) and kv.never_suspends is True
 
     @property
     def never_suspends(self) -> bool:
         """Whether reads complete without awaiting (the default store's do), so that sync code
         can run them at once, with no event loop."""
-        return getattr(self._kv, "never_suspends", False) is True
+        return self._never_suspends
 
     @classmethod
     def default(
@@ -259,9 +270,9 @@ class TokenStore:
     def protection(self) -> Protection:
         """Where the key protecting these records is kept, and how safe that is."""
         if self._protection is None:
-            from .keys import Protection
+            from .protection import Protection
 
-            own = getattr(self._kv, "protection", None)
+            own = self._kv.protection if isinstance(self._kv, Protected) else None
             if isinstance(own, Protection):
                 self._protection = own
             elif type(self._kv).__name__ == "MemoryStore":
@@ -273,25 +284,26 @@ class TokenStore:
     @property
     def directory(self) -> Path | None:
         """The folder of an on-disk store, else None."""
-        directory = getattr(self._kv, "directory", None)
-        if directory is None:
+        if not isinstance(self._kv, InFolder):
             return None
         from pathlib import Path
 
-        return Path(directory)
+        return Path(self._kv.directory)
 
     def unreadable_files(self) -> list[Path]:
         """Entries found unreadable and moved aside, kept for inspection (``doctor`` lists them)."""
-        finder: Any = getattr(self._kv, "unreadable", None)
-        if finder is None:
-            return []
-        found: list[Path] = finder()
-        return found
+        return self._kv.unreadable() if isinstance(self._kv, ListsUnreadable) else []
 
     @property
     def unreadable(self) -> int:
         """How many entries were found unreadable and moved aside (0 where unknown)."""
         return len(self.unreadable_files())
+
+    @property
+    def lock_factory(self) -> LockFactory:
+        """What :meth:`lock` calls: the file locks of the disk store, Redis's leases, or a
+        lock that excludes nothing (a store of one's own given no ``lock=``)."""
+        return self._lock_factory
 
     def lock(self, resource: str) -> AbstractAsyncContextManager[None]:
         """Hold this across read-refresh-write so other processes do not refresh too."""
@@ -318,10 +330,20 @@ class TokenStore:
         itself (the ``token`` command folds it into its one line of error). Any further entry
         set aside during the same read is logged as usual.
         """
-        with collecting_set_asides() as moved:
-            with failing_as("read the token store", self.description):
+        moved: list[SetAside] = []
+        collecting = collect_set_asides(moved)
+        try:
+            try:
                 data = await self._kv.get(resource, collection=self._collection)
+            except StorageError:
+                raise
+            except Exception as exc:
+                raise StorageError(
+                    f"could not read the token store ({self.description}): {exc}"
+                ) from exc
             record = None if data is None else await self._record(resource, data)
+        finally:
+            stop_collecting(collecting)
         for extra in moved[1:]:
             report_set_aside(extra)
         return RecordRead(record, moved[0] if moved else None)
@@ -361,11 +383,9 @@ class TokenStore:
 
     async def resources(self) -> list[str]:
         """Every stored resource URL, where the store can enumerate its keys."""
-        keys: Any = getattr(self._kv, "keys", None)
-        if keys is None:
+        if not isinstance(self._kv, Listing):
             raise StorageError(f"this store ({self.description}) cannot list its entries")
-        result: list[str] = await keys(collection=self._collection)
-        return sorted(result)
+        return sorted(await self._kv.keys(collection=self._collection))
 
     async def records(self) -> list[ServerRecord]:
         """Every stored record, in the order of :meth:`resources`, each entry read once.
@@ -377,15 +397,16 @@ class TokenStore:
         WARNING, whether it cannot be decrypted or decrypts to something that is not a record
         (:meth:`unreadable_files` lists the disk store's).
         """
-        kv: Any = self._kv
-        if not hasattr(kv, "items") and not hasattr(kv, "keys"):
+        kv = self._kv
+        if not isinstance(kv, (ListsItems, Listing)):
             raise StorageError(f"this store ({self.description}) cannot list its entries")
+        pairs: list[tuple[str, Any]]
         with self.failing_as("read the token store"):
-            if hasattr(kv, "items"):
-                pairs: list[tuple[str, Any]] = await kv.items(collection=self._collection)
+            if isinstance(kv, ListsItems):
+                pairs = list(await kv.items(collection=self._collection))
             else:
-                names: list[str] = await kv.keys(collection=self._collection)
-                values = await kv.get_many(names, collection=self._collection)
+                names = await kv.keys(collection=self._collection)
+                values = await self._kv.get_many(names, collection=self._collection)
                 pairs = list(zip(names, values, strict=True))
         pairs.sort(key=_first)
         found = [await self._record(resource, data) for resource, data in pairs if data is not None]
@@ -393,9 +414,8 @@ class TokenStore:
 
     async def aclose(self) -> None:
         """Close what the store holds open for the running event loop (a Redis connection)."""
-        close: Any = getattr(self._kv, "aclose", None)
-        if close is not None:
-            await close()
+        if isinstance(self._kv, Closes):
+            await self._kv.aclose()
 
     def __repr__(self) -> str:
         return f"TokenStore({self.description})"

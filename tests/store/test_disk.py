@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mcp_client_auth.errors import StorageError
-from mcp_client_auth.store import disk
+from mcp_client_auth.store import codec, file_layer
 from mcp_client_auth.store.disk import EncryptedFileStore
 from mcp_client_auth.store.token_store import TokenStore
 from mcp_client_auth.tokens import ClientRegistration, ServerRecord, TokenSet
@@ -94,11 +94,11 @@ async def test_folder_removed_under_a_running_store(store: EncryptedFileStore) -
 
 async def test_ttl_expires(store: EncryptedFileStore, monkeypatch: pytest.MonkeyPatch) -> None:
     now = time.time()
-    monkeypatch.setattr("mcp_client_auth.store.disk.time.time", lambda: now)
+    monkeypatch.setattr("time.time", lambda: now)
     await store.put("k", {"a": 1}, ttl=10)
     value, remaining = await store.ttl("k")
     assert value == {"a": 1} and remaining == pytest.approx(10)
-    monkeypatch.setattr("mcp_client_auth.store.disk.time.time", lambda: now + 11)
+    monkeypatch.setattr("time.time", lambda: now + 11)
     assert await store.get("k") is None
     assert await store.keys() == []
     assert await store.cull() == 1
@@ -165,7 +165,7 @@ async def test_unreadable_entry_is_set_aside(
 ) -> None:
     await store.put(URL, {"a": 1})
     await store.put("https://b.example/mcp", {"b": 2})
-    path = store._path(URL, store.default_collection)
+    path = store.path(URL, store.default_collection)
     good = path.read_bytes()
     if damage == "garbage":
         path.write_bytes(b"\x00not a fernet token\xff")
@@ -175,12 +175,12 @@ async def test_unreadable_entry_is_set_aside(
         path.write_bytes(b"")
     elif damage == "other key":
         other = EncryptedFileStore(store.directory.parent / "o", [KEY_B])
-        path.write_bytes(other._encode(URL, {"a": 1}, store.default_collection, None))
+        path.write_bytes(other.codec.encrypt(URL, {"a": 1}, store.default_collection, None))
     elif damage == "swapped":
-        other_path = store._path("https://b.example/mcp", store.default_collection)
+        other_path = store.path("https://b.example/mcp", store.default_collection)
         path.write_bytes(other_path.read_bytes())
     else:
-        path.write_bytes(store._multi_fernet().encrypt(b'["a list"]'))
+        path.write_bytes(store.codec.encrypt_plain(b'["a list"]'))
     damaged = path.read_bytes()
 
     with caplog.at_level(logging.WARNING, logger="mcp_client_auth.store"):
@@ -201,7 +201,7 @@ async def test_unreadable_entry_is_set_aside(
 
 async def test_unreadable_in_listing(store: EncryptedFileStore) -> None:
     await store.put_many(["a", "b"], [{"a": 1}, {"b": 1}])
-    store._path("a", store.default_collection).write_bytes(b"junk")
+    store.path("a", store.default_collection).write_bytes(b"junk")
     assert await store.keys() == ["b"]
     assert len(store.unreadable()) == 1
 
@@ -210,8 +210,10 @@ async def test_wrong_key_is_refused_before_anything_is_set_aside(tmp_path: Path)
     store = EncryptedFileStore(tmp_path, [KEY_A])
     await store.put(URL, {"a": 1})
     store.write_marker(key_kept_in="the test")
-    with pytest.raises(StorageError, match="not the key its entries were written with"):
+    with pytest.raises(StorageError, match="not the key its entries were written with") as info:
         EncryptedFileStore(tmp_path, [KEY_B])
+    assert "was kept in the test" in str(info.value)  # where to look for the right key
+    assert f"move the folder {tmp_path} away" in str(info.value)
     assert store.unreadable() == []
     assert await EncryptedFileStore(tmp_path, [KEY_A]).get(URL) == {"a": 1}
 
@@ -228,7 +230,7 @@ async def test_multifernet_rotation(tmp_path: Path) -> None:
     both = EncryptedFileStore(tmp_path, [KEY_B, KEY_A])  # new key first, old still decrypts
     assert await both.get("a") == {"v": "a"}
     await both.put("a", {"v": "a2"})  # rewritten under the new key's name, old name removed
-    assert not old._path("a", old.default_collection).exists()
+    assert not old.path("a", old.default_collection).exists()
     assert await both.get("a") == {"v": "a2"}
     assert sorted(await both.keys()) == ["a", "b"]
 
@@ -319,10 +321,10 @@ async def test_write_failure_keeps_old_entry(
         await store.put("k", {"v": "new"})
     monkeypatch.setattr("mcp_client_auth.store.disk.os.write", real_write)
     message = str(info.value)
-    assert str(store._path("k", store.default_collection)) in message
+    assert str(store.path("k", store.default_collection)) in message
     assert hint in message and "intact" in message
     assert await store.get("k") == {"v": "old"}
-    assert [p.name for p in store._collection_dir("default").iterdir()] == [
+    assert [p.name for p in store.folder("default").iterdir()] == [
         store.entry_name("k")
     ]  # no temp file left behind
 
@@ -336,7 +338,7 @@ READ_ONLY_CHILD = textwrap.dedent(
     if len(sys.argv) > 3:  # drop root, which ignores permissions (and owns no folder here)
         os.setgid(int(sys.argv[3])); os.setuid(int(sys.argv[3]))
     store = EncryptedFileStore(sys.argv[1], [bytes.fromhex(sys.argv[2])])
-    store._multi_fernet()
+    store.codec.decrypt(store.codec.encrypt("k", {}, "c", None))  # cryptography loaded
     try:
         asyncio.run(store.put("k", {"v": "new"}))
     except StorageError as exc:
@@ -364,7 +366,7 @@ async def test_read_only_folder(reachable_dir: Path) -> None:
     root = reachable_dir / "store"
     store = EncryptedFileStore(root, [KEY_A])
     await store.put("k", {"v": "old"})
-    folder = store._collection_dir("default")
+    folder = store.folder("default")
     argv = [sys.executable, "-c", READ_ONLY_CHILD, str(root), KEY_A.hex()]
     if os.geteuid() == 0:
         nobody = 65534
@@ -387,7 +389,7 @@ async def test_unwritable_store_folder(tmp_path: Path, monkeypatch: pytest.Monke
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
     store = EncryptedFileStore(tmp_path / "s", [KEY_A])
-    monkeypatch.setattr(disk, "private_folder", refuse)
+    monkeypatch.setattr(file_layer, "private_folder", refuse)
     with pytest.raises(StorageError, match="could not create the folder"):
         await store.put("k", {"a": 1})
 
@@ -402,10 +404,10 @@ def test_bad_keys() -> None:
 
 def test_parse_keys_never_echoes_the_text() -> None:
     with pytest.raises(StorageError) as info:
-        disk.parse_keys("not-a-key-SECRETISH", source="X")
+        codec.parse_keys("not-a-key-SECRETISH", source="X")
     assert "SECRETISH" not in str(info.value)
-    key = disk.format_key(KEY_A)
-    assert disk.parse_keys(f"# comment\n{key}, {disk.format_key(KEY_B)}\n", source="X") == (
+    key = codec.format_key(KEY_A)
+    assert codec.parse_keys(f"# comment\n{key}, {codec.format_key(KEY_B)}\n", source="X") == (
         KEY_A,
         KEY_B,
     )

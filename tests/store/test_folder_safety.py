@@ -22,7 +22,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from mcp_client_auth.errors import StorageError
-from mcp_client_auth.store import TokenStore, disk
+from mcp_client_auth.store import TokenStore, file_layer, private
 from mcp_client_auth.store.disk import EncryptedFileStore
 from mcp_client_auth.store.keys import key_file_path
 from mcp_client_auth.store.locks import FileLock
@@ -229,8 +229,8 @@ async def test_a_symlinked_temp_file_is_not_followed(
 ) -> None:
     store = EncryptedFileStore(tmp_path / "store", [KEY])
     await store.put("k", {"v": 1})
-    monkeypatch.setattr(disk.secrets, "token_hex", lambda n: "0" * (2 * n))
-    path = store._path("k", "default")
+    monkeypatch.setattr(private.secrets, "token_hex", lambda n: "0" * (2 * n))
+    path = store.path("k", "default")
     target = tmp_path / "precious"
     target.write_text("keep me")
     (path.parent / f".{path.name}.{'0' * 8}.tmp").symlink_to(target)
@@ -243,14 +243,14 @@ async def test_a_symlinked_temp_file_is_not_followed(
 async def test_a_symlinked_entry_or_marker_is_refused(tmp_path: Path) -> None:
     store = EncryptedFileStore(tmp_path / "store", [KEY])
     await store.put("k", {"v": 1})
-    path = store._path("k", "default")
+    path = store.path("k", "default")
     elsewhere = tmp_path / "elsewhere"
     path.rename(elsewhere)
     path.symlink_to(elsewhere)
     with pytest.raises(StorageError, match="symbolic link"):
         await store.get("k")
 
-    marker = tmp_path / "store" / disk.MARKER
+    marker = tmp_path / "store" / file_layer.MARKER
     store.write_marker(key_kept_in="here")
     marker.rename(tmp_path / "marker")
     marker.symlink_to(tmp_path / "marker")

@@ -135,13 +135,13 @@ HOLDER = textwrap.dedent(
 def count_tries(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Record the result of every try to take a file lock."""
     tries: list[bool] = []
-    real = locks._try_lock
+    real = locks.try_lock
 
     def counting(fd: int) -> bool:
         tries.append(real(fd))
         return tries[-1]
 
-    monkeypatch.setattr(locks, "_try_lock", counting)
+    monkeypatch.setattr(locks, "try_lock", counting)
     return tries
 
 

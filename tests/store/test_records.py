@@ -12,7 +12,7 @@ after a key rotation the newest copy of an entry wins. The Redis tests use a rea
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet
 
 from mcp_client_auth.errors import StorageError
 from mcp_client_auth.store import RecordRead, TokenStore
+from mcp_client_auth.store.codec import Codec
 from mcp_client_auth.store.disk import EncryptedFileStore
 from mcp_client_auth.store.names import COLLECTION
 from mcp_client_auth.store.redis_store import EncryptedKeyValue
@@ -57,26 +58,21 @@ async def by_get(store: TokenStore) -> list[ServerRecord]:
     return [r for r in found if r is not None]
 
 
-class CountingFernet:
-    """Counts the decryptions of the Fernet object it wraps."""
+class CountingCodec(Codec):
+    """Counts the decryptions made with a store's keys."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        super().__init__(keys)
         self.decrypted = 0
 
-    def decrypt(self, token: bytes) -> bytes:
+    def decrypt(self, token: bytes, *, value: bool = True) -> dict[str, Any]:
         self.decrypted += 1
-        plain: bytes = self.inner.decrypt(token)
-        return plain
-
-    def encrypt(self, data: bytes) -> bytes:
-        token: bytes = self.inner.encrypt(data)
-        return token
+        return super().decrypt(token, value=value)
 
 
-def count_decryptions(kv: EncryptedFileStore | EncryptedKeyValue) -> CountingFernet:
-    counter = CountingFernet(kv._multi_fernet())
-    kv._fernet = counter  # type: ignore[assignment]
+def count_decryptions(kv: EncryptedKeyValue) -> CountingCodec:
+    counter = CountingCodec(kv.codec.keys)
+    kv.codec = counter
     return counter
 
 
@@ -109,13 +105,13 @@ async def test_disk_unreadable_entries_are_left_out_and_set_aside(
     disk: TokenStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     expected = await fill(disk)
-    folder = files_of(disk)._collection_dir(COLLECTION)
+    folder = files_of(disk).folder(COLLECTION)
     corrupt = folder / ("a" * 40)
     corrupt.write_bytes(b"not a Fernet token")
     # a well-formed entry, but written under another store key
     other = EncryptedFileStore(tmp_path / "other", [KEY_B])
     await other.put(server(99), record(99).to_dict(), collection=COLLECTION)
-    [foreign] = [p for p in other._collection_dir(COLLECTION).iterdir()]
+    [foreign] = [p for p in other.folder(COLLECTION).iterdir()]
     stranger = folder / ("b" * 40)
     stranger.write_bytes(foreign.read_bytes())
 
@@ -138,7 +134,7 @@ async def test_disk_unreadable_entries_are_left_out_and_set_aside(
 async def test_disk_an_entry_under_another_entrys_name_is_set_aside(disk: TokenStore) -> None:
     await fill(disk, 2)
     kv = files_of(disk)
-    first, second = kv._path(server(0), COLLECTION), kv._path(server(1), COLLECTION)
+    first, second = kv.path(server(0), COLLECTION), kv.path(server(1), COLLECTION)
     second.write_bytes(first.read_bytes())  # two copies of server 0, one of them misnamed
     assert await disk.records() == [record(0)]
     assert disk.unreadable == 1
@@ -151,7 +147,7 @@ async def test_disk_a_value_that_is_not_a_record_is_set_aside(
     expected = await fill(disk, 2)
     odd = "https://odd.example.com/mcp"
     await disk.kv.put(odd, {"no": "resource"}, collection=COLLECTION)
-    entry = files_of(disk)._path(odd, COLLECTION)
+    entry = files_of(disk).path(odd, COLLECTION)
     content = entry.read_bytes()
     with caplog.at_level(logging.WARNING, logger="mcp_client_auth.store"):
         assert await disk.records() == expected
@@ -390,3 +386,22 @@ async def test_read_over_a_plain_key_value_store_reports_the_copy() -> None:
     assert found.record is None and found.set_aside is not None
     assert found.set_aside.entry == f"stored record for {server(3)}"
     assert found.set_aside.moved_to.endswith(f"in the collection {COLLECTION}.unreadable")
+
+
+async def test_redis_read_reports_an_entry_it_cannot_decrypt(
+    redis_store: TokenStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    await redis_store.put(record(1))
+    kv = redis_store.kv
+    assert isinstance(kv, EncryptedKeyValue)
+    collection, raw = kv.collection_name(COLLECTION), kv.connections.kv
+    name = kv.entry_name(server(1), COLLECTION)
+    await raw.put(name, {"fernet": "not a Fernet token"}, collection=collection)
+    with caplog.at_level(logging.WARNING, logger="mcp_client_auth.store"):
+        found = await redis_store.read(server(1))
+    assert caplog.text == ""
+    assert found.record is None and found.set_aside is not None
+    assert found.set_aside.entry == f"token store entry {collection}::{name} in {kv.where}"
+    assert found.set_aside.why == "it cannot be decrypted with this store's key"
+    moved = await raw.get(found.set_aside.moved_to, collection=collection)
+    assert moved == {"fernet": "not a Fernet token"}  # renamed, never deleted

@@ -25,7 +25,7 @@ from cryptography.fernet import Fernet
 
 from mcp_client_auth.errors import StorageError
 from mcp_client_auth.store import TokenStore, keys
-from mcp_client_auth.store.disk import parse_keys
+from mcp_client_auth.store.codec import parse_keys
 from mcp_client_auth.store.redis_store import EncryptedKeyValue, RedisLocks, redact_url
 from mcp_client_auth.store.token_store import COLLECTION
 from mcp_client_auth.tokens import ClientRegistration, ServerRecord, TokenSet
@@ -227,7 +227,7 @@ async def test_password_never_shown(tmp_path: Path, caplog: pytest.LogCaptureFix
             "application (key=)"
         )
         shown = [repr(store), str(store.protection), repr(store.kv), repr(store.lock(URL))]
-        shown.append(repr(store._lock_factory))
+        shown.append(repr(store.lock_factory))
         await store.aclose()
 
         wrong = TokenStore.redis(server.url.replace(password, "wrong-PASSWORD"), key=KEY)
@@ -488,7 +488,7 @@ async def test_an_expired_lease_is_reported_not_raised(
     make_store: MakeStore, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = make_store()
-    locks = store._lock_factory
+    locks = store.lock_factory
     assert isinstance(locks, RedisLocks)
     lock = locks(URL)
     await lock.__aenter__()

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from mcp_client_auth.errors import StorageError
-from mcp_client_auth.store import TokenStore, keys
+from mcp_client_auth.store import TokenStore, keyring_access, keys
+from mcp_client_auth.store.codec import format_key
 from mcp_client_auth.store.default import store_directory
-from mcp_client_auth.store.disk import format_key
 from mcp_client_auth.store.secret_service import APPLICATION, SecretServiceKeyring
 from mcp_client_auth.tokens import ServerRecord, TokenSet
 
@@ -123,7 +123,7 @@ async def test_a_key_written_by_keyring_is_read_without_keyring(
     keyring_backend().set_password(keys.SERVICE, str(folder), format_key(key))
 
     store = TokenStore.default(folder, require_keyring=True)
-    assert isinstance(keys._platform_backend()[0], SecretServiceKeyring)  # the direct path
+    assert isinstance(keyring_access.platform_backend()[0], SecretServiceKeyring)  # the direct path
     assert store.protection.kind == "keyring" and store.protection.where == "SecretService"
     assert keys.load_key(folder).keys == (key,)
     assert not (isolated_home / ".config" / "mcp-client-auth" / "keys").exists()
@@ -135,7 +135,7 @@ async def test_a_key_written_without_keyring_is_read_by_keyring(
     secret_service.use(monkeypatch)
     folder = store_directory(isolated_home / "store")
     store = await store_with_a_record(folder)
-    assert isinstance(keys._platform_backend()[0], SecretServiceKeyring)
+    assert isinstance(keyring_access.platform_backend()[0], SecretServiceKeyring)
     assert store.protection.kind == "keyring"
     [key] = keys.load_key(folder).keys
     assert keyring_backend().get_password(keys.SERVICE, str(folder)) == format_key(key)
@@ -212,7 +212,7 @@ async def test_a_configured_backend_still_goes_through_keyring(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     keys.forget_keys()
-    backend, refused = keys._platform_backend()
+    backend, refused = keyring_access.platform_backend()
     assert f"{type(backend).__module__}.{type(backend).__qualname__}" == KEYRING_CLASS
     assert refused is None
     child = read_in_child(folder)
@@ -267,13 +267,13 @@ def both_ways(monkeypatch: pytest.MonkeyPatch) -> tuple[keys.KeyringProbe, keys.
     ``KEYRING_PROPERTY_*`` variable sends the store through keyring, and this one sets an
     attribute nothing reads."""
     loaded: list[str] = []
-    real = keys._keyring_backend
+    real = keyring_access.keyring_backend
 
     def through_keyring_only() -> Any:
         loaded.append("keyring")
         return real()
 
-    monkeypatch.setattr(keys, "_keyring_backend", through_keyring_only)
+    monkeypatch.setattr(keyring_access, "keyring_backend", through_keyring_only)
     keys.forget_keys()
     direct = keys.probe_keyring()
     assert loaded == []
@@ -414,7 +414,7 @@ async def test_a_silent_bus_does_not_hang_the_direct_path(
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", silent_bus)
     probe = keys.probe_keyring(timeout=0.5)
     assert (probe.verdict, probe.backend) == ("slow", KEYRING_CLASS)
-    assert isinstance(keys._platform_backend()[0], SecretServiceKeyring)
+    assert isinstance(keyring_access.platform_backend()[0], SecretServiceKeyring)
     store = TokenStore.default(isolated_home / "store")  # the real 3 s timeout
     assert store.protection.kind == "key file" and "slow" in store.protection.note
     with pytest.raises(StorageError, match="require_keyring"):

@@ -1,0 +1,69 @@
+"""Where a store's key is kept and how well that protects it: what ``doctor`` and ``status``
+print, and what a store key carries with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Protection", "StoreKey"]
+
+
+@dataclass(frozen=True)
+class Protection:
+    """Where a store's key is kept and how well that protects it (what ``doctor`` prints).
+
+    ``kind`` is one of ``"keyring"``, ``"key file"``, ``"environment"``, ``"application"``
+    (the application passed the key, ``TokenStore.redis(key=...)``), ``"memory"``,
+    ``"custom"``; ``where`` names the keyring backend, the key file or the variable; ``note``
+    says why a weaker kind is in force.
+    """
+
+    kind: Literal["keyring", "key file", "environment", "application", "memory", "custom"]
+    where: str
+    note: str = ""
+
+    @property
+    def in_keyring(self) -> bool:
+        """True when the key is in a working system keyring (the protection we aim for)."""
+        return self.kind == "keyring"
+
+    @property
+    def place(self) -> str:
+        """Where the key is, as a phrase: 'the system keyring (...)', 'the key file ...'."""
+        if self.kind == "keyring":
+            return f"the system keyring ({self.where})"
+        if self.kind == "key file":
+            return f"the key file {self.where}"
+        if self.kind == "environment":
+            return f"the {self.where} environment variable"
+        if self.kind == "application":
+            return f"the application ({self.where})"
+        return self.where
+
+    def __str__(self) -> str:
+        if self.kind == "keyring":
+            return f"encrypted; key in {self.place}"
+        if self.kind == "key file":
+            text = f"encrypted; key in {self.place}, protected only by file permissions (0600)"
+            return f"{text}: {self.note}" if self.note else text
+        if self.kind in ("environment", "application"):
+            return f"encrypted; key from {self.place}"
+        if self.kind == "memory":
+            return "in memory only; forgotten when the process exits"
+        return f"as protected by {self.where}"
+
+
+@dataclass(frozen=True, repr=False)
+class StoreKey:
+    """The keys of one store (newest first) and the protection they have. Never printed."""
+
+    keys: tuple[bytes, ...]
+    protection: Protection
+    # made but not kept anywhere yet (``create=False``): the store keeps it once it writes
+    pending: bool = False
+
+    def __repr__(self) -> str:
+        return f"StoreKey({len(self.keys)} key(s), {self.protection})"
+
+    __str__ = __repr__
