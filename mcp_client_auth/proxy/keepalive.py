@@ -64,7 +64,10 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         url = request.url
         if url.scheme not in DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"the proxy speaks http and https, not {url.scheme}")
-        origin = (url.scheme, url.host, url.port or DEFAULT_PORTS[url.scheme])
+        # The ASCII name httpx encoded (IDNA 2008), not ``url.host``'s Unicode text, which the
+        # socket and ssl layers would encode by the older IDNA 2003 into another domain.
+        host = url.raw_host.decode("ascii")
+        origin = (url.scheme, host, url.port or DEFAULT_PORTS[url.scheme])
         timeouts = request.extensions.get("timeout", {})
         body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
         connection = self._reusable(origin)

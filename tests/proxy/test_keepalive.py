@@ -295,3 +295,21 @@ async def test_a_proxy_in_the_environment_is_used(
             response = await client.post(options.url, content=b"x")
     assert response.content == b"via the proxy"
     assert server.requests[0].startswith(b"POST http://mcp.invalid/mcp HTTP/1.1")
+
+
+async def test_an_international_host_is_dialled_by_its_own_ascii_name(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name the URL means (IDNA 2008, as httpx encodes it for the Host header), not what
+    the socket layer's older codec makes of the Unicode text: ``straße`` is ``xn--strae-oqa``
+    there and ``strasse`` (another owner's domain) here, where the token would go."""
+    dialled: list[tuple[object, object]] = []
+
+    async def recording(host: str, port: int, **keywords: object) -> None:
+        dialled.append((host, keywords.get("server_hostname")))
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(asyncio, "open_connection", recording)
+    with pytest.raises(httpx.ConnectError):
+        await client.get("https://straße.de/mcp")
+    assert dialled == [("xn--strae-oqa.de", "xn--strae-oqa.de")]
