@@ -24,7 +24,7 @@ from ..url_rules import path_covers
 from . import jsonrpc
 from .errors import RelayError
 from .pending import Pending
-from .sse import EventTooLarge, events
+from .sse import EventTooLarge, events, lines_of
 from .streamable import Emit, Remote
 
 logger = logging.getLogger("mcp_client_auth.proxy")
@@ -78,7 +78,7 @@ class LegacySse(Remote):
                         f"{self.url} answered HTTP {response.status_code} ({kind or 'no type'}), "
                         "not an HTTP+SSE event stream"
                     )
-                async for event in events(response.aiter_lines()):
+                async for event in events(lines_of(response.aiter_text())):
                     if event.event == "endpoint" and not found.done():
                         found.set_result(self._check_endpoint(event.data))
                     elif event.event == "message" and event.data:

@@ -7,10 +7,12 @@ sends them, not when the stream ends.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 MAX_EVENT_CHARS = 16 * 1024 * 1024  # one event larger than this is a broken or hostile stream
+_LINE_END = re.compile(r"\r\n|\r|\n")  # the event-stream format's three line endings
 
 
 class EventTooLarge(ValueError):
@@ -23,6 +25,33 @@ class Event:
     data: str  # empty for an event that only carried an id (a resumption point)
     id: str | None  # the stream's last event id once this event is dispatched
     retry: int | None  # milliseconds, when this event block set it
+
+
+async def lines_of(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The lines of a text stream, without their endings, none longer than
+    :data:`MAX_EVENT_CHARS`: a line is held whole until it ends, so one that never ends
+    (a broken or hostile stream) would otherwise take memory without bound."""
+    parts: list[str] = []
+    size = 0
+    after_cr = False  # the last chunk ended in "\r": a "\n" opening this one ends no line
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        if after_cr and chunk.startswith("\n"):
+            chunk = chunk[1:]
+        after_cr = chunk.endswith("\r")
+        *ended, rest = _LINE_END.split(chunk)
+        for piece in ended:
+            parts.append(piece)
+            yield "".join(parts)
+            parts, size = [], 0
+        if rest:
+            size += len(rest)
+            if size > MAX_EVENT_CHARS:
+                raise EventTooLarge(f"a line of over {MAX_EVENT_CHARS} characters")
+            parts.append(rest)
+    if parts:
+        yield "".join(parts)
 
 
 async def events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:

@@ -32,7 +32,7 @@ from . import jsonrpc
 from .errors import RelayError, SessionLost
 from .headers import STATELESS_VERSIONS, message_headers
 from .pending import Pending
-from .sse import EventTooLarge, events
+from .sse import EventTooLarge, events, lines_of
 
 logger = logging.getLogger("mcp_client_auth.proxy")
 
@@ -224,7 +224,7 @@ class StreamableHttp(Remote):
         the last event id seen."""
         last_id: str | None = None
         try:
-            async for event in events(response.aiter_lines()):
+            async for event in events(lines_of(response.aiter_text())):
                 last_id = event.id
                 if not event.data or event.event != "message":
                     continue
@@ -310,7 +310,7 @@ class StreamableHttp(Remote):
                     kind = response.headers.get("content-type", "").split(";")[0].strip()
                     if status == 200 and kind == "text/event-stream":
                         delay = 1.0
-                        async for event in events(response.aiter_lines()):
+                        async for event in events(lines_of(response.aiter_text())):
                             last_id = event.id or last_id
                             if event.retry is not None:
                                 delay = max(event.retry / 1000, 0.1)

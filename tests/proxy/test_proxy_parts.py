@@ -16,7 +16,7 @@ from mcp_client_auth import ConfigurationError
 from mcp_client_auth.proxy import stdio
 from mcp_client_auth.proxy.headers import parse_header_option
 from mcp_client_auth.proxy.login import checked_opener, is_clean_url
-from mcp_client_auth.proxy.sse import Event, events
+from mcp_client_auth.proxy.sse import Event, events, lines_of
 
 
 def test_header_values_expand_environment_variables() -> None:
@@ -94,6 +94,26 @@ def test_sse_ids_persist_and_an_id_only_event_is_a_resumption_point() -> None:
         ("", "8", None),
         ("b", "8", 250),
     ]
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        ["a\r\nb\n\n"],
+        ["a\r", "\nb\n", "", "\n"],
+        ["a", "\r", "\n", "b\r\r"],
+        ["a\nb", "\n\n"],
+    ],
+)
+def test_sse_lines_end_at_any_of_the_three_endings_across_chunks(chunks: list[str]) -> None:
+    async def source() -> AsyncIterator[str]:
+        for chunk in chunks:
+            yield chunk
+
+    async def run() -> list[str]:
+        return [line async for line in lines_of(source())]
+
+    assert asyncio.run(run()) == ["a", "b", ""]
 
 
 def test_a_stray_print_cannot_reach_the_protocol_stream() -> None:

@@ -643,3 +643,26 @@ def test_an_id_no_utf8_can_carry_still_gets_its_answer() -> None:
     (written,) = run_host(unreachable, [request])
     assert written["id"] == "\ud800"
     assert written["error"]["code"] == -32000
+
+
+def test_an_event_stream_line_that_never_ends_is_cut_off_at_the_event_limit() -> None:
+    """A line without its end is held whole until it ends: the proxy stops reading it once it
+    is past the size of the largest event it would take, instead of holding all of it (a
+    hostile server could stream one line until the memory runs out)."""
+    from mcp_client_auth.proxy.sse import MAX_EVENT_CHARS
+
+    chunk = b"a" * (1024 * 1024)
+    sent: list[int] = []
+
+    async def endless_line() -> Any:
+        yield b"data: "
+        for _ in range(4 * MAX_EVENT_CHARS // len(chunk)):  # stands for "never ends"
+            sent.append(len(chunk))
+            yield chunk
+
+    response = httpx.Response(
+        200, content=endless_line(), headers={"content-type": "text/event-stream"}
+    )
+    got = run_host(lambda _: response, [line({"jsonrpc": "2.0", "id": 7, "method": "ping"})])
+    assert len(got) == 1 and got[0]["id"] == 7 and "error" in got[0]
+    assert sum(sent) <= MAX_EVENT_CHARS + 2 * len(chunk)
