@@ -153,7 +153,7 @@ class _Connection:
 
     def usable(self) -> bool:
         fresh = time.monotonic() - self.idle_since < KEEPALIVE_EXPIRY
-        return fresh and not (self._writer.is_closing() or self._reader.at_eof())
+        return fresh and not (self._writer.is_closing() or _has_arrived(self._reader))
 
     async def exchange(
         self,
@@ -245,6 +245,21 @@ class _Connection:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def _has_arrived(reader: asyncio.StreamReader) -> bool:
+    """Whether an idle connection has anything waiting: its end, or bytes nobody asked for
+    (they would be read as the next request's answer). Asked without waiting: a read finds
+    buffered bytes or the end at once; one that would wait is given up before it does."""
+    reading = reader.read(1)
+    try:
+        reading.send(None)
+    except StopIteration:
+        return True  # a byte, or b"" at the end
+    except Exception:  # the connection failed while idle
+        return True
+    reading.close()  # it would have waited: nothing is there
+    return False
 
 
 class _Ended(Exception):

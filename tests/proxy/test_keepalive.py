@@ -223,6 +223,37 @@ async def test_bytes_after_an_answer_are_never_read_as_the_next_answer(
     assert server.connections == 2
 
 
+async def test_an_answer_sent_while_the_connection_was_idle_is_never_read_as_the_next(
+    client: httpx.AsyncClient,
+) -> None:
+    """An answer nobody asked for, sent after the last one ended: the idle connection has
+    bytes waiting, and is not reused (they would be read as the next request's answer)."""
+    asked = asyncio.Event()
+    sent = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await read_request(reader)
+        writer.write(answer(b"first %d" % n))
+        if n == 1:
+            await asked.wait()
+            writer.write(answer(b"unasked for"))
+            await writer.drain()
+            sent.set()
+        while True:
+            await read_request(reader)
+            writer.write(answer(b"next %d" % n))
+
+    server = Server(script)
+    async with server as url:
+        assert (await client.post(url, content=b"a")).content == b"first 1"
+        asked.set()
+        await sent.wait()
+        for _ in range(10):  # turns of the loop, each polling the sockets: the bytes arrive
+            await asyncio.sleep(0)
+        assert (await client.post(url, content=b"b")).content == b"first 2"
+    assert server.connections == 2
+
+
 async def test_a_switch_of_protocols_is_a_protocol_error(client: httpx.AsyncClient) -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
         await read_request(reader)
