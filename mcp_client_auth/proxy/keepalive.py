@@ -169,12 +169,7 @@ class _Connection:
         if body and not request.headers.get("content-length"):
             headers.append((b"content-length", str(len(body)).encode()))
         try:
-            data = self._h11.send(
-                h11.Request(method=request.method, target=target, headers=headers)
-            )
-            if body:
-                data += self._h11.send(h11.Data(data=body))
-            data += self._h11.send(h11.EndOfMessage())
+            data = self._request_bytes(request, target, headers, body)
             self._writer.write(data)
             event = await self._next_event(request)
             while isinstance(event, h11.InformationalResponse):
@@ -202,6 +197,21 @@ class _Connection:
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": event.reason},
             request=request,
         )
+
+    def _request_bytes(
+        self, request: httpx.Request, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> bytes:
+        """The request as h11 frames it; what h11 will not send (a line break in a header
+        value...) is httpx's :class:`httpx.LocalProtocolError`, as its own transport says it."""
+        try:
+            data = self._h11.send(
+                h11.Request(method=request.method, target=target, headers=headers)
+            )
+            if body:
+                data += self._h11.send(h11.Data(data=body))
+            return data + self._h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as exc:
+            raise httpx.LocalProtocolError(str(exc), request=request) from None
 
     async def _next_event(self, request: httpx.Request) -> Any:
         while True:

@@ -344,3 +344,18 @@ async def test_an_international_host_is_dialled_by_its_own_ascii_name(
     with pytest.raises(httpx.ConnectError):
         await client.get("https://straße.de/mcp")
     assert dialled == [("xn--strae-oqa.de", "xn--strae-oqa.de")]
+
+
+@pytest.mark.parametrize("transport", [KeepAliveTransport, httpx.AsyncHTTPTransport])
+async def test_a_request_h11_will_not_send_is_httpxs_local_protocol_error(
+    transport: Callable[[], httpx.AsyncBaseTransport],
+) -> None:
+    """As httpx's own transport says it, so that callers catching httpx's transport errors
+    catch it (the relay answers the host with an error instead of stopping)."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await reader.read()
+
+    async with Server(script) as url, httpx.AsyncClient(transport=transport()) as client:
+        with pytest.raises(httpx.LocalProtocolError):
+            await client.get(url, headers={"x-split": "a\nb"})
