@@ -359,3 +359,23 @@ async def test_a_request_h11_will_not_send_is_httpxs_local_protocol_error(
     async with Server(script) as url, httpx.AsyncClient(transport=transport()) as client:
         with pytest.raises(httpx.LocalProtocolError):
             await client.get(url, headers={"x-split": "a\nb"})
+
+
+async def test_a_trusted_certificate_for_another_name_is_refused() -> None:
+    """The certificate is checked against the host the URL names, not only its issuer."""
+    import trustme
+
+    authority = trustme.CA()
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("mcp.example.com").configure_cert(server_side)
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await read_request(reader)
+        writer.write(answer(b"should not be read"))
+
+    client = httpx.AsyncClient(transport=KeepAliveTransport(trusting))
+    async with Server(script, tls=server_side) as url, client:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await client.post(url, content=b"x")
