@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from .. import OAuthClientProvider, TokenStore
+from ..server_text import clean_text
 from ..url_rules import secure_resource_url
 from . import jsonrpc
 from .connect import Connector, TransportChoice
@@ -142,8 +143,17 @@ def run_proxy(options: ProxyOptions) -> int:
 
 async def check_server(options: ProxyOptions, *, auth: httpx.Auth | None = None) -> list[str]:
     """Connect, sign in if needed, and list the server's tools (``--check``): what a host
-    would do first, so a working check means a working host configuration."""
+    would do first, so a working check means a working host configuration. A server that
+    cannot be reached is a :class:`RelayError` naming it (the likeliest answer to a check)."""
     _check_url(options)
+    try:
+        return await _list_tools(options, auth)
+    except httpx.TransportError as exc:
+        reason = clean_text(str(exc) or type(exc).__name__)
+        raise RelayError(f"could not reach {options.url}: {reason}") from None
+
+
+async def _list_tools(options: ProxyOptions, auth: httpx.Auth | None) -> list[str]:
     answers: list[jsonrpc.Message] = []
     provider = auth if auth is not None else make_provider(options)
     async with make_client(options, provider) as client:
