@@ -11,6 +11,16 @@ import pytest
 from tests.cli.conftest import console_script
 
 
+def run_proxy(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*console_script(), "proxy", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
@@ -25,13 +35,7 @@ from tests.cli.conftest import console_script
     ],
 )
 def test_unusable_options_are_usage_errors(args: list[str], says: str) -> None:
-    run = subprocess.run(
-        [*console_script(), "proxy", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    run = run_proxy(*args)
     assert run.returncode == 2, run.stderr
     assert run.stdout == ""
     assert says in run.stderr
@@ -52,13 +56,7 @@ def test_check_against_a_server_that_is_down_names_the_url_not_an_unexpected_err
     with socket.socket() as unused:  # a port nobody listens on (bound, never listening)
         unused.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{unused.getsockname()[1]}/mcp"
-        run = subprocess.run(
-            [*console_script(), "proxy", "--check", url, "--store", str(tmp_path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
+        run = run_proxy("--check", url, "--store", str(tmp_path))
     assert run.returncode == 1, run.stderr
     assert run.stdout == ""
     assert "unexpected" not in run.stderr
