@@ -69,6 +69,12 @@ def run_doctor(args: argparse.Namespace, context: Context) -> int:
 
     report_orphan_key_files(found)
     folder = context.store_folder()
+    if folder.exists() and not folder.is_dir():  # a login would refuse it: say so first
+        found.problem(
+            f"Store folder: {folder} is not a folder",
+            "Fix: move it away; the first login makes the folder there (0700)",
+        )
+        return finish(head, found, context)
     if not context.store_exists():
         found.ok(
             f"Store folder: {folder} (not created yet; the first login creates it, 0700)",

@@ -73,3 +73,16 @@ def test_unreadable_entries_are_listed(run_cli: InProcess) -> None:
         "new login)" in ran.stdout
     )
     assert "    Fix: once you no longer need them, delete those files." in ran.stdout
+
+
+def test_a_file_where_the_store_folder_goes_is_a_problem(run_cli: InProcess) -> None:
+    """A login would refuse it ("not a folder"): doctor says so beforehand, not that the
+    folder is simply not made yet."""
+    home = run_cli.cli.home
+    home.parent.mkdir(parents=True, exist_ok=True)
+    home.write_text("not a store\n")
+    ran = run_cli("doctor")
+    assert (ran.code, ran.stderr) == (1, "")
+    assert f"✗ Store folder: {home} is not a folder" in ran.stdout
+    assert "not created yet" not in ran.stdout
+    assert home.read_text() == "not a store\n"
