@@ -30,6 +30,9 @@ READ_SIZE = 64 * 1024
 # this many wait per origin.
 KEEPALIVE_EXPIRY = 5.0
 MAX_IDLE = 20
+# The largest response head read (as httpx's own transport allows): big cookies or a long
+# challenge pass; a head that keeps growing is a protocol error, not memory spent.
+MAX_HEAD = 100 * 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})  # sent again on a fresh connection
 Origin = tuple[str, str, int]
@@ -146,7 +149,7 @@ class _Connection:
         self.origin = origin
         self._reader = reader
         self._writer = writer
-        self._h11 = h11.Connection(h11.CLIENT)
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         self._used = False
         self._read_timeout: float | None = None
         self.idle_since = time.monotonic()

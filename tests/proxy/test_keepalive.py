@@ -379,3 +379,27 @@ async def test_a_trusted_certificate_for_another_name_is_refused() -> None:
     async with Server(script, tls=server_side) as url, client:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await client.post(url, content=b"x")
+
+
+@pytest.mark.parametrize("transport", [KeepAliveTransport, httpx.AsyncHTTPTransport])
+@pytest.mark.parametrize(("size", "read"), [(80 * 1024, True), (1024 * 1024, False)])
+async def test_a_large_header_is_read_as_httpx_reads_it_and_a_huge_one_refused(
+    transport: Callable[[], httpx.AsyncBaseTransport], size: int, read: bool
+) -> None:
+    """A header of tens of KiB (big cookies, a long challenge) passes, as through httpx's own
+    transport, which the proxy used before; a head that keeps growing is a protocol error,
+    not memory spent."""
+    head = b"HTTP/1.1 200 OK\r\nx-big: " + b"a" * size + b"\r\ncontent-length: 2\r\n\r\nok"
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await read_request(reader)
+        writer.write(head)
+        await writer.drain()
+
+    async with Server(script) as url, httpx.AsyncClient(transport=transport()) as client:
+        if read:
+            response = await client.get(url)
+            assert (response.content, len(response.headers["x-big"])) == (b"ok", size)
+        else:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get(url)
