@@ -28,7 +28,8 @@ def run_status(args: argparse.Namespace, context: Context) -> int:
     now = time.time()
     store: TokenStore | None = None
     records: list[ServerRecord] = []
-    if context.store_exists():
+    # a file where the folder goes: opening it fails with what to do, as login would
+    if context.store_exists() or (folder.exists() and not folder.is_dir()):
         store = context.open_store()
         records = load_records(store, url)
     usable = bool(records) and all(state(r, now, context)[1] for r in records)

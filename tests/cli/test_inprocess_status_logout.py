@@ -32,6 +32,19 @@ def test_status_with_no_store_creates_nothing(run_cli: InProcess) -> None:
     assert not run_cli.cli.home.exists()
 
 
+def test_status_with_a_file_where_the_store_folder_goes_says_so(run_cli: InProcess) -> None:
+    """A login refuses such a path; status says why too, instead of "not created yet"."""
+    home = run_cli.cli.home
+    home.parent.mkdir(parents=True, exist_ok=True)
+    home.write_text("not a store\n")
+    for args in (("status",), ("status", "--json")):
+        ran = run_cli(*args)
+        assert (ran.code, ran.stdout) == (1, "")
+        assert f"{home} is not a folder" in ran.stderr and "move it away" in ran.stderr
+        assert "not created yet" not in ran.stderr
+    assert home.read_text() == "not a store\n"
+
+
 def test_status_shows_the_login_and_no_secret(run_cli: InProcess, demo: DemoServers) -> None:
     assert run_cli.login(demo.mcp_url).code == 0
     record = run_cli.record(demo.mcp_url)
