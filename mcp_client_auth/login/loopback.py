@@ -27,7 +27,8 @@ class PortInUseError(AuthorizationError):
         self.port = port
 
 
-def _is_loopback_host(host: str | None) -> bool:
+def is_loopback_name(host: str | None) -> bool:
+    """``localhost`` or a loopback address, as a redirect URI or a pasted answer names it."""
     if host is None:
         return False
     if host.lower() == "localhost":
@@ -61,7 +62,7 @@ class ListenTarget:
 def _loopback_target(redirect_uri: str) -> ListenTarget | None:
     """The listener for a stored ``http`` loopback redirect URI; None for any other URI."""
     parts = urlsplit(redirect_uri)
-    if parts.scheme.lower() != "http" or parts.fragment or not _is_loopback_host(parts.hostname):
+    if parts.scheme.lower() != "http" or parts.fragment or not is_loopback_name(parts.hostname):
         return None
     try:
         port = parts.port

@@ -11,7 +11,6 @@ attempt) gets an explanation and another try rather than a failed token request.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import Callable
 from typing import TextIO
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -20,6 +19,7 @@ from ..callback import ForeignCallback, callback_parameters
 from ..errors import AuthorizationError
 from ..server_text import visible_url
 from .base import Login, LoginSession, free_loopback_port, loopback_redirect_uri
+from .loopback import is_loopback_name
 from .terminal import clean, default_input, default_output, describe_duration, read_line
 
 __all__ = ["PasteLogin", "PasteRejected", "authorization_error", "parse_pasted", "read_pasted"]
@@ -63,18 +63,7 @@ def _same_host(a: str | None, b: str | None) -> bool:
     """Host names equal, counting loopback spellings (localhost, 127.0.0.1, ::1) as one."""
     if a == b:
         return True
-
-    def loopback(host: str | None) -> bool:
-        if host is None:
-            return False
-        if host.lower() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
-
-    return loopback(a) and loopback(b)
+    return is_loopback_name(a) and is_loopback_name(b)
 
 
 def _single(params: dict[str, list[str]], name: str) -> str | None:
