@@ -15,10 +15,13 @@ inflates to gigabytes. So every request has a total deadline (:data:`DEADLINE`, 
 last byte), and the body is read raw and inflated a bounded piece at a time, never past the
 cap (:data:`MAX_BODY`, :mod:`.capped_body`): only gzip and deflate are asked for and accepted.
 
-The client is made per flow run, with the same library (httpx or httpx2) as the request being
-authorized, unless the provider was given a transport, whose library then decides. A transport
-that serves only sync (or only async) clients serves the other kind of driver too: the driver
-sends through it from a worker thread (or the sync portal's event loop).
+The clients are made per flow run, on first use, with the same library (httpx or httpx2) as the
+request being authorized, unless the provider was given a transport, whose library then
+decides; a sync driver sends with a sync client, an async one with an async client. A run's
+requests to plain-http URLs and to https ones use two clients, so that no CA bundle is loaded
+for a run that needs none (:mod:`.tls_contexts`). A transport that serves only sync (or only
+async) clients serves the other kind of driver too: the driver sends through it from a worker
+thread (or the sync portal's event loop).
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ._http_compat import libraries, loaded_httpx2, timeout_errors, transport_errors
+from .deadline_watch import DeadlineWatch
 from .effects import HttpRequest, HttpResponse
 from .error_answers import sent_secrets
 from .errors import ConfigurationError
 from .server_text import clean_text
+from .tls_contexts import context_for, loads_cas_for
 from .urls import origin
 
 if TYPE_CHECKING:
@@ -74,11 +79,17 @@ class FlowHttp:
         base = library.AsyncBaseTransport if asynchronous else library.BaseTransport
         return isinstance(self.transport, base)
 
-    def sync_client(self, library: ModuleType) -> Any:
-        return library.Client(**self._options())
+    def sync_client(self, library: ModuleType, url: str) -> Any:
+        """A sync client for the run's requests to URLs like ``url`` (see :meth:`kind_of`)."""
+        return library.Client(**self._options(library, url))
 
-    def async_client(self, library: ModuleType) -> Any:
-        return library.AsyncClient(**self._options())
+    def async_client(self, library: ModuleType, url: str) -> Any:
+        return library.AsyncClient(**self._options(library, url))
+
+    def kind_of(self, url: str) -> bool:
+        """Which of a run's clients sends to ``url``: requests that need the same TLS context
+        share one (:mod:`.tls_contexts`: a plain-http URL gets one that loads no CA)."""
+        return self.transport is None and loads_cas_for(url, self.verify)
 
     def release_sync(self, client: Any) -> None:
         """Close a client made for one flow run; a transport the user gave stays open."""
@@ -89,13 +100,13 @@ class FlowHttp:
         if self.transport is None:
             await client.aclose()
 
-    def _options(self) -> dict[str, Any]:
+    def _options(self, library: ModuleType, url: str) -> dict[str, Any]:
         options: dict[str, Any] = {"timeout": TIMEOUT, "follow_redirects": False}
         if self.transport is not None:
             # the user's transport decides the network: no proxy or CA from the environment
             options.update(transport=self.transport, trust_env=False)
         else:
-            options["verify"] = self.verify
+            options["verify"] = context_for(url, self.verify, library)
         return options
 
 
@@ -103,20 +114,28 @@ def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
     """Send ``effect`` with a sync client: at most :data:`MAX_BODY` of answer, within
     :data:`DEADLINE`.
 
-    A sync read cannot be interrupted, so the deadline bounds the waits for the connection and
-    the headers, and is checked after every chunk of the body (each chunk's read may still wait
-    up to ``TIMEOUT``: the sync driver therefore sends from the portal's event loop unless a
-    sync-only transport of the user's is given).
+    Each wait handed to the client is cut to what is left of the deadline, the deadline is
+    checked after every chunk of the body, and a :class:`~.deadline_watch.DeadlineWatch`
+    shuts the request's sockets down when it passes, which ends a read that a trickling server
+    keeps alive (a transport that does not report its sockets through ``trace`` is bounded by
+    the first two only).
     """
     deadline = _Deadline(effect)
-    response = _open_sync(client, effect, effect.url, deadline)
+    with DeadlineWatch(deadline.remaining()) as watch:
+        return _exchange_sync(client, effect, deadline, {"trace": watch.trace})
+
+
+def _exchange_sync(
+    client: Any, effect: HttpRequest, deadline: _Deadline, extensions: dict[str, Any]
+) -> HttpResponse:
+    response = _open_sync(client, effect, effect.url, deadline, extensions)
     try:
         for _ in range(MAX_REDIRECTS):
             location = _same_origin_redirect(effect, response)
             if location is None:
                 break
             response.close()
-            response = _open_sync(client, effect, location, deadline)
+            response = _open_sync(client, effect, location, deadline, extensions)
         body = _body_of(effect, response)
         if response.is_stream_consumed:  # a mock transport's answer, read when it was made
             body.add_decoded(response.content)
@@ -131,9 +150,11 @@ def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
         response.close()
 
 
-def _open_sync(client: Any, effect: HttpRequest, url: str, deadline: _Deadline) -> Any:
+def _open_sync(
+    client: Any, effect: HttpRequest, url: str, deadline: _Deadline, extensions: dict[str, Any]
+) -> Any:
     deadline.check()
-    request = _build_request(client, effect, url, timeout=deadline.wait())
+    request = _build_request(client, effect, url, timeout=deadline.wait(), extensions=extensions)
     try:
         return client.send(request, stream=True)
     except transport_errors() as exc:
@@ -348,9 +369,10 @@ class _Deadline:
             raise self.error()
 
     def failure(self, exc: Exception) -> Exception:
-        """The typed error for a transport error: a timeout the deadline cut short, or one
-        that ended past it (a body read waits up to ``TIMEOUT`` per chunk), is the deadline."""
-        if isinstance(exc, timeout_errors()) and (self.clipped or time.monotonic() >= self.end):
+        """The typed error for a transport error: a timeout the deadline cut short, or any
+        error that ended past it (a read the deadline's watch cut off, a body read that waited
+        up to ``TIMEOUT``), is the deadline."""
+        if time.monotonic() >= self.end or (isinstance(exc, timeout_errors()) and self.clipped):
             return self.error()
         return _unreachable(self.effect, exc)
 

@@ -32,8 +32,8 @@ class AsyncPerformer:
         self._library = library
         self._sessions: list[LoginSession] = []
         self._locked: tuple[asyncio.Lock, Any] | None = None  # the in-process lock is held
-        self._client: Any = None
-        self._asynchronous = True
+        self._clients: dict[bool, Any] = {}  # by FlowHttp.kind_of, made on first use
+        self._asynchronous = context.http.serves(library, asynchronous=True)
 
     async def perform(self, effect: Any) -> Any:
         if isinstance(effect, HttpRequest):
@@ -50,29 +50,31 @@ class AsyncPerformer:
         try:
             await self._release()
         finally:
-            client, self._client = self._client, None
-            if client is not None and self._asynchronous:
-                await self._context.http.release_async(client)
-            elif client is not None:
-                self._context.http.release_sync(client)
+            clients, self._clients = list(self._clients.values()), {}
+            for client in clients:
+                if self._asynchronous:
+                    await self._context.http.release_async(client)
+                else:
+                    self._context.http.release_sync(client)
 
     # -- the flow's requests ----------------------------------------------------------------
 
     async def _send(self, effect: HttpRequest) -> Any:
-        self._open_client()
+        client = self._client_for(effect.url)
         if self._asynchronous:
-            return await send_async(self._client, effect)
+            return await send_async(client, effect)
         import asyncio
 
-        return await asyncio.to_thread(send_sync, self._client, effect)  # a sync transport
+        return await asyncio.to_thread(send_sync, client, effect)  # a sync transport
 
-    def _open_client(self) -> None:
-        if self._client is not None:
-            return
+    def _client_for(self, url: str) -> Any:
         http = self._context.http
-        self._asynchronous = http.serves(self._library, asynchronous=True)
-        make = http.async_client if self._asynchronous else http.sync_client
-        self._client = make(self._library)
+        kind = http.kind_of(url)
+        client = self._clients.get(kind)
+        if client is None:
+            make = http.async_client if self._asynchronous else http.sync_client
+            client = self._clients[kind] = make(self._library, url)
+        return client
 
     # -- the refresh lock -------------------------------------------------------------------
 

@@ -5,9 +5,11 @@ A sync client cannot await, so the store's and the login's coroutines run on the
 never suspends (``blocking.py``): a process that reconnects with a valid stored token then
 starts no thread and imports no asyncio.
 
-The flow's requests go out from the portal's event loop too: there the total deadline covers
-every read (a sync client bounds only each one, and a server trickling its headers evades
-that). A transport of the user's that serves sync clients is driven synchronously.
+The flow's requests go out from this thread with a sync client of the request's library, as
+the caller's own requests do; their total deadline is kept by ``deadline_watch.py``. Only a
+transport of the user's that serves async clients alone is driven on the portal's event loop.
+A refresh holds the store's lock while it runs, and every process waiting for the new token
+waits for it too: a sync send needs no event loop, no anyio and no second client library.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ class SyncPerformer:
         self._library = library
         self._sessions: list[LoginSession] = []
         self._store_lock: Any = None  # set while the in-process lock is held
-        self._client: Any = None
-        self._synchronous = True
+        self._clients: dict[bool, Any] = {}  # by FlowHttp.kind_of, made on first use
+        self._synchronous = context.http.serves(library, asynchronous=False)
 
     def perform(self, effect: Any) -> Any:
         if isinstance(effect, HttpRequest):
@@ -57,29 +59,29 @@ class SyncPerformer:
         try:
             self._release()
         finally:
-            client, self._client = self._client, None
-            if client is not None and self._synchronous:
-                self._context.http.release_sync(client)
-            elif client is not None:
-                on_portal(self._context.http.release_async(client))
+            clients, self._clients = list(self._clients.values()), {}
+            for client in clients:
+                if self._synchronous:
+                    self._context.http.release_sync(client)
+                else:
+                    on_portal(self._context.http.release_async(client))
 
     # -- the flow's requests ----------------------------------------------------------------
 
     def _send(self, effect: HttpRequest) -> Any:
-        self._open_client()
+        client = self._client_for(effect.url)
         if self._synchronous:
-            return send_sync(self._client, effect)
-        return on_portal(send_async(self._client, effect))
+            return send_sync(client, effect)
+        return on_portal(send_async(client, effect))
 
-    def _open_client(self) -> None:
-        if self._client is not None:
-            return
+    def _client_for(self, url: str) -> Any:
         http = self._context.http
-        self._synchronous = http.transport is not None and http.serves(
-            self._library, asynchronous=False
-        )
-        make = http.sync_client if self._synchronous else http.async_client
-        self._client = make(self._library)
+        kind = http.kind_of(url)
+        client = self._clients.get(kind)
+        if client is None:
+            make = http.sync_client if self._synchronous else http.async_client
+            client = self._clients[kind] = make(self._library, url)
+        return client
 
     # -- the refresh lock -------------------------------------------------------------------
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import h11
 import httpx
+
+from ..tls_contexts import verifying_context
 
 READ_SIZE = 64 * 1024
 # As httpx's own pool: an idle connection is not reused after this many seconds (a server or a
@@ -45,12 +46,6 @@ async def _within(timeout: float | None, step: Awaitable[T]) -> T:
     if timeout is None:
         return await step
     return await asyncio.wait_for(step, timeout)
-
-
-def environment_names_a_proxy() -> bool:
-    """Whether ``HTTP_PROXY``, ``HTTPS_PROXY`` or ``ALL_PROXY`` (any case) is set."""
-    proxies = urllib.request.getproxies()
-    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
 class KeepAliveTransport(httpx.AsyncBaseTransport):
@@ -104,7 +99,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         context: ssl.SSLContext | None = None
         if scheme == "https":
             if self._ssl_context is None:
-                self._ssl_context = httpx.create_ssl_context(trust_env=True)
+                self._ssl_context = verifying_context(httpx)
             context = self._ssl_context
         opening = asyncio.open_connection(
             host, port, ssl=context, server_hostname=host if context else None

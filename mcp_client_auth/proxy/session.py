@@ -14,13 +14,14 @@ from typing import Any, BinaryIO
 import httpx
 
 from .. import OAuthClientProvider, TokenStore
+from ..proxy_env import environment_names_a_proxy
 from ..server_text import clean_text
 from ..url_rules import secure_resource_url
 from . import jsonrpc
 from .connect import Connector, TransportChoice
 from .errors import RelayError
 from .headers import parse_header_option
-from .keepalive import KeepAliveTransport, environment_names_a_proxy
+from .keepalive import KeepAliveTransport
 from .login import ProxyLogin, checked_opener
 from .pending import Pending
 from .relay import Relay

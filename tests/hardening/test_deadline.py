@@ -150,7 +150,7 @@ def trickle_headers(sock: socket.socket, stop: threading.Event) -> None:
 @pytest.mark.parametrize(("lib", "mode"), COMBOS)
 def test_trickled_headers_end_at_the_deadline(live: Hostile, lib: str, mode: str) -> None:
     """Headers a byte at a time: each read is quick, so only a total deadline ends the wait,
-    in the sync driver too (its flow requests go out from the portal's event loop)."""
+    in the sync driver too (its deadline's watch shuts the connection down)."""
     sock, stop = listening_socket(), threading.Event()
     server = threading.Thread(target=trickle_headers, args=(sock, stop), daemon=True)
     server.start()

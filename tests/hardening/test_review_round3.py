@@ -92,7 +92,7 @@ def test_transport_error_never_quotes_the_request_credentials(loopback_server: s
     effect = next(flow)
     assert isinstance(effect, HttpRequest)
     http = FlowHttp()
-    client = http.sync_client(httpx)
+    client = http.sync_client(httpx, effect.url)
     try:
         with pytest.raises(MCPAuthError) as caught:
             send_sync(client, effect)

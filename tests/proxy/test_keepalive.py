@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from mcp_client_auth.proxy.keepalive import KeepAliveTransport, environment_names_a_proxy
+from mcp_client_auth.proxy.keepalive import KeepAliveTransport
 from mcp_client_auth.proxy.session import ProxyOptions, make_client
+from mcp_client_auth.proxy_env import environment_names_a_proxy
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 
