@@ -35,7 +35,6 @@ if TYPE_CHECKING:
         StorageError,
         TokenError,
     )
-    from .flow import LogoutResult
     from .login import (
         BrowserLogin,
         CallbackLogin,
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
         PasteLogin,
         PortInUseError,
     )
+    from .logout import LogoutResult
     from .provider import OAuthClientProvider
     from .sdk_storage import SDKTokenStorage
     from .server_text import visible_text
@@ -72,7 +72,7 @@ _WHERE = {
     "Login": ".login",
     "LoginRequiredError": ".errors",
     "LoginSession": ".login",
-    "LogoutResult": ".flow",
+    "LogoutResult": ".logout",
     "MCPAuthError": ".errors",
     "NoBrowserError": ".login",
     "OAuthClientProvider": ".provider",

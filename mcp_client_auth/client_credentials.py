@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import ConfigurationError
-from .flow import CLIENT_CREDENTIALS_GRANT, JWT_BEARER_GRANT, MachineGrant
+from .flow import CLIENT_CREDENTIALS_GRANT, JWT_BEARER_GRANT
 from .flow_types import AssertionSource
+from .machine_grant import MachineGrant
 from .provider import OAuthClientProvider
 from .store.token_store import TokenStore
 from .token_exchange import IdJagExchange

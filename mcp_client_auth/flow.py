@@ -19,7 +19,6 @@ from collections.abc import Callable, Generator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .challenges import Challenge
 from .effects import Effect, LoadRecord, SaveRecord
 from .errors import DiscoveryError, LoginRequiredError
 from .flow_types import (
@@ -27,15 +26,15 @@ from .flow_types import (
     DEVICE_GRANT,
     JWT_BEARER_GRANT,
     FlowSettings,
-    LogoutResult,
-    MachineGrant,
 )
 from .tokens import ServerRecord, TokenSet
 from .urls import origin
 
 if TYPE_CHECKING:
+    from .challenges import Challenge
     from .discovery import Discovered
     from .grants.base import Grant, GrantRequest, StartOver
+    from .logout import LogoutResult
     from .token_endpoint import TokenEndpoint
 
 __all__ = [
@@ -44,8 +43,6 @@ __all__ = [
     "JWT_BEARER_GRANT",
     "AuthFlow",
     "FlowSettings",
-    "LogoutResult",
-    "MachineGrant",
 ]
 
 logger = logging.getLogger("mcp_client_auth.flow")
@@ -102,11 +99,16 @@ class AuthFlow:
 
     # -- the store -----------------------------------------------------------------------
 
+    def adopt(self, record: ServerRecord | None) -> None:
+        """Take ``record``, read from the store by the caller, as this flow's state (what
+        :meth:`load` does with the record it asks for); ``None`` changes nothing."""
+        if record is not None:
+            self.record = record
+
     def load(self) -> Generator[Effect, Any, ServerRecord | None]:
         """Read the record from the store: another process may have refreshed it."""
         record: ServerRecord | None = yield LoadRecord()
-        if record is not None:
-            self.record = record
+        self.adopt(record)
         return record
 
     def save(self, record: ServerRecord) -> Generator[Effect, Any, None]:

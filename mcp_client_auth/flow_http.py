@@ -15,99 +15,38 @@ inflates to gigabytes. So every request has a total deadline (:data:`DEADLINE`, 
 last byte), and the body is read raw and inflated a bounded piece at a time, never past the
 cap (:data:`MAX_BODY`, :mod:`.capped_body`): only gzip and deflate are asked for and accepted.
 
-The clients are made per flow run, on first use, with the same library (httpx or httpx2) as the
-request being authorized, unless the provider was given a transport, whose library then
-decides; a sync driver sends with a sync client, an async one with an async client. A run's
-requests to plain-http URLs and to https ones use two clients, so that no CA bundle is loaded
-for a run that needs none (:mod:`.tls_contexts`). A transport that serves only sync (or only
-async) clients serves the other kind of driver too: the driver sends through it from a worker
-thread (or the sync portal's event loop).
+The clients (:mod:`.flow_clients`) are made per flow run, on first use, with the same library
+(httpx or httpx2) as the request being authorized, unless the provider was given a transport,
+whose library then decides; a sync driver sends with a sync client, an async one with an async
+client. A run's requests to plain-http URLs and to https ones use two clients, so that no CA
+bundle is loaded for a run that needs none (:mod:`.tls_contexts`). A transport that serves only
+sync (or only async) clients serves the other kind of driver too: the driver sends through it
+from a worker thread (or the sync portal's event loop).
 """
 
 from __future__ import annotations
 
-import ssl
 import time
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from ._http_compat import libraries, loaded_httpx2, timeout_errors, transport_errors
+from ._http_compat import libraries, timeout_errors, transport_errors
 from .deadline_watch import DeadlineWatch
 from .effects import HttpRequest, HttpResponse
 from .error_answers import sent_secrets
-from .errors import ConfigurationError
+from .flow_clients import TIMEOUT
 from .server_text import clean_text
-from .tls_contexts import context_for, loads_cas_for
 from .urls import origin
 
 if TYPE_CHECKING:
     from .capped_body import CappedBody
 
-__all__ = ["DEADLINE", "MAX_BODY", "FlowHttp", "send_async", "send_sync"]
+__all__ = ["DEADLINE", "MAX_BODY", "TIMEOUT", "send_async", "send_sync"]
 
 MAX_BODY = 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-TIMEOUT = 30.0  # seconds any one connect, read or write may wait
 DEADLINE = 60.0  # seconds one flow request may take in all, redirects and body included
 ACCEPT_ENCODING = "gzip, deflate"  # what capped_body.Decoder can inflate within the cap
-
-
-class FlowHttp:
-    """How the provider's own clients are made: TLS verification and an optional transport."""
-
-    def __init__(self, *, verify: ssl.SSLContext | str | bool = True, transport: Any = None):
-        self.verify = verify
-        self.transport = transport
-        self._transport_library = _library_of_transport(transport)
-
-    def library(self, request: Any = None) -> ModuleType:
-        """The library of the given transport, else of ``request``, else httpx."""
-        if self._transport_library is not None:
-            return self._transport_library
-        httpx2 = loaded_httpx2()
-        if request is not None and httpx2 is not None and isinstance(request, httpx2.Request):
-            return httpx2
-        return httpx
-
-    def serves(self, library: ModuleType, *, asynchronous: bool) -> bool:
-        """Whether a client of this kind can use the transport (always, without one)."""
-        if self.transport is None:
-            return True
-        base = library.AsyncBaseTransport if asynchronous else library.BaseTransport
-        return isinstance(self.transport, base)
-
-    def sync_client(self, library: ModuleType, url: str) -> Any:
-        """A sync client for the run's requests to URLs like ``url`` (see :meth:`kind_of`)."""
-        return library.Client(**self._options(library, url))
-
-    def async_client(self, library: ModuleType, url: str) -> Any:
-        return library.AsyncClient(**self._options(library, url))
-
-    def kind_of(self, url: str) -> bool:
-        """Which of a run's clients sends to ``url``: requests that need the same TLS context
-        share one (:mod:`.tls_contexts`: a plain-http URL gets one that loads no CA)."""
-        return self.transport is None and loads_cas_for(url, self.verify)
-
-    def release_sync(self, client: Any) -> None:
-        """Close a client made for one flow run; a transport the user gave stays open."""
-        if self.transport is None:
-            client.close()
-
-    async def release_async(self, client: Any) -> None:
-        if self.transport is None:
-            await client.aclose()
-
-    def _options(self, library: ModuleType, url: str) -> dict[str, Any]:
-        options: dict[str, Any] = {"timeout": TIMEOUT, "follow_redirects": False}
-        if self.transport is not None:
-            # the user's transport decides the network: no proxy or CA from the environment
-            options.update(transport=self.transport, trust_env=False)
-        else:
-            options["verify"] = context_for(url, self.verify, library)
-        return options
 
 
 def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
@@ -307,17 +246,6 @@ def _redirect_target(effect: HttpRequest, response: Any) -> str | None:
             f"unusable Location {_shown(effect, location)}: {_reason(effect, exc)}"
         ) from None
     return target
-
-
-def _library_of_transport(transport: Any) -> ModuleType | None:
-    if transport is None:
-        return None
-    for library in libraries():
-        if isinstance(transport, (library.BaseTransport, library.AsyncBaseTransport)):
-            return library
-    raise ConfigurationError(
-        f"transport= must be an httpx or httpx2 transport, not {type(transport).__name__}"
-    )
 
 
 def _unreachable(effect: HttpRequest, exc: Exception) -> Exception:

@@ -1,7 +1,9 @@
-"""The flow's values: its settings, the grant it runs in place of a login, a logout's result.
+"""The flow's settings: what the user told the provider, as the flow needs it.
 
 Kept apart from the flow itself so the grant modules can name these types without importing
-the orchestrator that imports them.
+the orchestrator that imports them. The grant that replaces a login is in
+:mod:`.machine_grant`, a logout's result in :mod:`.logout`: a provider that only reconnects
+makes neither.
 """
 
 from __future__ import annotations
@@ -10,20 +12,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .registration import ClientSettings
 from .url_rules import UrlRules
 
 if TYPE_CHECKING:
-    from .token_exchange import IdJagExchange
+    from .machine_grant import MachineGrant
 
 __all__ = [
     "CLIENT_CREDENTIALS_GRANT",
     "DEVICE_GRANT",
     "JWT_BEARER_GRANT",
     "AssertionSource",
+    "ClientSettings",
     "FlowSettings",
-    "LogoutResult",
-    "MachineGrant",
 ]
 
 CLIENT_CREDENTIALS_GRANT = "client_credentials"
@@ -34,21 +34,21 @@ JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 AssertionSource = Callable[[str, str], "str | Awaitable[str]"]
 
 
-@dataclass(frozen=True)
-class MachineGrant:
-    """A grant in place of the interactive login, where no person is present.
+@dataclass(frozen=True, repr=False)
+class ClientSettings:
+    """What the user told the provider about the client."""
 
-    ``grant_type`` is :data:`CLIENT_CREDENTIALS_GRANT` or :data:`JWT_BEARER_GRANT`. The
-    client authenticates with ``private_key`` (``private_key_jwt``) where one is given; the
-    JWT bearer grant presents what ``assertion`` returns, or the ID-JAG ``token_exchange``
-    obtains. Secrets stay out of the repr.
-    """
+    client_name: str
+    client_id: str | None = None
+    client_secret: str | None = None
+    client_metadata_url: str | None = None
+    application_type: str = "native"
 
-    grant_type: str
-    private_key: str | bytes | None = field(default=None, repr=False)
-    signing_algorithm: str = "RS256"
-    assertion: AssertionSource | None = field(default=None, repr=False)
-    token_exchange: IdJagExchange | None = None
+    def __repr__(self) -> str:
+        return (
+            f"ClientSettings(client_name={self.client_name!r}, client_id={self.client_id!r}, "
+            f"client_metadata_url={self.client_metadata_url!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -102,13 +102,3 @@ class FlowSettings:
             or self.private_key is not None
             or (self.machine is not None and self.machine.grant_type == JWT_BEARER_GRANT)
         )
-
-
-@dataclass(frozen=True)
-class LogoutResult:
-    """What a logout did: which tokens the server revoked, and what was forgotten locally."""
-
-    revoked: tuple[str, ...] = ()
-    forgotten: bool = False
-    revocation_supported: bool = False
-    errors: tuple[str, ...] = ()

@@ -7,19 +7,28 @@ the user asked to be logged out here first. What failed is reported, not raised.
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .effects import DeleteRecord, Effect, HttpRequest, HttpResponse
 from .error_answers import read_error
 from .errors import MCPAuthError, TokenError
-from .flow_types import LogoutResult
 from .tokens import ClientRegistration, ServerRecord, TokenSet
 
 if TYPE_CHECKING:
     from .grants.base import FlowContext
 
-__all__ = ["logout"]
+__all__ = ["LogoutResult", "logout"]
+
+
+@dataclass(frozen=True)
+class LogoutResult:
+    """What a logout did: which tokens the server revoked, and what was forgotten locally."""
+
+    revoked: tuple[str, ...] = ()
+    forgotten: bool = False
+    revocation_supported: bool = False
+    errors: tuple[str, ...] = ()
 
 
 def wants_a_secret_field(response: HttpResponse, client: ClientRegistration) -> bool:

@@ -30,7 +30,7 @@ from .errors import MCPAuthError, TokenError
 if TYPE_CHECKING:
     import asyncio
 
-    from .flow_http import FlowHttp
+    from .flow_clients import FlowHttp
     from .login.base import Login, LoginSession
     from .store.token_store import TokenStore
 

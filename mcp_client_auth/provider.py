@@ -23,13 +23,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequ
 from typing import TYPE_CHECKING, Any
 
 from ._http_compat import AuthBase
-from .drive import drive_async, drive_sync, run_async
-from .flow import AuthFlow, FlowSettings, LogoutResult, MachineGrant
-from .flow_http import FlowHttp
+from .blocking import on_portal, run_blocking
+from .flow import AuthFlow, FlowSettings
+from .flow_clients import FlowHttp
+from .flow_types import ClientSettings
 from .perform import Context, RefreshLocks
-from .perform_async import AsyncPerformer
-from .perform_sync import SyncPerformer
-from .registration import ClientSettings
 from .resource import ResourceSide, Steps
 from .store.token_store import TokenStore
 from .tokens import ServerRecord, TokenSet
@@ -39,9 +37,12 @@ from .urls import canonical_resource_url
 if TYPE_CHECKING:
     # the login package is imported when a login is needed, not on reconnect
     from .login.base import Login, LoginCallable
+    from .logout import LogoutResult
+    from .machine_grant import MachineGrant
 
 # ``asyncio`` and the sync portal (``_portal``, which imports it) are imported where they are
-# used: a sync client reconnecting with a valid stored token needs neither.
+# used, and so are the drivers and performers (``drive``, ``perform_sync``, ``perform_async``):
+# a client reconnecting with a valid stored token needs none of them.
 
 __all__ = ["OAuthClientProvider"]
 
@@ -260,8 +261,34 @@ class OAuthClientProvider(AuthBase):
 
     async def _run(self, steps: Steps) -> Any:
         """Run ``steps`` with the provider's own client (there is no caller's request)."""
+        from .drive import run_async
+        from .perform_async import AsyncPerformer
+
         context = self._context
         return await run_async(steps, lambda: AsyncPerformer(context, context.http.library()))
+
+    # -- the first read of the store ------------------------------------------------------
+
+    def _first_read_sync(self) -> TokenSet | None:
+        """The stored tokens when they can be sent now, read on a client's first request.
+
+        A reconnect is one read and the request: no steps, no performer. The steps read the
+        store again when these tokens cannot be sent (none, expired), as they always do.
+        """
+        if self._flow.record is None:
+            store = self.store
+            if store.never_suspends:
+                record = run_blocking(lambda: store.get(self.server_url))
+            else:
+                record = on_portal(store.get(self.server_url))
+            self._flow.adopt(record)
+        return self._flow.valid_tokens()
+
+    async def _first_read_async(self) -> TokenSet | None:
+        """:meth:`_first_read_sync` for an async client."""
+        if self._flow.record is None:
+            self._flow.adopt(await self.store.get(self.server_url))
+        return self._flow.valid_tokens()
 
     # -- the drivers ----------------------------------------------------------------------
 
@@ -271,7 +298,7 @@ class OAuthClientProvider(AuthBase):
             yield request
             return
         request.read()
-        tokens = self._flow.valid_tokens()
+        tokens = self._flow.valid_tokens() or self._first_read_sync()
         response = None
         if tokens is not None:  # the fast path: no effect, no performer
             resource.authorize(request, tokens)
@@ -280,6 +307,9 @@ class OAuthClientProvider(AuthBase):
                 resource.note_nonce(response)
             if response.status_code not in (401, 403):
                 return
+        from .drive import drive_sync
+        from .perform_sync import SyncPerformer
+
         context = self._context
         yield from drive_sync(
             resource.request_steps(request, tokens, response),
@@ -293,7 +323,7 @@ class OAuthClientProvider(AuthBase):
             yield request
             return
         await request.aread()
-        tokens = self._flow.valid_tokens()
+        tokens = self._flow.valid_tokens() or await self._first_read_async()
         response = None
         if tokens is not None:  # the fast path: no effect, no performer
             resource.authorize(request, tokens)
@@ -302,6 +332,9 @@ class OAuthClientProvider(AuthBase):
                 resource.note_nonce(response)
             if response.status_code not in (401, 403):
                 return
+        from .drive import drive_async
+        from .perform_async import AsyncPerformer
+
         context = self._context
         driven = drive_async(
             resource.request_steps(request, tokens, response),

@@ -14,13 +14,14 @@ import base64
 import json
 import logging
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
 from .effects import Effect, HttpRequest, HttpResponse
 from .error_answers import read_error
 from .errors import DiscoveryError, MCPAuthError, RegistrationError
+from .flow_types import ClientSettings
 from .server_json import parse_json, server_number
 from .tokens import ClientRegistration, header_safe_or_none, is_vschar
 from .url_rules import UrlRules
@@ -39,23 +40,6 @@ logger = logging.getLogger("mcp_client_auth.registration")
 MAX_SECRET_EXPIRY = 253402300799.0  # 9999-12-31T23:59:59Z: later expiries are kept as this
 # a registration refused for its scope (RFC 7591 3.2.2); the server may take a narrower one
 SCOPE_REFUSALS = ("invalid_client_metadata", "invalid_scope")
-
-
-@dataclass(frozen=True, repr=False)
-class ClientSettings:
-    """What the user told the provider about the client."""
-
-    client_name: str
-    client_id: str | None = None
-    client_secret: str | None = None
-    client_metadata_url: str | None = None
-    application_type: str = "native"
-
-    def __repr__(self) -> str:
-        return (
-            f"ClientSettings(client_name={self.client_name!r}, client_id={self.client_id!r}, "
-            f"client_metadata_url={self.client_metadata_url!r})"
-        )
 
 
 def _auth_method_for_secret(server_metadata: Mapping[str, Any]) -> str:

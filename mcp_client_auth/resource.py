@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .challenges import Challenge, find_challenge, parse_www_authenticate
 from .effects import AcquireLock, ReleaseLock, TryLock
-from .error_answers import header_secrets
 from .errors import AuthorizationError, DiscoveryError
-from .flow import AuthFlow, LogoutResult
+from .flow import AuthFlow
 from .server_json import server_nonce
 from .server_text import clean_text
 from .tokens import TokenSet
 from .url_rules import normalized_path, path_is_under
+
+if TYPE_CHECKING:
+    # the challenges are parsed when the resource refuses a token, not on reconnect
+    from .challenges import Challenge
+    from .logout import LogoutResult
 
 __all__ = ["MAX_AUTH_ROUNDS", "ResourceSide", "Steps"]
 
@@ -36,7 +39,6 @@ logger = logging.getLogger("mcp_client_auth")
 
 MAX_AUTH_ROUNDS = 3  # re-authorizations for one request before giving up
 JUDGED_PATHS = 256  # request paths whose verdict (token or not) is remembered
-EMPTY_CHALLENGE = Challenge("Bearer", {})
 
 # What a step yields (the caller's request or an effect) and what it is sent back.
 Steps = Generator[Any, Any, Any]
@@ -77,9 +79,13 @@ def challenges_of(response: Response) -> list[Challenge]:
     values = response.headers.get_list("www-authenticate")
     if not values:
         return []
+    from .challenges import parse_www_authenticate
+
     try:
         return parse_www_authenticate(values)
     except DiscoveryError as exc:  # quoting the header: what the request carried is cut out
+        from .error_answers import header_secrets
+
         sent = header_secrets(response.request.headers)
         logger.warning(
             "ignoring a malformed WWW-Authenticate header: %s",
@@ -176,6 +182,8 @@ class ResourceSide:
             status = response.status_code
             if status not in (401, 403):
                 return
+            from .challenges import Challenge, find_challenge  # a refusal: not on reconnect
+
             challenges = challenges_of(response)
             offers_dpop = any(c.scheme.lower() == "dpop" for c in challenges)
             if offers_dpop:
@@ -210,7 +218,7 @@ class ResourceSide:
             yield AcquireLock()
             tokens = yield from flow.obtain(
                 failed=sent,
-                challenge=challenge or EMPTY_CHALLENGE,
+                challenge=challenge or Challenge("Bearer", {}),
                 allow_refresh=not refreshed,
                 dpop_refused=bool(
                     status == 401

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..effects import Effect, GetSubjectToken
 from ..errors import ConfigurationError
-from ..flow_types import JWT_BEARER_GRANT, MachineGrant
+from ..flow_types import JWT_BEARER_GRANT
+from ..machine_grant import MachineGrant
 from ..tokens import ANONYMOUS, ClientRegistration, TokenSet
 
 if TYPE_CHECKING:

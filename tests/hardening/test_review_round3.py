@@ -15,7 +15,8 @@ import pytest
 
 from mcp_client_auth import MCPAuthError, RegistrationError
 from mcp_client_auth.effects import HttpRequest, HttpResponse
-from mcp_client_auth.flow_http import FlowHttp, send_sync
+from mcp_client_auth.flow_clients import FlowHttp
+from mcp_client_auth.flow_http import send_sync
 from mcp_client_auth.metadata import UrlRules
 from mcp_client_auth.registration import ClientSettings, _registration, update_registration
 from mcp_client_auth.tokens import ClientRegistration

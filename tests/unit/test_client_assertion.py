@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mcp_client_auth.dpop import DPoPKey
 from mcp_client_auth.effects import HttpRequest, HttpResponse
-from mcp_client_auth.flow import AuthFlow, FlowSettings, MachineGrant
+from mcp_client_auth.flow import AuthFlow, FlowSettings
+from mcp_client_auth.machine_grant import MachineGrant
 from mcp_client_auth.registration import ClientSettings
 from mcp_client_auth.tokens import ClientRegistration, ServerRecord, TokenSet
 

@@ -7,7 +7,7 @@ import pytest
 
 from mcp_client_auth.effects import DeleteRecord, SaveRecord
 from mcp_client_auth.errors import TokenError
-from mcp_client_auth.flow import LogoutResult
+from mcp_client_auth.logout import LogoutResult
 from mcp_client_auth.tokens import TokenSet
 
 from .sansio import NOW, REVOKE, SERVER_METADATA, Steps, answer, flow, form, stored_record

@@ -10,7 +10,8 @@ import pytest
 
 from mcp_client_auth.effects import GetSubjectToken, StartLogin
 from mcp_client_auth.errors import TokenError
-from mcp_client_auth.flow import CLIENT_CREDENTIALS_GRANT, JWT_BEARER_GRANT, MachineGrant
+from mcp_client_auth.flow import CLIENT_CREDENTIALS_GRANT, JWT_BEARER_GRANT
+from mcp_client_auth.machine_grant import MachineGrant
 from mcp_client_auth.registration import ClientSettings
 
 from .sansio import ISSUER, RESOURCE, SERVER_METADATA, TOKEN, Steps, answer, challenge, flow, form
