@@ -140,6 +140,7 @@ class OAuthClientProvider(AuthBase):
         self._login: Login | None = None
         self._redirect_port = redirect_port
         self._store = store
+        self._first_read_done = False  # see _first_read_sync
         device = False
         fixed_port = redirect_port
         if login is not None:  # no strategy given: no need to import the device one
@@ -275,7 +276,8 @@ class OAuthClientProvider(AuthBase):
         A reconnect is one read and the request: no steps, no performer. The steps read the
         store again when these tokens cannot be sent (none, expired), as they always do.
         """
-        if self._flow.record is None:
+        if self._flow.record is None and not self._first_read_done:
+            self._first_read_done = True  # nothing stored: the steps read it from now on
             store = self.store
             if store.never_suspends:
                 record = run_blocking(lambda: store.get(self.server_url))
@@ -286,7 +288,8 @@ class OAuthClientProvider(AuthBase):
 
     async def _first_read_async(self) -> TokenSet | None:
         """:meth:`_first_read_sync` for an async client."""
-        if self._flow.record is None:
+        if self._flow.record is None and not self._first_read_done:
+            self._first_read_done = True
             self._flow.adopt(await self.store.get(self.server_url))
         return self._flow.valid_tokens()
 
