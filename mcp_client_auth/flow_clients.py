@@ -16,7 +16,6 @@ import httpx
 
 from ._http_compat import libraries, loaded_httpx2
 from .errors import ConfigurationError
-from .tls_contexts import context_for, loads_cas_for
 
 __all__ = ["TIMEOUT", "FlowHttp"]
 
@@ -57,6 +56,8 @@ class FlowHttp:
     def kind_of(self, url: str) -> bool:
         """Which of a run's clients sends to ``url``: requests that need the same TLS context
         share one (:mod:`.tls_contexts`: a plain-http URL gets one that loads no CA)."""
+        from .tls_contexts import loads_cas_for  # here: a reconnect makes no client
+
         return self.transport is None and loads_cas_for(url, self.verify)
 
     def release_sync(self, client: Any) -> None:
@@ -74,6 +75,8 @@ class FlowHttp:
             # the user's transport decides the network: no proxy or CA from the environment
             options.update(transport=self.transport, trust_env=False)
         else:
+            from .tls_contexts import context_for
+
             options["verify"] = context_for(url, self.verify, library)
         return options
 

@@ -34,7 +34,8 @@ JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 AssertionSource = Callable[[str, str], "str | Awaitable[str]"]
 
 
-@dataclass(frozen=True, repr=False)
+# eq=False: settings are never compared, and a generated __eq__ costs a reconnect its compile
+@dataclass(frozen=True, repr=False, eq=False)
 class ClientSettings:
     """What the user told the provider about the client."""
 
@@ -51,7 +52,7 @@ class ClientSettings:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # never compared: see ClientSettings
 class FlowSettings:
     """The provider's configuration, as the flow needs it."""
 

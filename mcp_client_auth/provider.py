@@ -16,7 +16,6 @@ Only the caller's own request goes through the caller's client. The flow's reque
 from __future__ import annotations
 
 import logging
-import shlex
 import ssl
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
@@ -215,6 +214,8 @@ class OAuthClientProvider(AuthBase):
         words = ["mcp-client-auth", "login"]
         if folder != TokenStore.default_directory():
             words += ["--store", str(folder)]
+        import shlex  # only for this message
+
         return f"run `{shlex.join([*words, self.server_url])}`"
 
     # -- without a request: for command-line tools and explicit logins --------------------

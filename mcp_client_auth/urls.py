@@ -31,7 +31,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST_CHARS = frozenset(string.ascii_letters + string.digits + "-._~")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # never compared; a reconnect need not compile an __eq__
 class SplitUrl:
     """An absolute http(s) URL in parts, scheme, host and port in canonical form."""
 

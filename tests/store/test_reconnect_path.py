@@ -27,16 +27,16 @@ WRITE = """
 import asyncio, sys, time
 from mcp_client_auth import TokenStore
 from mcp_client_auth.tokens import ClientRegistration, ServerRecord, TokenSet
-base, folder, expires_in = sys.argv[1], sys.argv[2], float(sys.argv[3])
+base, folder, expires_in, token = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 record = ServerRecord(
     resource=base + "/mcp",
     issuer=base,
     server_metadata={"issuer": base, "token_endpoint": base + "/token"},
     client=ClientRegistration("c1", redirect_uris=("http://127.0.0.1:1/cb",), issuer=base),
-    tokens=TokenSet(%r, expires_at=time.time() + expires_in, refresh_token="r1"),
+    tokens=TokenSet(token, expires_at=time.time() + expires_in, refresh_token="r1"),
 )
 asyncio.run(TokenStore.default(folder).put(record))
-""" % TOKEN
+"""
 
 RECONNECT = """
 import sys, httpx
@@ -46,7 +46,8 @@ auth = OAuthClientProvider(url, store=TokenStore.default(folder), interactive=Fa
 with httpx.Client(auth=auth) as client:
     status = client.get(url).status_code
 print(status)
-print(" ".join(sorted(name for name in sys.modules if name.startswith(("mcp_client_auth", "asyncio", "anyio")))))
+ours = ("mcp_client_auth", "asyncio", "anyio")
+print(" ".join(sorted(name for name in sys.modules if name.startswith(ours))))
 """
 
 # what a refresh or a login needs, never a reconnect
@@ -85,12 +86,12 @@ def server() -> Iterator[tuple[str, list[str]]]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             seen.append(self.path)
             token = self.headers.get("Authorization", "").removeprefix("Bearer ")
             self._send(200 if token in valid else 401, {})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             seen.append(self.path)
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             valid.add("refreshed")
@@ -118,7 +119,7 @@ def test_a_reconnect_loads_no_driver_no_event_loop_and_no_refresh_code(
 ) -> None:
     base, seen = server
     folder = str(tmp_path / "store")
-    run(WRITE, base, folder, "3600")
+    run(WRITE, base, folder, "3600", TOKEN)
     status, loaded = run(RECONNECT, base, folder)
     assert status == "200"
     assert seen == ["/mcp"]  # one request, with the stored token
@@ -133,7 +134,7 @@ def test_an_expired_stored_token_is_refreshed_by_a_sync_client(
     first read does not hide it), still without an event loop for the flow's request."""
     base, seen = server
     folder = str(tmp_path / "store")
-    run(WRITE, base, folder, "-10")
+    run(WRITE, base, folder, "-10", TOKEN)
     status, loaded = run(RECONNECT, base, folder)
     assert status == "200"
     assert seen == ["/token", "/mcp"]
