@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["on_portal", "run_blocking", "run_now"]
+__all__ = ["finish_now", "on_portal", "run_blocking", "run_now"]
 
 T = TypeVar("T")
 
@@ -43,6 +43,26 @@ def run_now(
         return result
     coroutine.close()
     return fallback(factory())
+
+
+def finish_now(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``coroutine`` run to its end here, for a store that never suspends (a write, which must
+    not be started twice as :func:`run_blocking` may start a read).
+
+    Without an event loop in this thread, a coroutine can suspend only on a bare ``yield``
+    (anything of asyncio's raises at once): one that does so breaks the store's promise, and
+    is reported as the store's defect rather than left half done.
+    """
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError(
+        "a token store that says it never suspends (never_suspends = True) suspended; "
+        "set never_suspends = False on it"
+    )
 
 
 def on_portal(coroutine: Coroutine[Any, Any, T]) -> T:

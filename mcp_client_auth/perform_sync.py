@@ -1,9 +1,9 @@
 """The sync performer: each effect of one run, for a sync client, as a value or an error.
 
 A sync client cannot await, so the store's and the login's coroutines run on the sync portal
-(a daemon thread with its own event loop, ``_portal.py``), except the reads of a store that
-never suspends (``blocking.py``): a process that reconnects with a valid stored token then
-starts no thread and imports no asyncio.
+(a daemon thread with its own event loop, ``_portal.py``), except those of a store that never
+suspends (``blocking.py``): reading, writing and deleting the default store's records then
+starts no thread and imports no asyncio, so a refresh does neither while it holds the lock.
 
 The flow's requests go out from this thread with a sync client of the request's library, as
 the caller's own requests do; their total deadline is kept by ``deadline_watch.py``. Only a
@@ -19,8 +19,16 @@ from functools import partial
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .blocking import on_portal, run_blocking
-from .effects import AcquireLock, HttpRequest, LoadRecord, ReleaseLock, TryLock
+from .blocking import finish_now, on_portal, run_blocking
+from .effects import (
+    AcquireLock,
+    DeleteRecord,
+    HttpRequest,
+    LoadRecord,
+    ReleaseLock,
+    SaveRecord,
+    TryLock,
+)
 from .flow_http import send_async, send_sync
 from .perform import Context, PollableLock, close_sessions, perform_io
 
@@ -50,8 +58,12 @@ class SyncPerformer:
         if isinstance(effect, ReleaseLock):
             self._release()
             return None
-        if isinstance(effect, LoadRecord) and self._context.store().never_suspends:
-            return run_blocking(partial(perform_io, self._context, effect, self._sessions))
+        if isinstance(effect, (LoadRecord, SaveRecord, DeleteRecord)) and (
+            self._context.store().never_suspends
+        ):
+            if isinstance(effect, LoadRecord):
+                return run_blocking(partial(perform_io, self._context, effect, self._sessions))
+            return finish_now(perform_io(self._context, effect, self._sessions))
         return on_portal(perform_io(self._context, effect, self._sessions))
 
     def close(self) -> None:

@@ -74,8 +74,8 @@ class SetsAside(Protocol):
 
 @runtime_checkable
 class NeverSuspends(Protocol):
-    """Its coroutines complete without awaiting anything, when this is True: sync code may run
-    a read at once, with no event loop."""
+    """Its coroutines complete without awaiting anything, when this is True: sync code runs
+    its reads and writes at once, with no event loop."""
 
     never_suspends: bool
 

@@ -105,8 +105,8 @@ class TokenStore:
 
     @property
     def never_suspends(self) -> bool:
-        """Whether reads complete without awaiting (the default store's do), so that sync code
-        can run them at once, with no event loop."""
+        """Whether its reads and writes complete without awaiting (the default store's do), so
+        that sync code can run them at once, with no event loop."""
         return self._never_suspends
 
     @classmethod

@@ -130,8 +130,9 @@ def test_a_reconnect_loads_no_driver_no_event_loop_and_no_refresh_code(
 def test_an_expired_stored_token_is_refreshed_by_a_sync_client(
     server: tuple[str, list[str]], tmp_path: Path
 ) -> None:
-    """The control: the same process on an expired token takes the refresh path (and the
-    first read does not hide it), still without an event loop for the flow's request."""
+    """The control: the same process on an expired token takes the refresh path (the first
+    read does not hide it), and a sync client's refresh of the default store still needs no
+    event loop: neither for the token request nor for the write."""
     base, seen = server
     folder = str(tmp_path / "store")
     run(WRITE, base, folder, "-10", TOKEN)
@@ -140,3 +141,4 @@ def test_an_expired_stored_token_is_refreshed_by_a_sync_client(
     assert seen == ["/token", "/mcp"]
     assert {"mcp_client_auth.drive", "mcp_client_auth.flow_http"} <= set(loaded.split())
     assert "anyio._core._sockets" not in loaded.split()  # the async HTTP stack never connected
+    assert "asyncio" not in loaded.split()

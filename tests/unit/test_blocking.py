@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from mcp_client_auth import run_blocking
+from mcp_client_auth.blocking import finish_now
 from mcp_client_auth.blocking import run_now as run_eagerly
 
 
@@ -74,3 +77,29 @@ def test_run_blocking_runs_a_coroutine_that_never_suspends_in_this_thread() -> N
 
     assert run_blocking(read) == "record"
     assert threads == [threading.current_thread().name]
+
+
+def test_a_write_that_never_suspends_finishes_here_once() -> None:
+    written: list[str] = []
+
+    async def write() -> str:
+        written.append("record")
+        return "done"
+
+    assert finish_now(write()) == "done"
+    assert written == ["record"]
+
+
+def test_a_write_that_suspends_is_a_clear_error_and_is_not_run_again() -> None:
+    """A store that claims it never suspends but does: said, never started a second time."""
+    written: list[str] = []
+    finished: list[str] = []
+
+    async def write() -> None:
+        written.append("begun")
+        await asyncio.sleep(0)  # a bare yield: the one way to suspend without an event loop
+        finished.append("end")
+
+    with pytest.raises(RuntimeError, match="never_suspends = False"):
+        finish_now(write())
+    assert written == ["begun"] and finished == []
