@@ -30,7 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._http_compat import libraries, timeout_errors, transport_errors
-from .deadline_watch import DeadlineWatch
+from .deadline_watch import DeadlinePassed, sockets_of, within
 from .effects import HttpRequest, HttpResponse
 from .error_answers import sent_secrets
 from .flow_clients import TIMEOUT
@@ -53,15 +53,22 @@ def send_sync(client: Any, effect: HttpRequest) -> HttpResponse:
     """Send ``effect`` with a sync client: at most :data:`MAX_BODY` of answer, within
     :data:`DEADLINE`.
 
-    Each wait handed to the client is cut to what is left of the deadline, the deadline is
-    checked after every chunk of the body, and a :class:`~.deadline_watch.DeadlineWatch`
-    shuts the request's sockets down when it passes, which ends a read that a trickling server
-    keeps alive (a transport that does not report its sockets through ``trace`` is bounded by
-    the first two only).
+    The exchange runs in a worker thread that the caller stops waiting for at the deadline,
+    the client's sockets then shut down (:mod:`.deadline_watch`): resolving, connecting,
+    a trickled head or body, a kept-alive connection reused, all end there. A transport of the
+    user's that does not report its sockets through ``trace`` still ends the wait at the
+    deadline; its read then ends at its own timeout.
     """
     deadline = _Deadline(effect)
-    with DeadlineWatch(deadline.remaining()) as watch:
-        return _exchange_sync(client, effect, deadline, {"trace": watch.trace})
+    sockets = sockets_of(client)
+
+    def exchange() -> HttpResponse:
+        return _exchange_sync(client, effect, deadline, {"trace": sockets.trace})
+
+    try:
+        return within(deadline.remaining(), sockets, exchange)
+    except DeadlinePassed:
+        raise deadline.error() from None
 
 
 def _exchange_sync(

@@ -14,8 +14,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
+import httpx2
 import pytest
 
 from mcp_client_auth import DiscoveryError, OAuthClientProvider, TokenError, TokenStore, flow_http
@@ -203,3 +205,72 @@ def test_a_sync_body_read_ending_past_the_deadline_is_the_deadline(
         sock.close()
         server.join(10)
     assert_clean(info.value, TokenError, within(deadline) + r"\. The stored tokens are kept")
+
+
+def answer_then_trickle(sock: socket.socket, stop: threading.Event, connections: list[int]) -> None:
+    """One kept-alive connection: the first request answered at once, the second's head sent a
+    byte every PAUSE s (the connection a flow run reuses for its next request)."""
+    conn, _ = sock.accept()
+    connections.append(1)
+    with conn:
+        conn.recv(65536)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
+        )
+        conn.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1200:
+            if stop.wait(PAUSE):
+                return
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                return
+
+
+@pytest.mark.parametrize("library", [httpx, httpx2])
+def test_a_kept_alive_connection_reused_ends_at_the_deadline(library: Any) -> None:
+    """A run's second request to one origin goes out on the first one's connection, which no
+    new-connection event announces: its trickled head still ends at the deadline."""
+    sock, stop, connections = listening_socket(), threading.Event(), []
+    server = threading.Thread(target=answer_then_trickle, args=(sock, stop, connections))
+    server.daemon = True
+    server.start()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    first = HttpRequest("GET", base + "/.well-known/oauth-protected-resource", "x", DiscoveryError)
+    second = HttpRequest(
+        "POST", base + "/token", "token refresh", TokenError, body=b"grant_type=refresh_token"
+    )
+    try:
+        with library.Client() as client:
+            assert flow_http.send_sync(client, first).status_code == 200
+            with pytest.raises(TokenError) as info:
+                flow_http.send_sync(client, second)
+    finally:
+        stop.set()
+        sock.close()
+        server.join(10)
+    assert connections == [1]  # the second request did reuse the first one's connection
+    assert_clean(info.value, TokenError, re.escape(base) + "/token " + within(LIMIT))
+
+
+def test_a_name_that_takes_long_to_resolve_ends_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Resolving a name cannot be interrupted; the caller stops waiting at the deadline. The
+    machine's resolver cannot be slowed from here, so ``getaddrinfo`` is replaced by one that
+    answers only once the request has ended: a sender that waited for it would never end."""
+    real = socket.getaddrinfo
+    ended = threading.Event()
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        ended.wait(120)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    effect = HttpRequest("GET", "http://localhost:9/x", "metadata request", DiscoveryError)
+    try:
+        with httpx.Client() as client, pytest.raises(DiscoveryError) as info:
+            flow_http.send_sync(client, effect)
+    finally:
+        ended.set()
+    assert_clean(info.value, DiscoveryError, "http://localhost:9/x " + within(LIMIT))

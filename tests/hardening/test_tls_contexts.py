@@ -164,3 +164,25 @@ def test_sync_request_over_tls_with_trickled_headers_ends_at_the_deadline(
         stop.set()
     assert re.search(rf"did not answer the metadata request within {LIMIT:g} s", str(info.value))
     assert 0 < len(sent) < 1200  # the client hung up long before the server was done
+
+
+def test_a_rewritten_bundle_is_loaded_again(
+    ca: tuple[trustme.CA, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A CA taken out of ``SSL_CERT_FILE`` is no longer trusted by the next flow client."""
+    authority, _ = ca
+    bundle = tmp_path / "bundle.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    port, stop = tls_server(authority, hang_up)
+    try:
+        before = context_for(f"https://127.0.0.1:{port}/x", True, httpx)
+        assert isinstance(before, ssl.SSLContext)
+        handshake(before, port)
+        trustme.CA().cert_pem.write_to_path(str(bundle))  # the old CA removed, another one in
+        after = context_for(f"https://127.0.0.1:{port}/x", True, httpx)
+        assert isinstance(after, ssl.SSLContext) and after is not before
+        with pytest.raises(ssl.SSLCertVerificationError):
+            handshake(after, port)
+    finally:
+        stop.set()
