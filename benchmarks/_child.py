@@ -260,17 +260,12 @@ def cli_lazy_init(*argv: str) -> None:
 # -- (4) 8 processes on an expired token ------------------------------------------------------
 
 
-def concurrent_ours(url: str, directory: str, warm: str = "") -> None:
+def concurrent_ours(url: str, directory: str) -> None:
     import httpx
 
     from mcp_client_auth import OAuthClientProvider, TokenStore
 
     store = TokenStore.default(directory)
-    if warm:  # what-if: what the locked section first needs is loaded before the lock
-        store.kv._multi_fernet()  # type: ignore[attr-defined]  (imports cryptography.fernet)
-        from mcp_client_auth import _portal
-
-        _portal.run_sync(asyncio_sleep0())
     # instrumentation, not behaviour: when this process asked for, got and gave back the
     # cross-process lock (the store's own lock object, its methods wrapped)
     marks: dict[str, float] = {}
@@ -306,12 +301,6 @@ def concurrent_ours(url: str, directory: str, warm: str = "") -> None:
             return
         marks["answered"] = time.time()
     _out(status=status, done=time.time(), **marks)
-
-
-async def asyncio_sleep0() -> None:
-    import asyncio
-
-    await asyncio.sleep(0)
 
 
 def concurrent_static(url: str, token: str) -> None:

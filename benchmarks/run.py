@@ -803,13 +803,14 @@ def profile_parts(argv: Sequence[str], env: dict[str, str], box: Sandbox) -> str
         ("store/token_store.py", "resources", "listing"),
         ("store/token_store.py", "records", "TokenStore.records"),
         ("store/token_store.py", "get", "TokenStore.get"),
-        ("store/disk.py", "_decode", "decrypt + parse"),
+        ("store/encrypted.py", "_decode", "decrypt + parse"),
         ("_portal.py", "run_sync", "sync portal (thread + loop)"),
-        ("store/locks.py", "acquire_async", "file lock"),
+        ("store/locks.py", "try_acquire", "file lock tries"),
         ("flow.py", "obtain", "flow.obtain (lock held)"),
         ("flow.py", "refresh", "refresh"),
-        ("store/disk.py", "put", "store put"),
-        ("store/disk.py", "_multi_fernet", "Fernet (first use)"),
+        ("flow_http.py", "send_sync", "the flow's request (sync)"),
+        ("store/encrypted.py", "put", "store put"),
+        ("store/codec.py", "_multi_fernet", "Fernet (first use)"),
         ("httpx/_config.py", "create_ssl_context", "httpx SSL context"),
     )
     found: dict[str, float] = {}
@@ -1145,12 +1146,9 @@ def section_concurrency(report: Report, quick: bool, box: Sandbox, server: Local
         procs,
         prounds=prounds,
         goal=2.0,
-        warm_too=not quick,
         profile=not quick,
     )
-    _expired_processes(
-        report, box, server, 32, prounds=prounds, goal=3.0, warm_too=False, profile=False
-    )
+    _expired_processes(report, box, server, 32, prounds=prounds, goal=3.0, profile=False)
     # the same 8 processes on a valid stored token: no refresh is needed, so any
     # serialization is the lock alone
     if not quick:
@@ -1180,7 +1178,6 @@ def _expired_processes(
     *,
     prounds: int,
     goal: float,
-    warm_too: bool,
     profile: bool,
 ) -> list[float]:
     """``procs`` processes sharing one disk store with an expired token, started together,
@@ -1191,34 +1188,13 @@ def _expired_processes(
     static_offsets: list[float] = []
     ours_marks: list[tuple[float, float, float]] = []
     without_lock: list[float] = []
-    warm_times: list[float] = []
-    warm_tokens: list[int] = []
     for r in range(prounds):
         home = box.folder(f"procs-{procs}-{r}")
         child("setup-store", str(home), server.url, server.token_endpoint, "old", "-10", env=env)
         server.take_counts()
         order = ["static", "ours"] if r % 2 == 0 else ["ours", "static"]
-        if warm_too:
-            order.append("warm")
         for name in order:
-            if name == "warm":  # what-if, on its own expired store
-                warm = box.folder(f"procs-warm-{procs}-{r}")
-                child(
-                    "setup-store",
-                    str(warm),
-                    server.url,
-                    server.token_endpoint,
-                    "old",
-                    "-10",
-                    env=env,
-                )
-                server.take_counts()
-                elapsed, answers = _run_together(
-                    [[PY, CHILD, "concurrent-ours", server.url, str(warm), "warm"]] * procs, env
-                )
-                warm_times.append(elapsed)
-                warm_tokens.append(server.take_counts()["/token"])
-            elif name == "static":
+            if name == "static":
                 elapsed, answers = _run_together(
                     [[PY, CHILD, "concurrent-static", server.url, TOKEN]] * procs, env
                 )
@@ -1309,17 +1285,6 @@ def _expired_processes(
         f"<= {goal:g}x static",
         ok(r <= goal),
     )
-    if warm_times:
-        r = median([o / s for o, s in zip(warm_times, floor_times, strict=True)])
-        report.add(
-            "4",
-            "what-if: Fernet+portal warm first",
-            fmt(median(warm_times)),
-            fmt(median(floor_times)),
-            f"{r:.2f}x",
-            f"({max(warm_tokens)} token req)",
-            "info",
-        )
     return floor_times
 
 
