@@ -35,14 +35,8 @@ def run_now(
 ) -> T:
     """:func:`run_blocking` with another way to run a coroutine that suspends (``fallback``
     gets a fresh one from ``factory``, ``asyncio.run`` say)."""
-    coroutine = factory()
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    coroutine.close()
-    return fallback(factory())
+    finished, result = _run_to_first_suspension(factory())
+    return result if finished else fallback(factory())  # type: ignore[return-value]
 
 
 def finish_now(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -53,16 +47,24 @@ def finish_now(coroutine: Coroutine[Any, Any, T]) -> T:
     (anything of asyncio's raises at once): one that does so breaks the store's promise, and
     is reported as the store's defect rather than left half done.
     """
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    coroutine.close()
+    finished, result = _run_to_first_suspension(coroutine)
+    if finished:
+        return result  # type: ignore[return-value]
     raise RuntimeError(
         "a token store that says it never suspends (never_suspends = True) suspended; "
         "set never_suspends = False on it"
     )
+
+
+def _run_to_first_suspension(coroutine: Coroutine[Any, Any, T]) -> tuple[bool, T | None]:
+    """(True, its result) when ``coroutine`` ends without suspending; else it is closed where
+    it suspended and (False, None)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return True, done.value
+    coroutine.close()
+    return False, None
 
 
 def on_portal(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -53,6 +53,18 @@ class FlowHttp:
     def async_client(self, library: ModuleType, url: str) -> Any:
         return library.AsyncClient(**self._options(library, url))
 
+    def client_for(
+        self, clients: dict[bool, Any], library: ModuleType, url: str, *, asynchronous: bool
+    ) -> Any:
+        """The client of a run (``clients``, by :meth:`kind_of`) for ``url``, made on first
+        use: sync or async, of ``library``."""
+        kind = self.kind_of(url)
+        client = clients.get(kind)
+        if client is None:
+            make = self.async_client if asynchronous else self.sync_client
+            client = clients[kind] = make(library, url)
+        return client
+
     def kind_of(self, url: str) -> bool:
         """Which of a run's clients sends to ``url``: requests that need the same TLS context
         share one (:mod:`.tls_contexts`: a plain-http URL gets one that loads no CA)."""

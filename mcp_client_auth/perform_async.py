@@ -68,13 +68,10 @@ class AsyncPerformer:
         return await asyncio.to_thread(send_sync, client, effect)  # a sync transport
 
     def _client_for(self, url: str) -> Any:
-        http = self._context.http
-        kind = http.kind_of(url)
-        client = self._clients.get(kind)
-        if client is None:
-            make = http.async_client if self._asynchronous else http.sync_client
-            client = self._clients[kind] = make(self._library, url)
-        return client
+        asynchronous = self._asynchronous
+        return self._context.http.client_for(
+            self._clients, self._library, url, asynchronous=asynchronous
+        )
 
     # -- the refresh lock -------------------------------------------------------------------
 

@@ -88,12 +88,9 @@ class SyncPerformer:
 
     def _client_for(self, url: str) -> Any:
         http = self._context.http
-        kind = http.kind_of(url)
-        client = self._clients.get(kind)
-        if client is None:
-            make = http.sync_client if self._synchronous else http.async_client
-            client = self._clients[kind] = make(self._library, url)
-        return client
+        return http.client_for(
+            self._clients, self._library, url, asynchronous=not self._synchronous
+        )
 
     # -- the refresh lock -------------------------------------------------------------------
 
