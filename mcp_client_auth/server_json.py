@@ -13,6 +13,7 @@ Pure functions of their arguments: no I/O, so every hostile input is tested dire
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -90,7 +91,11 @@ def _too_deep(document: object, limit: int) -> bool:
 # A surrogate can only come from a \u escape (UTF-8 text has none); a pair of them is one
 # character once parsed, so what is left is a lone one, which no UTF-8 file or log can hold.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@functools.cache  # compiled when an escape is seen, not on import (a third of a millisecond)
+def _surrogate() -> re.Pattern[str]:
+    return re.compile("[\ud800-\udfff]")
 
 
 def _has_lone_surrogate(document: object) -> bool:
@@ -98,7 +103,7 @@ def _has_lone_surrogate(document: object) -> bool:
     while pending:
         value = pending.pop()
         if isinstance(value, str):
-            if _SURROGATE.search(value):
+            if _surrogate().search(value):
                 return True
         elif isinstance(value, dict):
             pending.extend(value.keys())

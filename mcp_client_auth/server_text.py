@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -36,15 +37,27 @@ _GAP = (
     r"\s\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
     r"\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
 )
-_VISIBLE_RUN = re.compile(f"[^{_GAP}]+")
-_UNSAFE = re.compile(f"[{_GAP}]")
 _PIECE = 12  # this many characters of a secret in a row are an echo of it (about 70 bits)
+
+
+# Compiled on first use, not on import: the negated class alone takes a millisecond, and a
+# reconnect with ASCII URLs needs neither pattern (see has_unsafe_characters).
+@functools.cache
+def _unsafe() -> re.Pattern[str]:
+    return re.compile(f"[{_GAP}]")
+
+
+@functools.cache
+def _visible_run() -> re.Pattern[str]:
+    return re.compile(f"[^{_GAP}]+")
 
 
 def has_unsafe_characters(text: str) -> bool:
     """Whether ``text`` holds whitespace, a control, bidi or invisible character, or anything
     Python does not call printable (a URL with one is refused: it can read other than it is)."""
-    return not text.isprintable() or _UNSAFE.search(text) is not None
+    if text.isascii():  # of ASCII, only the space is printable and in the gap
+        return " " in text or not text.isprintable()
+    return not text.isprintable() or _unsafe().search(text) is not None
 
 
 def _escape(char: str) -> str:
@@ -60,11 +73,10 @@ def visible_text(text: str) -> str:
     """``text`` with every character that is not printable, or hides (see ``_GAP``), shown as
     a visible escape (``\\x1b``, ``\\u202e``); the plain space stays. Unbounded: for a URL
     printed for the user to open, which must not be cut."""
-    if text.isprintable() and not _UNSAFE.search(text.replace(" ", "")):
+    if text.isprintable() and not has_unsafe_characters(text.replace(" ", "")):
         return text
     return "".join(
-        char if char == " " or (char.isprintable() and not _UNSAFE.match(char)) else _escape(char)
-        for char in text
+        char if char == " " or not has_unsafe_characters(char) else _escape(char) for char in text
     )
 
 
@@ -117,7 +129,7 @@ def _cut_secrets(text: str, secrets: Iterable[str]) -> str:
             forms |= _encodings(secret)
     if not forms:
         return text
-    runs = [(m.start(), m.group()) for m in _VISIBLE_RUN.finditer(text)]
+    runs = [(m.start(), m.group()) for m in _visible_run().finditer(text)]
     starts: list[int] = []  # where each run begins in the skeleton
     length = 0
     for _, run in runs:
