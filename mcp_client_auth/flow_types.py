@@ -9,8 +9,7 @@ makes neither.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .url_rules import UrlRules
 
@@ -34,9 +33,13 @@ JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 AssertionSource = Callable[[str, str], "str | Awaitable[str]"]
 
 
-# eq=False: settings are never compared, and a generated __eq__ costs a reconnect its compile
-@dataclass(frozen=True, repr=False, eq=False)
-class ClientSettings:
+def _no_preference() -> bool:
+    return False
+
+
+# Named tuples, not frozen dataclasses: a reconnect makes both, and on Python 3.11 a dataclass
+# compiles each method it generates when its module is imported.
+class ClientSettings(NamedTuple):
     """What the user told the provider about the client."""
 
     client_name: str
@@ -52,8 +55,7 @@ class ClientSettings:
         )
 
 
-@dataclass(frozen=True, eq=False)  # never compared: see ClientSettings
-class FlowSettings:
+class FlowSettings(NamedTuple):
     """The provider's configuration, as the flow needs it."""
 
     server_url: str  # canonical URL of the protected resource
@@ -68,18 +70,18 @@ class FlowSettings:
     interactive: bool = True  # False: raise LoginRequiredError instead of a login
     device: bool = False  # the login is the device authorization grant
     # asked at login time: True when no browser can be opened, so the device grant is better
-    prefer_device: Callable[[], bool] = field(default=lambda: False)
+    prefer_device: Callable[[], bool] = _no_preference
     protocol_version: str | None = None
     # None: the authorization code grant with PKCE (a person logs in)
     machine: MachineGrant | None = None
-    extra_scopes: tuple[str, ...] = field(default_factory=tuple)
+    extra_scopes: tuple[str, ...] = ()
     # DPoP (RFC 9449): None = where the authorization server offers it, True = always (a
     # Bearer token is refused), False = never
     dpop: bool | None = None
     # the authorization server the user expects (its issuer): no other one is ever contacted
     issuer: str | None = None
     # where a server may send the client: https, and loopback only for a loopback resource
-    urls: UrlRules = field(default_factory=UrlRules)
+    urls: UrlRules = UrlRules()
     # what LoginRequiredError tells the user to do (the command that logs in to the same store)
     login_hint: Callable[[], str] | None = None
 

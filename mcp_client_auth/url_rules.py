@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import string
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from .errors import ConfigurationError, DiscoveryError
@@ -50,8 +50,7 @@ def insecure_http_allowed(opt_in: bool = False) -> bool:
     return os.environ.get(INSECURE_HTTP_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
-@dataclass(frozen=True)
-class UrlRules:
+class UrlRules(NamedTuple):
     """Where the client may send a request, decided once per protected resource.
 
     Every URL a server supplies (a challenge's ``resource_metadata``, the authorization servers
@@ -64,7 +63,8 @@ class UrlRules:
       on loopback. Otherwise a remote server could make the client request local services
       (``https://127.0.0.1:6379/``) and learn from its errors which ports are open.
 
-    The default is the strictest: a remote resource, no opt-in.
+    The default is the strictest: a remote resource, no opt-in. (A named tuple: see
+    :class:`~.urls.SplitUrl`.)
     """
 
     loopback_allowed: bool = False

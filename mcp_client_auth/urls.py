@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import string
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
@@ -31,9 +31,13 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST_CHARS = frozenset(string.ascii_letters + string.digits + "-._~")
 
 
-@dataclass(frozen=True, eq=False)  # never compared; a reconnect need not compile an __eq__
-class SplitUrl:
-    """An absolute http(s) URL in parts, scheme, host and port in canonical form."""
+class SplitUrl(NamedTuple):
+    """An absolute http(s) URL in parts, scheme, host and port in canonical form.
+
+    A named tuple, as :func:`urllib.parse.urlsplit`'s result is. Not a frozen dataclass: on
+    Python 3.11 a dataclass compiles each method it generates when its module is imported, a
+    cost every reconnecting process would pay (the same holds for the other value types a
+    reconnect imports)."""
 
     scheme: str
     host: str  # lowercased; an IPv6 literal keeps its brackets

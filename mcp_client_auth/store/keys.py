@@ -20,9 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import StorageError
 from .codec import format_key, parse_keys
@@ -159,10 +158,10 @@ def _missing_key(
     )
 
 
-@dataclass(frozen=True, repr=False)
-class _NewKey:
+class _NewKey(NamedTuple):
     """How to make a key where there is none: keep it now (``create``) or leave it pending,
-    and which key to make (``candidate``, the one a pending store already uses)."""
+    and which key to make (``candidate``, the one a pending store already uses). A named
+    tuple: see :class:`.protection.StoreKey`."""
 
     create: bool = True
     candidate: tuple[bytes, ...] | None = None
@@ -177,8 +176,8 @@ def _load_key(
     kept_in: str | None,
     has_entries: bool,
     timeout: float,
-    start_over: str | None = None,
-    made: _NewKey = _NewKey(),
+    start_over: str | None,
+    made: _NewKey,
 ) -> StoreKey:
     user = str(directory)
     key_file = key_file_path(directory)

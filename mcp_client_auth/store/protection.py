@@ -4,7 +4,7 @@ print, and what a store key carries with it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 __all__ = ["Protection", "StoreKey"]
 
@@ -54,9 +54,12 @@ class Protection:
         return f"as protected by {self.where}"
 
 
-@dataclass(frozen=True, repr=False)
-class StoreKey:
-    """The keys of one store (newest first) and the protection they have. Never printed."""
+class StoreKey(NamedTuple):
+    """The keys of one store (newest first) and the protection they have. Never printed.
+
+    A named tuple, not a frozen dataclass like :class:`Protection` (which is public): a
+    reconnect makes one, and on Python 3.11 a dataclass compiles each method it generates when
+    its module is imported."""
 
     keys: tuple[bytes, ...]
     protection: Protection
@@ -66,4 +69,5 @@ class StoreKey:
     def __repr__(self) -> str:
         return f"StoreKey({len(self.keys)} key(s), {self.protection})"
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        return repr(self)
