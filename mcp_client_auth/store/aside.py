@@ -25,8 +25,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .capabilities import SetsAside
 
@@ -50,15 +49,15 @@ UNREADABLE = ".unreadable-"
 ASIDE_COLLECTION = ".unreadable"  # appended to a collection's name, for a generic store
 
 
-@dataclass(frozen=True)
-class SetAside:
+class SetAside(NamedTuple):
     """An unreadable stored entry that was moved aside (never deleted): what, where to, why.
 
     ``entry`` names the entry as it was found ("token store entry" and its file or its name in
     the store underneath, or "stored record for" and its key),
     ``moved_to`` where it is kept now, ``why`` what made it unreadable. Neither holds a
     token: the names are the store's own (hashes, on disk and in Redis, or the key it was
-    stored under), and the reason describes the content without quoting it.
+    stored under), and the reason describes the content without quoting it. A named tuple:
+    see :class:`.protection.Protection`.
     """
 
     entry: str

@@ -19,8 +19,7 @@ import secrets
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 __all__ = [
     "KEYRING_TIMEOUT",
@@ -46,12 +45,12 @@ Verdict = Literal["works", "missing", "locked", "slow"]
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class KeyringProbe:
+class KeyringProbe(NamedTuple):
     """The verdict on the system keyring: ``works``, ``missing``, ``locked`` or ``slow``.
 
     ``backend`` is the keyring backend's class (or ``"none"``), ``reason`` one line saying why
-    the verdict is what it is, and what to do where there is something to do.
+    the verdict is what it is, and what to do where there is something to do. A named tuple:
+    see :class:`.protection.Protection`.
     """
 
     verdict: Verdict

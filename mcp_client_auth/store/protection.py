@@ -3,20 +3,26 @@ print, and what a store key carries with it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 __all__ = ["Protection", "StoreKey"]
 
 
-@dataclass(frozen=True)
-class Protection:
+class Protection(NamedTuple):
     """Where a store's key is kept and how well that protects it (what ``doctor`` prints).
 
     ``kind`` is one of ``"keyring"``, ``"key file"``, ``"environment"``, ``"application"``
     (the application passed the key, ``TokenStore.redis(key=...)``), ``"memory"``,
     ``"custom"``; ``where`` names the keyring backend, the key file or the variable; ``note``
     says why a weaker kind is in force.
+
+    A named tuple, like the other values a reconnecting process makes and only reads
+    (:class:`StoreKey`, :class:`.keyring_access.KeyringProbe`, :class:`.aside.SetAside`,
+    :class:`.token_store.RecordRead`, the flow's settings and URL parts). On Python 3.11 a
+    frozen dataclass compiles each method it generates when its module is imported, half a
+    millisecond a class; a reconnect made a dozen. The records whose use includes
+    :func:`dataclasses.replace` (``TokenSet``, ``ClientRegistration``, ``ServerRecord``) stay
+    dataclasses.
     """
 
     kind: Literal["keyring", "key file", "environment", "application", "memory", "custom"]
@@ -57,9 +63,7 @@ class Protection:
 class StoreKey(NamedTuple):
     """The keys of one store (newest first) and the protection they have. Never printed.
 
-    A named tuple, not a frozen dataclass like :class:`Protection` (which is public): a
-    reconnect makes one, and on Python 3.11 a dataclass compiles each method it generates when
-    its module is imported."""
+    A named tuple: see :class:`Protection`."""
 
     keys: tuple[bytes, ...]
     protection: Protection

@@ -11,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import StorageError
 from ..tokens import ServerRecord
@@ -62,10 +61,11 @@ def failing_as(action: str, description: str) -> Iterator[None]:
         raise StorageError(f"could not {action} ({description}): {exc}") from exc
 
 
-@dataclass(frozen=True)
-class RecordRead:
+class RecordRead(NamedTuple):
     """What :meth:`TokenStore.read` found: the record (None when absent or unreadable) and, when
-    the stored entry could not be read, where it was moved (:class:`SetAside`) instead."""
+    the stored entry could not be read, where it was moved (:class:`SetAside`) instead. A named
+    tuple (``record, set_aside = await store.read(url)``): see
+    :class:`.protection.Protection`."""
 
     record: ServerRecord | None
     set_aside: SetAside | None = None
