@@ -9,22 +9,22 @@ The drivers' own steps (``resource.py``) yield the refresh lock as effects too
 (:class:`AcquireLock`, :class:`TryLock`, :class:`ReleaseLock`), so one performer per kind of
 driver does every piece of I/O and the generators hold no resources of their own.
 
-The effects are immutable values (equal when their type and fields are), written as plain
-classes with ``__slots__`` rather than frozen dataclasses: a reconnecting process imports this
-module, and dataclasses generate their methods with ``exec`` at import, a cost such a process
-would pay for nothing.
+The effects are immutable values (equal when their type and fields are), :class:`~.values.Value`
+classes rather than frozen dataclasses: a reconnecting process imports this module, and
+dataclasses generate their methods with ``exec`` at import, a cost such a process would pay for
+nothing.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from dataclasses import FrozenInstanceError
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from .errors import MCPAuthError
 from .tokens import ServerRecord
+from .values import Value, set_field
 
 if TYPE_CHECKING:  # the login package is imported only by a process that logs in
     from .login.base import LoginSession
@@ -47,58 +47,8 @@ __all__ = [
     "TryLock",
 ]
 
-_set = object.__setattr__  # how __init__ fills the slots of a value that refuses assignment
 
-
-class _Value:
-    """An immutable value: fields in ``__slots__``, equality and hash over them.
-
-    What ``@dataclass(frozen=True)`` gave, without generating code at import. Fields named in
-    ``_hidden`` (secrets, or records that hold them) are left out of the repr.
-    """
-
-    __slots__: tuple[str, ...] = ()
-    _hidden: ClassVar[frozenset[str]] = frozenset()
-
-    def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        assert isinstance(other, _Value)
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._fields()))
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # copy, deepcopy and pickle would restore the slots by assignment, which is refused
-        return (_rebuild, (type(self), self._fields()))
-
-    def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{name}=..." if name in self._hidden else f"{name}={getattr(self, name)!r}"
-            for name in self.__slots__
-        )
-        return f"{type(self).__name__}({shown})"
-
-
-def _rebuild(cls: type[_Value], fields: tuple[Any, ...]) -> _Value:
-    """An effect made again from its fields (see ``_Value.__reduce__``)."""
-    value = object.__new__(cls)
-    for name, field_value in zip(cls.__slots__, fields, strict=True):
-        _set(value, name, field_value)
-    return value
-
-
-class HttpRequest(_Value):
+class HttpRequest(Value):
     """A request the flow needs sent (discovery, registration, token, revocation).
 
     ``error`` is the error class the driver raises when the request cannot be sent at all
@@ -124,13 +74,13 @@ class HttpRequest(_Value):
         body: bytes | None = None,
         timeout: float | None = None,
     ) -> None:
-        _set(self, "method", method)
-        _set(self, "url", url)
-        _set(self, "what", what)
-        _set(self, "error", error)
-        _set(self, "headers", {} if headers is None else headers)
-        _set(self, "body", body)
-        _set(self, "timeout", timeout)
+        set_field(self, "method", method)
+        set_field(self, "url", url)
+        set_field(self, "what", what)
+        set_field(self, "error", error)
+        set_field(self, "headers", {} if headers is None else headers)
+        set_field(self, "body", body)
+        set_field(self, "timeout", timeout)
 
     @classmethod
     def get_json(
@@ -185,7 +135,7 @@ class HttpRequest(_Value):
         return f"HttpRequest({self.method} {self.url} for {self.what})"
 
 
-class HttpResponse(_Value):
+class HttpResponse(Value):
     """The answer to an :class:`HttpRequest`, body capped by the driver.
 
     ``request`` is the request it answers, set by the driver: what it sent (a code, a secret,
@@ -213,25 +163,25 @@ class HttpResponse(_Value):
         truncated: bool = False,
         request: HttpRequest | None = None,
     ) -> None:
-        _set(self, "status_code", status_code)
-        _set(self, "headers", headers)
-        _set(self, "body", body)
-        _set(self, "url", url)
-        _set(self, "challenges", challenges)
-        _set(self, "truncated", truncated)
-        _set(self, "request", request)
+        set_field(self, "status_code", status_code)
+        set_field(self, "headers", headers)
+        set_field(self, "body", body)
+        set_field(self, "url", url)
+        set_field(self, "challenges", challenges)
+        set_field(self, "truncated", truncated)
+        set_field(self, "request", request)
 
     def __repr__(self) -> str:
         return f"HttpResponse({self.status_code} from {self.url})"
 
 
-class LoadRecord(_Value):
+class LoadRecord(Value):
     """Read this resource's record from the store (returns ``ServerRecord | None``)."""
 
     __slots__ = ()
 
 
-class SaveRecord(_Value):
+class SaveRecord(Value):
     """Write the record to the store (returns ``None``)."""
 
     __slots__ = ("record",)
@@ -239,26 +189,26 @@ class SaveRecord(_Value):
     record: ServerRecord
 
     def __init__(self, record: ServerRecord) -> None:
-        _set(self, "record", record)
+        set_field(self, "record", record)
 
 
-class DeleteRecord(_Value):
+class DeleteRecord(Value):
     """Forget this resource's record entirely (returns ``None``)."""
 
     __slots__ = ()
 
 
-class StartLogin(_Value):
+class StartLogin(Value):
     """Start the login strategy (returns a ``LoginSession``, closed by the driver at the end)."""
 
     __slots__ = ("redirect_uri",)
     redirect_uri: str | None
 
     def __init__(self, redirect_uri: str | None) -> None:
-        _set(self, "redirect_uri", redirect_uri)
+        set_field(self, "redirect_uri", redirect_uri)
 
 
-class CompleteLogin(_Value):
+class CompleteLogin(Value):
     """Send the user through ``url``; returns the URL the browser was sent back to.
 
     ``check`` is the flow's check of that URL (raises AuthorizationError), which the driver
@@ -282,14 +232,14 @@ class CompleteLogin(_Value):
         timeout: float,
         check: Callable[[str], object] | None = None,
     ) -> None:
-        _set(self, "session", session)
-        _set(self, "url", url)
-        _set(self, "state", state)
-        _set(self, "timeout", timeout)
-        _set(self, "check", check)
+        set_field(self, "session", session)
+        set_field(self, "url", url)
+        set_field(self, "state", state)
+        set_field(self, "timeout", timeout)
+        set_field(self, "check", check)
 
 
-class ShowDeviceCode(_Value):
+class ShowDeviceCode(Value):
     """Show the device-flow instructions to the user (returns ``None``)."""
 
     __slots__ = ("expires_in", "user_code", "verification_uri", "verification_uri_complete")
@@ -305,13 +255,13 @@ class ShowDeviceCode(_Value):
         verification_uri_complete: str | None,
         expires_in: float | None,
     ) -> None:
-        _set(self, "verification_uri", verification_uri)
-        _set(self, "user_code", user_code)
-        _set(self, "verification_uri_complete", verification_uri_complete)
-        _set(self, "expires_in", expires_in)
+        set_field(self, "verification_uri", verification_uri)
+        set_field(self, "user_code", user_code)
+        set_field(self, "verification_uri_complete", verification_uri_complete)
+        set_field(self, "expires_in", expires_in)
 
 
-class GetSubjectToken(_Value):
+class GetSubjectToken(Value):
     """The subject token of a token exchange: ``source`` itself, or what calling it returns
     (sync or async); returns ``str``."""
 
@@ -320,27 +270,27 @@ class GetSubjectToken(_Value):
     source: str | Callable[[], str | Awaitable[str]]
 
     def __init__(self, source: str | Callable[[], str | Awaitable[str]]) -> None:
-        _set(self, "source", source)
+        set_field(self, "source", source)
 
 
-class Sleep(_Value):
+class Sleep(Value):
     """Wait this many seconds (the device flow's polling interval)."""
 
     __slots__ = ("seconds",)
     seconds: float
 
     def __init__(self, seconds: float) -> None:
-        _set(self, "seconds", seconds)
+        set_field(self, "seconds", seconds)
 
 
-class AcquireLock(_Value):
+class AcquireLock(Value):
     """Take the refresh lock of this resource, waiting as long as the store's lock allows:
     first the in-process lock, then the store's cross-process one (returns ``None``)."""
 
     __slots__ = ()
 
 
-class TryLock(_Value):
+class TryLock(Value):
     """One try at the refresh lock (returns ``bool``: held).
 
     The first try of a run takes the in-process lock and tries the store's once; each later
@@ -351,7 +301,7 @@ class TryLock(_Value):
     __slots__ = ()
 
 
-class ReleaseLock(_Value):
+class ReleaseLock(Value):
     """Close the login sessions this run opened, then let go of the refresh lock, held or
     waited for (returns ``None``; nothing happens when neither)."""
 

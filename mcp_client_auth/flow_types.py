@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from .url_rules import UrlRules
+from .values import Value, set_field
 
 if TYPE_CHECKING:
     from .machine_grant import MachineGrant
@@ -37,26 +38,44 @@ def _no_preference() -> bool:
     return False
 
 
-# Named tuples, not frozen dataclasses: a reconnect makes both, and on Python 3.11 a dataclass
-# compiles each method it generates when its module is imported.
-class ClientSettings(NamedTuple):
-    """What the user told the provider about the client."""
+# Neither is a frozen dataclass: a reconnect makes both, and on Python 3.11 a dataclass
+# compiles each method it generates when its module is imported (see .values).
+class ClientSettings(Value):
+    """What the user told the provider about the client. A value, not a named tuple: it holds
+    the client secret, which must reach text only through the repr (which leaves it out)."""
 
+    __slots__ = (
+        "application_type",
+        "client_id",
+        "client_metadata_url",
+        "client_name",
+        "client_secret",
+    )
+    _hidden = frozenset({"client_secret"})
     client_name: str
-    client_id: str | None = None
-    client_secret: str | None = None
-    client_metadata_url: str | None = None
-    application_type: str = "native"
+    client_id: str | None
+    client_secret: str | None
+    client_metadata_url: str | None
+    application_type: str
 
-    def __repr__(self) -> str:
-        return (
-            f"ClientSettings(client_name={self.client_name!r}, client_id={self.client_id!r}, "
-            f"client_metadata_url={self.client_metadata_url!r})"
-        )
+    def __init__(
+        self,
+        client_name: str,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        client_metadata_url: str | None = None,
+        application_type: str = "native",
+    ) -> None:
+        set_field(self, "client_name", client_name)
+        set_field(self, "client_id", client_id)
+        set_field(self, "client_secret", client_secret)
+        set_field(self, "client_metadata_url", client_metadata_url)
+        set_field(self, "application_type", application_type)
 
 
 class FlowSettings(NamedTuple):
-    """The provider's configuration, as the flow needs it."""
+    """The provider's configuration, as the flow needs it. A named tuple: its secrets are in
+    ``client`` and ``machine``, which keep them out of any text."""
 
     server_url: str  # canonical URL of the protected resource
     client: ClientSettings

@@ -225,14 +225,15 @@ class OAuthClientProvider(AuthBase):
 
         With ``interactive=False`` a needed login raises :class:`LoginRequiredError`.
         """
-        tokens = self._flow.valid_tokens()
+        tokens = self._flow.valid_tokens() or await self._first_read_async()
         if tokens is not None:
             return tokens
         return await self._run(self._resource.token_steps())  # type: ignore[no-any-return]
 
     def get_token(self) -> TokenSet:
-        """:meth:`aget_token` for synchronous code."""
-        tokens = self._flow.valid_tokens()
+        """:meth:`aget_token` for synchronous code: a valid stored token is read and returned
+        in the caller's thread; the background event loop runs only a refresh or a login."""
+        tokens = self._flow.valid_tokens() or self._first_read_sync()
         if tokens is not None:
             return tokens
         from ._portal import run_sync
@@ -272,7 +273,8 @@ class OAuthClientProvider(AuthBase):
     # -- the first read of the store ------------------------------------------------------
 
     def _first_read_sync(self) -> TokenSet | None:
-        """The stored tokens when they can be sent now, read on a client's first request.
+        """The stored tokens when they can be sent now, read on a client's first request (or
+        the first :meth:`get_token`).
 
         A reconnect is one read and the request: no steps, no performer. The steps read the
         store again when these tokens cannot be sent (none, expired), as they always do.

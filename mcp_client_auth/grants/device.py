@@ -113,7 +113,7 @@ def _register_client(
     ``scope`` and what the resource and the server advertise."""
     return (
         yield from register_dynamically(
-            flow.settings.client._replace(application_type="native"),
+            flow.settings.client.replace(application_type="native"),
             issuer=record.issuer or "",
             server_metadata=record.server_metadata or {},
             redirect_uri=None,

@@ -21,9 +21,10 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..errors import StorageError
+from ..values import Value, set_field
 from .codec import format_key, parse_keys
 from .key_file import (
     key_file_path,
@@ -158,13 +159,19 @@ def _missing_key(
     )
 
 
-class _NewKey(NamedTuple):
+class _NewKey(Value):
     """How to make a key where there is none: keep it now (``create``) or leave it pending,
-    and which key to make (``candidate``, the one a pending store already uses). A named
-    tuple: see :class:`.protection.StoreKey`."""
+    and which key to make (``candidate``, the one a pending store already uses). A value, as
+    :class:`.protection.StoreKey` is: the candidate is a key."""
 
-    create: bool = True
-    candidate: tuple[bytes, ...] | None = None
+    __slots__ = ("candidate", "create")
+    _hidden = frozenset({"candidate"})
+    create: bool
+    candidate: tuple[bytes, ...] | None
+
+    def __init__(self, create: bool = True, candidate: tuple[bytes, ...] | None = None) -> None:
+        set_field(self, "create", create)
+        set_field(self, "candidate", candidate)
 
     def keys(self) -> tuple[bytes, ...]:
         return self.candidate or (os.urandom(32),)

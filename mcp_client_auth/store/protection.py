@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
+from ..values import Value, set_field
+
 __all__ = ["Protection", "StoreKey"]
 
 
@@ -16,13 +18,14 @@ class Protection(NamedTuple):
     ``"custom"``; ``where`` names the keyring backend, the key file or the variable; ``note``
     says why a weaker kind is in force.
 
-    A named tuple, like the other values a reconnecting process makes and only reads
-    (:class:`StoreKey`, :class:`.keyring_access.KeyringProbe`, :class:`.aside.SetAside`,
+    A named tuple, like the other values a reconnecting process makes, reads and may show whole
+    (:class:`.keyring_access.KeyringProbe`, :class:`.aside.SetAside`,
     :class:`.token_store.RecordRead`, the flow's settings and URL parts). On Python 3.11 a
     frozen dataclass compiles each method it generates when its module is imported, half a
-    millisecond a class; a reconnect made a dozen. The records whose use includes
-    :func:`dataclasses.replace` (``TokenSet``, ``ClientRegistration``, ``ServerRecord``) stay
-    dataclasses.
+    millisecond a class; a reconnect made a dozen. Values that hold a secret are ``Value``
+    classes instead (``mcp_client_auth.values``: :class:`StoreKey`), and the records whose
+    use includes :func:`dataclasses.replace` (``TokenSet``, ``ClientRegistration``,
+    ``ServerRecord``) stay dataclasses.
     """
 
     kind: Literal["keyring", "key file", "environment", "application", "memory", "custom"]
@@ -60,15 +63,25 @@ class Protection(NamedTuple):
         return f"as protected by {self.where}"
 
 
-class StoreKey(NamedTuple):
+class StoreKey(Value):
     """The keys of one store (newest first) and the protection they have. Never printed.
 
-    A named tuple: see :class:`Protection`."""
+    A ``Value`` (``mcp_client_auth.values``), not a named tuple: a tuple of keys could be
+    iterated or encoded into text; a value reaches text only through its repr, which counts
+    the keys."""
 
+    __slots__ = ("keys", "pending", "protection")
     keys: tuple[bytes, ...]
     protection: Protection
     # made but not kept anywhere yet (``create=False``): the store keeps it once it writes
-    pending: bool = False
+    pending: bool
+
+    def __init__(
+        self, keys: tuple[bytes, ...], protection: Protection, pending: bool = False
+    ) -> None:
+        set_field(self, "keys", keys)
+        set_field(self, "protection", protection)
+        set_field(self, "pending", pending)
 
     def __repr__(self) -> str:
         return f"StoreKey({len(self.keys)} key(s), {self.protection})"

@@ -418,3 +418,74 @@ def test_every_error_of_the_catalogue_is_clean() -> None:
         errors.append(outcome(servers, provider(servers, store, clock=later)))
     assert all(isinstance(e, TokenError) for e in errors), errors
     assert leaked("\n".join(everything_said(e) for e in errors), servers.secrets) == []
+
+
+# -- the values that hold a secret: only their repr reaches text, and it leaves the secret out ---
+# (a named tuple would also give it away to json.dumps, iteration and unpacking: FINDINGS S6)
+
+
+def _as_any_text(value: object) -> str:
+    """Every way a value becomes text without anyone asking for the secret in it: repr, str,
+    a format, a JSON log line that stringifies what it cannot encode (as structured loggers
+    do), and a pretty-printer."""
+    import pprint
+
+    return "\n".join(
+        [
+            repr(value),
+            str(value),
+            f"{value}",
+            json.dumps({"value": value}, default=str),
+            json.dumps({"settings": [value]}, default=repr),
+            pprint.pformat(value),
+        ]
+    )
+
+
+def test_client_settings_keep_the_secret_out_of_any_text() -> None:
+    secret = "cs-pre-registered-7Hq2-secret"
+    client = ClientSettings("x", client_id="pre", client_secret=secret)
+    settings = FlowSettings(server_url="https://mcp.example.com/mcp", client=client)
+    for value in (client, settings):
+        assert secret not in _as_any_text(value)
+    with pytest.raises(TypeError):
+        iter(client)  # type: ignore[call-overload]
+    assert client.replace(application_type="web").client_secret == secret
+
+
+def test_a_store_key_keeps_its_keys_out_of_any_text() -> None:
+    from mcp_client_auth.store.keys import Protection, StoreKey
+
+    raw = b"K3yMaterial-0123456789abcdefABCD"
+    key = StoreKey((raw,), Protection("memory", "this process"))
+    text = _as_any_text(key)
+    assert raw.decode() not in text and raw.hex() not in text
+    with pytest.raises(TypeError):
+        iter(key)  # type: ignore[call-overload]
+
+
+def test_a_failed_key_load_shows_no_key_in_its_traceback_locals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store opened before its key was kept holds a pending key; a later load that fails
+    (here: ``require_keyring=True`` and no keyring) must not show it in a traceback that
+    prints the frames' locals (as rich and pytest do)."""
+    import traceback
+
+    from mcp_client_auth.errors import StorageError
+    from mcp_client_auth.store import keys
+
+    monkeypatch.delenv("MCP_CLIENT_AUTH_KEY")
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND")  # and no D-Bus: no keyring at all
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    keys.forget_keys()
+    store = tmp_path / "pending-store"
+    pending = keys.load_key(store, create=False)
+    assert pending.pending
+    with pytest.raises(StorageError) as caught:
+        keys.load_key(store, require_keyring=True)
+    frames = traceback.TracebackException.from_exception(caught.value, capture_locals=True)
+    text = "".join(frames.format())
+    assert "made =" in text  # the frame that holds the pending key is shown
+    for key in pending.keys:
+        assert repr(key) not in text and key.hex() not in text

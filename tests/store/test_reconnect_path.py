@@ -142,3 +142,35 @@ def test_an_expired_stored_token_is_refreshed_by_a_sync_client(
     assert {"mcp_client_auth.drive", "mcp_client_auth.flow_http"} <= set(loaded.split())
     assert "anyio._core._sockets" not in loaded.split()  # the async HTTP stack never connected
     assert "asyncio" not in loaded.split()
+
+
+GET_TOKEN = """
+import sys
+from mcp_client_auth import OAuthClientProvider, TokenStore
+url, folder = sys.argv[1] + "/mcp", sys.argv[2]
+auth = OAuthClientProvider(url, store=TokenStore.default(folder), interactive=False)
+print(auth.get_token().access_token == sys.argv[3])
+ours = ("mcp_client_auth", "asyncio", "anyio")
+print(" ".join(sorted(name for name in sys.modules if name.startswith(ours))))
+"""
+
+
+@pytest.mark.parametrize("expires_in", ["3600", "-10"], ids=["valid", "expired"])
+def test_get_token_with_a_stored_token_starts_no_event_loop(
+    server: tuple[str, list[str]], tmp_path: Path, expires_in: str
+) -> None:
+    """A command-line tool that needs a token (``provider.get_token()``): with a valid stored
+    token it reads the store once and answers, with no portal thread and no event loop; an
+    expired one is refreshed at the token endpoint (the control: the first read hides no
+    refresh)."""
+    base, seen = server
+    folder = str(tmp_path / "store")
+    run(WRITE, base, folder, expires_in, TOKEN)
+    same, loaded = run(GET_TOKEN, base, folder, TOKEN if expires_in == "3600" else "refreshed")
+    assert same == "True"
+    if expires_in == "3600":
+        assert seen == []  # nothing sent: the stored token is the answer
+        assert "mcp_client_auth.provider" in loaded.split()
+        assert not NOT_ON_RECONNECT & set(loaded.split()), loaded
+    else:
+        assert seen == ["/token"]
