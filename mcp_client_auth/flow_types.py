@@ -9,7 +9,7 @@ makes neither.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from .url_rules import UrlRules
 from .values import Value, set_field
@@ -36,6 +36,9 @@ AssertionSource = Callable[[str, str], "str | Awaitable[str]"]
 
 def _no_preference() -> bool:
     return False
+
+
+_STRICTEST = UrlRules()  # a remote resource, no opt-in
 
 
 # Neither is a frozen dataclass: a reconnect makes both, and on Python 3.11 a dataclass
@@ -73,36 +76,93 @@ class ClientSettings(Value):
         set_field(self, "application_type", application_type)
 
 
-class FlowSettings(NamedTuple):
-    """The provider's configuration, as the flow needs it. A named tuple: its secrets are in
-    ``client`` and ``machine``, which keep them out of any text."""
+class FlowSettings(Value):
+    """The provider's configuration, as the flow needs it. A value, like
+    :class:`ClientSettings`."""
 
+    __slots__ = (
+        "client",
+        "device",
+        "dpop",
+        "extra_scopes",
+        "fixed_port",
+        "interactive",
+        "issuer",
+        "leeway",
+        "login_hint",
+        "login_timeout",
+        "machine",
+        "prefer_device",
+        "protocol_version",
+        "redirect_uri",
+        "scopes",
+        "server_url",
+        "urls",
+    )
     server_url: str  # canonical URL of the protected resource
     client: ClientSettings
-    scopes: tuple[str, ...] | None = None  # the user's scopes: never replaced
-    redirect_uri: str | None = None
+    scopes: tuple[str, ...] | None  # the user's scopes: never replaced
+    redirect_uri: str | None
     # the loopback port the user fixed (redirect_port=, BrowserLogin(port=)): it wins over a
     # stored registration's redirect URI, whose client is updated or registered again for it
-    fixed_port: int | None = None
-    leeway: float = 60.0
-    login_timeout: float = 300.0
-    interactive: bool = True  # False: raise LoginRequiredError instead of a login
-    device: bool = False  # the login is the device authorization grant
+    fixed_port: int | None
+    leeway: float
+    login_timeout: float
+    interactive: bool  # False: raise LoginRequiredError instead of a login
+    device: bool  # the login is the device authorization grant
     # asked at login time: True when no browser can be opened, so the device grant is better
-    prefer_device: Callable[[], bool] = _no_preference
-    protocol_version: str | None = None
+    prefer_device: Callable[[], bool]
+    protocol_version: str | None
     # None: the authorization code grant with PKCE (a person logs in)
-    machine: MachineGrant | None = None
-    extra_scopes: tuple[str, ...] = ()
+    machine: MachineGrant | None
+    extra_scopes: tuple[str, ...]
     # DPoP (RFC 9449): None = where the authorization server offers it, True = always (a
     # Bearer token is refused), False = never
-    dpop: bool | None = None
+    dpop: bool | None
     # the authorization server the user expects (its issuer): no other one is ever contacted
-    issuer: str | None = None
+    issuer: str | None
     # where a server may send the client: https, and loopback only for a loopback resource
-    urls: UrlRules = UrlRules()
+    urls: UrlRules
     # what LoginRequiredError tells the user to do (the command that logs in to the same store)
-    login_hint: Callable[[], str] | None = None
+    login_hint: Callable[[], str] | None
+
+    def __init__(
+        self,
+        server_url: str,
+        client: ClientSettings,
+        scopes: tuple[str, ...] | None = None,
+        redirect_uri: str | None = None,
+        fixed_port: int | None = None,
+        leeway: float = 60.0,
+        login_timeout: float = 300.0,
+        interactive: bool = True,
+        device: bool = False,
+        prefer_device: Callable[[], bool] = _no_preference,
+        protocol_version: str | None = None,
+        machine: MachineGrant | None = None,
+        extra_scopes: tuple[str, ...] = (),
+        dpop: bool | None = None,
+        issuer: str | None = None,
+        urls: UrlRules = _STRICTEST,
+        login_hint: Callable[[], str] | None = None,
+    ) -> None:
+        set_field(self, "server_url", server_url)
+        set_field(self, "client", client)
+        set_field(self, "scopes", scopes)
+        set_field(self, "redirect_uri", redirect_uri)
+        set_field(self, "fixed_port", fixed_port)
+        set_field(self, "leeway", leeway)
+        set_field(self, "login_timeout", login_timeout)
+        set_field(self, "interactive", interactive)
+        set_field(self, "device", device)
+        set_field(self, "prefer_device", prefer_device)
+        set_field(self, "protocol_version", protocol_version)
+        set_field(self, "machine", machine)
+        set_field(self, "extra_scopes", extra_scopes)
+        set_field(self, "dpop", dpop)
+        set_field(self, "issuer", issuer)
+        set_field(self, "urls", urls)
+        set_field(self, "login_hint", login_hint)
 
     @property
     def private_key(self) -> str | bytes | None:

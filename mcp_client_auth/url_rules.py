@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import re
 import string
-from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from .errors import ConfigurationError, DiscoveryError
 from .server_text import bounded, quoted
 from .urls import canonical_resource_url, is_loopback_host, reaches_this_machine, split_url
+from .values import Value, set_field
 
 __all__ = [
     "INSECURE_HTTP_ENV",
@@ -50,7 +50,7 @@ def insecure_http_allowed(opt_in: bool = False) -> bool:
     return os.environ.get(INSECURE_HTTP_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
-class UrlRules(NamedTuple):
+class UrlRules(Value):
     """Where the client may send a request, decided once per protected resource.
 
     Every URL a server supplies (a challenge's ``resource_metadata``, the authorization servers
@@ -63,12 +63,21 @@ class UrlRules(NamedTuple):
       on loopback. Otherwise a remote server could make the client request local services
       (``https://127.0.0.1:6379/``) and learn from its errors which ports are open.
 
-    The default is the strictest: a remote resource, no opt-in. (A named tuple: see
+    The default is the strictest: a remote resource, no opt-in. (A value: see
     :class:`~.urls.SplitUrl`.)
     """
 
-    loopback_allowed: bool = False
-    insecure_http: bool = False
+    __slots__ = ("insecure_http", "loopback_allowed")
+    loopback_allowed: bool
+    insecure_http: bool
+
+    def __init__(
+        self,
+        loopback_allowed: bool = False,
+        insecure_http: bool = False,
+    ) -> None:
+        set_field(self, "loopback_allowed", loopback_allowed)
+        set_field(self, "insecure_http", insecure_http)
 
     @classmethod
     def for_resource(cls, server_url: str, *, insecure_http: bool = False) -> UrlRules:

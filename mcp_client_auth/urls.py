@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import ipaddress
 import string
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 from .server_text import bounded, has_unsafe_characters, quoted
+from .values import Value, set_field
 
 __all__ = [
     "SplitUrl",
@@ -31,19 +31,33 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST_CHARS = frozenset(string.ascii_letters + string.digits + "-._~")
 
 
-class SplitUrl(NamedTuple):
+class SplitUrl(Value):
     """An absolute http(s) URL in parts, scheme, host and port in canonical form.
 
-    A named tuple, as :func:`urllib.parse.urlsplit`'s result is. Not a frozen dataclass: on
-    Python 3.11 a dataclass compiles each method it generates when its module is imported, a
-    cost every reconnecting process would pay (the same holds for the other value types a
-    reconnect imports)."""
+    A :class:`~.values.Value`, not a frozen dataclass: on Python 3.11 a dataclass compiles each
+    method it generates when its module is imported, a cost every reconnecting process would
+    pay (the same holds for the other value types a reconnect makes)."""
 
+    __slots__ = ("host", "path", "port", "query", "scheme")
     scheme: str
     host: str  # lowercased; an IPv6 literal keeps its brackets
     port: int | None  # None for the scheme's default port
     path: str
     query: str
+
+    def __init__(
+        self,
+        scheme: str,
+        host: str,
+        port: int | None,
+        path: str,
+        query: str,
+    ) -> None:
+        set_field(self, "scheme", scheme)
+        set_field(self, "host", host)
+        set_field(self, "port", port)
+        set_field(self, "path", path)
+        set_field(self, "query", query)
 
     @property
     def origin(self) -> str:

@@ -25,8 +25,9 @@ import secrets
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+from ..values import Value, set_field
 from .capabilities import SetsAside
 
 if TYPE_CHECKING:
@@ -49,20 +50,31 @@ UNREADABLE = ".unreadable-"
 ASIDE_COLLECTION = ".unreadable"  # appended to a collection's name, for a generic store
 
 
-class SetAside(NamedTuple):
+class SetAside(Value):
     """An unreadable stored entry that was moved aside (never deleted): what, where to, why.
 
     ``entry`` names the entry as it was found ("token store entry" and its file or its name in
     the store underneath, or "stored record for" and its key),
     ``moved_to`` where it is kept now, ``why`` what made it unreadable. Neither holds a
     token: the names are the store's own (hashes, on disk and in Redis, or the key it was
-    stored under), and the reason describes the content without quoting it. A named tuple:
-    see :class:`.protection.Protection`.
+    stored under), and the reason describes the content without quoting it. A value: see
+    :class:`.protection.Protection`.
     """
 
+    __slots__ = ("entry", "moved_to", "why")
     entry: str
     moved_to: str
     why: str
+
+    def __init__(
+        self,
+        entry: str,
+        moved_to: str,
+        why: str,
+    ) -> None:
+        set_field(self, "entry", entry)
+        set_field(self, "moved_to", moved_to)
+        set_field(self, "why", why)
 
     @property
     def message(self) -> str:

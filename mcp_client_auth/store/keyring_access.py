@@ -19,7 +19,9 @@ import secrets
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, TypeVar
+
+from ..values import Value, set_field
 
 __all__ = [
     "KEYRING_TIMEOUT",
@@ -45,17 +47,28 @@ Verdict = Literal["works", "missing", "locked", "slow"]
 T = TypeVar("T")
 
 
-class KeyringProbe(NamedTuple):
+class KeyringProbe(Value):
     """The verdict on the system keyring: ``works``, ``missing``, ``locked`` or ``slow``.
 
     ``backend`` is the keyring backend's class (or ``"none"``), ``reason`` one line saying why
-    the verdict is what it is, and what to do where there is something to do. A named tuple:
-    see :class:`.protection.Protection`.
+    the verdict is what it is, and what to do where there is something to do. A value: see
+    :class:`.protection.Protection`.
     """
 
+    __slots__ = ("backend", "reason", "verdict")
     verdict: Verdict
     backend: str
     reason: str
+
+    def __init__(
+        self,
+        verdict: Verdict,
+        backend: str,
+        reason: str,
+    ) -> None:
+        set_field(self, "verdict", verdict)
+        set_field(self, "backend", backend)
+        set_field(self, "reason", reason)
 
     @property
     def works(self) -> bool:

@@ -3,14 +3,14 @@ print, and what a store key carries with it."""
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from ..values import Value, set_field
 
 __all__ = ["Protection", "StoreKey"]
 
 
-class Protection(NamedTuple):
+class Protection(Value):
     """Where a store's key is kept and how well that protects it (what ``doctor`` prints).
 
     ``kind`` is one of ``"keyring"``, ``"key file"``, ``"environment"``, ``"application"``
@@ -18,19 +18,30 @@ class Protection(NamedTuple):
     ``"custom"``; ``where`` names the keyring backend, the key file or the variable; ``note``
     says why a weaker kind is in force.
 
-    A named tuple, like the other values a reconnecting process makes, reads and may show whole
-    (:class:`.keyring_access.KeyringProbe`, :class:`.aside.SetAside`,
-    :class:`.token_store.RecordRead`, the flow's settings and URL parts). On Python 3.11 a
+    A ``Value`` (``mcp_client_auth.values``), like the other values a reconnecting process
+    makes (:class:`StoreKey`, :class:`.keyring_access.KeyringProbe`, :class:`.aside.SetAside`,
+    :class:`.token_store.RecordRead`, the flow's settings and URL parts): fields, equality,
+    hash, repr and immutability as a frozen dataclass's, with ``replace()``. On Python 3.11 a
     frozen dataclass compiles each method it generates when its module is imported, half a
-    millisecond a class; a reconnect made a dozen. Values that hold a secret are ``Value``
-    classes instead (``mcp_client_auth.values``: :class:`StoreKey`), and the records whose
-    use includes :func:`dataclasses.replace` (``TokenSet``, ``ClientRegistration``,
-    ``ServerRecord``) stay dataclasses.
+    millisecond a class; a reconnect made a dozen. The records whose use includes
+    :func:`dataclasses.replace` (``TokenSet``, ``ClientRegistration``, ``ServerRecord``) stay
+    dataclasses.
     """
 
+    __slots__ = ("kind", "note", "where")
     kind: Literal["keyring", "key file", "environment", "application", "memory", "custom"]
     where: str
-    note: str = ""
+    note: str
+
+    def __init__(
+        self,
+        kind: Literal["keyring", "key file", "environment", "application", "memory", "custom"],
+        where: str,
+        note: str = "",
+    ) -> None:
+        set_field(self, "kind", kind)
+        set_field(self, "where", where)
+        set_field(self, "note", note)
 
     @property
     def in_keyring(self) -> bool:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageError
 from ..tokens import ServerRecord
+from ..values import Value, set_field
 from .aside import SetAside, collect_set_asides, report_set_aside, stop_collecting
 from .capabilities import (
     Closes,
@@ -61,14 +62,22 @@ def failing_as(action: str, description: str) -> Iterator[None]:
         raise StorageError(f"could not {action} ({description}): {exc}") from exc
 
 
-class RecordRead(NamedTuple):
+class RecordRead(Value):
     """What :meth:`TokenStore.read` found: the record (None when absent or unreadable) and, when
-    the stored entry could not be read, where it was moved (:class:`SetAside`) instead. A named
-    tuple (``record, set_aside = await store.read(url)``): see
+    the stored entry could not be read, where it was moved (:class:`SetAside`) instead. A value: see
     :class:`.protection.Protection`."""
 
+    __slots__ = ("record", "set_aside")
     record: ServerRecord | None
-    set_aside: SetAside | None = None
+    set_aside: SetAside | None
+
+    def __init__(
+        self,
+        record: ServerRecord | None,
+        set_aside: SetAside | None = None,
+    ) -> None:
+        set_field(self, "record", record)
+        set_field(self, "set_aside", set_aside)
 
 
 class TokenStore:

@@ -489,3 +489,24 @@ def test_a_failed_key_load_shows_no_key_in_its_traceback_locals(
     assert "made =" in text  # the frame that holds the pending key is shown
     for key in pending.keys:
         assert repr(key) not in text and key.hex() not in text
+
+
+def test_public_values_compare_as_the_dataclasses_did() -> None:
+    """Equal by type and fields, never to a plain tuple or to another type with the same
+    fields; immutable; ``replace`` gives a changed copy."""
+    from dataclasses import FrozenInstanceError
+
+    from mcp_client_auth import KeyringProbe, Protection
+    from mcp_client_auth.store import RecordRead, SetAside
+
+    probe = KeyringProbe("works", "b", "r")
+    assert probe == KeyringProbe("works", "b", "r")
+    assert probe != ("works", "b", "r")
+    assert Protection("memory", "this process", "") != SetAside("memory", "this process", "")
+    assert RecordRead(None) != (None, None)
+    assert ("memory", "this process", "") not in {Protection("memory", "this process")}
+    assert Protection("memory", "this process") in {Protection("memory", "this process")}
+    with pytest.raises(FrozenInstanceError):
+        probe.verdict = "missing"
+    assert probe.replace(verdict="missing") == KeyringProbe("missing", "b", "r")
+    assert probe.verdict == "works"
