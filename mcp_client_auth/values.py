@@ -25,17 +25,32 @@ set_field = object.__setattr__  # how __init__ fills the slots of a value that r
 
 class Value:
     """An immutable value: fields in ``__slots__`` (each an ``__init__`` parameter of the same
-    name), equality and hash over them. Fields named in ``_hidden`` are left out of the repr."""
+    name), equality and hash over them. Fields named in ``_hidden`` are left out of the repr.
+
+    The fields are the slots of the class and its bases, in the order of ``__init__``'s
+    parameters where those name them all (so the repr reads as the constructor call does,
+    although ``__slots__`` itself is kept sorted)."""
 
     __slots__: tuple[str, ...] = ()
     _hidden: ClassVar[frozenset[str]] = frozenset()
+    _field_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names = [n for klass in reversed(cls.__mro__) for n in klass.__dict__.get("__slots__", ())]
+        code = getattr(cls.__init__, "__code__", None)
+        if code is not None:
+            params = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+            if sorted(params) == sorted(names):
+                names = list(params)
+        cls._field_names = tuple(names)
 
     def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in self._field_names)
 
     def replace(self: V, **changes: Any) -> V:
         """A copy with ``changes`` (what :func:`dataclasses.replace` does for a dataclass)."""
-        fields = dict(zip(self.__slots__, self._fields(), strict=True))
+        fields = dict(zip(self._field_names, self._fields(), strict=True))
         return type(self)(**{**fields, **changes})
 
     def __eq__(self, other: object) -> bool:
@@ -60,7 +75,7 @@ class Value:
     def __repr__(self) -> str:
         shown = ", ".join(
             f"{name}=..." if name in self._hidden else f"{name}={getattr(self, name)!r}"
-            for name in self.__slots__
+            for name in self._field_names
         )
         return f"{type(self).__name__}({shown})"
 
@@ -68,6 +83,6 @@ class Value:
 def _rebuild(cls: type[Value], fields: tuple[Any, ...]) -> Value:
     """A value made again from its fields (see ``Value.__reduce__``)."""
     value = object.__new__(cls)
-    for name, field_value in zip(cls.__slots__, fields, strict=True):
+    for name, field_value in zip(cls._field_names, fields, strict=True):
         set_field(value, name, field_value)
     return value
