@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from .url_rules import UrlRules
+from .url_rules import STRICTEST, UrlRules
 from .values import Value, set_field
 
 if TYPE_CHECKING:
@@ -36,9 +36,6 @@ AssertionSource = Callable[[str, str], "str | Awaitable[str]"]
 
 def _no_preference() -> bool:
     return False
-
-
-_STRICTEST = UrlRules()  # a remote resource, no opt-in
 
 
 # Neither is a frozen dataclass: a reconnect makes both, and on Python 3.11 a dataclass
@@ -143,7 +140,7 @@ class FlowSettings(Value):
         extra_scopes: tuple[str, ...] = (),
         dpop: bool | None = None,
         issuer: str | None = None,
-        urls: UrlRules = _STRICTEST,
+        urls: UrlRules = STRICTEST,
         login_hint: Callable[[], str] | None = None,
     ) -> None:
         set_field(self, "server_url", server_url)

@@ -14,16 +14,13 @@ from typing import Any, NoReturn
 from .errors import DiscoveryError
 from .server_json import MAX_DOCUMENT_BYTES, json_type, parse_json
 from .server_text import bounded, quoted
-from .url_rules import UrlRules
+from .url_rules import STRICTEST, UrlRules
 
 __all__ = [
     "parse_json_document",
     "validate_resource_metadata",
     "validate_server_metadata",
 ]
-
-#: The rules when the caller names none: a remote resource, no opt-in for plain http.
-STRICTEST = UrlRules()
 
 
 def parse_json_document(

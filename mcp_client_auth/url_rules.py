@@ -20,6 +20,7 @@ from .values import Value, set_field
 
 __all__ = [
     "INSECURE_HTTP_ENV",
+    "STRICTEST",
     "UrlRules",
     "insecure_http_allowed",
     "normalized_path",
@@ -109,6 +110,10 @@ class UrlRules(Value):
                 f"hosts; {_OPT_IN})"
             )
         return url
+
+
+#: The rules when the caller names none: a remote resource, no opt-in for plain http.
+STRICTEST = UrlRules()
 
 
 def require_secure_url(url: str, *, what: str, insecure_http: bool = False) -> str:

@@ -7,8 +7,8 @@ millisecond a class, which every process that reconnects with a stored token wou
 
 A value is not a tuple, unlike a named tuple: it cannot be iterated, unpacked or encoded as a
 JSON array, so a field named in ``_hidden`` (a secret, or a record that holds one) reaches
-text only through the repr, which leaves it out. Values that hold nothing secret and that
-only need reading may be named tuples instead (:class:`~.urls.SplitUrl`).
+text only through the repr, which leaves it out. (A named tuple would also compile its
+constructor, and under postponed annotations every field's annotation, at import.)
 """
 
 from __future__ import annotations
